@@ -1,0 +1,131 @@
+//! The error body every failing request answers with, and its stable codes.
+
+use serde::{Deserialize, Serialize};
+
+/// A stable, machine-readable error code. Clients branch on this, never on the
+/// human-readable message. New codes may appear; an older client reads them as
+/// [`ErrorCode::Unknown`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// 400: the body is not valid JSON of the expected shape, or a path or query
+    /// parameter does not parse.
+    BadRequest,
+    /// 401: authentication failed. Unknown device, wrong signature, revoked device,
+    /// bad or expired token all answer with this one code and one message.
+    Unauthorized,
+    /// 403: authenticated, but not allowed to do this.
+    Forbidden,
+    /// 403: the link token is unknown, used or expired.
+    LinkTokenInvalid,
+    /// 404: no such resource (or one the caller may not know about).
+    NotFound,
+    /// 405: the route exists but not with this method.
+    MethodNotAllowed,
+    /// 409: this public key is already registered to a device.
+    DeviceExists,
+    /// 413: the request body is larger than the configured limit.
+    PayloadTooLarge,
+    /// 415: the body is not `application/json`.
+    UnsupportedMediaType,
+    /// 422: well-formed, but a value is not acceptable (for example a key of the
+    /// wrong length).
+    InvalidRequest,
+    /// 429: too many requests; retry after the number of seconds in `Retry-After`.
+    RateLimited,
+    /// 500: the server failed; nothing about the request was accepted.
+    Internal,
+    /// 503: the server cannot reach its database.
+    Unavailable,
+    /// A code this version of the protocol does not know.
+    #[serde(other)]
+    Unknown,
+}
+
+impl ErrorCode {
+    /// The code as it appears on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BadRequest => "bad_request",
+            Self::Unauthorized => "unauthorized",
+            Self::Forbidden => "forbidden",
+            Self::LinkTokenInvalid => "link_token_invalid",
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::DeviceExists => "device_exists",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::InvalidRequest => "invalid_request",
+            Self::RateLimited => "rate_limited",
+            Self::Internal => "internal",
+            Self::Unavailable => "unavailable",
+            Self::Unknown => "unknown",
+        }
+    }
+
+    /// The HTTP status this code is sent with.
+    pub fn status(self) -> u16 {
+        match self {
+            Self::BadRequest => 400,
+            Self::Unauthorized => 401,
+            Self::Forbidden | Self::LinkTokenInvalid => 403,
+            Self::NotFound => 404,
+            Self::MethodNotAllowed => 405,
+            Self::DeviceExists => 409,
+            Self::PayloadTooLarge => 413,
+            Self::UnsupportedMediaType => 415,
+            Self::InvalidRequest => 422,
+            Self::RateLimited => 429,
+            Self::Internal | Self::Unknown => 500,
+            Self::Unavailable => 503,
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The JSON body of every error answer: `{ "code": "...", "message": "..." }`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ErrorBody {
+    /// The stable machine-readable code.
+    pub code: ErrorCode,
+    /// A sentence for people. Never contains ids, tokens or request content.
+    pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_serialize_as_their_stable_names() {
+        for code in [
+            ErrorCode::BadRequest,
+            ErrorCode::Unauthorized,
+            ErrorCode::Forbidden,
+            ErrorCode::LinkTokenInvalid,
+            ErrorCode::NotFound,
+            ErrorCode::MethodNotAllowed,
+            ErrorCode::DeviceExists,
+            ErrorCode::PayloadTooLarge,
+            ErrorCode::UnsupportedMediaType,
+            ErrorCode::InvalidRequest,
+            ErrorCode::RateLimited,
+            ErrorCode::Internal,
+            ErrorCode::Unavailable,
+        ] {
+            let json = serde_json::to_string(&code).unwrap();
+            assert_eq!(json, format!("\"{}\"", code.as_str()));
+            assert_eq!(serde_json::from_str::<ErrorCode>(&json).unwrap(), code);
+        }
+        let later: ErrorCode = serde_json::from_str("\"stale_epoch_v9\"").unwrap();
+        assert_eq!(later, ErrorCode::Unknown);
+    }
+}

@@ -1,0 +1,286 @@
+//! Configuration: defaults, then an optional TOML file, then environment
+//! variables (`HEARTH_...`, with `__` between section and key, and plain
+//! `DATABASE_URL`). Every field has a default, so no configuration is needed.
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use secrecy::SecretString;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// Everything the server can be told.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on. `HEARTH_LISTEN`.
+    pub listen: String,
+    /// Directory for the SQLite database when no `database_url` is set.
+    /// `HEARTH_DATA_DIR`.
+    pub data_dir: PathBuf,
+    /// `postgres://...` to use PostgreSQL instead of SQLite. `DATABASE_URL` or
+    /// `HEARTH_DATABASE_URL`.
+    pub database_url: Option<SecretString>,
+    /// PostgreSQL pool size. `HEARTH_DATABASE_MAX_CONNECTIONS`.
+    pub database_max_connections: u32,
+    /// HTTP worker threads; the number of cores when unset. `HEARTH_WORKERS`.
+    pub workers: Option<usize>,
+    /// Seconds in-flight requests get to finish on shutdown.
+    /// `HEARTH_SHUTDOWN_TIMEOUT_SECS`.
+    pub shutdown_timeout_secs: u64,
+    /// Seconds between sweeps of expired rows. `HEARTH_SWEEP_INTERVAL_SECS`.
+    pub sweep_interval_secs: u64,
+    /// Logging.
+    pub log: LogConfig,
+    /// Tokens and challenges.
+    pub auth: AuthConfig,
+    /// Request size limits.
+    pub limits: LimitsConfig,
+    /// Rate limits.
+    pub rate_limits: RateLimitsConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("hearth-data"),
+            database_url: None,
+            database_max_connections: 16,
+            workers: None,
+            shutdown_timeout_secs: 30,
+            sweep_interval_secs: 60,
+            log: LogConfig::default(),
+            auth: AuthConfig::default(),
+            limits: LimitsConfig::default(),
+            rate_limits: RateLimitsConfig::default(),
+        }
+    }
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Logging. `HEARTH_LOG__FORMAT`, `HEARTH_LOG__LEVEL`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `pretty` or `json`.
+    pub format: LogFormat,
+    /// A `tracing` filter such as `info` or `hearth_server=debug,info`.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Pretty,
+            level: "info".into(),
+        }
+    }
+}
+
+/// Tokens and challenges. `HEARTH_AUTH__...`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// The `iss` claim of access tokens.
+    pub issuer: String,
+    /// The `aud` claim of access tokens.
+    pub audience: String,
+    /// Access token lifetime in seconds (at most 900).
+    pub access_token_ttl_secs: u64,
+    /// Refresh token lifetime in seconds.
+    pub refresh_token_ttl_secs: u64,
+    /// How long a challenge may be answered, in seconds.
+    pub challenge_ttl_secs: u64,
+    /// How long a link token may be redeemed, in seconds.
+    pub link_token_ttl_secs: u64,
+    /// Clock skew tolerated when checking `exp` and `iat`, in seconds.
+    pub leeway_secs: u64,
+    /// An Ed25519 seed (32 bytes, unpadded base64url) to sign access tokens
+    /// with. When unset, the server generates one on first start and keeps it
+    /// in the database, where every node finds it.
+    pub signing_key: Option<SecretString>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            issuer: "hearth".into(),
+            audience: "hearth-api".into(),
+            access_token_ttl_secs: 900,
+            refresh_token_ttl_secs: 30 * 24 * 3600,
+            challenge_ttl_secs: 120,
+            link_token_ttl_secs: 600,
+            leeway_secs: 30,
+            signing_key: None,
+        }
+    }
+}
+
+/// Request size limits. `HEARTH_LIMITS__...`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest JSON body accepted, in bytes.
+    pub json_body_bytes: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            json_body_bytes: 256 * 1024,
+        }
+    }
+}
+
+/// A token bucket: `burst` requests at once, refilled at `per_minute`.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Bucket {
+    /// Requests allowed at once.
+    pub burst: u32,
+    /// Requests added back per minute.
+    pub per_minute: u32,
+}
+
+/// Rate limits on the unauthenticated endpoints (challenges, registration,
+/// login, refresh). `HEARTH_RATE_LIMITS__...`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitsConfig {
+    /// Per client address.
+    pub per_ip: Bucket,
+    /// Per device logging in.
+    pub per_device: Bucket,
+    /// Take the client address from `X-Forwarded-For` / `Forwarded`. Only
+    /// behind a proxy that sets them; otherwise clients could choose their own
+    /// bucket.
+    pub trust_forwarded_for: bool,
+}
+
+impl Default for RateLimitsConfig {
+    fn default() -> Self {
+        Self {
+            per_ip: Bucket {
+                burst: 60,
+                per_minute: 30,
+            },
+            per_device: Bucket {
+                burst: 10,
+                per_minute: 6,
+            },
+            trust_forwarded_for: false,
+        }
+    }
+}
+
+/// The configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file or an environment variable does not parse.
+    #[error(transparent)]
+    Parse(#[from] Box<figment::Error>),
+    /// A value is out of range.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Loads defaults, then `file` if given, then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::new();
+        if let Some(file) = file {
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        let config: Config = figment
+            .merge(Env::raw().only(&["DATABASE_URL"]))
+            .merge(Env::prefixed("HEARTH_").ignore(&["CONFIG"]).split("__"))
+            .extract()
+            .map_err(Box::new)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks ranges that types cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let auth = &self.auth;
+        if auth.access_token_ttl_secs == 0 || auth.access_token_ttl_secs > 900 {
+            return Err(ConfigError::Invalid(
+                "auth.access_token_ttl_secs must be between 1 and 900".into(),
+            ));
+        }
+        if auth.refresh_token_ttl_secs == 0 || auth.challenge_ttl_secs == 0 {
+            return Err(ConfigError::Invalid(
+                "token and challenge lifetimes must be positive".into(),
+            ));
+        }
+        let rl = &self.rate_limits;
+        if rl.per_ip.burst == 0 || rl.per_device.burst == 0 {
+            return Err(ConfigError::Invalid(
+                "rate limit bursts must be at least 1".into(),
+            ));
+        }
+        if self.limits.json_body_bytes < 1024 {
+            return Err(ConfigError::Invalid(
+                "limits.json_body_bytes must be at least 1024".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    #[test]
+    fn environment_overrides_file_and_database_url_is_honoured() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "hearth.toml",
+                "listen = \"0.0.0.0:9000\"\n[log]\nformat = \"json\"\n",
+            )?;
+            jail.set_env("HEARTH_LOG__LEVEL", "debug");
+            jail.set_env("HEARTH_RATE_LIMITS__PER_IP__BURST", "5");
+            jail.set_env("HEARTH_RATE_LIMITS__PER_IP__PER_MINUTE", "1");
+            jail.set_env("DATABASE_URL", "postgres://db/hearth");
+            let config = Config::load(Some(Path::new("hearth.toml"))).expect("loads");
+            assert_eq!(config.listen, "0.0.0.0:9000");
+            assert_eq!(config.log.format, LogFormat::Json);
+            assert_eq!(config.log.level, "debug");
+            assert_eq!(config.rate_limits.per_ip.burst, 5);
+            assert_eq!(
+                config
+                    .database_url
+                    .as_ref()
+                    .map(|u| u.expose_secret().to_owned()),
+                Some("postgres://db/hearth".to_owned())
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn typos_and_out_of_range_values_are_refused() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("HEARTH_LISTN", "0.0.0.0:1");
+            assert!(Config::load(None).is_err());
+            Ok(())
+        });
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("HEARTH_AUTH__ACCESS_TOKEN_TTL_SECS", "3600");
+            assert!(matches!(Config::load(None), Err(ConfigError::Invalid(_))));
+            Ok(())
+        });
+    }
+}

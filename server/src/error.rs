@@ -1,0 +1,191 @@
+//! The API's error type: every failure becomes `{ "code", "message" }` with a
+//! stable code and the matching status. Messages never carry ids, tokens or
+//! request content; internal causes are logged (without such values) and
+//! answered with a bare `internal`.
+
+use crate::crypto::RandomError;
+use crate::storage::StorageError;
+use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, ResponseError};
+use hearth_protocol::{ErrorBody, ErrorCode};
+
+/// Why a request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Authentication failed. One variant for every cause, so the answer does
+    /// not tell an attacker which part was wrong.
+    #[error("authentication failed")]
+    Unauthorized,
+    /// The resource does not exist or the caller may not know it does.
+    #[error("not found")]
+    NotFound,
+    /// The route exists, but not with this method.
+    #[error("method not allowed on this route")]
+    MethodNotAllowed,
+    /// The body or a parameter is malformed.
+    #[error("{0}")]
+    BadRequest(String),
+    /// Well-formed, but a value is not acceptable.
+    #[error("{0}")]
+    Invalid(String),
+    /// The link token is unknown, used or expired.
+    #[error("the link token is unknown, used or expired")]
+    LinkTokenInvalid,
+    /// The public key is already registered.
+    #[error("this public key is already registered to a device")]
+    DeviceExists,
+    /// The body is over the configured limit.
+    #[error("the request body is larger than {limit} bytes")]
+    PayloadTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// The body is not JSON.
+    #[error("the request body must be application/json")]
+    UnsupportedMediaType,
+    /// Too many requests from this client or for this device.
+    #[error("too many requests; retry later")]
+    RateLimited {
+        /// Seconds until a request will be accepted again.
+        retry_after_secs: u64,
+    },
+    /// The database cannot be reached.
+    #[error("the database is unavailable")]
+    Unavailable,
+    /// Storage failed.
+    #[error("internal error")]
+    Storage(#[source] StorageError),
+    /// The random number generator failed.
+    #[error("internal error")]
+    Random(#[from] RandomError),
+    /// Signing a token failed.
+    #[error("internal error")]
+    Signing(#[source] jsonwebtoken::errors::Error),
+}
+
+impl ApiError {
+    /// The stable code sent to the client.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::Unauthorized => ErrorCode::Unauthorized,
+            Self::NotFound => ErrorCode::NotFound,
+            Self::MethodNotAllowed => ErrorCode::MethodNotAllowed,
+            Self::BadRequest(_) => ErrorCode::BadRequest,
+            Self::Invalid(_) => ErrorCode::InvalidRequest,
+            Self::LinkTokenInvalid => ErrorCode::LinkTokenInvalid,
+            Self::DeviceExists => ErrorCode::DeviceExists,
+            Self::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
+            Self::UnsupportedMediaType => ErrorCode::UnsupportedMediaType,
+            Self::RateLimited { .. } => ErrorCode::RateLimited,
+            Self::Unavailable => ErrorCode::Unavailable,
+            Self::Storage(_) | Self::Random(_) | Self::Signing(_) => ErrorCode::Internal,
+        }
+    }
+
+    /// The body sent to the client.
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            code: self.code(),
+            message: self.to_string(),
+        }
+    }
+}
+
+impl From<StorageError> for ApiError {
+    fn from(err: StorageError) -> Self {
+        match err {
+            StorageError::DeviceExists => Self::DeviceExists,
+            StorageError::LinkTokenInvalid => Self::LinkTokenInvalid,
+            other => Self::Storage(other),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.code().status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match self {
+            Self::Storage(err) => tracing::error!(error = %err, "storage failed"),
+            Self::Random(err) => tracing::error!(error = %err, "randomness failed"),
+            Self::Signing(err) => tracing::error!(error = %err, "token signing failed"),
+            _ => {}
+        }
+        let mut response = HttpResponse::build(self.status_code());
+        match self {
+            Self::RateLimited { retry_after_secs } => {
+                response.insert_header((header::RETRY_AFTER, HeaderValue::from(*retry_after_secs)));
+            }
+            Self::Unauthorized => {
+                response
+                    .insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+            }
+            _ => {}
+        }
+        response.json(self.body())
+    }
+}
+
+/// Turns actix's JSON extractor failures into [`ApiError`]s.
+pub fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
+    let api = match &err {
+        JsonPayloadError::OverflowKnownLength { limit, .. }
+        | JsonPayloadError::Overflow { limit } => ApiError::PayloadTooLarge { limit: *limit },
+        JsonPayloadError::ContentType => ApiError::UnsupportedMediaType,
+        JsonPayloadError::Deserialize(serde) => ApiError::BadRequest(describe_serde(serde)),
+        _ => ApiError::BadRequest("the request body could not be read".into()),
+    };
+    api.into()
+}
+
+/// Serde's messages can quote the offending input; keep only those that name
+/// a field, and otherwise say where the problem is.
+fn describe_serde(err: &serde_json::Error) -> String {
+    let text = err.to_string();
+    if text.starts_with("missing field") || text.starts_with("unknown field") {
+        return text
+            .split(" at line")
+            .next()
+            .unwrap_or("invalid body")
+            .split(", expected")
+            .next()
+            .unwrap_or("invalid body")
+            .to_owned();
+    }
+    match err.classify() {
+        serde_json::error::Category::Data => format!(
+            "a value has the wrong type or format (line {}, column {})",
+            err.line(),
+            err.column()
+        ),
+        _ => format!(
+            "the body is not valid JSON (line {}, column {})",
+            err.line(),
+            err.column()
+        ),
+    }
+}
+
+/// A path parameter that does not parse names nothing that exists.
+pub fn path_error(_err: PathError, _req: &HttpRequest) -> actix_web::Error {
+    ApiError::NotFound.into()
+}
+
+/// A query string that does not parse.
+pub fn query_error(_err: QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {
+    ApiError::BadRequest("the query string is malformed".into()).into()
+}
+
+/// The answer for routes that do not exist.
+pub async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound)
+}
+
+/// The answer for a known route with the wrong method.
+pub async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::MethodNotAllowed)
+}

@@ -1,0 +1,27 @@
+//! The Hearth server: a relay that authenticates devices and (in later work)
+//! orders and delivers MLS ciphertext it cannot read.
+//!
+//! [`startup::Application`] builds everything from a [`config::Config`]; the
+//! binary in `main.rs` only parses arguments and calls it.
+#![deny(missing_docs)]
+
+pub mod auth;
+pub mod config;
+pub mod crypto;
+pub mod error;
+pub mod openapi;
+pub mod rate_limit;
+pub mod routes;
+pub mod startup;
+pub mod storage;
+pub mod sweeper;
+pub mod telemetry;
+pub mod tokens;
+
+/// Now, in unix seconds.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}

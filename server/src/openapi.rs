@@ -1,0 +1,59 @@
+//! The OpenAPI description, generated from the handlers' annotations and the
+//! protocol types. Served at `/v1/openapi.json`.
+
+use crate::routes::{devices, health, ops, sessions};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+/// The whole API.
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(
+        title = "Hearth API",
+        description = "The Hearth relay: device identity and sessions, and the end-to-end \
+            encrypted delivery service for therapy and peer-support circles. Every error \
+            answers with `{ \"code\", \"message\" }`; the codes are stable.",
+        license(name = "AGPL-3.0-only"),
+    ),
+    paths(
+        health::healthz,
+        health::readyz,
+        ops::metrics,
+        ops::openapi,
+        sessions::create_challenge,
+        sessions::register_device,
+        sessions::login,
+        sessions::refresh,
+        sessions::logout,
+        devices::list_devices,
+        devices::revoke_device,
+        devices::create_link_token,
+        devices::delete_account,
+    ),
+    components(schemas(hearth_protocol::ErrorCode)),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "sessions", description = "Challenges, login, refresh, logout"),
+        (name = "devices", description = "Device registration and the caller's account"),
+        (name = "ops", description = "Health, readiness, metrics, this document"),
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some("An access token from POST /v1/sessions"))
+                    .build(),
+            ),
+        );
+    }
+}

@@ -1,0 +1,93 @@
+//! The caller's account: its devices, link tokens, and deletion.
+
+use crate::auth::Authenticated;
+use crate::crypto::{self, LINK_PREFIX};
+use crate::error::ApiError;
+use crate::startup::AppState;
+use crate::telemetry::redact;
+use actix_web::{HttpResponse, web};
+use hearth_protocol::auth::{DeviceInfo, DeviceList, LinkToken};
+use hearth_protocol::{DeviceId, ErrorBody};
+
+/// Lists the active devices of the caller's account.
+#[utoipa::path(get, path = "/v1/devices", tag = "devices", security(("bearer" = [])), responses(
+    (status = 200, description = "The account's devices", body = DeviceList),
+    (status = 401, description = "Not authenticated", body = ErrorBody)))]
+pub async fn list_devices(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+) -> Result<HttpResponse, ApiError> {
+    let devices = state.storage.account_devices(auth.account_id).await?;
+    Ok(HttpResponse::Ok().json(DeviceList {
+        account_id: auth.account_id,
+        devices: devices
+            .into_iter()
+            .map(|d| DeviceInfo {
+                current: d.id == auth.device_id,
+                device_id: d.id,
+                public_key: d.public_key.into(),
+                created_at: d.created_at,
+            })
+            .collect(),
+    }))
+}
+
+/// Revokes a device of the caller's account (the caller's own included): its
+/// sessions end and its tokens stop working on their next use.
+#[utoipa::path(delete, path = "/v1/devices/{device_id}", tag = "devices", security(("bearer" = [])),
+    params(("device_id" = DeviceId, Path, description = "The device to revoke")),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 401, description = "Not authenticated", body = ErrorBody),
+        (status = 404, description = "No such active device on this account", body = ErrorBody)))]
+pub async fn revoke_device(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    path: web::Path<DeviceId>,
+) -> Result<HttpResponse, ApiError> {
+    let device_id = path.into_inner();
+    if !state
+        .storage
+        .revoke_device(auth.account_id, device_id, crate::now())
+        .await?
+    {
+        return Err(ApiError::NotFound);
+    }
+    tracing::info!(device = %redact(&device_id), "device revoked");
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Mints a one-time link token: a new device that presents it when
+/// registering joins the caller's account.
+#[utoipa::path(post, path = "/v1/link-tokens", tag = "devices", security(("bearer" = [])), responses(
+    (status = 201, description = "A one-time link token", body = LinkToken),
+    (status = 401, description = "Not authenticated", body = ErrorBody)))]
+pub async fn create_link_token(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+) -> Result<HttpResponse, ApiError> {
+    let minted = crypto::mint_token(LINK_PREFIX)?;
+    let expires_at = crate::now() + state.ttl(state.config.auth.link_token_ttl_secs);
+    state
+        .storage
+        .insert_link_token(&minted.hash, auth.account_id, expires_at)
+        .await?;
+    Ok(HttpResponse::Created().json(LinkToken {
+        link_token: minted.token,
+        expires_at,
+    }))
+}
+
+/// Deletes the caller's account and everything it owns: every device, session,
+/// token and link token.
+#[utoipa::path(delete, path = "/v1/account", tag = "devices", security(("bearer" = [])), responses(
+    (status = 204, description = "Deleted"),
+    (status = 401, description = "Not authenticated", body = ErrorBody)))]
+pub async fn delete_account(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+) -> Result<HttpResponse, ApiError> {
+    state.storage.delete_account(auth.account_id).await?;
+    tracing::info!(account = %redact(&auth.account_id), "account deleted");
+    Ok(HttpResponse::NoContent().finish())
+}

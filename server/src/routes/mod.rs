@@ -1,0 +1,7 @@
+//! HTTP handlers, one module per area. Each handler carries its OpenAPI
+//! description (`#[utoipa::path]`), including its error answers.
+
+pub mod devices;
+pub mod health;
+pub mod ops;
+pub mod sessions;

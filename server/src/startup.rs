@@ -1,0 +1,262 @@
+//! Building and running the application: state, the route table, the server.
+
+use crate::config::Config;
+use crate::error::{self, ApiError};
+use crate::rate_limit::{RateLimiter, retry_after_secs};
+use crate::routes::{devices, health, ops, sessions};
+use crate::storage::{self, SessionId, Storage, StorageError};
+use crate::tokens::{KeyError, KeyRing};
+use crate::{crypto, sweeper, telemetry};
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpRequest, HttpServer, Resource, web};
+use hearth_protocol::DeviceId;
+use hearth_protocol::auth::SessionTokens;
+use secrecy::ExposeSecret;
+use std::net::{IpAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What every handler can reach.
+#[derive(Debug)]
+pub struct AppState {
+    /// The database.
+    pub storage: Arc<dyn Storage>,
+    /// JWT keys.
+    pub keys: KeyRing,
+    /// The configuration the server started with.
+    pub config: Config,
+    address_limiter: RateLimiter<IpAddr>,
+    device_limiter: RateLimiter<DeviceId>,
+}
+
+impl std::fmt::Debug for dyn Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Storage({})", self.backend().as_str())
+    }
+}
+
+impl AppState {
+    /// Seconds as a signed offset for unix-second arithmetic.
+    pub fn ttl(&self, secs: u64) -> i64 {
+        i64::try_from(secs).unwrap_or(i64::MAX / 2)
+    }
+
+    /// Applies the per-address limit of the unauthenticated endpoints.
+    pub fn limit_address(&self, req: &HttpRequest) -> Result<(), ApiError> {
+        let address = if self.config.rate_limits.trust_forwarded_for {
+            req.connection_info()
+                .realip_remote_addr()
+                .and_then(parse_address)
+        } else {
+            req.peer_addr().map(|a| a.ip())
+        };
+        let Some(address) = address else {
+            return Ok(());
+        };
+        self.address_limiter.check(&address).map_err(limited)
+    }
+
+    /// Applies the per-device login limit.
+    pub fn limit_device(&self, device_id: &DeviceId) -> Result<(), ApiError> {
+        self.device_limiter.check(device_id).map_err(limited)
+    }
+
+    /// Signs an access token and packs it with a refresh token.
+    pub fn tokens(
+        &self,
+        device_id: DeviceId,
+        session_id: SessionId,
+        refresh_token: String,
+        now: i64,
+    ) -> Result<SessionTokens, ApiError> {
+        let access_token = self
+            .keys
+            .issue(device_id, session_id, now)
+            .map_err(ApiError::Signing)?;
+        Ok(SessionTokens {
+            access_token,
+            token_type: "Bearer".into(),
+            expires_in: self.keys.ttl_secs(),
+            refresh_token,
+            refresh_expires_in: self.config.auth.refresh_token_ttl_secs,
+        })
+    }
+}
+
+fn limited(wait: Duration) -> ApiError {
+    ApiError::RateLimited {
+        retry_after_secs: retry_after_secs(wait),
+    }
+}
+
+/// `realip_remote_addr` is an address with or without a port.
+fn parse_address(text: &str) -> Option<IpAddr> {
+    text.parse::<IpAddr>()
+        .ok()
+        .or_else(|| text.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()))
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// The database could not be opened or migrated.
+    #[error("storage: {0}")]
+    Storage(#[from] StorageError),
+    /// The signing keys could not be loaded.
+    #[error("signing keys: {0}")]
+    Keys(#[from] KeyError),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        /// The configured address.
+        address: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Randomness failed.
+    #[error(transparent)]
+    Random(#[from] crypto::RandomError),
+}
+
+/// A built server, listening, not yet running.
+pub struct Application {
+    port: u16,
+    server: Server,
+    storage: Arc<dyn Storage>,
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application")
+            .field("port", &self.port)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Application {
+    /// Opens storage, loads keys and binds the listener.
+    pub async fn build(config: Config) -> Result<Self, StartupError> {
+        let database_url = config
+            .database_url
+            .as_ref()
+            .map(|u| u.expose_secret().to_owned());
+        let storage = storage::connect(
+            database_url.as_deref(),
+            &config.data_dir,
+            config.database_max_connections,
+        )
+        .await?;
+        let keys = KeyRing::load(storage.as_ref(), &config.auth, crate::now()).await?;
+        let listener = TcpListener::bind(&config.listen).map_err(|source| StartupError::Bind {
+            address: config.listen.clone(),
+            source,
+        })?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| StartupError::Bind {
+                address: config.listen.clone(),
+                source,
+            })?
+            .port();
+        let _ = telemetry::metrics_handle();
+        let state = web::Data::new(AppState {
+            storage: storage.clone(),
+            keys,
+            address_limiter: RateLimiter::new(config.rate_limits.per_ip),
+            device_limiter: RateLimiter::new(config.rate_limits.per_device),
+            config,
+        });
+        let server = serve(listener, state)?;
+        Ok(Self {
+            port,
+            server,
+            storage,
+        })
+    }
+
+    /// The port the server listens on (useful when configured with port 0).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The storage the server uses (tests inspect it).
+    pub fn storage(&self) -> Arc<dyn Storage> {
+        self.storage.clone()
+    }
+
+    /// A handle to stop the server gracefully.
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until SIGINT/SIGTERM or [`ServerHandle::stop`]: in-flight requests
+    /// finish, then the sweeper stops and the database pool closes.
+    pub async fn run_until_stopped(self, sweep_every: Duration) -> std::io::Result<()> {
+        let sweeper = tokio::spawn(sweeper::run(self.storage.clone(), sweep_every));
+        let result = self.server.await;
+        sweeper.abort();
+        self.storage.close().await;
+        result
+    }
+}
+
+fn serve(listener: TcpListener, state: web::Data<AppState>) -> Result<Server, StartupError> {
+    let config = &state.config;
+    let json_limit = config.limits.json_body_bytes;
+    let shutdown = config.shutdown_timeout_secs;
+    let workers = config.workers;
+    let address = config.listen.clone();
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .wrap(from_fn(telemetry::observe))
+            .app_data(state.clone())
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(json_limit)
+                    .error_handler(error::json_error),
+            )
+            .app_data(web::PathConfig::default().error_handler(error::path_error))
+            .app_data(web::QueryConfig::default().error_handler(error::query_error))
+            .configure(routes)
+            .default_service(web::to(error::not_found))
+    })
+    .shutdown_timeout(shutdown);
+    if let Some(workers) = workers {
+        server = server.workers(workers);
+    }
+    Ok(server
+        .listen(listener)
+        .map_err(|source| StartupError::Bind { address, source })?
+        .run())
+}
+
+fn resource(path: &str) -> Resource {
+    web::resource(path).default_service(web::to(error::method_not_allowed))
+}
+
+/// The route table.
+fn routes(cfg: &mut web::ServiceConfig) {
+    use web::{delete, get, post};
+    cfg.service(resource("/healthz").route(get().to(health::healthz)))
+        .service(resource("/readyz").route(get().to(health::readyz)))
+        .service(resource("/metrics").route(get().to(ops::metrics)))
+        .service(
+            web::scope("/v1")
+                .service(resource("/openapi.json").route(get().to(ops::openapi)))
+                .service(resource("/challenges").route(post().to(sessions::create_challenge)))
+                .service(
+                    resource("/devices")
+                        .route(post().to(sessions::register_device))
+                        .route(get().to(devices::list_devices)),
+                )
+                .service(
+                    resource("/devices/{device_id}").route(delete().to(devices::revoke_device)),
+                )
+                .service(resource("/sessions").route(post().to(sessions::login)))
+                .service(resource("/sessions/refresh").route(post().to(sessions::refresh)))
+                .service(resource("/sessions/current").route(delete().to(sessions::logout)))
+                .service(resource("/link-tokens").route(post().to(devices::create_link_token)))
+                .service(resource("/account").route(delete().to(devices::delete_account))),
+        );
+}

@@ -1,0 +1,295 @@
+//! Access tokens: EdDSA JWTs signed by the server's key ring.
+//!
+//! Header: `alg = EdDSA`, `typ = at+jwt` (RFC 9068), `kid` naming the key.
+//! Claims: `iss`, `aud`, `sub` (the device id), `sid` (the session), `iat`,
+//! `exp`. Validation follows RFC 8725: the algorithm is pinned to EdDSA (the
+//! header's `alg` is checked, never trusted to choose the algorithm), `kid` must
+//! name a key of ours, `typ` must be `at+jwt`, and `iss`, `aud`, `exp` and
+//! `iat` are required and checked.
+//!
+//! Keys live in the database so every node shares them. The newest key signs;
+//! all keys verify. A node that meets an unknown `kid` re-reads the keys (at
+//! most every few seconds) before refusing, so a key added by another node is
+//! picked up without a restart.
+
+use crate::config::AuthConfig;
+use crate::crypto::{self, RandomError};
+use crate::storage::{SessionId, SigningKeyRecord, Storage, StorageError};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ed25519_dalek::SigningKey;
+use hearth_protocol::DeviceId;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use secrecy::{ExposeSecret, SecretBox};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::{Mutex, RwLock};
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+/// The `typ` header of access tokens (RFC 9068).
+pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
+const RELOAD_AT_MOST_EVERY: Duration = Duration::from_secs(5);
+/// PKCS#8 v1 wrapping of an Ed25519 seed (RFC 8410): this prefix, then 32 bytes.
+const PKCS8_ED25519_PREFIX: [u8; 16] = [
+    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+];
+
+/// The claims of an access token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AccessClaims {
+    /// Issuer.
+    pub iss: String,
+    /// Audience.
+    pub aud: String,
+    /// The device id.
+    pub sub: String,
+    /// The session (login) the token descends from.
+    pub sid: String,
+    /// Issued at, unix seconds.
+    pub iat: i64,
+    /// Expires at, unix seconds.
+    pub exp: i64,
+}
+
+/// What can go wrong with the key ring.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// The configured signing key is not 32 bytes of unpadded base64url.
+    #[error("auth.signing_key must be 32 bytes as unpadded base64url")]
+    BadConfiguredKey,
+    /// Reading or writing keys failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// No randomness for a new key.
+    #[error(transparent)]
+    Random(#[from] RandomError),
+}
+
+struct Signer {
+    kid: String,
+    key: EncodingKey,
+}
+
+/// The server's JWT keys and validation rules.
+pub struct KeyRing {
+    signer: Signer,
+    verifiers: RwLock<HashMap<String, DecodingKey>>,
+    last_reload: Mutex<Instant>,
+    validation: Validation,
+    issuer: String,
+    audience: String,
+    ttl_secs: u64,
+}
+
+impl std::fmt::Debug for KeyRing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyRing")
+            .field("signing_kid", &self.signer.kid)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The key id of a public key: a truncated SHA-256, so the same key always has
+/// the same `kid` on every node.
+pub fn kid_for(public_key: &[u8; 32]) -> String {
+    URL_SAFE_NO_PAD.encode(&crypto::sha256(public_key)[..12])
+}
+
+/// PKCS#8 DER of an Ed25519 seed, as `jsonwebtoken` wants it for signing.
+fn pkcs8_der(seed: &[u8; 32]) -> Vec<u8> {
+    [PKCS8_ED25519_PREFIX.as_slice(), seed.as_slice()].concat()
+}
+
+fn public_key(seed: &[u8; 32]) -> [u8; 32] {
+    SigningKey::from_bytes(seed).verifying_key().to_bytes()
+}
+
+/// Parses a configured seed.
+pub fn parse_seed(text: &str) -> Result<SecretBox<[u8; 32]>, KeyError> {
+    let bytes = URL_SAFE_NO_PAD
+        .decode(text.trim())
+        .map_err(|_| KeyError::BadConfiguredKey)?;
+    let seed: [u8; 32] = bytes.try_into().map_err(|_| KeyError::BadConfiguredKey)?;
+    Ok(SecretBox::new(Box::new(seed)))
+}
+
+impl KeyRing {
+    /// Loads the keys, storing the configured key or generating the first one
+    /// as needed. The newest key (or the configured one) signs.
+    pub async fn load(
+        storage: &dyn Storage,
+        config: &AuthConfig,
+        now: i64,
+    ) -> Result<Self, KeyError> {
+        let configured = config
+            .signing_key
+            .as_ref()
+            .map(|text| parse_seed(text.expose_secret()))
+            .transpose()?;
+        let mut records = storage.signing_keys().await?;
+        let wanted = match configured {
+            Some(seed) => Some(seed),
+            None if records.is_empty() => Some(SecretBox::new(Box::new(crypto::random_bytes()?))),
+            None => None,
+        };
+        let signing_kid = match wanted {
+            Some(seed) => {
+                let kid = kid_for(&public_key(seed.expose_secret()));
+                if !records.iter().any(|r| r.kid == kid) {
+                    storage
+                        .insert_signing_key(&SigningKeyRecord {
+                            kid: kid.clone(),
+                            seed,
+                            created_at: now,
+                        })
+                        .await?;
+                    records = storage.signing_keys().await?;
+                }
+                kid
+            }
+            // Records are oldest first; the newest signs.
+            None => records.last().map(|r| r.kid.clone()).unwrap_or_default(),
+        };
+        let signer = records
+            .iter()
+            .find(|r| r.kid == signing_kid)
+            .map(|r| Signer {
+                kid: r.kid.clone(),
+                key: EncodingKey::from_ed_der(&pkcs8_der(r.seed.expose_secret())),
+            })
+            .ok_or(KeyError::Storage(StorageError::Corrupt("signing key")))?;
+
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.algorithms = vec![Algorithm::EdDSA];
+        validation.set_issuer(&[&config.issuer]);
+        validation.set_audience(&[&config.audience]);
+        validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
+        validation.leeway = config.leeway_secs;
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+
+        Ok(Self {
+            signer,
+            verifiers: RwLock::new(verifiers(&records)),
+            last_reload: Mutex::new(Instant::now()),
+            validation,
+            issuer: config.issuer.clone(),
+            audience: config.audience.clone(),
+            ttl_secs: config.access_token_ttl_secs,
+        })
+    }
+
+    /// The `kid` of the key that signs new tokens.
+    pub fn signing_kid(&self) -> &str {
+        &self.signer.kid
+    }
+
+    /// Access token lifetime in seconds.
+    pub fn ttl_secs(&self) -> u64 {
+        self.ttl_secs
+    }
+
+    /// Signs an access token for a device's session.
+    pub fn issue(
+        &self,
+        device_id: DeviceId,
+        session_id: SessionId,
+        now: i64,
+    ) -> Result<String, jsonwebtoken::errors::Error> {
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(self.signer.kid.clone());
+        header.typ = Some(ACCESS_TOKEN_TYP.to_owned());
+        let claims = AccessClaims {
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            sub: device_id.to_string(),
+            sid: session_id.0.to_string(),
+            iat: now,
+            exp: now.saturating_add(i64::try_from(self.ttl_secs).unwrap_or(900)),
+        };
+        jsonwebtoken::encode(&header, &claims, &self.signer.key)
+    }
+
+    /// Checks an access token's form, signature and claims. `None` for any
+    /// failure: callers answer every one the same way.
+    pub async fn verify(
+        &self,
+        token: &str,
+        storage: &dyn Storage,
+        now: i64,
+    ) -> Option<(DeviceId, SessionId)> {
+        let header = jsonwebtoken::decode_header(token).ok()?;
+        if header.alg != Algorithm::EdDSA || header.typ.as_deref() != Some(ACCESS_TOKEN_TYP) {
+            return None;
+        }
+        let kid = header.kid?;
+        if !self.knows(&kid) {
+            self.reload(storage).await;
+        }
+        let data = {
+            let verifiers = self.verifiers.read().ok()?;
+            let key = verifiers.get(&kid)?;
+            jsonwebtoken::decode::<AccessClaims>(token, key, &self.validation).ok()?
+        };
+        let claims = data.claims;
+        // `iat` in the future beyond leeway means a forged or broken clock.
+        let leeway = i64::try_from(self.validation.leeway).unwrap_or(0);
+        if claims.iat > now.saturating_add(leeway) || claims.exp <= claims.iat {
+            return None;
+        }
+        let device_id = claims.sub.parse().ok()?;
+        let session_id = SessionId(Uuid::try_parse(&claims.sid).ok()?);
+        Some((device_id, session_id))
+    }
+
+    fn knows(&self, kid: &str) -> bool {
+        self.verifiers
+            .read()
+            .map(|v| v.contains_key(kid))
+            .unwrap_or(false)
+    }
+
+    async fn reload(&self, storage: &dyn Storage) {
+        {
+            let Ok(mut last) = self.last_reload.lock() else {
+                return;
+            };
+            if last.elapsed() < RELOAD_AT_MOST_EVERY {
+                return;
+            }
+            *last = Instant::now();
+        }
+        match storage.signing_keys().await {
+            Ok(records) => {
+                if let Ok(mut map) = self.verifiers.write() {
+                    *map = verifiers(&records);
+                }
+            }
+            Err(err) => tracing::warn!(error = %err, "could not reload signing keys"),
+        }
+    }
+}
+
+fn verifiers(records: &[SigningKeyRecord]) -> HashMap<String, DecodingKey> {
+    records
+        .iter()
+        .map(|r| {
+            let public = public_key(r.seed.expose_secret());
+            (r.kid.clone(), DecodingKey::from_ed_der(&public))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pkcs8_wrapping_signs_with_the_seed() {
+        let seed = [9u8; 32];
+        let signing = ed25519_dalek::pkcs8::DecodePrivateKey::from_pkcs8_der(&pkcs8_der(&seed));
+        let signing: SigningKey = signing.expect("valid PKCS#8");
+        assert_eq!(signing.to_bytes(), seed);
+    }
+}
