@@ -1,1 +1,10 @@
+//! End-to-end scenarios against the real server on a real port, each on a
+//! fresh SQLite database and (when `TEST_DATABASE_URL` is set, always under
+//! CI) a fresh PostgreSQL database.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod compose;
+mod identity;
+mod jwt_abuse;
+mod ops;
+mod storage;

@@ -1,1 +1,461 @@
+//! Helpers for the end-to-end scenarios: fresh databases (a SQLite directory,
+//! or a new PostgreSQL database when `TEST_DATABASE_URL` is set), the real
+//! server on a real port, and devices that sign like real clients.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    missing_debug_implementations
+)]
 
+use anyhow::{Context as _, Result, bail};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ed25519_dalek::{Signer as _, SigningKey};
+use hearth_protocol::auth::{
+    Challenge, Login, RegisterDevice, RegisteredDevice, SessionTokens, login_message,
+    register_message,
+};
+use hearth_protocol::{AccountId, DeviceId, ErrorBody, ErrorCode};
+use hearth_server::config::{Bucket, Config};
+use hearth_server::startup::Application;
+use hearth_server::storage::Storage;
+use secrecy::SecretString;
+use sqlx::Row as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The variable that points the tests at a PostgreSQL server (a role that may
+/// create databases). Each test makes its own database there.
+pub const PG_ENV: &str = "TEST_DATABASE_URL";
+
+/// Which database a scenario runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Db {
+    /// A SQLite file in a fresh temporary directory.
+    Sqlite,
+    /// A fresh database on the server named by `TEST_DATABASE_URL`.
+    Postgres,
+}
+
+/// Runs each named scenario (`async fn name(db: Db) -> anyhow::Result<()>`)
+/// as two tests, `name::sqlite` and `name::postgres`.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($($name:ident),+ $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() -> anyhow::Result<()> {
+                super::$name($crate::Db::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() -> anyhow::Result<()> {
+                super::$name($crate::Db::Postgres).await
+            }
+        }
+    )+};
+}
+
+/// A fresh, empty database.
+#[derive(Debug)]
+pub enum TestDb {
+    /// A temporary data directory for SQLite.
+    Sqlite(tempfile::TempDir),
+    /// The URL of a new PostgreSQL database.
+    Postgres(String),
+}
+
+/// Whether PostgreSQL tests must run (under CI a skip is a failure).
+fn postgres_required() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+fn database_url_named(admin_url: &str, name: &str) -> String {
+    let (base, query) = match admin_url.split_once('?') {
+        Some((base, query)) => (base, format!("?{query}")),
+        None => (admin_url, String::new()),
+    };
+    let after_scheme = base.find("://").map_or(0, |i| i + 3);
+    let root = match base[after_scheme..].find('/') {
+        Some(slash) => &base[..after_scheme + slash],
+        None => base,
+    };
+    format!("{root}/{name}{query}")
+}
+
+impl TestDb {
+    /// A fresh database, or `None` (with a note on stderr) when PostgreSQL is
+    /// wanted but not configured outside CI.
+    pub async fn create(db: Db) -> Result<Option<Self>> {
+        match db {
+            Db::Sqlite => Ok(Some(Self::Sqlite(tempfile::tempdir()?))),
+            Db::Postgres => {
+                let Ok(admin) = std::env::var(PG_ENV) else {
+                    if postgres_required() {
+                        bail!("CI=true but {PG_ENV} is not set: the PostgreSQL half must run");
+                    }
+                    eprintln!(
+                        "SKIPPED on PostgreSQL: set {PG_ENV}=postgres://user:pass@host/db \
+                         (a role that can create databases) or run scripts/test, which starts one"
+                    );
+                    return Ok(None);
+                };
+                let name = format!("hearth_t_{}", hex(&rand_bytes::<8>()));
+                let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
+                    .await
+                    .context("connecting to TEST_DATABASE_URL")?;
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(&mut conn)
+                    .await?;
+                Ok(Some(Self::Postgres(database_url_named(&admin, &name))))
+            }
+        }
+    }
+
+    /// A server configuration on this database, listening on a free port.
+    pub fn config(&self) -> Config {
+        let mut config = Config {
+            listen: "127.0.0.1:0".into(),
+            workers: Some(1),
+            database_max_connections: 5,
+            ..Config::default()
+        };
+        match self {
+            Self::Sqlite(dir) => config.data_dir = dir.path().to_path_buf(),
+            Self::Postgres(url) => config.database_url = Some(SecretString::from(url.clone())),
+        }
+        // Scenarios register many devices from one address; the rate-limit
+        // scenario sets its own buckets.
+        let generous = Bucket {
+            burst: 100_000,
+            per_minute: 100_000,
+        };
+        config.rate_limits.per_ip = generous;
+        config.rate_limits.per_device = generous;
+        config
+    }
+
+    /// Opens the storage directly, as the server would.
+    pub async fn storage(&self) -> Result<Arc<dyn Storage>> {
+        Ok(match self {
+            Self::Sqlite(dir) => {
+                Arc::new(hearth_server::storage::sqlite::SqliteStorage::open(dir.path()).await?)
+            }
+            Self::Postgres(url) => {
+                Arc::new(hearth_server::storage::postgres::PgStorage::connect(url, 5).await?)
+            }
+        })
+    }
+
+    /// Every row of every table, as text (blobs in hex), prefixed by its
+    /// table name. For proving what is and is not stored.
+    pub async fn dump(&self) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        match self {
+            Self::Sqlite(dir) => {
+                let path = dir
+                    .path()
+                    .join(hearth_server::storage::sqlite::DATABASE_FILE);
+                let options = sqlx::sqlite::SqliteConnectOptions::new()
+                    .filename(path)
+                    .read_only(true);
+                let pool = sqlx::SqlitePool::connect_with(options).await?;
+                let tables: Vec<String> = sqlx::query_scalar(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+                )
+                .fetch_all(&pool)
+                .await?;
+                for table in tables {
+                    let columns: Vec<String> =
+                        sqlx::query_scalar("SELECT name FROM pragma_table_info($1)")
+                            .bind(&table)
+                            .fetch_all(&pool)
+                            .await?;
+                    let select = columns
+                        .iter()
+                        .map(|c| format!("quote(\"{c}\")"))
+                        .collect::<Vec<_>>()
+                        .join(" || ',' || ");
+                    let rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                        "SELECT {select} FROM \"{table}\""
+                    )))
+                    .fetch_all(&pool)
+                    .await?;
+                    out.extend(
+                        rows.into_iter()
+                            .map(|r| format!("{table}: {}", r.to_lowercase())),
+                    );
+                }
+                pool.close().await;
+            }
+            Self::Postgres(url) => {
+                let pool = sqlx::PgPool::connect(url).await?;
+                let tables: Vec<String> = sqlx::query_scalar(
+                    "SELECT table_name::text FROM information_schema.tables \
+                     WHERE table_schema = 'public' AND table_type = 'BASE TABLE'",
+                )
+                .fetch_all(&pool)
+                .await?;
+                for table in tables {
+                    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "SELECT t::text AS row FROM \"{table}\" t"
+                    )))
+                    .fetch_all(&pool)
+                    .await?;
+                    for row in rows {
+                        let text: String = row.try_get("row")?;
+                        out.push(format!("{table}: {}", text.to_lowercase()));
+                    }
+                }
+                pool.close().await;
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Random bytes for test fixtures.
+pub fn rand_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    getrandom::fill(&mut bytes).expect("OS randomness");
+    bytes
+}
+
+/// Lowercase hex.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Unpadded base64url.
+pub fn b64(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The real server, running on a real port, on its own database.
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT`.
+    pub address: String,
+    /// An HTTP client.
+    pub http: reqwest::Client,
+    /// The database the server uses.
+    pub db: TestDb,
+    /// The Ed25519 seed the server signs access tokens with (tests forge
+    /// tokens with it to probe validation).
+    pub signing_seed: [u8; 32],
+    /// The configuration the server started with.
+    pub config: Config,
+    handle: actix_web::dev::ServerHandle,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl TestApp {
+    /// Starts the server on a fresh database of the given kind; `None` when
+    /// that kind is skipped (PostgreSQL not configured outside CI).
+    pub async fn spawn(db: Db) -> Result<Option<Self>> {
+        Self::spawn_with(db, |_| {}).await
+    }
+
+    /// Like [`TestApp::spawn`], adjusting the configuration first.
+    pub async fn spawn_with(db: Db, adjust: impl FnOnce(&mut Config)) -> Result<Option<Self>> {
+        let Some(db) = TestDb::create(db).await? else {
+            return Ok(None);
+        };
+        Self::start(db, adjust).await.map(Some)
+    }
+
+    /// Starts a server on an existing database.
+    pub async fn start(db: TestDb, adjust: impl FnOnce(&mut Config)) -> Result<Self> {
+        let signing_seed = rand_bytes::<32>();
+        let mut config = db.config();
+        config.auth.signing_key = Some(SecretString::from(b64(&signing_seed)));
+        adjust(&mut config);
+        let app = Application::build(config.clone()).await?;
+        let address = format!("http://127.0.0.1:{}", app.port());
+        let handle = app.handle();
+        let task = tokio::spawn(app.run_until_stopped(Duration::from_secs(3600)));
+        Ok(Self {
+            address,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()?,
+            db,
+            signing_seed,
+            config,
+            handle,
+            task,
+        })
+    }
+
+    /// Stops the server gracefully and waits until it has closed its pool.
+    pub async fn stop(self) -> Result<TestDb> {
+        self.handle.stop(true).await;
+        self.task.await??;
+        Ok(self.db)
+    }
+
+    /// The absolute URL of a path.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    /// A fresh challenge.
+    pub async fn challenge(&self) -> Result<Vec<u8>> {
+        let response = self.http.post(self.url("/v1/challenges")).send().await?;
+        if response.status() != 201 {
+            bail!("challenge: {}", response.status());
+        }
+        let challenge: Challenge = response.json().await?;
+        Ok(challenge.challenge.into_inner())
+    }
+
+    /// Sends a registration for `key`, optionally with a link token.
+    pub async fn register_raw(
+        &self,
+        key: &SigningKey,
+        link_token: Option<&str>,
+    ) -> Result<reqwest::Response> {
+        let challenge = self.challenge().await?;
+        let public_key = key.verifying_key().to_bytes();
+        let signature = key.sign(&register_message(&challenge, &public_key));
+        Ok(self
+            .http
+            .post(self.url("/v1/devices"))
+            .json(&RegisterDevice {
+                public_key: public_key.as_slice().into(),
+                challenge: challenge.into(),
+                signature: signature.to_bytes().as_slice().into(),
+                link_token: link_token.map(str::to_owned),
+            })
+            .send()
+            .await?)
+    }
+
+    /// Registers a new device on a new account.
+    pub async fn register(&self) -> Result<TestDevice> {
+        let key = SigningKey::from_bytes(&rand_bytes());
+        self.register_key(key, None).await
+    }
+
+    /// Registers `key`, on a new account or by link token.
+    pub async fn register_key(
+        &self,
+        key: SigningKey,
+        link_token: Option<&str>,
+    ) -> Result<TestDevice> {
+        let response = self.register_raw(&key, link_token).await?;
+        if response.status() != 201 {
+            bail!("register: {} {}", response.status(), response.text().await?);
+        }
+        let registered: RegisteredDevice = response.json().await?;
+        Ok(TestDevice {
+            key,
+            device_id: registered.device_id,
+            account_id: registered.account_id,
+        })
+    }
+
+    /// Sends a login for `device_id` signed by `key`.
+    pub async fn login_raw(
+        &self,
+        key: &SigningKey,
+        device_id: DeviceId,
+    ) -> Result<reqwest::Response> {
+        let challenge = self.challenge().await?;
+        let signature = key.sign(&login_message(&challenge, &device_id));
+        Ok(self
+            .http
+            .post(self.url("/v1/sessions"))
+            .json(&Login {
+                device_id,
+                challenge: challenge.into(),
+                signature: signature.to_bytes().as_slice().into(),
+            })
+            .send()
+            .await?)
+    }
+
+    /// Logs a device in.
+    pub async fn login(&self, device: &TestDevice) -> Result<SessionTokens> {
+        let response = self.login_raw(&device.key, device.device_id).await?;
+        if response.status() != 201 {
+            bail!("login: {} {}", response.status(), response.text().await?);
+        }
+        Ok(response.json().await?)
+    }
+
+    /// Registers a new device and logs it in.
+    pub async fn signed_in(&self) -> Result<(TestDevice, SessionTokens)> {
+        let device = self.register().await?;
+        let tokens = self.login(&device).await?;
+        Ok((device, tokens))
+    }
+
+    /// Presents a refresh token.
+    pub async fn refresh(&self, refresh_token: &str) -> Result<reqwest::Response> {
+        Ok(self
+            .http
+            .post(self.url("/v1/sessions/refresh"))
+            .json(&serde_json::json!({ "refresh_token": refresh_token }))
+            .send()
+            .await?)
+    }
+
+    /// `GET` with a bearer token.
+    pub async fn get(&self, path: &str, token: &str) -> Result<reqwest::Response> {
+        Ok(self
+            .http
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await?)
+    }
+
+    /// `POST` with a bearer token and no body.
+    pub async fn post(&self, path: &str, token: &str) -> Result<reqwest::Response> {
+        Ok(self
+            .http
+            .post(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await?)
+    }
+
+    /// `DELETE` with a bearer token.
+    pub async fn delete(&self, path: &str, token: &str) -> Result<reqwest::Response> {
+        Ok(self
+            .http
+            .delete(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await?)
+    }
+}
+
+/// A registered device and its key.
+#[derive(Debug)]
+pub struct TestDevice {
+    /// Its Ed25519 key.
+    pub key: SigningKey,
+    /// Its id.
+    pub device_id: DeviceId,
+    /// Its account.
+    pub account_id: AccountId,
+}
+
+/// Reads an error answer and checks its status and code.
+pub async fn expect_error(
+    response: reqwest::Response,
+    status: u16,
+    code: ErrorCode,
+) -> Result<ErrorBody> {
+    let actual = response.status().as_u16();
+    let text = response.text().await?;
+    if actual != status {
+        bail!("expected {status} {code}, got {actual}: {text}");
+    }
+    let body: ErrorBody =
+        serde_json::from_str(&text).with_context(|| format!("error body: {text}"))?;
+    if body.code != code {
+        bail!("expected code {code}, got {}: {}", body.code, body.message);
+    }
+    Ok(body)
+}

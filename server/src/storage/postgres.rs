@@ -344,27 +344,15 @@ impl Storage for PgStorage {
 
     async fn purge_expired(&self, now: i64) -> Result<Purged> {
         let mut tx = self.write().await?;
-        let mut purged = Purged::default();
-        purged.challenges = sqlx::query(sql::PURGE_CHALLENGES)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        purged.link_tokens = sqlx::query(sql::PURGE_LINK_TOKENS)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        purged.sessions = sqlx::query(sql::PURGE_REFRESH_TOKENS)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-            + sqlx::query(sql::PURGE_SESSIONS)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+        let mut purge = async |statement: &'static str| -> Result<u64> {
+            let done = sqlx::query(statement).bind(now).execute(&mut *tx).await?;
+            Ok(done.rows_affected())
+        };
+        let purged = Purged {
+            challenges: purge(sql::PURGE_CHALLENGES).await?,
+            link_tokens: purge(sql::PURGE_LINK_TOKENS).await?,
+            sessions: purge(sql::PURGE_REFRESH_TOKENS).await? + purge(sql::PURGE_SESSIONS).await?,
+        };
         tx.commit().await?;
         Ok(purged)
     }

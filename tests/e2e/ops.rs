@@ -1,0 +1,405 @@
+//! Operations: health, readiness, metrics, the API description, limits,
+//! restarts, several nodes, and what reaches the logs.
+
+use anyhow::Result;
+use hearth_protocol::ErrorCode;
+use hearth_protocol::auth::{DeviceList, LinkToken};
+use hearth_server::config::Bucket;
+use hearth_tests::{Db, TestApp, TestDb, b64, expect_error, on_both_databases, rand_bytes};
+use serde_json::Value;
+use std::sync::{Arc, Mutex};
+
+on_both_databases!(
+    health_readiness_and_a_graceful_stop,
+    metrics_name_routes_by_template_and_never_by_id,
+    the_openapi_document_describes_every_endpoint_and_its_errors,
+    oversized_bodies_get_413_and_lose_nothing,
+    registration_and_login_are_rate_limited_per_address_and_per_device,
+    a_generated_signing_key_survives_a_restart,
+);
+
+async fn health_readiness_and_a_graceful_stop(db: Db) -> Result<()> {
+    let Some(app) = TestApp::spawn(db).await? else {
+        return Ok(());
+    };
+    let health: Value = app
+        .http
+        .get(app.url("/healthz"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(health["status"], "ok");
+    let ready = app.http.get(app.url("/readyz")).send().await?;
+    assert_eq!(ready.status(), 200);
+    expect_error(
+        app.http.get(app.url("/no/such/route")).send().await?,
+        404,
+        ErrorCode::NotFound,
+    )
+    .await?;
+    expect_error(
+        app.http.put(app.url("/healthz")).send().await?,
+        405,
+        ErrorCode::MethodNotAllowed,
+    )
+    .await?;
+
+    let address = app.url("/healthz");
+    let http = app.http.clone();
+    let db = app.stop().await?;
+    assert!(
+        http.get(&address).send().await.is_err(),
+        "the port is closed after stop"
+    );
+    // The database is intact and can be opened again.
+    db.storage().await?.ping().await?;
+    Ok(())
+}
+
+async fn metrics_name_routes_by_template_and_never_by_id(db: Db) -> Result<()> {
+    let Some(app) = TestApp::spawn(db).await? else {
+        return Ok(());
+    };
+    let (sam, tokens) = app.signed_in().await?;
+    app.delete(
+        &format!("/v1/devices/{}", sam.device_id),
+        &tokens.access_token,
+    )
+    .await?;
+    let text = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    assert!(text.contains("hearth_http_requests_total"), "{text}");
+    assert!(text.contains("route=\"/v1/devices/{device_id}\""), "{text}");
+    assert!(text.contains("hearth_http_request_duration_seconds"));
+    assert!(
+        !text.contains(&sam.device_id.to_string()),
+        "no id in any label"
+    );
+    assert!(!text.contains(&sam.account_id.to_string()));
+    Ok(())
+}
+
+async fn the_openapi_document_describes_every_endpoint_and_its_errors(db: Db) -> Result<()> {
+    let Some(app) = TestApp::spawn(db).await? else {
+        return Ok(());
+    };
+    let doc: Value = app
+        .http
+        .get(app.url("/v1/openapi.json"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(doc["info"]["title"], "Hearth API");
+    assert!(
+        doc["openapi"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("3.")
+    );
+    let endpoints = [
+        ("get", "/healthz"),
+        ("get", "/readyz"),
+        ("get", "/metrics"),
+        ("get", "/v1/openapi.json"),
+        ("post", "/v1/challenges"),
+        ("post", "/v1/devices"),
+        ("get", "/v1/devices"),
+        ("delete", "/v1/devices/{device_id}"),
+        ("post", "/v1/sessions"),
+        ("post", "/v1/sessions/refresh"),
+        ("delete", "/v1/sessions/current"),
+        ("post", "/v1/link-tokens"),
+        ("delete", "/v1/account"),
+    ];
+    let paths = doc["paths"].as_object().expect("paths");
+    let documented: usize = paths
+        .values()
+        .map(|p| p.as_object().map_or(0, |o| o.len()))
+        .sum();
+    assert_eq!(
+        documented,
+        endpoints.len(),
+        "no endpoint more or less than the server serves"
+    );
+    for (method, path) in endpoints {
+        let operation = &doc["paths"][path][method];
+        assert!(operation.is_object(), "{method} {path} is documented");
+        let responses = operation["responses"].as_object().expect("responses");
+        let is_ops = ["/healthz", "/metrics", "/v1/openapi.json"].contains(&path);
+        if !is_ops {
+            let errors: Vec<_> = responses
+                .iter()
+                .filter(|(status, _)| status.starts_with('4') || status.starts_with('5'))
+                .collect();
+            assert!(!errors.is_empty(), "{method} {path} documents its errors");
+            for (status, response) in errors {
+                let schema = &response["content"]["application/json"]["schema"]["$ref"];
+                assert_eq!(
+                    schema, "#/components/schemas/ErrorBody",
+                    "{method} {path} {status}"
+                );
+            }
+        }
+        // The server really serves what the document says: never the
+        // catch-all 404 for unknown routes.
+        let url = app.url(&path.replace("{device_id}", &uuid::Uuid::new_v4().to_string()));
+        let response = app
+            .http
+            .request(method.to_uppercase().parse()?, url)
+            .send()
+            .await?;
+        let status = response.status();
+        let body = response.text().await?;
+        assert!(
+            status != 404 && status != 405,
+            "{method} {path} is routed: {status} {body}"
+        );
+    }
+    assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+    Ok(())
+}
+
+async fn oversized_bodies_get_413_and_lose_nothing(db: Db) -> Result<()> {
+    let Some(app) = TestApp::spawn(db).await? else {
+        return Ok(());
+    };
+    let (sam, tokens) = app.signed_in().await?;
+    let huge = format!("{{\"refresh_token\": \"{}\"}}", "x".repeat(300 * 1024));
+    let response = app
+        .http
+        .post(app.url("/v1/sessions/refresh"))
+        .header("content-type", "application/json")
+        .body(huge)
+        .send()
+        .await?;
+    expect_error(response, 413, ErrorCode::PayloadTooLarge).await?;
+    let list: DeviceList = app
+        .get("/v1/devices", &tokens.access_token)
+        .await?
+        .json()
+        .await?;
+    assert_eq!(list.devices[0].device_id, sam.device_id);
+    assert_eq!(
+        app.refresh(&tokens.refresh_token).await?.status(),
+        200,
+        "the session survived"
+    );
+    Ok(())
+}
+
+async fn registration_and_login_are_rate_limited_per_address_and_per_device(db: Db) -> Result<()> {
+    let Some(app) = TestApp::spawn_with(db, |c| {
+        c.rate_limits.per_ip = Bucket {
+            burst: 4,
+            per_minute: 1,
+        };
+    })
+    .await?
+    else {
+        return Ok(());
+    };
+    for _ in 0..4 {
+        assert_eq!(
+            app.http
+                .post(app.url("/v1/challenges"))
+                .send()
+                .await?
+                .status(),
+            201
+        );
+    }
+    let response = app.http.post(app.url("/v1/challenges")).send().await?;
+    let retry: u64 = response.headers()["retry-after"].to_str()?.parse()?;
+    assert!((1..=60).contains(&retry), "Retry-After {retry}");
+    expect_error(response, 429, ErrorCode::RateLimited).await?;
+    let response = app
+        .register_raw(&ed25519_dalek::SigningKey::from_bytes(&rand_bytes()), None)
+        .await;
+    assert!(
+        response.is_err(),
+        "even the challenge for a registration is refused"
+    );
+    let db = app.stop().await?;
+
+    // Per device: a guesser hammering one device is stopped even from many
+    // addresses' worth of budget.
+    let app = TestApp::start(db, |c| {
+        c.rate_limits.per_device = Bucket {
+            burst: 3,
+            per_minute: 1,
+        }
+    })
+    .await?;
+    let (sam, _) = app.signed_in().await?; // one login spent
+    let stranger = ed25519_dalek::SigningKey::from_bytes(&rand_bytes());
+    for _ in 0..2 {
+        expect_error(
+            app.login_raw(&stranger, sam.device_id).await?,
+            401,
+            ErrorCode::Unauthorized,
+        )
+        .await?;
+    }
+    expect_error(
+        app.login_raw(&sam.key, sam.device_id).await?,
+        429,
+        ErrorCode::RateLimited,
+    )
+    .await?;
+    let (alex, _) = app.signed_in().await?;
+    assert_ne!(
+        alex.device_id, sam.device_id,
+        "other devices are unaffected"
+    );
+    Ok(())
+}
+
+async fn a_generated_signing_key_survives_a_restart(db: Db) -> Result<()> {
+    let Some(test_db) = TestDb::create(db).await? else {
+        return Ok(());
+    };
+    let app = TestApp::start(test_db, |c| c.auth.signing_key = None).await?;
+    let (_, tokens) = app.signed_in().await?;
+    let db = app.stop().await?;
+    let app = TestApp::start(db, |c| c.auth.signing_key = None).await?;
+    assert_eq!(
+        app.get("/v1/devices", &tokens.access_token).await?.status(),
+        200,
+        "same key after restart"
+    );
+    assert_eq!(
+        app.refresh(&tokens.refresh_token).await?.status(),
+        200,
+        "sessions persist"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_on_one_postgres_share_keys_and_sessions() -> Result<()> {
+    let Some(test_db) = TestDb::create(Db::Postgres).await? else {
+        return Ok(());
+    };
+    let TestDb::Postgres(url) = &test_db else {
+        unreachable!()
+    };
+    let second_db = TestDb::Postgres(url.clone());
+    let first = TestApp::start(test_db, |c| c.auth.signing_key = None).await?;
+    let second = TestApp::start(second_db, |c| c.auth.signing_key = None).await?;
+    let (_, tokens) = first.signed_in().await?;
+    assert_eq!(
+        second
+            .get("/v1/devices", &tokens.access_token)
+            .await?
+            .status(),
+        200
+    );
+    let renewed: hearth_protocol::auth::SessionTokens =
+        second.refresh(&tokens.refresh_token).await?.json().await?;
+    assert_eq!(
+        first
+            .get("/v1/devices", &renewed.access_token)
+            .await?
+            .status(),
+        200
+    );
+    expect_error(
+        first.refresh(&tokens.refresh_token).await?,
+        401,
+        ErrorCode::Unauthorized,
+    )
+    .await?;
+    Ok(())
+}
+
+/// A `tracing` writer into a shared buffer.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log buffer").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn debug_logs_carry_no_ids_tokens_or_keys() -> Result<()> {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber_for_test(move || writer.clone());
+    if tracing::subscriber::set_global_default(subscriber).is_err() {
+        eprintln!(
+            "another test installed a global subscriber first; logs are still captured by it"
+        );
+    }
+    let Some(app) = TestApp::spawn(Db::Sqlite).await? else {
+        return Ok(());
+    };
+    let (sam, tokens) = app.signed_in().await?;
+    let link: LinkToken = app
+        .post("/v1/link-tokens", &tokens.access_token)
+        .await?
+        .json()
+        .await?;
+    let laptop = app
+        .register_key(
+            ed25519_dalek::SigningKey::from_bytes(&rand_bytes()),
+            Some(&link.link_token),
+        )
+        .await?;
+    let renewed: hearth_protocol::auth::SessionTokens =
+        app.refresh(&tokens.refresh_token).await?.json().await?;
+    app.refresh(&tokens.refresh_token).await?; // a replay, which is logged
+    app.delete(
+        &format!("/v1/devices/{}", laptop.device_id),
+        &renewed.access_token,
+    )
+    .await?;
+    app.stop().await?;
+
+    let logs = String::from_utf8(captured.0.lock().expect("log buffer").clone())?;
+    assert!(
+        logs.contains("request finished"),
+        "logs were captured: {logs}"
+    );
+    assert!(logs.contains("device registered"));
+    let secrets = [
+        sam.device_id.to_string(),
+        sam.account_id.to_string(),
+        laptop.device_id.to_string(),
+        tokens.access_token.clone(),
+        tokens.refresh_token.clone(),
+        renewed.refresh_token.clone(),
+        link.link_token.clone(),
+        b64(sam.key.verifying_key().as_bytes()),
+    ];
+    for secret in &secrets {
+        assert!(
+            !logs.contains(secret.as_str()),
+            "a secret or raw id reached the logs"
+        );
+    }
+    Ok(())
+}
+
+fn tracing_subscriber_for_test<W>(make: W) -> impl tracing::Subscriber + Send + Sync
+where
+    W: Fn() -> Captured + Send + Sync + 'static,
+{
+    tracing_subscriber::fmt()
+        .json()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_writer(make)
+        .finish()
+}
