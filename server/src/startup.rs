@@ -30,12 +30,6 @@ pub struct AppState {
     device_limiter: RateLimiter<DeviceId>,
 }
 
-impl std::fmt::Debug for dyn Storage {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Storage({})", self.backend().as_str())
-    }
-}
-
 impl AppState {
     /// Seconds as a signed offset for unix-second arithmetic.
     pub fn ttl(&self, secs: u64) -> i64 {

@@ -75,7 +75,7 @@ struct Signer {
 pub struct KeyRing {
     signer: Signer,
     verifiers: RwLock<HashMap<String, DecodingKey>>,
-    last_reload: Mutex<Instant>,
+    last_reload: Mutex<Option<Instant>>,
     validation: Validation,
     issuer: String,
     audience: String,
@@ -172,7 +172,7 @@ impl KeyRing {
         Ok(Self {
             signer,
             verifiers: RwLock::new(verifiers(&records)),
-            last_reload: Mutex::new(Instant::now()),
+            last_reload: Mutex::new(None),
             validation,
             issuer: config.issuer.clone(),
             audience: config.audience.clone(),
@@ -255,10 +255,10 @@ impl KeyRing {
             let Ok(mut last) = self.last_reload.lock() else {
                 return;
             };
-            if last.elapsed() < RELOAD_AT_MOST_EVERY {
+            if last.is_some_and(|at| at.elapsed() < RELOAD_AT_MOST_EVERY) {
                 return;
             }
-            *last = Instant::now();
+            *last = Some(Instant::now());
         }
         match storage.signing_keys().await {
             Ok(records) => {

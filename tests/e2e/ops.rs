@@ -319,6 +319,34 @@ async fn two_nodes_on_one_postgres_share_keys_and_sessions() -> Result<()> {
     Ok(())
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_accepts_tokens_signed_by_a_key_another_node_added() -> Result<()> {
+    let Some(test_db) = TestDb::create(Db::Postgres).await? else {
+        return Ok(());
+    };
+    let TestDb::Postgres(url) = &test_db else {
+        unreachable!()
+    };
+    let second_db = TestDb::Postgres(url.clone());
+    // Each node is configured with its own key (a rotation in progress).
+    let old = TestApp::start(test_db, |_| {}).await?;
+    let new = TestApp::start(second_db, |_| {}).await?;
+    assert_ne!(old.signing_seed, new.signing_seed);
+    let (_, on_new) = new.signed_in().await?;
+    let (_, on_old) = old.signed_in().await?;
+    assert_eq!(
+        old.get("/v1/devices", &on_new.access_token).await?.status(),
+        200,
+        "old node learns the new key"
+    );
+    assert_eq!(
+        new.get("/v1/devices", &on_old.access_token).await?.status(),
+        200,
+        "new node knows the old key"
+    );
+    Ok(())
+}
+
 /// A `tracing` writer into a shared buffer.
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);

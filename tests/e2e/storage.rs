@@ -358,3 +358,15 @@ async fn signing_keys_are_kept_once_per_kid(db: Db) -> Result<()> {
     assert_eq!(*keys[1].seed.expose_secret(), sha256(b"b"));
     Ok(())
 }
+
+#[tokio::test]
+async fn sqlite_runs_durable_and_forgetful() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let storage = hearth_server::storage::sqlite::SqliteStorage::open(dir.path()).await?;
+    let (journal, synchronous, secure_delete, foreign_keys) = storage.pragmas().await?;
+    assert_eq!(journal, "wal");
+    assert_eq!(synchronous, 2, "synchronous=FULL");
+    assert_eq!(secure_delete, 1, "deleted rows are overwritten");
+    assert_eq!(foreign_keys, 1);
+    Ok(())
+}

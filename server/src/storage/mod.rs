@@ -245,6 +245,12 @@ pub trait Storage: Send + Sync + 'static {
     async fn purge_expired(&self, now: i64) -> Result<Purged>;
 }
 
+impl std::fmt::Debug for dyn Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Storage({})", self.backend().as_str())
+    }
+}
+
 /// Opens the configured database and applies its migrations: PostgreSQL when
 /// `database_url` is given, otherwise SQLite in `data_dir`.
 pub async fn connect(

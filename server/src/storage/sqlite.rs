@@ -69,6 +69,25 @@ impl SqliteStorage {
         &self.path
     }
 
+    /// The settings of the writing connection, as SQLite reports them:
+    /// `(journal_mode, synchronous, secure_delete, foreign_keys)`.
+    pub async fn pragmas(&self) -> Result<(String, i64, i64, i64)> {
+        let mut conn = self.writer.acquire().await?;
+        let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&mut *conn)
+            .await?;
+        let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(&mut *conn)
+            .await?;
+        let secure_delete: i64 = sqlx::query_scalar("PRAGMA secure_delete")
+            .fetch_one(&mut *conn)
+            .await?;
+        let foreign_keys: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
+            .fetch_one(&mut *conn)
+            .await?;
+        Ok((journal, synchronous, secure_delete, foreign_keys))
+    }
+
     async fn write(&self) -> Result<Transaction<'static, Sqlite>> {
         Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
     }
