@@ -9,6 +9,7 @@
 //! no clock of its own. Secrets arrive already hashed.
 
 pub mod postgres;
+mod shared;
 mod sql;
 pub mod sqlite;
 
