@@ -320,6 +320,27 @@ async fn two_nodes_on_one_postgres_share_keys_and_sessions() -> Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_fails_when_the_database_goes_away() -> Result<()> {
+    let Some(app) = TestApp::spawn(Db::Postgres).await? else {
+        return Ok(());
+    };
+    assert_eq!(app.http.get(app.url("/readyz")).send().await?.status(), 200);
+    let name = app.db.postgres_name().expect("a PostgreSQL database");
+    let admin = std::env::var(hearth_tests::PG_ENV)?;
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin).await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE {name} WITH (FORCE)"
+    )))
+    .execute(&mut conn)
+    .await?;
+    let response = app.http.get(app.url("/readyz")).send().await?;
+    expect_error(response, 503, ErrorCode::Unavailable).await?;
+    let alive = app.http.get(app.url("/healthz")).send().await?;
+    assert_eq!(alive.status(), 200, "the process itself is alive");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_accepts_tokens_signed_by_a_key_another_node_added() -> Result<()> {
     let Some(test_db) = TestDb::create(Db::Postgres).await? else {
         return Ok(());

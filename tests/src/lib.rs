@@ -111,6 +111,14 @@ impl TestDb {
         }
     }
 
+    /// The PostgreSQL database's name (`None` for SQLite).
+    pub fn postgres_name(&self) -> Option<&str> {
+        match self {
+            Self::Sqlite(_) => None,
+            Self::Postgres(url) => url.split('?').next()?.rsplit('/').next(),
+        }
+    }
+
     /// A server configuration on this database, listening on a free port.
     pub fn config(&self) -> Config {
         let mut config = Config {
