@@ -26,6 +26,15 @@ pub enum ErrorCode {
     MethodNotAllowed,
     /// 409: this public key is already registered to a device.
     DeviceExists,
+    /// 409: the commit or message was made for an epoch the circle has left
+    /// behind; the body's `current_epoch` says where the circle is.
+    StaleEpoch,
+    /// 409: a circle with this id exists already.
+    CircleExists,
+    /// 409: this message id was used before with different content.
+    DuplicateMessageId,
+    /// 422: the change would take the circle over its member limit.
+    CircleFull,
     /// 413: the request body is larger than the configured limit.
     PayloadTooLarge,
     /// 415: the body is not `application/json`.
@@ -55,6 +64,10 @@ impl ErrorCode {
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::DeviceExists => "device_exists",
+            Self::StaleEpoch => "stale_epoch",
+            Self::CircleExists => "circle_exists",
+            Self::DuplicateMessageId => "duplicate_message_id",
+            Self::CircleFull => "circle_full",
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::InvalidRequest => "invalid_request",
@@ -73,10 +86,13 @@ impl ErrorCode {
             Self::Forbidden | Self::LinkTokenInvalid => 403,
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
-            Self::DeviceExists => 409,
+            Self::DeviceExists
+            | Self::StaleEpoch
+            | Self::CircleExists
+            | Self::DuplicateMessageId => 409,
             Self::PayloadTooLarge => 413,
             Self::UnsupportedMediaType => 415,
-            Self::InvalidRequest => 422,
+            Self::InvalidRequest | Self::CircleFull => 422,
             Self::RateLimited => 429,
             Self::Internal | Self::Unknown => 500,
             Self::Unavailable => 503,
@@ -98,6 +114,9 @@ pub struct ErrorBody {
     pub code: ErrorCode,
     /// A sentence for people. Never contains ids, tokens or request content.
     pub message: String,
+    /// With `stale_epoch`: the circle's current epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_epoch: Option<u64>,
 }
 
 #[cfg(test)]
@@ -114,6 +133,10 @@ mod tests {
             ErrorCode::NotFound,
             ErrorCode::MethodNotAllowed,
             ErrorCode::DeviceExists,
+            ErrorCode::StaleEpoch,
+            ErrorCode::CircleExists,
+            ErrorCode::DuplicateMessageId,
+            ErrorCode::CircleFull,
             ErrorCode::PayloadTooLarge,
             ErrorCode::UnsupportedMediaType,
             ErrorCode::InvalidRequest,

@@ -82,6 +82,68 @@ random_id!(
     DeviceId
 );
 
+/// A circle: the id of its MLS group, chosen by the client that created it
+/// (8 to 64 bytes). On the wire and in paths it is unpadded base64url.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(value_type = String, format = "base64url"))]
+pub struct CircleId(Vec<u8>);
+
+impl CircleId {
+    /// Shortest group id accepted.
+    pub const MIN_LEN: usize = 8;
+    /// Longest group id accepted.
+    pub const MAX_LEN: usize = 64;
+
+    /// Wraps MLS group id bytes, checking the length.
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<Self, IdParseError> {
+        if (Self::MIN_LEN..=Self::MAX_LEN).contains(&bytes.len()) {
+            Ok(Self(bytes))
+        } else {
+            Err(IdParseError)
+        }
+    }
+
+    /// The MLS group id.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Display for CircleId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&crate::Base64Bytes::encode(&self.0))
+    }
+}
+
+impl fmt::Debug for CircleId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CircleId(…)")
+    }
+}
+
+impl FromStr for CircleId {
+    type Err = IdParseError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let bytes = crate::Base64Bytes::decode(text).ok_or(IdParseError)?;
+        Self::from_bytes(bytes)
+    }
+}
+
+impl Serialize for CircleId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for CircleId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// Text that is not a Hearth id (a lowercase hyphenated UUID).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IdParseError;

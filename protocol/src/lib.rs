@@ -7,10 +7,12 @@
 
 pub mod auth;
 pub mod bytes;
+pub mod circles;
 pub mod error;
 pub mod health;
 pub mod ids;
+pub mod key_packages;
 
 pub use bytes::Base64Bytes;
 pub use error::{ErrorBody, ErrorCode};
-pub use ids::{AccountId, DeviceId};
+pub use ids::{AccountId, CircleId, DeviceId};

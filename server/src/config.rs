@@ -37,6 +37,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Rate limits.
     pub rate_limits: RateLimitsConfig,
+    /// The delivery service: circles, KeyPackages, the log.
+    pub delivery: DeliveryConfig,
 }
 
 impl Default for Config {
@@ -53,6 +55,64 @@ impl Default for Config {
             auth: AuthConfig::default(),
             limits: LimitsConfig::default(),
             rate_limits: RateLimitsConfig::default(),
+            delivery: DeliveryConfig::default(),
+        }
+    }
+}
+
+/// The delivery service's limits. `HEARTH_DELIVERY__...`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeliveryConfig {
+    /// Largest ciphertext of one message or commit, in bytes.
+    pub max_ciphertext_bytes: usize,
+    /// Members (besides facilitators) a new circle allows unless it asks for
+    /// another number.
+    pub default_max_members: u32,
+    /// The most members a circle may ask for.
+    pub max_members_bound: u32,
+    /// Seconds log entries are kept unless the circle asks for less.
+    pub default_retention_secs: u64,
+    /// The longest retention a circle may ask for, in seconds.
+    pub max_retention_secs: u64,
+    /// KeyPackages per upload.
+    pub key_packages_per_upload: usize,
+    /// KeyPackages a device may have waiting.
+    pub key_package_pool: u32,
+    /// Devices per KeyPackage claim.
+    pub claim_devices: usize,
+    /// Entries per page when reading a log.
+    pub page_size: u32,
+    /// How many epochs behind the current one a message may still be sent in.
+    pub epoch_window: u64,
+    /// Messages a device may send: a bucket of `burst`, refilled at
+    /// `per_minute`.
+    pub send_rate: Bucket,
+    /// KeyPackage claims a device may make.
+    pub claim_rate: Bucket,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        Self {
+            max_ciphertext_bytes: 64 * 1024,
+            default_max_members: 12,
+            max_members_bound: 50,
+            default_retention_secs: 30 * 24 * 3600,
+            max_retention_secs: 365 * 24 * 3600,
+            key_packages_per_upload: 100,
+            key_package_pool: 200,
+            claim_devices: 50,
+            page_size: 100,
+            epoch_window: 5,
+            send_rate: Bucket {
+                burst: 60,
+                per_minute: 60,
+            },
+            claim_rate: Bucket {
+                burst: 30,
+                per_minute: 30,
+            },
         }
     }
 }

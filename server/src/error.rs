@@ -36,6 +36,25 @@ pub enum ApiError {
     /// The public key is already registered.
     #[error("this public key is already registered to a device")]
     DeviceExists,
+    /// Authenticated, but not allowed (for example: only facilitators add
+    /// others).
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// The commit or message is for an epoch the circle has left.
+    #[error("the circle is at another epoch; sync and retry")]
+    StaleEpoch {
+        /// Where the circle is.
+        current_epoch: u64,
+    },
+    /// A circle with this id exists already.
+    #[error("a circle with this id exists already")]
+    CircleExists,
+    /// The message id was used before with other content.
+    #[error("this message id was used before with different content")]
+    DuplicateMessageId,
+    /// The circle would exceed its member limit.
+    #[error("the circle would exceed its member limit")]
+    CircleFull,
     /// The body is over the configured limit.
     #[error("the request body is larger than {limit} bytes")]
     PayloadTooLarge {
@@ -76,6 +95,11 @@ impl ApiError {
             Self::Invalid(_) => ErrorCode::InvalidRequest,
             Self::LinkTokenInvalid => ErrorCode::LinkTokenInvalid,
             Self::DeviceExists => ErrorCode::DeviceExists,
+            Self::Forbidden(_) => ErrorCode::Forbidden,
+            Self::StaleEpoch { .. } => ErrorCode::StaleEpoch,
+            Self::CircleExists => ErrorCode::CircleExists,
+            Self::DuplicateMessageId => ErrorCode::DuplicateMessageId,
+            Self::CircleFull => ErrorCode::CircleFull,
             Self::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
             Self::UnsupportedMediaType => ErrorCode::UnsupportedMediaType,
             Self::RateLimited { .. } => ErrorCode::RateLimited,
@@ -89,6 +113,10 @@ impl ApiError {
         ErrorBody {
             code: self.code(),
             message: self.to_string(),
+            current_epoch: match self {
+                Self::StaleEpoch { current_epoch } => Some(*current_epoch),
+                _ => None,
+            },
         }
     }
 }
@@ -98,6 +126,7 @@ impl From<StorageError> for ApiError {
         match err {
             StorageError::DeviceExists => Self::DeviceExists,
             StorageError::LinkTokenInvalid => Self::LinkTokenInvalid,
+            StorageError::CircleExists => Self::CircleExists,
             other => Self::Storage(other),
         }
     }

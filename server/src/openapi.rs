@@ -1,7 +1,7 @@
 //! The OpenAPI description, generated from the handlers' annotations and the
 //! protocol types. Served at `/v1/openapi.json`.
 
-use crate::routes::{devices, health, ops, sessions};
+use crate::routes::{circles, devices, health, key_packages, ops, sessions};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -29,12 +29,27 @@ use utoipa::{Modify, OpenApi};
         devices::revoke_device,
         devices::create_link_token,
         devices::delete_account,
+        key_packages::upload,
+        key_packages::count,
+        key_packages::claim,
+        circles::create,
+        circles::list,
+        circles::get,
+        circles::commit,
+        circles::send,
+        circles::read,
+        circles::ack,
+        circles::group_info,
+        circles::welcomes,
+        circles::delete_welcome,
     ),
     components(schemas(hearth_protocol::ErrorCode)),
     modifiers(&BearerAuth),
     tags(
         (name = "sessions", description = "Challenges, login, refresh, logout"),
         (name = "devices", description = "Device registration and the caller's account"),
+        (name = "key-packages", description = "Publishing and claiming MLS KeyPackages"),
+        (name = "circles", description = "Circles, commit bundles, the ordered log, Welcomes"),
         (name = "ops", description = "Health, readiness, metrics, this document"),
     )
 )]

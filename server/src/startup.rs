@@ -3,7 +3,7 @@
 use crate::config::Config;
 use crate::error::{self, ApiError};
 use crate::rate_limit::{RateLimiter, retry_after_secs};
-use crate::routes::{devices, health, ops, sessions};
+use crate::routes::{circles, devices, health, key_packages, ops, sessions};
 use crate::storage::{self, SessionId, Storage, StorageError};
 use crate::tokens::{KeyError, KeyRing};
 use crate::{crypto, sweeper, telemetry};
@@ -28,6 +28,8 @@ pub struct AppState {
     pub config: Config,
     address_limiter: RateLimiter<IpAddr>,
     device_limiter: RateLimiter<DeviceId>,
+    send_limiter: RateLimiter<DeviceId>,
+    claim_limiter: RateLimiter<DeviceId>,
 }
 
 impl AppState {
@@ -54,6 +56,16 @@ impl AppState {
     /// Applies the per-device login limit.
     pub fn limit_device(&self, device_id: &DeviceId) -> Result<(), ApiError> {
         self.device_limiter.check(device_id).map_err(limited)
+    }
+
+    /// Applies the per-device send rate.
+    pub fn limit_sends(&self, device_id: &DeviceId) -> Result<(), ApiError> {
+        self.send_limiter.check(device_id).map_err(limited)
+    }
+
+    /// Applies the per-device KeyPackage claim rate.
+    pub fn limit_claims(&self, device_id: &DeviceId) -> Result<(), ApiError> {
+        self.claim_limiter.check(device_id).map_err(limited)
     }
 
     /// Signs an access token and packs it with a refresh token.
@@ -159,6 +171,8 @@ impl Application {
             keys,
             address_limiter: RateLimiter::new(config.rate_limits.per_ip),
             device_limiter: RateLimiter::new(config.rate_limits.per_device),
+            send_limiter: RateLimiter::new(config.delivery.send_rate),
+            claim_limiter: RateLimiter::new(config.delivery.claim_rate),
             config,
         });
         let server = serve(listener, state)?;
@@ -251,6 +265,30 @@ fn routes(cfg: &mut web::ServiceConfig) {
                 .service(resource("/sessions/refresh").route(post().to(sessions::refresh)))
                 .service(resource("/sessions/current").route(delete().to(sessions::logout)))
                 .service(resource("/link-tokens").route(post().to(devices::create_link_token)))
-                .service(resource("/account").route(delete().to(devices::delete_account))),
+                .service(resource("/account").route(delete().to(devices::delete_account)))
+                .service(resource("/key-packages").route(post().to(key_packages::upload)))
+                .service(resource("/key-packages/count").route(get().to(key_packages::count)))
+                .service(resource("/key-packages/claim").route(post().to(key_packages::claim)))
+                .service(
+                    resource("/circles")
+                        .route(post().to(circles::create))
+                        .route(get().to(circles::list)),
+                )
+                .service(resource("/circles/{circle_id}").route(get().to(circles::get)))
+                .service(resource("/circles/{circle_id}/commits").route(post().to(circles::commit)))
+                .service(
+                    resource("/circles/{circle_id}/messages")
+                        .route(post().to(circles::send))
+                        .route(get().to(circles::read)),
+                )
+                .service(resource("/circles/{circle_id}/ack").route(post().to(circles::ack)))
+                .service(
+                    resource("/circles/{circle_id}/group-info")
+                        .route(get().to(circles::group_info)),
+                )
+                .service(resource("/welcomes").route(get().to(circles::welcomes)))
+                .service(
+                    resource("/welcomes/{welcome_id}").route(delete().to(circles::delete_welcome)),
+                ),
         );
 }

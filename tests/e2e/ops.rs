@@ -117,6 +117,19 @@ async fn the_openapi_document_describes_every_endpoint_and_its_errors(db: Db) ->
         ("delete", "/v1/sessions/current"),
         ("post", "/v1/link-tokens"),
         ("delete", "/v1/account"),
+        ("post", "/v1/key-packages"),
+        ("get", "/v1/key-packages/count"),
+        ("post", "/v1/key-packages/claim"),
+        ("post", "/v1/circles"),
+        ("get", "/v1/circles"),
+        ("get", "/v1/circles/{circle_id}"),
+        ("post", "/v1/circles/{circle_id}/commits"),
+        ("post", "/v1/circles/{circle_id}/messages"),
+        ("get", "/v1/circles/{circle_id}/messages"),
+        ("post", "/v1/circles/{circle_id}/ack"),
+        ("get", "/v1/circles/{circle_id}/group-info"),
+        ("get", "/v1/welcomes"),
+        ("delete", "/v1/welcomes/{welcome_id}"),
     ];
     let paths = doc["paths"].as_object().expect("paths");
     let documented: usize = paths
@@ -149,7 +162,12 @@ async fn the_openapi_document_describes_every_endpoint_and_its_errors(db: Db) ->
         }
         // The server really serves what the document says: never the
         // catch-all 404 for unknown routes.
-        let url = app.url(&path.replace("{device_id}", &uuid::Uuid::new_v4().to_string()));
+        let url = app.url(
+            &path
+                .replace("{device_id}", &uuid::Uuid::new_v4().to_string())
+                .replace("{welcome_id}", &uuid::Uuid::new_v4().to_string())
+                .replace("{circle_id}", "AAAAAAAAAAAAAAAAAAAAAA"),
+        );
         let response = app
             .http
             .request(method.to_uppercase().parse()?, url)

@@ -24,6 +24,8 @@ use sqlx::Row as _;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub mod mls;
+
 /// The variable that points the tests at a PostgreSQL server (a role that may
 /// create databases). Each test makes its own database there.
 pub const PG_ENV: &str = "TEST_DATABASE_URL";
@@ -139,6 +141,8 @@ impl TestDb {
         };
         config.rate_limits.per_ip = generous;
         config.rate_limits.per_device = generous;
+        config.delivery.send_rate = generous;
+        config.delivery.claim_rate = generous;
         config
     }
 
@@ -423,6 +427,22 @@ impl TestApp {
             .http
             .post(self.url(path))
             .bearer_auth(token)
+            .send()
+            .await?)
+    }
+
+    /// `POST` JSON with a bearer token.
+    pub async fn post_json(
+        &self,
+        path: &str,
+        token: &str,
+        body: &impl serde::Serialize,
+    ) -> Result<reqwest::Response> {
+        Ok(self
+            .http
+            .post(self.url(path))
+            .bearer_auth(token)
+            .json(body)
             .send()
             .await?)
     }

@@ -1,7 +1,9 @@
 //! HTTP handlers, one module per area. Each handler carries its OpenAPI
 //! description (`#[utoipa::path]`), including its error answers.
 
+pub mod circles;
 pub mod devices;
 pub mod health;
+pub mod key_packages;
 pub mod ops;
 pub mod sessions;

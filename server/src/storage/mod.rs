@@ -14,7 +14,8 @@ mod sql;
 pub mod sqlite;
 
 use async_trait::async_trait;
-use hearth_protocol::{AccountId, DeviceId};
+use hearth_protocol::circles::{EntryKind, Role};
+use hearth_protocol::{AccountId, CircleId, DeviceId};
 use secrecy::SecretBox;
 use std::sync::Arc;
 use uuid::Uuid;
@@ -47,6 +48,9 @@ pub enum StorageError {
     /// The link token is unknown, used or expired.
     #[error("the link token is unknown, used or expired")]
     LinkTokenInvalid,
+    /// A circle with this id exists already.
+    #[error("a circle with this id exists already")]
+    CircleExists,
     /// The database failed or could not be reached.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
@@ -149,6 +153,202 @@ pub struct Purged {
     pub link_tokens: u64,
     /// Expired refresh tokens and sessions.
     pub sessions: u64,
+    /// Expired KeyPackages.
+    pub key_packages: u64,
+    /// Log entries and Welcomes past their circle's retention.
+    pub log_entries: u64,
+}
+
+/// A validated KeyPackage about to be stored.
+#[derive(Debug, Clone)]
+pub struct NewKeyPackage {
+    /// Its MLS hash reference (unique).
+    pub hash_ref: Vec<u8>,
+    /// The TLS-serialised KeyPackage.
+    pub data: Vec<u8>,
+    /// Unix seconds when its lifetime ends.
+    pub expires_at: i64,
+}
+
+/// What happened to one KeyPackage of an upload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyPackageStored {
+    /// Stored.
+    Stored,
+    /// The same KeyPackage is stored already.
+    Duplicate,
+    /// The pool is at its limit.
+    PoolFull,
+}
+
+/// A circle about to be created.
+#[derive(Debug, Clone)]
+pub struct NewCircle {
+    /// The MLS group id.
+    pub id: CircleId,
+    /// Members besides facilitators.
+    pub max_members: i64,
+    /// Seconds log entries are kept at most.
+    pub retention_secs: i64,
+    /// GroupInfo at epoch 0.
+    pub group_info: Option<Vec<u8>>,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// A device on a circle's roster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RosterRecord {
+    /// The device.
+    pub device_id: DeviceId,
+    /// Its role.
+    pub role: Role,
+    /// The sequence number of the commit that added it (0 for the creator);
+    /// it reads only entries after this.
+    pub joined_seq: i64,
+    /// The highest sequence number it acknowledged.
+    pub acked_seq: i64,
+}
+
+/// A stored circle with its roster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CircleRecord {
+    /// The MLS group id.
+    pub id: CircleId,
+    /// The current epoch.
+    pub epoch: i64,
+    /// The newest log entry's sequence number.
+    pub last_seq: i64,
+    /// Members besides facilitators.
+    pub max_members: i64,
+    /// Seconds log entries are kept at most.
+    pub retention_secs: i64,
+    /// Who is in it.
+    pub roster: Vec<RosterRecord>,
+}
+
+impl CircleRecord {
+    /// The roster entry of a device, if it is on the roster.
+    pub fn member(&self, device_id: DeviceId) -> Option<&RosterRecord> {
+        self.roster.iter().find(|r| r.device_id == device_id)
+    }
+}
+
+/// A commit bundle the caller has checked against the roster of `epoch`.
+#[derive(Debug, Clone)]
+pub struct NewCommit {
+    /// The device posting it.
+    pub sender: DeviceId,
+    /// The epoch it was made in; accepted only if still current.
+    pub epoch: i64,
+    /// The commit message.
+    pub commit: Vec<u8>,
+    /// The Welcome, queued for each added device.
+    pub welcome: Option<Vec<u8>>,
+    /// The new GroupInfo.
+    pub group_info: Option<Vec<u8>>,
+    /// Devices joining (as members), each with the id of its queued Welcome.
+    pub added: Vec<(DeviceId, Uuid)>,
+    /// Devices leaving.
+    pub removed: Vec<DeviceId>,
+    /// Unix seconds.
+    pub now: i64,
+}
+
+/// What became of a commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitOutcome {
+    /// Appended at `seq`; the circle is now at `epoch`.
+    Accepted {
+        /// The commit's sequence number.
+        seq: i64,
+        /// The new epoch.
+        epoch: i64,
+    },
+    /// Another commit got there first.
+    Stale {
+        /// The circle's epoch now.
+        current_epoch: i64,
+    },
+    /// No such circle.
+    NoCircle,
+}
+
+/// An application message about to be appended.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    /// The sending device.
+    pub sender: DeviceId,
+    /// The client's id for it.
+    pub message_id: Uuid,
+    /// The epoch it was encrypted in.
+    pub epoch: i64,
+    /// The ciphertext.
+    pub ciphertext: Vec<u8>,
+    /// SHA-256 of the ciphertext, to recognise an identical resend.
+    pub digest: [u8; 32],
+    /// Unix seconds.
+    pub now: i64,
+}
+
+/// What became of a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendOutcome {
+    /// Appended.
+    Accepted {
+        /// Its sequence number.
+        seq: i64,
+        /// The circle's epoch.
+        epoch: i64,
+    },
+    /// The same id and bytes were accepted before, at `seq`.
+    Repeated {
+        /// The original sequence number.
+        seq: i64,
+        /// The circle's epoch.
+        epoch: i64,
+    },
+    /// The same id was used before with other bytes.
+    Conflict,
+    /// The message's epoch is outside the accepted window.
+    Stale {
+        /// The circle's epoch now.
+        current_epoch: i64,
+    },
+    /// The sender is not on the roster (or there is no such circle).
+    NotMember,
+}
+
+/// One stored log entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogRecord {
+    /// Sequence number.
+    pub seq: i64,
+    /// Epoch sent in.
+    pub epoch: i64,
+    /// Commit or application message.
+    pub kind: EntryKind,
+    /// Sending device.
+    pub sender: DeviceId,
+    /// The MLS message.
+    pub ciphertext: Vec<u8>,
+    /// Unix seconds received.
+    pub created_at: i64,
+}
+
+/// A Welcome waiting for a device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WelcomeRecord {
+    /// Its id.
+    pub id: Uuid,
+    /// The circle.
+    pub circle_id: CircleId,
+    /// The commit's sequence number.
+    pub seq: i64,
+    /// The epoch it admits to.
+    pub epoch: i64,
+    /// The Welcome message.
+    pub data: Vec<u8>,
 }
 
 /// The one storage interface. See the module documentation.
@@ -242,6 +442,83 @@ pub trait Storage: Send + Sync + 'static {
         device_id: DeviceId,
     ) -> Result<Option<LiveSession>>;
 
+    /// Stores KeyPackages for a device while its pool (unexpired, not last
+    /// resort) holds fewer than `max_pool`.
+    async fn store_key_packages(
+        &self,
+        device_id: DeviceId,
+        items: &[NewKeyPackage],
+        max_pool: u32,
+        now: i64,
+    ) -> Result<Vec<KeyPackageStored>>;
+
+    /// Replaces the device's last-resort KeyPackage.
+    async fn store_last_resort(
+        &self,
+        device_id: DeviceId,
+        item: &NewKeyPackage,
+        now: i64,
+    ) -> Result<KeyPackageStored>;
+
+    /// Takes one unexpired KeyPackage of the device, or, when none is left,
+    /// reads (without consuming) its last resort. `(bytes, is_last_resort)`.
+    async fn claim_key_package(
+        &self,
+        device_id: DeviceId,
+        now: i64,
+    ) -> Result<Option<(Vec<u8>, bool)>>;
+
+    /// The device's unexpired pool size and whether it has a last resort.
+    async fn key_package_count(&self, device_id: DeviceId, now: i64) -> Result<(u32, bool)>;
+
+    /// Creates a circle at epoch 0 with the creator as facilitator.
+    async fn create_circle(&self, circle: &NewCircle, creator: DeviceId) -> Result<()>;
+
+    /// A circle and its roster.
+    async fn circle(&self, id: &CircleId) -> Result<Option<CircleRecord>>;
+
+    /// The circles whose roster holds the device.
+    async fn device_circles(&self, device_id: DeviceId) -> Result<Vec<CircleRecord>>;
+
+    /// Applies a commit bundle in one transaction if the circle is still at
+    /// `commit.epoch`: appends the commit, bumps the epoch, applies the roster
+    /// change, keeps the GroupInfo, queues the Welcomes.
+    async fn apply_commit(&self, circle: &CircleId, commit: &NewCommit) -> Result<CommitOutcome>;
+
+    /// Appends an application message, idempotently by message id, if the
+    /// sender is on the roster and the epoch is within `epoch_window` of the
+    /// current one.
+    async fn append_message(
+        &self,
+        circle: &CircleId,
+        message: &NewMessage,
+        epoch_window: i64,
+    ) -> Result<AppendOutcome>;
+
+    /// Up to `limit` entries after `after` (and after the device joined).
+    /// `None` when the device is not on the roster.
+    async fn read_log(
+        &self,
+        circle: &CircleId,
+        device_id: DeviceId,
+        after: i64,
+        limit: i64,
+    ) -> Result<Option<Vec<LogRecord>>>;
+
+    /// Records that the device processed everything up to `seq`, then deletes
+    /// the entries every device on the roster has acknowledged. False when the
+    /// device is not on the roster.
+    async fn acknowledge(&self, circle: &CircleId, device_id: DeviceId, seq: i64) -> Result<bool>;
+
+    /// The latest GroupInfo of a circle.
+    async fn group_info(&self, circle: &CircleId) -> Result<Option<Vec<u8>>>;
+
+    /// Welcomes waiting for the device, oldest first.
+    async fn welcomes(&self, device_id: DeviceId) -> Result<Vec<WelcomeRecord>>;
+
+    /// Acknowledges (deletes) a Welcome. False when there was none.
+    async fn delete_welcome(&self, device_id: DeviceId, id: Uuid) -> Result<bool>;
+
     /// Removes everything expired.
     async fn purge_expired(&self, now: i64) -> Result<Purged>;
 }
@@ -278,6 +555,44 @@ pub(crate) fn parse_session_id(text: &str) -> Result<SessionId> {
     Uuid::try_parse(text)
         .map(SessionId)
         .map_err(|_| StorageError::Corrupt("session id"))
+}
+
+pub(crate) fn parse_circle_id(bytes: Vec<u8>) -> Result<CircleId> {
+    CircleId::from_bytes(bytes).map_err(|_| StorageError::Corrupt("circle id"))
+}
+
+pub(crate) fn parse_uuid(text: &str) -> Result<Uuid> {
+    Uuid::try_parse(text).map_err(|_| StorageError::Corrupt("uuid"))
+}
+
+pub(crate) fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Facilitator => "facilitator",
+        Role::Member => "member",
+    }
+}
+
+pub(crate) fn parse_role(text: &str) -> Result<Role> {
+    match text {
+        "facilitator" => Ok(Role::Facilitator),
+        "member" => Ok(Role::Member),
+        _ => Err(StorageError::Corrupt("role")),
+    }
+}
+
+pub(crate) fn kind_code(kind: EntryKind) -> i64 {
+    match kind {
+        EntryKind::Application => 0,
+        EntryKind::Commit => 1,
+    }
+}
+
+pub(crate) fn parse_kind(code: i64) -> Result<EntryKind> {
+    match code {
+        0 => Ok(EntryKind::Application),
+        1 => Ok(EntryKind::Commit),
+        _ => Err(StorageError::Corrupt("entry kind")),
+    }
 }
 
 pub(crate) fn seed_from_bytes(bytes: Vec<u8>) -> Result<SecretBox<[u8; 32]>> {

@@ -6,9 +6,12 @@
 //! them once.
 
 use super::{
-    AccountId, Backend, DeviceId, DeviceRecord, LiveSession, NewDevice, NewRefreshToken, Purged,
-    RefreshOutcome, Result, SessionId, SigningKeyRecord, Storage, StorageError, parse_account_id,
-    parse_device_id, parse_session_id, seed_from_bytes, sql, unique_violation,
+    AccountId, AppendOutcome, Backend, CircleId, CircleRecord, CommitOutcome, DeviceId,
+    DeviceRecord, EntryKind, KeyPackageStored, LiveSession, LogRecord, NewCircle, NewCommit,
+    NewDevice, NewKeyPackage, NewMessage, NewRefreshToken, Purged, RefreshOutcome, Result, Role,
+    RosterRecord, SessionId, SigningKeyRecord, Storage, StorageError, WelcomeRecord, kind_code,
+    parse_account_id, parse_circle_id, parse_device_id, parse_kind, parse_role, parse_session_id,
+    parse_uuid, role_name, seed_from_bytes, sql, unique_violation,
 };
 use async_trait::async_trait;
 use secrecy::ExposeSecret;
@@ -16,6 +19,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, Row, Transaction};
 use std::str::FromStr;
 use std::time::Duration;
+use uuid::Uuid;
 
 /// Storage on a PostgreSQL database.
 #[derive(Debug, Clone)]
@@ -40,6 +44,12 @@ impl PgStorage {
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
+
+    /// Takes one KeyPackage; `SKIP LOCKED` lets concurrent claims take
+    /// different rows instead of queueing for (and then missing) the same one.
+    const CLAIM_KEY_PACKAGE: &str = "DELETE FROM key_packages WHERE id = (SELECT id FROM key_packages \
+         WHERE device_id = $1 AND last_resort = 0 AND expires_at > $2 ORDER BY id LIMIT 1 \
+         FOR UPDATE SKIP LOCKED) RETURNING data";
 
     const BACKEND: Backend = Backend::Postgres;
 

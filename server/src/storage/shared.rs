@@ -41,6 +41,32 @@ macro_rules! shared_storage_impl {
             Ok(())
         }
 
+        async fn circle_with_roster(pool: &sqlx::Pool<$db>, row: &$row) -> Result<CircleRecord> {
+            let id = parse_circle_id(row.try_get("id")?)?;
+            let roster = sqlx::query(sql::SELECT_ROSTER)
+                .bind(id.as_bytes())
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(|r| {
+                    Ok(RosterRecord {
+                        device_id: parse_device_id(r.try_get("device_id")?)?,
+                        role: parse_role(r.try_get("role")?)?,
+                        joined_seq: r.try_get("joined_seq")?,
+                        acked_seq: r.try_get("acked_seq")?,
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Ok(CircleRecord {
+                id,
+                epoch: row.try_get("epoch")?,
+                last_seq: row.try_get("last_seq")?,
+                max_members: row.try_get("max_members")?,
+                retention_secs: row.try_get("retention_secs")?,
+                roster,
+            })
+        }
+
         #[async_trait]
         impl Storage for $storage {
             fn backend(&self) -> Backend {
@@ -315,6 +341,407 @@ macro_rules! shared_storage_impl {
                     .transpose()
             }
 
+            async fn store_key_packages(
+                &self,
+                device_id: DeviceId,
+                items: &[NewKeyPackage],
+                max_pool: u32,
+                now: i64,
+            ) -> Result<Vec<KeyPackageStored>> {
+                let mut tx = self.write().await?;
+                let mut pool: i64 = sqlx::query_scalar(sql::COUNT_KEY_PACKAGES)
+                    .bind(device_id.to_string())
+                    .bind(0_i64)
+                    .bind(now)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let mut outcomes = Vec::with_capacity(items.len());
+                for item in items {
+                    if pool >= i64::from(max_pool) {
+                        outcomes.push(KeyPackageStored::PoolFull);
+                        continue;
+                    }
+                    let done = sqlx::query(sql::INSERT_KEY_PACKAGE)
+                        .bind(device_id.to_string())
+                        .bind(item.hash_ref.as_slice())
+                        .bind(item.data.as_slice())
+                        .bind(0_i64)
+                        .bind(item.expires_at)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                    if done.rows_affected() == 1 {
+                        pool += 1;
+                        outcomes.push(KeyPackageStored::Stored);
+                    } else {
+                        outcomes.push(KeyPackageStored::Duplicate);
+                    }
+                }
+                tx.commit().await?;
+                Ok(outcomes)
+            }
+
+            async fn store_last_resort(
+                &self,
+                device_id: DeviceId,
+                item: &NewKeyPackage,
+                now: i64,
+            ) -> Result<KeyPackageStored> {
+                let mut tx = self.write().await?;
+                sqlx::query(sql::DELETE_LAST_RESORT)
+                    .bind(device_id.to_string())
+                    .execute(&mut *tx)
+                    .await?;
+                let done = sqlx::query(sql::INSERT_KEY_PACKAGE)
+                    .bind(device_id.to_string())
+                    .bind(item.hash_ref.as_slice())
+                    .bind(item.data.as_slice())
+                    .bind(1_i64)
+                    .bind(item.expires_at)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                if done.rows_affected() == 1 {
+                    tx.commit().await?;
+                    Ok(KeyPackageStored::Stored)
+                } else {
+                    tx.rollback().await?;
+                    Ok(KeyPackageStored::Duplicate)
+                }
+            }
+
+            async fn claim_key_package(
+                &self,
+                device_id: DeviceId,
+                now: i64,
+            ) -> Result<Option<(Vec<u8>, bool)>> {
+                let claimed: Option<Vec<u8>> = sqlx::query_scalar(<$storage>::CLAIM_KEY_PACKAGE)
+                    .bind(device_id.to_string())
+                    .bind(now)
+                    .fetch_optional(self.writer())
+                    .await?;
+                if let Some(data) = claimed {
+                    return Ok(Some((data, false)));
+                }
+                let last: Option<Vec<u8>> = sqlx::query_scalar(sql::SELECT_LAST_RESORT)
+                    .bind(device_id.to_string())
+                    .bind(now)
+                    .fetch_optional(self.reader())
+                    .await?;
+                Ok(last.map(|data| (data, true)))
+            }
+
+            async fn key_package_count(
+                &self,
+                device_id: DeviceId,
+                now: i64,
+            ) -> Result<(u32, bool)> {
+                let count = async |last_resort: i64| -> Result<i64> {
+                    Ok(sqlx::query_scalar(sql::COUNT_KEY_PACKAGES)
+                        .bind(device_id.to_string())
+                        .bind(last_resort)
+                        .bind(now)
+                        .fetch_one(self.reader())
+                        .await?)
+                };
+                let available = count(0).await?;
+                let last_resort = count(1).await?;
+                Ok((
+                    u32::try_from(available).unwrap_or(u32::MAX),
+                    last_resort > 0,
+                ))
+            }
+
+            async fn create_circle(&self, circle: &NewCircle, creator: DeviceId) -> Result<()> {
+                let mut tx = self.write().await?;
+                sqlx::query(sql::INSERT_CIRCLE)
+                    .bind(circle.id.as_bytes())
+                    .bind(circle.max_members)
+                    .bind(circle.retention_secs)
+                    .bind(circle.group_info.as_deref())
+                    .bind(circle.created_at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|err| unique_violation(err, StorageError::CircleExists))?;
+                sqlx::query(sql::INSERT_ROSTER)
+                    .bind(circle.id.as_bytes())
+                    .bind(creator.to_string())
+                    .bind(role_name(Role::Facilitator))
+                    .bind(0_i64)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn circle(&self, id: &CircleId) -> Result<Option<CircleRecord>> {
+                let row = sqlx::query(sql::SELECT_CIRCLE)
+                    .bind(id.as_bytes())
+                    .fetch_optional(self.reader())
+                    .await?;
+                match row {
+                    Some(row) => Ok(Some(circle_with_roster(self.reader(), &row).await?)),
+                    None => Ok(None),
+                }
+            }
+
+            async fn device_circles(&self, device_id: DeviceId) -> Result<Vec<CircleRecord>> {
+                let rows = sqlx::query(sql::SELECT_DEVICE_CIRCLES)
+                    .bind(device_id.to_string())
+                    .fetch_all(self.reader())
+                    .await?;
+                let mut circles = Vec::with_capacity(rows.len());
+                for row in &rows {
+                    circles.push(circle_with_roster(self.reader(), row).await?);
+                }
+                Ok(circles)
+            }
+
+            async fn apply_commit(
+                &self,
+                circle: &CircleId,
+                commit: &NewCommit,
+            ) -> Result<CommitOutcome> {
+                let mut tx = self.write().await?;
+                let advanced = sqlx::query(sql::ADVANCE_EPOCH)
+                    .bind(circle.as_bytes())
+                    .bind(commit.epoch)
+                    .bind(commit.group_info.as_deref())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let Some(advanced) = advanced else {
+                    let current: Option<i64> = sqlx::query_scalar(sql::SELECT_EPOCH)
+                        .bind(circle.as_bytes())
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    tx.rollback().await?;
+                    return Ok(match current {
+                        Some(current_epoch) => CommitOutcome::Stale { current_epoch },
+                        None => CommitOutcome::NoCircle,
+                    });
+                };
+                let epoch: i64 = advanced.try_get("epoch")?;
+                let seq: i64 = advanced.try_get("last_seq")?;
+                sqlx::query(sql::INSERT_LOG_ENTRY)
+                    .bind(circle.as_bytes())
+                    .bind(seq)
+                    .bind(commit.epoch)
+                    .bind(kind_code(EntryKind::Commit))
+                    .bind(commit.sender.to_string())
+                    .bind(None::<String>)
+                    .bind(None::<Vec<u8>>)
+                    .bind(commit.commit.as_slice())
+                    .bind(commit.now)
+                    .execute(&mut *tx)
+                    .await?;
+                for removed in &commit.removed {
+                    sqlx::query(sql::DELETE_ROSTER)
+                        .bind(circle.as_bytes())
+                        .bind(removed.to_string())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                for (added, welcome_id) in &commit.added {
+                    sqlx::query(sql::INSERT_ROSTER)
+                        .bind(circle.as_bytes())
+                        .bind(added.to_string())
+                        .bind(role_name(Role::Member))
+                        .bind(seq)
+                        .execute(&mut *tx)
+                        .await?;
+                    if let Some(welcome) = &commit.welcome {
+                        sqlx::query(sql::INSERT_WELCOME)
+                            .bind(welcome_id.to_string())
+                            .bind(added.to_string())
+                            .bind(circle.as_bytes())
+                            .bind(seq)
+                            .bind(epoch)
+                            .bind(welcome.as_slice())
+                            .bind(commit.now)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                }
+                tx.commit().await?;
+                Ok(CommitOutcome::Accepted { seq, epoch })
+            }
+
+            async fn append_message(
+                &self,
+                circle: &CircleId,
+                message: &NewMessage,
+                epoch_window: i64,
+            ) -> Result<AppendOutcome> {
+                let mut tx = self.write().await?;
+                // Taking the next number first locks the circle (PostgreSQL's row
+                // lock; SQLite's single writer), so what follows sees every
+                // earlier append of this circle.
+                let Some(next) = sqlx::query(sql::NEXT_SEQ)
+                    .bind(circle.as_bytes())
+                    .fetch_optional(&mut *tx)
+                    .await?
+                else {
+                    tx.rollback().await?;
+                    return Ok(AppendOutcome::NotMember);
+                };
+                let epoch: i64 = next.try_get("epoch")?;
+                let seq: i64 = next.try_get("last_seq")?;
+                let member = sqlx::query(sql::SELECT_MEMBER)
+                    .bind(circle.as_bytes())
+                    .bind(message.sender.to_string())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if member.is_none() {
+                    tx.rollback().await?;
+                    return Ok(AppendOutcome::NotMember);
+                }
+                let earlier = sqlx::query(sql::SELECT_BY_MESSAGE_ID)
+                    .bind(circle.as_bytes())
+                    .bind(message.sender.to_string())
+                    .bind(message.message_id.to_string())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if let Some(earlier) = earlier {
+                    let digest: Option<Vec<u8>> = earlier.try_get("digest")?;
+                    let earlier_seq: i64 = earlier.try_get("seq")?;
+                    tx.rollback().await?;
+                    return Ok(if digest.as_deref() == Some(message.digest.as_slice()) {
+                        AppendOutcome::Repeated {
+                            seq: earlier_seq,
+                            epoch,
+                        }
+                    } else {
+                        AppendOutcome::Conflict
+                    });
+                }
+                if message.epoch > epoch || message.epoch < epoch.saturating_sub(epoch_window) {
+                    tx.rollback().await?;
+                    return Ok(AppendOutcome::Stale {
+                        current_epoch: epoch,
+                    });
+                }
+                sqlx::query(sql::INSERT_LOG_ENTRY)
+                    .bind(circle.as_bytes())
+                    .bind(seq)
+                    .bind(message.epoch)
+                    .bind(kind_code(EntryKind::Application))
+                    .bind(message.sender.to_string())
+                    .bind(message.message_id.to_string())
+                    .bind(message.digest.as_slice())
+                    .bind(message.ciphertext.as_slice())
+                    .bind(message.now)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(AppendOutcome::Accepted { seq, epoch })
+            }
+
+            async fn read_log(
+                &self,
+                circle: &CircleId,
+                device_id: DeviceId,
+                after: i64,
+                limit: i64,
+            ) -> Result<Option<Vec<LogRecord>>> {
+                let Some(member) = sqlx::query(sql::SELECT_MEMBER)
+                    .bind(circle.as_bytes())
+                    .bind(device_id.to_string())
+                    .fetch_optional(self.reader())
+                    .await?
+                else {
+                    return Ok(None);
+                };
+                let joined: i64 = member.try_get("joined_seq")?;
+                let rows = sqlx::query(sql::SELECT_LOG)
+                    .bind(circle.as_bytes())
+                    .bind(after.max(joined))
+                    .bind(limit)
+                    .fetch_all(self.reader())
+                    .await?;
+                rows.iter()
+                    .map(|row| {
+                        Ok(LogRecord {
+                            seq: row.try_get("seq")?,
+                            epoch: row.try_get("epoch")?,
+                            kind: parse_kind(row.try_get("kind")?)?,
+                            sender: parse_device_id(row.try_get("sender_id")?)?,
+                            ciphertext: row.try_get("ciphertext")?,
+                            created_at: row.try_get("created_at")?,
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()
+                    .map(Some)
+            }
+
+            async fn acknowledge(
+                &self,
+                circle: &CircleId,
+                device_id: DeviceId,
+                seq: i64,
+            ) -> Result<bool> {
+                let mut tx = self.write().await?;
+                let member = sqlx::query(sql::SELECT_MEMBER)
+                    .bind(circle.as_bytes())
+                    .bind(device_id.to_string())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if member.is_none() {
+                    tx.rollback().await?;
+                    return Ok(false);
+                }
+                let last_seq: i64 = sqlx::query_scalar(sql::SELECT_LAST_SEQ)
+                    .bind(circle.as_bytes())
+                    .fetch_one(&mut *tx)
+                    .await?;
+                sqlx::query(sql::RAISE_ACK)
+                    .bind(circle.as_bytes())
+                    .bind(device_id.to_string())
+                    .bind(seq.min(last_seq))
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(sql::DELETE_ACKNOWLEDGED)
+                    .bind(circle.as_bytes())
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn group_info(&self, circle: &CircleId) -> Result<Option<Vec<u8>>> {
+                let info: Option<Option<Vec<u8>>> = sqlx::query_scalar(sql::SELECT_GROUP_INFO)
+                    .bind(circle.as_bytes())
+                    .fetch_optional(self.reader())
+                    .await?;
+                Ok(info.flatten())
+            }
+
+            async fn welcomes(&self, device_id: DeviceId) -> Result<Vec<WelcomeRecord>> {
+                let rows = sqlx::query(sql::SELECT_WELCOMES)
+                    .bind(device_id.to_string())
+                    .fetch_all(self.reader())
+                    .await?;
+                rows.iter()
+                    .map(|row| {
+                        Ok(WelcomeRecord {
+                            id: parse_uuid(row.try_get("id")?)?,
+                            circle_id: parse_circle_id(row.try_get("circle_id")?)?,
+                            seq: row.try_get("seq")?,
+                            epoch: row.try_get("epoch")?,
+                            data: row.try_get("data")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn delete_welcome(&self, device_id: DeviceId, id: Uuid) -> Result<bool> {
+                let done = sqlx::query(sql::DELETE_WELCOME)
+                    .bind(id.to_string())
+                    .bind(device_id.to_string())
+                    .execute(self.writer())
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
             async fn purge_expired(&self, now: i64) -> Result<Purged> {
                 let mut tx = self.write().await?;
                 let mut purge = async |statement: &'static str| -> Result<u64> {
@@ -326,6 +753,8 @@ macro_rules! shared_storage_impl {
                     link_tokens: purge(sql::PURGE_LINK_TOKENS).await?,
                     sessions: purge(sql::PURGE_REFRESH_TOKENS).await?
                         + purge(sql::PURGE_SESSIONS).await?,
+                    key_packages: purge(sql::PURGE_KEY_PACKAGES).await?,
+                    log_entries: purge(sql::PURGE_LOG).await? + purge(sql::PURGE_WELCOMES).await?,
                 };
                 tx.commit().await?;
                 Ok(purged)

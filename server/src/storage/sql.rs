@@ -50,3 +50,60 @@ pub const PURGE_CHALLENGES: &str = "DELETE FROM challenges WHERE expires_at < $1
 pub const PURGE_LINK_TOKENS: &str = "DELETE FROM link_tokens WHERE expires_at < $1";
 pub const PURGE_REFRESH_TOKENS: &str = "DELETE FROM refresh_tokens WHERE expires_at < $1";
 pub const PURGE_SESSIONS: &str = "DELETE FROM sessions WHERE expires_at < $1";
+
+pub const INSERT_KEY_PACKAGE: &str = "INSERT INTO key_packages \
+     (device_id, hash_ref, data, last_resort, expires_at, created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (hash_ref) DO NOTHING";
+pub const COUNT_KEY_PACKAGES: &str = "SELECT COUNT(*) FROM key_packages \
+     WHERE device_id = $1 AND last_resort = $2 AND expires_at > $3";
+pub const DELETE_LAST_RESORT: &str =
+    "DELETE FROM key_packages WHERE device_id = $1 AND last_resort = 1";
+pub const SELECT_LAST_RESORT: &str = "SELECT data FROM key_packages \
+     WHERE device_id = $1 AND last_resort = 1 AND expires_at > $2";
+pub const PURGE_KEY_PACKAGES: &str = "DELETE FROM key_packages WHERE expires_at <= $1";
+
+pub const INSERT_CIRCLE: &str = "INSERT INTO circles \
+     (id, epoch, last_seq, max_members, retention_secs, group_info, created_at) \
+     VALUES ($1, 0, 0, $2, $3, $4, $5)";
+pub const INSERT_ROSTER: &str = "INSERT INTO roster \
+     (circle_id, device_id, role, joined_seq, acked_seq) VALUES ($1, $2, $3, $4, $4)";
+pub const DELETE_ROSTER: &str = "DELETE FROM roster WHERE circle_id = $1 AND device_id = $2";
+pub const SELECT_CIRCLE: &str = "SELECT id, epoch, last_seq, max_members, retention_secs \
+     FROM circles WHERE id = $1";
+pub const SELECT_DEVICE_CIRCLES: &str = "SELECT c.id, c.epoch, c.last_seq, c.max_members, \
+     c.retention_secs FROM circles c JOIN roster r ON r.circle_id = c.id \
+     WHERE r.device_id = $1 ORDER BY c.created_at, c.id";
+pub const SELECT_ROSTER: &str = "SELECT device_id, role, joined_seq, acked_seq FROM roster \
+     WHERE circle_id = $1 ORDER BY joined_seq, device_id";
+pub const SELECT_MEMBER: &str = "SELECT device_id, role, joined_seq, acked_seq FROM roster \
+     WHERE circle_id = $1 AND device_id = $2";
+pub const SELECT_GROUP_INFO: &str = "SELECT group_info FROM circles WHERE id = $1";
+pub const SELECT_EPOCH: &str = "SELECT epoch FROM circles WHERE id = $1";
+
+pub const ADVANCE_EPOCH: &str = "UPDATE circles SET epoch = epoch + 1, last_seq = last_seq + 1, \
+     group_info = COALESCE($3, group_info) WHERE id = $1 AND epoch = $2 \
+     RETURNING epoch, last_seq";
+pub const NEXT_SEQ: &str =
+    "UPDATE circles SET last_seq = last_seq + 1 WHERE id = $1 RETURNING epoch, last_seq";
+pub const INSERT_LOG_ENTRY: &str = "INSERT INTO log_entries \
+     (circle_id, seq, epoch, kind, sender_id, message_id, digest, ciphertext, created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+pub const SELECT_BY_MESSAGE_ID: &str = "SELECT seq, digest FROM log_entries \
+     WHERE circle_id = $1 AND sender_id = $2 AND message_id = $3";
+pub const SELECT_LOG: &str = "SELECT seq, epoch, kind, sender_id, ciphertext, created_at \
+     FROM log_entries WHERE circle_id = $1 AND seq > $2 ORDER BY seq LIMIT $3";
+pub const SELECT_LAST_SEQ: &str = "SELECT last_seq FROM circles WHERE id = $1";
+pub const RAISE_ACK: &str = "UPDATE roster SET acked_seq = $3 \
+     WHERE circle_id = $1 AND device_id = $2 AND acked_seq < $3";
+pub const DELETE_ACKNOWLEDGED: &str = "DELETE FROM log_entries WHERE circle_id = $1 \
+     AND seq <= (SELECT MIN(acked_seq) FROM roster WHERE circle_id = $1)";
+pub const PURGE_LOG: &str = "DELETE FROM log_entries WHERE created_at < $1 - \
+     (SELECT retention_secs FROM circles WHERE circles.id = log_entries.circle_id)";
+
+pub const INSERT_WELCOME: &str = "INSERT INTO welcomes \
+     (id, device_id, circle_id, seq, epoch, data, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+pub const SELECT_WELCOMES: &str = "SELECT id, circle_id, seq, epoch, data FROM welcomes \
+     WHERE device_id = $1 ORDER BY created_at, seq";
+pub const DELETE_WELCOME: &str = "DELETE FROM welcomes WHERE id = $1 AND device_id = $2";
+pub const PURGE_WELCOMES: &str = "DELETE FROM welcomes WHERE created_at < $1 - \
+     (SELECT retention_secs FROM circles WHERE circles.id = welcomes.circle_id)";

@@ -8,9 +8,12 @@
 //! process owns the file; several nodes need PostgreSQL.
 
 use super::{
-    AccountId, Backend, DeviceId, DeviceRecord, LiveSession, NewDevice, NewRefreshToken, Purged,
-    RefreshOutcome, Result, SessionId, SigningKeyRecord, Storage, StorageError, parse_account_id,
-    parse_device_id, parse_session_id, seed_from_bytes, sql, unique_violation,
+    AccountId, AppendOutcome, Backend, CircleId, CircleRecord, CommitOutcome, DeviceId,
+    DeviceRecord, EntryKind, KeyPackageStored, LiveSession, LogRecord, NewCircle, NewCommit,
+    NewDevice, NewKeyPackage, NewMessage, NewRefreshToken, Purged, RefreshOutcome, Result, Role,
+    RosterRecord, SessionId, SigningKeyRecord, Storage, StorageError, WelcomeRecord, kind_code,
+    parse_account_id, parse_circle_id, parse_device_id, parse_kind, parse_role, parse_session_id,
+    parse_uuid, role_name, seed_from_bytes, sql, unique_violation,
 };
 use async_trait::async_trait;
 use secrecy::ExposeSecret;
@@ -21,6 +24,7 @@ use sqlx::sqlite::{
 use sqlx::{Row, Sqlite, Transaction};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use uuid::Uuid;
 
 /// The file name of the database inside the data directory.
 pub const DATABASE_FILE: &str = "hearth.db";
@@ -87,6 +91,12 @@ impl SqliteStorage {
             .await?;
         Ok((journal, synchronous, secure_delete, foreign_keys))
     }
+
+    /// Takes one KeyPackage: SQLite's single writer makes the read and the
+    /// delete one step.
+    const CLAIM_KEY_PACKAGE: &str = "DELETE FROM key_packages WHERE id = (SELECT id FROM key_packages \
+         WHERE device_id = $1 AND last_resort = 0 AND expires_at > $2 ORDER BY id LIMIT 1) \
+         RETURNING data";
 
     const BACKEND: Backend = Backend::Sqlite;
 

@@ -1,0 +1,211 @@
+//! Circles (MLS groups) and their ordered log of ciphertext.
+//!
+//! The server keeps, per circle: the current epoch, a roster of device ids
+//! with roles (a declared access list; members verify real membership inside
+//! MLS), a policy, the latest GroupInfo for rejoining, and a log in which
+//! every entry — a commit or an application message, both MLS ciphertext —
+//! gets the next gap-free sequence number.
+
+use crate::{Base64Bytes, CircleId, DeviceId};
+use serde::{Deserialize, Serialize};
+
+/// Largest ciphertext of one message, by default.
+pub const DEFAULT_MAX_CIPHERTEXT: usize = 64 * 1024;
+
+/// A device's role in a circle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Runs the circle: may add and remove others.
+    Facilitator,
+    /// Takes part; may leave.
+    Member,
+}
+
+/// `POST /v1/circles`: register a new MLS group as a circle. The creating
+/// device becomes its facilitator at epoch 0.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CreateCircle {
+    /// The MLS group id.
+    pub circle_id: CircleId,
+    /// Members besides facilitators (default 12; the server has an upper bound).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_members: Option<u32>,
+    /// Seconds a log entry is kept at most (default 30 days).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_secs: Option<u64>,
+    /// The group's GroupInfo at epoch 0, for rejoining.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_info: Option<Base64Bytes>,
+}
+
+/// One device on a roster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RosterEntry {
+    /// The device.
+    pub device_id: DeviceId,
+    /// Its role.
+    pub role: Role,
+}
+
+/// A circle as its members see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Circle {
+    /// The MLS group id.
+    pub circle_id: CircleId,
+    /// The current epoch.
+    pub epoch: u64,
+    /// The sequence number of the newest log entry (0 when empty).
+    pub last_seq: u64,
+    /// Members besides facilitators.
+    pub max_members: u32,
+    /// Seconds a log entry is kept at most.
+    pub retention_secs: u64,
+    /// Who is in it.
+    pub roster: Vec<RosterEntry>,
+}
+
+/// `GET /v1/circles`: the caller's circles.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CircleList {
+    /// The circles whose roster holds the calling device.
+    pub circles: Vec<Circle>,
+}
+
+/// `POST /v1/circles/{circle_id}/commits`: a commit with everything that must
+/// take effect with it, accepted only at the circle's current epoch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CommitBundle {
+    /// The epoch the commit was made in (the circle's current epoch).
+    pub epoch: u64,
+    /// The commit, as an MLS message (PrivateMessage, or PublicMessage for an
+    /// external commit).
+    pub commit: Base64Bytes,
+    /// The Welcome for the added devices; required when `added` is not empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub welcome: Option<Base64Bytes>,
+    /// The GroupInfo of the new epoch, kept for rejoining.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_info: Option<Base64Bytes>,
+    /// Devices the commit adds (facilitators only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub added: Vec<DeviceId>,
+    /// Devices the commit removes (facilitators, or a device removing itself).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removed: Vec<DeviceId>,
+}
+
+/// The answer to an accepted commit or message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Accepted {
+    /// The entry's sequence number in the circle's log.
+    pub seq: u64,
+    /// The circle's epoch after the entry.
+    pub epoch: u64,
+}
+
+/// `POST /v1/circles/{circle_id}/messages`: an MLS application message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SendMessage {
+    /// A client-chosen id: resending the same id with the same bytes answers
+    /// with the original sequence number.
+    pub message_id: uuid::Uuid,
+    /// The epoch the message was encrypted in.
+    pub epoch: u64,
+    /// The MLS PrivateMessage.
+    pub ciphertext: Base64Bytes,
+}
+
+/// What a log entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum EntryKind {
+    /// An application message.
+    Application,
+    /// A commit (handshake).
+    Commit,
+}
+
+/// One entry of a circle's log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LogEntry {
+    /// Gap-free, strictly increasing per circle.
+    pub seq: u64,
+    /// The epoch it was sent in.
+    pub epoch: u64,
+    /// Commit or application message.
+    pub kind: EntryKind,
+    /// The sending device.
+    pub sender: DeviceId,
+    /// The MLS message.
+    pub ciphertext: Base64Bytes,
+    /// Unix seconds when the server accepted it.
+    pub received_at: i64,
+}
+
+/// `GET /v1/circles/{circle_id}/messages?after=N&limit=M`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LogPage {
+    /// Entries after the cursor, in order.
+    pub entries: Vec<LogEntry>,
+    /// The cursor for the next page (the last entry's `seq`, or the request's
+    /// `after` when empty).
+    pub next_after: u64,
+    /// Whether more entries follow.
+    pub more: bool,
+}
+
+/// `POST /v1/circles/{circle_id}/ack`: everything up to `seq` is processed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Ack {
+    /// The highest sequence number processed.
+    pub seq: u64,
+}
+
+/// A Welcome waiting for the calling device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PendingWelcome {
+    /// Acknowledge with `DELETE /v1/welcomes/{welcome_id}`.
+    pub welcome_id: uuid::Uuid,
+    /// The circle it admits to.
+    pub circle_id: CircleId,
+    /// The sequence number of the commit that added the device; its log
+    /// starts after this.
+    pub seq: u64,
+    /// The epoch the Welcome admits to.
+    pub epoch: u64,
+    /// The MLS Welcome message.
+    pub welcome: Base64Bytes,
+}
+
+/// `GET /v1/welcomes`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct WelcomeList {
+    /// Oldest first.
+    pub welcomes: Vec<PendingWelcome>,
+}
+
+/// `GET /v1/circles/{circle_id}/group-info`: for rejoining by external commit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct GroupInfo {
+    /// The epoch the circle is in.
+    pub epoch: u64,
+    /// The latest GroupInfo posted (it may be of an earlier epoch if the last
+    /// commit did not carry one).
+    pub group_info: Base64Bytes,
+}

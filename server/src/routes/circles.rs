@@ -1,0 +1,484 @@
+//! Circles: creation, the roster, commit bundles, the message log,
+//! acknowledgements, GroupInfo and Welcomes.
+//!
+//! To anyone not on a circle's roster, a real circle and a made-up id answer
+//! identically: 404 `not_found`.
+
+use crate::auth::Authenticated;
+use crate::crypto;
+use crate::error::ApiError;
+use crate::startup::AppState;
+use crate::storage::{
+    AppendOutcome, CircleRecord, CommitOutcome, NewCircle, NewCommit, NewMessage,
+};
+use crate::telemetry::redact;
+use actix_web::{HttpResponse, web};
+use hearth_protocol::circles::{
+    Accepted, Ack, Circle, CircleList, CommitBundle, CreateCircle, GroupInfo, LogEntry, LogPage,
+    PendingWelcome, Role, RosterEntry, SendMessage, WelcomeList,
+};
+use hearth_protocol::{Base64Bytes, CircleId, ErrorBody};
+use serde::Deserialize;
+use std::collections::HashSet;
+
+fn unsigned(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or_default()
+}
+
+fn signed(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+fn to_wire(circle: CircleRecord) -> Circle {
+    Circle {
+        circle_id: circle.id,
+        epoch: unsigned(circle.epoch),
+        last_seq: unsigned(circle.last_seq),
+        max_members: u32::try_from(circle.max_members).unwrap_or_default(),
+        retention_secs: unsigned(circle.retention_secs),
+        roster: circle
+            .roster
+            .into_iter()
+            .map(|r| RosterEntry {
+                device_id: r.device_id,
+                role: r.role,
+            })
+            .collect(),
+    }
+}
+
+/// The circle, if the caller is on its roster; otherwise the same 404 as for
+/// a circle that does not exist.
+async fn membership(
+    state: &AppState,
+    circle_id: &CircleId,
+    auth: &Authenticated,
+) -> Result<CircleRecord, ApiError> {
+    state
+        .storage
+        .circle(circle_id)
+        .await?
+        .filter(|c| c.member(auth.device_id).is_some())
+        .ok_or(ApiError::NotFound)
+}
+
+fn bounded(bytes: &Base64Bytes, limit: usize, what: &'static str) -> Result<(), ApiError> {
+    if bytes.as_slice().len() > limit {
+        tracing::debug!(what, "oversized content refused");
+        return Err(ApiError::PayloadTooLarge { limit });
+    }
+    Ok(())
+}
+
+/// Registers an MLS group the caller created as a circle; the caller becomes
+/// its facilitator at epoch 0.
+#[utoipa::path(post, path = "/v1/circles", tag = "circles", security(("bearer" = [])),
+    request_body = CreateCircle, responses(
+    (status = 201, description = "Created", body = Circle),
+    (status = 400, description = "Malformed body", body = ErrorBody),
+    (status = 401, description = "Not authenticated", body = ErrorBody),
+    (status = 409, description = "A circle with this id exists", body = ErrorBody),
+    (status = 413, description = "GroupInfo too large", body = ErrorBody),
+    (status = 422, description = "Member limit or retention out of range", body = ErrorBody)))]
+pub async fn create(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    body: web::Json<CreateCircle>,
+) -> Result<HttpResponse, ApiError> {
+    let limits = &state.config.delivery;
+    let body = body.into_inner();
+    let max_members = body.max_members.unwrap_or(limits.default_max_members);
+    if max_members == 0 || max_members > limits.max_members_bound {
+        return Err(ApiError::Invalid(format!(
+            "max_members must be between 1 and {}",
+            limits.max_members_bound
+        )));
+    }
+    let retention = body.retention_secs.unwrap_or(limits.default_retention_secs);
+    if !(60..=limits.max_retention_secs).contains(&retention) {
+        return Err(ApiError::Invalid(format!(
+            "retention_secs must be between 60 and {}",
+            limits.max_retention_secs
+        )));
+    }
+    if let Some(info) = &body.group_info {
+        bounded(info, limits.max_ciphertext_bytes, "group_info")?;
+    }
+    let circle = NewCircle {
+        id: body.circle_id.clone(),
+        max_members: i64::from(max_members),
+        retention_secs: signed(retention),
+        group_info: body.group_info.map(Base64Bytes::into_inner),
+        created_at: crate::now(),
+    };
+    state.storage.create_circle(&circle, auth.device_id).await?;
+    tracing::info!(circle = %redact(&circle.id), "circle created");
+    let created = membership(&state, &circle.id, &auth).await?;
+    Ok(HttpResponse::Created().json(to_wire(created)))
+}
+
+/// The circles the calling device is on.
+#[utoipa::path(get, path = "/v1/circles", tag = "circles", security(("bearer" = [])), responses(
+    (status = 200, description = "The caller's circles", body = CircleList),
+    (status = 401, description = "Not authenticated", body = ErrorBody)))]
+pub async fn list(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+) -> Result<HttpResponse, ApiError> {
+    let circles = state.storage.device_circles(auth.device_id).await?;
+    Ok(HttpResponse::Ok().json(CircleList {
+        circles: circles.into_iter().map(to_wire).collect(),
+    }))
+}
+
+/// A circle: epoch, policy and roster. Members only.
+#[utoipa::path(get, path = "/v1/circles/{circle_id}", tag = "circles", security(("bearer" = [])),
+    params(("circle_id" = String, Path, description = "The MLS group id, base64url")),
+    responses(
+    (status = 200, description = "The circle", body = Circle),
+    (status = 401, description = "Not authenticated", body = ErrorBody),
+    (status = 404, description = "No such circle, or the caller is not on it", body = ErrorBody)))]
+pub async fn get(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    path: web::Path<CircleId>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(to_wire(membership(&state, &path, &auth).await?)))
+}
+
+/// Checks a commit bundle against the roster of the epoch it was made in.
+fn check_roster_change(
+    circle: &CircleRecord,
+    auth: &Authenticated,
+    bundle: &CommitBundle,
+) -> Result<(), ApiError> {
+    let mut seen = HashSet::new();
+    if !bundle
+        .added
+        .iter()
+        .chain(&bundle.removed)
+        .all(|d| seen.insert(*d))
+    {
+        return Err(ApiError::Invalid(
+            "a device appears twice in the roster change".into(),
+        ));
+    }
+    let changes_others =
+        !bundle.added.is_empty() || bundle.removed.iter().any(|d| *d != auth.device_id);
+    let is_facilitator = circle
+        .member(auth.device_id)
+        .is_some_and(|m| m.role == Role::Facilitator);
+    if changes_others && !is_facilitator {
+        return Err(ApiError::Forbidden(
+            "only a facilitator adds or removes others",
+        ));
+    }
+    if bundle.added.iter().any(|d| circle.member(*d).is_some()) {
+        return Err(ApiError::Invalid(
+            "an added device is already on the roster".into(),
+        ));
+    }
+    if bundle.removed.iter().any(|d| circle.member(*d).is_none()) {
+        return Err(ApiError::Invalid(
+            "a removed device is not on the roster".into(),
+        ));
+    }
+    if !bundle.added.is_empty() && bundle.welcome.is_none() {
+        return Err(ApiError::Invalid("adding devices needs a welcome".into()));
+    }
+    let members = |ids: &mut dyn Iterator<Item = &hearth_protocol::DeviceId>| {
+        ids.filter(|d| circle.member(**d).is_some_and(|m| m.role == Role::Member))
+            .count()
+    };
+    let current = circle
+        .roster
+        .iter()
+        .filter(|r| r.role == Role::Member)
+        .count();
+    let after = current + bundle.added.len() - members(&mut bundle.removed.iter());
+    if i64::try_from(after).unwrap_or(i64::MAX) > circle.max_members && !bundle.added.is_empty() {
+        return Err(ApiError::CircleFull);
+    }
+    Ok(())
+}
+
+/// Posts a commit with its Welcome, GroupInfo and roster change. Accepted
+/// only at the circle's current epoch; of racing commits exactly one wins and
+/// the others get `409 stale_epoch` with the current epoch. Also the way to
+/// rejoin: an external commit at the current epoch, with no roster change.
+#[utoipa::path(post, path = "/v1/circles/{circle_id}/commits", tag = "circles", security(("bearer" = [])),
+    params(("circle_id" = String, Path, description = "The MLS group id, base64url")),
+    request_body = CommitBundle, responses(
+    (status = 201, description = "Accepted", body = Accepted),
+    (status = 400, description = "Malformed body", body = ErrorBody),
+    (status = 401, description = "Not authenticated", body = ErrorBody),
+    (status = 403, description = "Only a facilitator adds or removes others", body = ErrorBody),
+    (status = 404, description = "No such circle, or the caller is not on it", body = ErrorBody),
+    (status = 409, description = "stale_epoch: the circle moved on; the body carries current_epoch", body = ErrorBody),
+    (status = 413, description = "Commit, Welcome or GroupInfo too large", body = ErrorBody),
+    (status = 422, description = "Roster change inconsistent with the roster, or circle_full", body = ErrorBody)))]
+pub async fn commit(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    path: web::Path<CircleId>,
+    body: web::Json<CommitBundle>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = state.config.delivery.max_ciphertext_bytes;
+    let bundle = body.into_inner();
+    bounded(&bundle.commit, limit, "commit")?;
+    for part in [&bundle.welcome, &bundle.group_info].into_iter().flatten() {
+        bounded(part, limit, "welcome or group_info")?;
+    }
+    let circle = membership(&state, &path, &auth).await?;
+    if bundle.epoch != unsigned(circle.epoch) {
+        return Err(ApiError::StaleEpoch {
+            current_epoch: unsigned(circle.epoch),
+        });
+    }
+    check_roster_change(&circle, &auth, &bundle)?;
+    for added in &bundle.added {
+        let active = state
+            .storage
+            .device(*added)
+            .await?
+            .is_some_and(|d| d.revoked_at.is_none());
+        if !active {
+            return Err(ApiError::Invalid("an added device does not exist".into()));
+        }
+    }
+    let mut added = Vec::with_capacity(bundle.added.len());
+    for device in &bundle.added {
+        added.push((*device, crypto::random_uuid()?));
+    }
+    let commit = NewCommit {
+        sender: auth.device_id,
+        epoch: signed(bundle.epoch),
+        commit: bundle.commit.into_inner(),
+        welcome: bundle.welcome.map(Base64Bytes::into_inner),
+        group_info: bundle.group_info.map(Base64Bytes::into_inner),
+        added,
+        removed: bundle.removed,
+        now: crate::now(),
+    };
+    match state.storage.apply_commit(&path, &commit).await? {
+        CommitOutcome::Accepted { seq, epoch } => Ok(HttpResponse::Created().json(Accepted {
+            seq: unsigned(seq),
+            epoch: unsigned(epoch),
+        })),
+        CommitOutcome::Stale { current_epoch } => Err(ApiError::StaleEpoch {
+            current_epoch: unsigned(current_epoch),
+        }),
+        CommitOutcome::NoCircle => Err(ApiError::NotFound),
+    }
+}
+
+/// Appends an application message. Resending the same `message_id` with the
+/// same bytes answers 200 with the original sequence number.
+#[utoipa::path(post, path = "/v1/circles/{circle_id}/messages", tag = "circles", security(("bearer" = [])),
+    params(("circle_id" = String, Path, description = "The MLS group id, base64url")),
+    request_body = SendMessage, responses(
+    (status = 201, description = "Appended", body = Accepted),
+    (status = 200, description = "Already appended earlier with the same bytes", body = Accepted),
+    (status = 400, description = "Malformed body", body = ErrorBody),
+    (status = 401, description = "Not authenticated", body = ErrorBody),
+    (status = 404, description = "No such circle, or the caller is not on it", body = ErrorBody),
+    (status = 409, description = "duplicate_message_id, or stale_epoch (outside the accepted window)", body = ErrorBody),
+    (status = 413, description = "Ciphertext larger than the limit", body = ErrorBody),
+    (status = 429, description = "Sending too fast", body = ErrorBody)))]
+pub async fn send(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    path: web::Path<CircleId>,
+    body: web::Json<SendMessage>,
+) -> Result<HttpResponse, ApiError> {
+    bounded(
+        &body.ciphertext,
+        state.config.delivery.max_ciphertext_bytes,
+        "ciphertext",
+    )?;
+    state.limit_sends(&auth.device_id)?;
+    let body = body.into_inner();
+    let message = NewMessage {
+        sender: auth.device_id,
+        message_id: body.message_id,
+        epoch: signed(body.epoch),
+        digest: crypto::sha256(body.ciphertext.as_slice()),
+        ciphertext: body.ciphertext.into_inner(),
+        now: crate::now(),
+    };
+    let window = signed(state.config.delivery.epoch_window);
+    match state
+        .storage
+        .append_message(&path, &message, window)
+        .await?
+    {
+        AppendOutcome::Accepted { seq, epoch } => Ok(HttpResponse::Created().json(Accepted {
+            seq: unsigned(seq),
+            epoch: unsigned(epoch),
+        })),
+        AppendOutcome::Repeated { seq, epoch } => Ok(HttpResponse::Ok().json(Accepted {
+            seq: unsigned(seq),
+            epoch: unsigned(epoch),
+        })),
+        AppendOutcome::Conflict => Err(ApiError::DuplicateMessageId),
+        AppendOutcome::Stale { current_epoch } => Err(ApiError::StaleEpoch {
+            current_epoch: unsigned(current_epoch),
+        }),
+        AppendOutcome::NotMember => Err(ApiError::NotFound),
+    }
+}
+
+/// Where to start reading and how much.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct PageQuery {
+    /// Entries after this sequence number (default 0).
+    #[serde(default)]
+    pub after: u64,
+    /// At most this many (default and maximum: the page size, 100).
+    pub limit: Option<u32>,
+}
+
+/// A page of the circle's log after a cursor: commits and application
+/// messages in order. A device reads only what came after it joined.
+#[utoipa::path(get, path = "/v1/circles/{circle_id}/messages", tag = "circles", security(("bearer" = [])),
+    params(("circle_id" = String, Path, description = "The MLS group id, base64url"), PageQuery),
+    responses(
+    (status = 200, description = "A page", body = LogPage),
+    (status = 400, description = "Malformed query", body = ErrorBody),
+    (status = 401, description = "Not authenticated", body = ErrorBody),
+    (status = 404, description = "No such circle, or the caller is not on it", body = ErrorBody)))]
+pub async fn read(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    path: web::Path<CircleId>,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page = state.config.delivery.page_size;
+    let limit = query.limit.unwrap_or(page).clamp(1, page);
+    // One more than asked tells whether more follow.
+    let mut records = state
+        .storage
+        .read_log(
+            &path,
+            auth.device_id,
+            signed(query.after),
+            i64::from(limit) + 1,
+        )
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let more = records.len() > limit as usize;
+    records.truncate(limit as usize);
+    let next_after = records.last().map_or(query.after, |r| unsigned(r.seq));
+    Ok(HttpResponse::Ok().json(LogPage {
+        entries: records
+            .into_iter()
+            .map(|r| LogEntry {
+                seq: unsigned(r.seq),
+                epoch: unsigned(r.epoch),
+                kind: r.kind,
+                sender: r.sender,
+                ciphertext: r.ciphertext.into(),
+                received_at: r.created_at,
+            })
+            .collect(),
+        next_after,
+        more,
+    }))
+}
+
+/// Records that the calling device processed the log up to `seq`. Entries
+/// every device on the roster has acknowledged are deleted.
+#[utoipa::path(post, path = "/v1/circles/{circle_id}/ack", tag = "circles", security(("bearer" = [])),
+    params(("circle_id" = String, Path, description = "The MLS group id, base64url")),
+    request_body = Ack, responses(
+    (status = 204, description = "Recorded"),
+    (status = 400, description = "Malformed body", body = ErrorBody),
+    (status = 401, description = "Not authenticated", body = ErrorBody),
+    (status = 404, description = "No such circle, or the caller is not on it", body = ErrorBody)))]
+pub async fn ack(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    path: web::Path<CircleId>,
+    body: web::Json<Ack>,
+) -> Result<HttpResponse, ApiError> {
+    if state
+        .storage
+        .acknowledge(&path, auth.device_id, signed(body.seq))
+        .await?
+    {
+        Ok(HttpResponse::NoContent().finish())
+    } else {
+        Err(ApiError::NotFound)
+    }
+}
+
+/// The latest GroupInfo, for a member whose state broke and who rejoins by
+/// external commit.
+#[utoipa::path(get, path = "/v1/circles/{circle_id}/group-info", tag = "circles", security(("bearer" = [])),
+    params(("circle_id" = String, Path, description = "The MLS group id, base64url")),
+    responses(
+    (status = 200, description = "The latest GroupInfo", body = GroupInfo),
+    (status = 401, description = "Not authenticated", body = ErrorBody),
+    (status = 404, description = "No such circle, not on it, or no GroupInfo posted", body = ErrorBody)))]
+pub async fn group_info(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    path: web::Path<CircleId>,
+) -> Result<HttpResponse, ApiError> {
+    let circle = membership(&state, &path, &auth).await?;
+    let info = state
+        .storage
+        .group_info(&path)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(HttpResponse::Ok().json(GroupInfo {
+        epoch: unsigned(circle.epoch),
+        group_info: info.into(),
+    }))
+}
+
+/// Welcomes waiting for the calling device.
+#[utoipa::path(get, path = "/v1/welcomes", tag = "circles", security(("bearer" = [])), responses(
+    (status = 200, description = "Oldest first", body = WelcomeList),
+    (status = 401, description = "Not authenticated", body = ErrorBody)))]
+pub async fn welcomes(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+) -> Result<HttpResponse, ApiError> {
+    let welcomes = state.storage.welcomes(auth.device_id).await?;
+    Ok(HttpResponse::Ok().json(WelcomeList {
+        welcomes: welcomes
+            .into_iter()
+            .map(|w| PendingWelcome {
+                welcome_id: w.id,
+                circle_id: w.circle_id,
+                seq: unsigned(w.seq),
+                epoch: unsigned(w.epoch),
+                welcome: w.data.into(),
+            })
+            .collect(),
+    }))
+}
+
+/// Acknowledges a Welcome: it is deleted.
+#[utoipa::path(delete, path = "/v1/welcomes/{welcome_id}", tag = "circles", security(("bearer" = [])),
+    params(("welcome_id" = uuid::Uuid, Path, description = "The Welcome")),
+    responses(
+    (status = 204, description = "Deleted"),
+    (status = 401, description = "Not authenticated", body = ErrorBody),
+    (status = 404, description = "No such Welcome for this device", body = ErrorBody)))]
+pub async fn delete_welcome(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    path: web::Path<uuid::Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    if state
+        .storage
+        .delete_welcome(auth.device_id, path.into_inner())
+        .await?
+    {
+        Ok(HttpResponse::NoContent().finish())
+    } else {
+        Err(ApiError::NotFound)
+    }
+}

@@ -1,0 +1,177 @@
+//! Uploading, counting and claiming KeyPackages.
+
+use crate::auth::Authenticated;
+use crate::error::ApiError;
+use crate::mls::check_key_package;
+use crate::startup::AppState;
+use crate::storage::{KeyPackageStored, NewKeyPackage};
+use actix_web::{HttpResponse, web};
+use hearth_protocol::ErrorBody;
+use hearth_protocol::key_packages::{
+    ClaimKeyPackages, ClaimedKeyPackage, ClaimedKeyPackages, KeyPackageCount, KeyPackageRejection,
+    RejectedKeyPackage, UploadKeyPackages, UploadedKeyPackages,
+};
+
+async fn pool(state: &AppState, auth: &Authenticated) -> Result<KeyPackageCount, ApiError> {
+    let (available, last_resort) = state
+        .storage
+        .key_package_count(auth.device_id, crate::now())
+        .await?;
+    Ok(KeyPackageCount {
+        available,
+        last_resort,
+    })
+}
+
+/// Adds KeyPackages to the caller's pool, checking each one; refused ones are
+/// listed with their reasons and the rest are stored.
+#[utoipa::path(post, path = "/v1/key-packages", tag = "key-packages", security(("bearer" = [])),
+    request_body = UploadKeyPackages, responses(
+    (status = 200, description = "Stored what passed; the rest are listed with reasons", body = UploadedKeyPackages),
+    (status = 400, description = "Malformed body", body = ErrorBody),
+    (status = 401, description = "Not authenticated", body = ErrorBody),
+    (status = 413, description = "Body too large", body = ErrorBody),
+    (status = 422, description = "More KeyPackages than one upload may carry", body = ErrorBody)))]
+pub async fn upload(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    body: web::Json<UploadKeyPackages>,
+) -> Result<HttpResponse, ApiError> {
+    let limits = &state.config.delivery;
+    if body.key_packages.len() > limits.key_packages_per_upload {
+        return Err(ApiError::Invalid(format!(
+            "at most {} KeyPackages per upload",
+            limits.key_packages_per_upload
+        )));
+    }
+    let device = state
+        .storage
+        .device(auth.device_id)
+        .await?
+        .ok_or(ApiError::Unauthorized)?;
+    let now = crate::now();
+    let mut rejected = Vec::new();
+    let mut checked = Vec::new();
+    let mut items = Vec::new();
+    for (index, bytes) in body.key_packages.iter().enumerate() {
+        let item = format!("key_packages[{index}]");
+        match check_key_package(bytes.as_slice(), &auth.device_id, &device.public_key) {
+            Ok(kp) if kp.last_resort => rejected.push(RejectedKeyPackage {
+                item,
+                reason: KeyPackageRejection::LastResortMismatch,
+            }),
+            Ok(kp) => {
+                checked.push(NewKeyPackage {
+                    hash_ref: kp.hash_ref,
+                    data: kp.data,
+                    expires_at: kp.expires_at,
+                });
+                items.push(item);
+            }
+            Err(reason) => rejected.push(RejectedKeyPackage { item, reason }),
+        }
+    }
+    let outcomes = state
+        .storage
+        .store_key_packages(auth.device_id, &checked, limits.key_package_pool, now)
+        .await?;
+    let mut accepted = 0;
+    for (item, outcome) in items.into_iter().zip(outcomes) {
+        match outcome {
+            KeyPackageStored::Stored => accepted += 1,
+            KeyPackageStored::Duplicate => rejected.push(RejectedKeyPackage {
+                item,
+                reason: KeyPackageRejection::Duplicate,
+            }),
+            KeyPackageStored::PoolFull => rejected.push(RejectedKeyPackage {
+                item,
+                reason: KeyPackageRejection::PoolFull,
+            }),
+        }
+    }
+    if let Some(bytes) = &body.last_resort {
+        let item = "last_resort".to_owned();
+        match check_key_package(bytes.as_slice(), &auth.device_id, &device.public_key) {
+            Ok(kp) if !kp.last_resort => rejected.push(RejectedKeyPackage {
+                item,
+                reason: KeyPackageRejection::LastResortMismatch,
+            }),
+            Ok(kp) => {
+                let stored = NewKeyPackage {
+                    hash_ref: kp.hash_ref,
+                    data: kp.data,
+                    expires_at: kp.expires_at,
+                };
+                match state
+                    .storage
+                    .store_last_resort(auth.device_id, &stored, now)
+                    .await?
+                {
+                    KeyPackageStored::Stored => accepted += 1,
+                    _ => rejected.push(RejectedKeyPackage {
+                        item,
+                        reason: KeyPackageRejection::Duplicate,
+                    }),
+                }
+            }
+            Err(reason) => rejected.push(RejectedKeyPackage { item, reason }),
+        }
+    }
+    Ok(HttpResponse::Ok().json(UploadedKeyPackages {
+        accepted,
+        rejected,
+        pool: pool(&state, &auth).await?,
+    }))
+}
+
+/// The caller's pool: how many KeyPackages wait, and whether a last resort
+/// is stored.
+#[utoipa::path(get, path = "/v1/key-packages/count", tag = "key-packages", security(("bearer" = [])), responses(
+    (status = 200, description = "The pool", body = KeyPackageCount),
+    (status = 401, description = "Not authenticated", body = ErrorBody)))]
+pub async fn count(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(pool(&state, &auth).await?))
+}
+
+/// Claims one KeyPackage for each device: consumed from its pool, or, when
+/// the pool is empty, its last resort (marked as such).
+#[utoipa::path(post, path = "/v1/key-packages/claim", tag = "key-packages", security(("bearer" = [])),
+    request_body = ClaimKeyPackages, responses(
+    (status = 200, description = "One per device that had any", body = ClaimedKeyPackages),
+    (status = 400, description = "Malformed body", body = ErrorBody),
+    (status = 401, description = "Not authenticated", body = ErrorBody),
+    (status = 422, description = "Too many devices in one claim", body = ErrorBody),
+    (status = 429, description = "Too many claims", body = ErrorBody)))]
+pub async fn claim(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    body: web::Json<ClaimKeyPackages>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = state.config.delivery.claim_devices;
+    if body.device_ids.len() > limit {
+        return Err(ApiError::Invalid(format!(
+            "at most {limit} devices per claim"
+        )));
+    }
+    state.limit_claims(&auth.device_id)?;
+    let now = crate::now();
+    let mut claimed = ClaimedKeyPackages {
+        key_packages: Vec::new(),
+        unavailable: Vec::new(),
+    };
+    let mut seen = std::collections::HashSet::new();
+    for device_id in body.device_ids.iter().filter(|d| seen.insert(**d)) {
+        match state.storage.claim_key_package(*device_id, now).await? {
+            Some((data, last_resort)) => claimed.key_packages.push(ClaimedKeyPackage {
+                device_id: *device_id,
+                key_package: data.into(),
+                last_resort,
+            }),
+            None => claimed.unavailable.push(*device_id),
+        }
+    }
+    Ok(HttpResponse::Ok().json(claimed))
+}
