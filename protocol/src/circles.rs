@@ -99,6 +99,10 @@ pub struct CommitBundle {
     /// Devices the commit removes (facilitators, or a device removing itself).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub removed: Vec<DeviceId>,
+    /// The join request this commit approves; consumed with the commit. Every
+    /// added device must be one of the request's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub join_request_id: Option<uuid::Uuid>,
 }
 
 /// The answer to an accepted commit or message.
@@ -208,4 +212,119 @@ pub struct GroupInfo {
     /// The latest GroupInfo posted (it may be of an earlier epoch if the last
     /// commit did not carry one).
     pub group_info: Base64Bytes,
+}
+
+/// Longest introduction note accepted with a join request, in bytes.
+pub const MAX_NOTE_BYTES: usize = 4096;
+
+/// `POST /v1/circles/{circle_id}/invites`: mint an invite (facilitators).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CreateInvite {
+    /// Seconds until it expires (default 7 days, at most 30 days).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in_secs: Option<u64>,
+    /// How many people may redeem it (default 1, at most 50).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_uses: Option<u32>,
+}
+
+/// A freshly minted invite. The token is shown this once; the server keeps
+/// only its hash. Share it out of band (a link or a QR code).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Invite {
+    /// For listing and revoking.
+    pub invite_id: uuid::Uuid,
+    /// The secret to redeem.
+    pub token: String,
+    /// The circle it admits to.
+    pub circle_id: CircleId,
+    /// Unix seconds after which it is refused.
+    pub expires_at: i64,
+    /// How many people may redeem it.
+    pub max_uses: u32,
+}
+
+impl std::fmt::Debug for Invite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Invite")
+            .field("expires_at", &self.expires_at)
+            .field("max_uses", &self.max_uses)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An invite as listed (without its token).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct InviteInfo {
+    /// Its id.
+    pub invite_id: uuid::Uuid,
+    /// Unix seconds after which it is refused.
+    pub expires_at: i64,
+    /// How many people may redeem it.
+    pub max_uses: u32,
+    /// How many did.
+    pub uses: u32,
+}
+
+/// `GET /v1/circles/{circle_id}/invites`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct InviteList {
+    /// Oldest first.
+    pub invites: Vec<InviteInfo>,
+}
+
+/// `POST /v1/invites/redeem`: ask to join the invite's circle.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RedeemInvite {
+    /// The invite's token.
+    pub token: String,
+    /// An introduction for the facilitator, encrypted by the client to a key
+    /// that travels only in the invite link; the server stores the bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<Base64Bytes>,
+}
+
+impl std::fmt::Debug for RedeemInvite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedeemInvite").finish_non_exhaustive()
+    }
+}
+
+/// The answer to a redemption.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct JoinRequestCreated {
+    /// The request, for the facilitator to approve or decline.
+    pub join_request_id: uuid::Uuid,
+    /// The circle asked to join.
+    pub circle_id: CircleId,
+}
+
+/// A pending join request, as the facilitator sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct JoinRequest {
+    /// Its id: approve by posting a commit bundle with this
+    /// `join_request_id`, or decline.
+    pub join_request_id: uuid::Uuid,
+    /// The devices to add (every active device of the requester's account).
+    pub device_ids: Vec<DeviceId>,
+    /// The encrypted introduction note.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<Base64Bytes>,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// `GET /v1/circles/{circle_id}/join-requests`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct JoinRequestList {
+    /// Oldest first.
+    pub join_requests: Vec<JoinRequest>,
 }

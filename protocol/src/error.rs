@@ -20,6 +20,8 @@ pub enum ErrorCode {
     Forbidden,
     /// 403: the link token is unknown, used or expired.
     LinkTokenInvalid,
+    /// 403: the invite is unknown, used up, revoked or expired.
+    InviteInvalid,
     /// 404: no such resource (or one the caller may not know about).
     NotFound,
     /// 405: the route exists but not with this method.
@@ -31,6 +33,8 @@ pub enum ErrorCode {
     StaleEpoch,
     /// 409: a circle with this id exists already.
     CircleExists,
+    /// 409: the device is on the circle's roster already.
+    AlreadyMember,
     /// 409: this message id was used before with different content.
     DuplicateMessageId,
     /// 422: the change would take the circle over its member limit.
@@ -61,11 +65,13 @@ impl ErrorCode {
             Self::Unauthorized => "unauthorized",
             Self::Forbidden => "forbidden",
             Self::LinkTokenInvalid => "link_token_invalid",
+            Self::InviteInvalid => "invite_invalid",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::DeviceExists => "device_exists",
             Self::StaleEpoch => "stale_epoch",
             Self::CircleExists => "circle_exists",
+            Self::AlreadyMember => "already_member",
             Self::DuplicateMessageId => "duplicate_message_id",
             Self::CircleFull => "circle_full",
             Self::PayloadTooLarge => "payload_too_large",
@@ -83,12 +89,13 @@ impl ErrorCode {
         match self {
             Self::BadRequest => 400,
             Self::Unauthorized => 401,
-            Self::Forbidden | Self::LinkTokenInvalid => 403,
+            Self::Forbidden | Self::LinkTokenInvalid | Self::InviteInvalid => 403,
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
             Self::DeviceExists
             | Self::StaleEpoch
             | Self::CircleExists
+            | Self::AlreadyMember
             | Self::DuplicateMessageId => 409,
             Self::PayloadTooLarge => 413,
             Self::UnsupportedMediaType => 415,
@@ -130,11 +137,13 @@ mod tests {
             ErrorCode::Unauthorized,
             ErrorCode::Forbidden,
             ErrorCode::LinkTokenInvalid,
+            ErrorCode::InviteInvalid,
             ErrorCode::NotFound,
             ErrorCode::MethodNotAllowed,
             ErrorCode::DeviceExists,
             ErrorCode::StaleEpoch,
             ErrorCode::CircleExists,
+            ErrorCode::AlreadyMember,
             ErrorCode::DuplicateMessageId,
             ErrorCode::CircleFull,
             ErrorCode::PayloadTooLarge,

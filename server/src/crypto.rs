@@ -68,6 +68,8 @@ pub fn mint_token(prefix: &str) -> Result<Minted, RandomError> {
 pub const REFRESH_PREFIX: &str = "hrt_";
 /// The prefix of link tokens.
 pub const LINK_PREFIX: &str = "hlt_";
+/// The prefix of circle invites.
+pub const INVITE_PREFIX: &str = "hit_";
 
 #[cfg(test)]
 mod tests {

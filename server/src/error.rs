@@ -49,6 +49,12 @@ pub enum ApiError {
     /// A circle with this id exists already.
     #[error("a circle with this id exists already")]
     CircleExists,
+    /// The invite is unknown, used up, revoked or expired.
+    #[error("the invite is unknown, used up, revoked or expired")]
+    InviteInvalid,
+    /// The device is on the roster already.
+    #[error("already on this circle's roster")]
+    AlreadyMember,
     /// The message id was used before with other content.
     #[error("this message id was used before with different content")]
     DuplicateMessageId,
@@ -98,6 +104,8 @@ impl ApiError {
             Self::Forbidden(_) => ErrorCode::Forbidden,
             Self::StaleEpoch { .. } => ErrorCode::StaleEpoch,
             Self::CircleExists => ErrorCode::CircleExists,
+            Self::InviteInvalid => ErrorCode::InviteInvalid,
+            Self::AlreadyMember => ErrorCode::AlreadyMember,
             Self::DuplicateMessageId => ErrorCode::DuplicateMessageId,
             Self::CircleFull => ErrorCode::CircleFull,
             Self::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,

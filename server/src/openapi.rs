@@ -1,7 +1,7 @@
 //! The OpenAPI description, generated from the handlers' annotations and the
 //! protocol types. Served at `/v1/openapi.json`.
 
-use crate::routes::{circles, devices, health, key_packages, ops, sessions};
+use crate::routes::{circles, devices, health, invites, key_packages, ops, sessions};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -42,6 +42,12 @@ use utoipa::{Modify, OpenApi};
         circles::group_info,
         circles::welcomes,
         circles::delete_welcome,
+        invites::create,
+        invites::list,
+        invites::revoke,
+        invites::redeem,
+        invites::join_requests,
+        invites::decline,
     ),
     components(schemas(hearth_protocol::ErrorCode)),
     modifiers(&BearerAuth),
@@ -50,6 +56,7 @@ use utoipa::{Modify, OpenApi};
         (name = "devices", description = "Device registration and the caller's account"),
         (name = "key-packages", description = "Publishing and claiming MLS KeyPackages"),
         (name = "circles", description = "Circles, commit bundles, the ordered log, Welcomes"),
+        (name = "invites", description = "Invite-only enrollment: invites and join requests"),
         (name = "ops", description = "Health, readiness, metrics, this document"),
     )
 )]

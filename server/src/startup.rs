@@ -3,7 +3,7 @@
 use crate::config::Config;
 use crate::error::{self, ApiError};
 use crate::rate_limit::{RateLimiter, retry_after_secs};
-use crate::routes::{circles, devices, health, key_packages, ops, sessions};
+use crate::routes::{circles, devices, health, invites, key_packages, ops, sessions};
 use crate::storage::{self, SessionId, Storage, StorageError};
 use crate::tokens::{KeyError, KeyRing};
 use crate::{crypto, sweeper, telemetry};
@@ -285,6 +285,24 @@ fn routes(cfg: &mut web::ServiceConfig) {
                 .service(
                     resource("/circles/{circle_id}/group-info")
                         .route(get().to(circles::group_info)),
+                )
+                .service(
+                    resource("/circles/{circle_id}/invites")
+                        .route(post().to(invites::create))
+                        .route(get().to(invites::list)),
+                )
+                .service(
+                    resource("/circles/{circle_id}/invites/{invite_id}")
+                        .route(delete().to(invites::revoke)),
+                )
+                .service(resource("/invites/redeem").route(post().to(invites::redeem)))
+                .service(
+                    resource("/circles/{circle_id}/join-requests")
+                        .route(get().to(invites::join_requests)),
+                )
+                .service(
+                    resource("/circles/{circle_id}/join-requests/{join_request_id}")
+                        .route(delete().to(invites::decline)),
                 )
                 .service(resource("/welcomes").route(get().to(circles::welcomes)))
                 .service(

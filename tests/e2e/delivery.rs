@@ -26,6 +26,7 @@ on_both_databases!(
     a_removed_member_reads_and_sends_nothing_and_strangers_see_404,
     acknowledged_and_expired_entries_leave_the_database,
     limits_and_rules_answer_with_their_codes,
+    an_invite_becomes_a_join_request_that_one_commit_approves,
 );
 
 const LOG: &str = "/messages";
@@ -797,5 +798,158 @@ async fn limits_and_rules_answer_with_their_codes(db: Db) -> Result<()> {
         200,
         "the latest GroupInfo is kept for rejoining"
     );
+    Ok(())
+}
+
+async fn an_invite_becomes_a_join_request_that_one_commit_approves(db: Db) -> Result<()> {
+    use hearth_protocol::circles::{Invite, InviteList, JoinRequestCreated, JoinRequestList};
+    let Some(app) = TestApp::spawn(db).await? else {
+        return Ok(());
+    };
+    let (mut facilitator, mut members, circle) = circle_with(&app, 1).await?;
+    let mut sam = Member::sign_up(&app).await?;
+    sam.publish_key_packages(&app, 2).await?;
+
+    // The facilitator mints a link for one person.
+    let response = app
+        .post_json(&path(&circle, "/invites"), facilitator.token(), &json!({}))
+        .await?;
+    assert_eq!(response.status(), 201);
+    let invite: Invite = response.json().await?;
+    assert!(invite.token.starts_with("hit_"));
+    let listed: InviteList = app
+        .get(&path(&circle, "/invites"), facilitator.token())
+        .await?
+        .json()
+        .await?;
+    assert_eq!((listed.invites.len(), listed.invites[0].uses), (1, 0));
+    // A member is not a facilitator.
+    let by_member = app
+        .post_json(&path(&circle, "/invites"), members[0].token(), &json!({}))
+        .await?;
+    expect_error(by_member, 403, ErrorCode::Forbidden).await?;
+
+    // Sam redeems it with an introduction only the facilitator can read.
+    let note = rand_bytes::<200>().to_vec();
+    let redeem = json!({ "token": invite.token, "note": Base64Bytes::from(note.clone()) });
+    let response = app
+        .post_json("/v1/invites/redeem", sam.token(), &redeem)
+        .await?;
+    assert_eq!(response.status(), 201);
+    let created: JoinRequestCreated = response.json().await?;
+    assert_eq!(created.circle_id, circle);
+    // The invite was for one person: it is spent.
+    let again = app
+        .post_json("/v1/invites/redeem", members[0].token(), &redeem)
+        .await?;
+    expect_error(again, 403, ErrorCode::InviteInvalid).await?;
+
+    let requests: JoinRequestList = app
+        .get(&path(&circle, "/join-requests"), facilitator.token())
+        .await?
+        .json()
+        .await?;
+    assert_eq!(requests.join_requests.len(), 1);
+    let request = &requests.join_requests[0];
+    assert_eq!(request.join_request_id, created.join_request_id);
+    assert_eq!(request.device_ids, vec![sam.device.device_id]);
+    assert_eq!(
+        request.note.as_ref().map(Base64Bytes::as_slice),
+        Some(note.as_slice())
+    );
+
+    // Approval: a commit adding Sam's devices, naming the request.
+    let mut bundle = facilitator.add_commit(&app, &[&sam]).await?;
+    bundle.join_request_id = Some(created.join_request_id);
+    facilitator.commit_accepted(&app, &circle, &bundle).await?;
+    sam.join(&app).await?;
+    members[0].sync(&app, &circle, 1).await?;
+    let requests: JoinRequestList = app
+        .get(&path(&circle, "/join-requests"), facilitator.token())
+        .await?
+        .json()
+        .await?;
+    assert!(
+        requests.join_requests.is_empty(),
+        "the approved request is consumed"
+    );
+    assert_eq!(
+        facilitator
+            .send(&app, &circle, "welcome, Sam")
+            .await?
+            .status(),
+        201
+    );
+    let (plain, _) = sam.sync(&app, &circle, 0).await?;
+    assert_eq!(plain, vec![b"welcome, Sam".to_vec()]);
+
+    // A second invite: Alex asks, the facilitator declines; a revoked invite
+    // and a made-up token are refused alike.
+    let alex = Member::sign_up(&app).await?;
+    let second: Invite = app
+        .post_json(
+            &path(&circle, "/invites"),
+            facilitator.token(),
+            &json!({"max_uses": 5}),
+        )
+        .await?
+        .json()
+        .await?;
+    let asked: JoinRequestCreated = app
+        .post_json(
+            "/v1/invites/redeem",
+            alex.token(),
+            &json!({ "token": second.token }),
+        )
+        .await?
+        .json()
+        .await?;
+    let decline = app
+        .delete(
+            &path(
+                &circle,
+                &format!("/join-requests/{}", asked.join_request_id),
+            ),
+            facilitator.token(),
+        )
+        .await?;
+    assert_eq!(decline.status(), 204);
+    let requests: JoinRequestList = app
+        .get(&path(&circle, "/join-requests"), facilitator.token())
+        .await?
+        .json()
+        .await?;
+    assert!(requests.join_requests.is_empty());
+    let revoke = app
+        .delete(
+            &path(&circle, &format!("/invites/{}", second.invite_id)),
+            facilitator.token(),
+        )
+        .await?;
+    assert_eq!(revoke.status(), 204);
+    for token in [second.token.as_str(), "hit_made-up"] {
+        let response = app
+            .post_json(
+                "/v1/invites/redeem",
+                alex.token(),
+                &json!({ "token": token }),
+            )
+            .await?;
+        expect_error(response, 403, ErrorCode::InviteInvalid).await?;
+    }
+    // Sam, already in, cannot queue himself again.
+    let third: Invite = app
+        .post_json(&path(&circle, "/invites"), facilitator.token(), &json!({}))
+        .await?
+        .json()
+        .await?;
+    let response = app
+        .post_json(
+            "/v1/invites/redeem",
+            sam.token(),
+            &json!({ "token": third.token }),
+        )
+        .await?;
+    expect_error(response, 409, ErrorCode::AlreadyMember).await?;
     Ok(())
 }

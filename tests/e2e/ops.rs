@@ -130,6 +130,15 @@ async fn the_openapi_document_describes_every_endpoint_and_its_errors(db: Db) ->
         ("get", "/v1/circles/{circle_id}/group-info"),
         ("get", "/v1/welcomes"),
         ("delete", "/v1/welcomes/{welcome_id}"),
+        ("post", "/v1/circles/{circle_id}/invites"),
+        ("get", "/v1/circles/{circle_id}/invites"),
+        ("delete", "/v1/circles/{circle_id}/invites/{invite_id}"),
+        ("post", "/v1/invites/redeem"),
+        ("get", "/v1/circles/{circle_id}/join-requests"),
+        (
+            "delete",
+            "/v1/circles/{circle_id}/join-requests/{join_request_id}",
+        ),
     ];
     let paths = doc["paths"].as_object().expect("paths");
     let documented: usize = paths
@@ -166,6 +175,8 @@ async fn the_openapi_document_describes_every_endpoint_and_its_errors(db: Db) ->
             &path
                 .replace("{device_id}", &uuid::Uuid::new_v4().to_string())
                 .replace("{welcome_id}", &uuid::Uuid::new_v4().to_string())
+                .replace("{invite_id}", &uuid::Uuid::new_v4().to_string())
+                .replace("{join_request_id}", &uuid::Uuid::new_v4().to_string())
                 .replace("{circle_id}", "AAAAAAAAAAAAAAAAAAAAAA"),
         );
         let response = app

@@ -216,6 +216,7 @@ impl Member {
                 .transpose()?,
             added: ids,
             removed: Vec::new(),
+            join_request_id: None,
         })
     }
 
@@ -247,6 +248,7 @@ impl Member {
                 .transpose()?,
             added: Vec::new(),
             removed: others.iter().map(|m| m.device.device_id).collect(),
+            join_request_id: None,
         })
     }
 
@@ -268,6 +270,7 @@ impl Member {
                 .transpose()?,
             added: Vec::new(),
             removed: Vec::new(),
+            join_request_id: None,
         })
     }
 

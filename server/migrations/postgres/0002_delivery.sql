@@ -66,3 +66,29 @@ CREATE TABLE welcomes (
 );
 CREATE INDEX welcomes_by_device ON welcomes (device_id, created_at);
 CREATE INDEX welcomes_by_circle ON welcomes (circle_id);
+
+-- Invites: the token is stored only as a hash.
+CREATE TABLE invites (
+    id         TEXT    PRIMARY KEY NOT NULL,
+    circle_id  BYTEA   NOT NULL REFERENCES circles (id) ON DELETE CASCADE,
+    token_hash BYTEA   NOT NULL UNIQUE,
+    expires_at BIGINT  NOT NULL,
+    max_uses   BIGINT  NOT NULL,
+    uses       BIGINT  NOT NULL,
+    created_at BIGINT  NOT NULL
+);
+CREATE INDEX invites_by_circle ON invites (circle_id);
+CREATE INDEX invites_by_expiry ON invites (expires_at);
+
+-- A redeemed invite waiting for the facilitator. device_ids: the requester's
+-- account's devices, space-separated. note: opaque bytes the server cannot read.
+CREATE TABLE join_requests (
+    id           TEXT    PRIMARY KEY NOT NULL,
+    circle_id    BYTEA   NOT NULL REFERENCES circles (id) ON DELETE CASCADE,
+    requester_id TEXT    NOT NULL REFERENCES devices (id) ON DELETE CASCADE,
+    device_ids   TEXT    NOT NULL,
+    note         BYTEA,
+    created_at   BIGINT  NOT NULL
+);
+CREATE INDEX join_requests_by_circle ON join_requests (circle_id, created_at);
+CREATE INDEX join_requests_by_requester ON join_requests (requester_id);

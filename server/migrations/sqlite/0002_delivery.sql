@@ -66,3 +66,29 @@ CREATE TABLE welcomes (
 ) STRICT;
 CREATE INDEX welcomes_by_device ON welcomes (device_id, created_at);
 CREATE INDEX welcomes_by_circle ON welcomes (circle_id);
+
+-- Invites: the token is stored only as a hash.
+CREATE TABLE invites (
+    id         TEXT    PRIMARY KEY NOT NULL,
+    circle_id  BLOB    NOT NULL REFERENCES circles (id) ON DELETE CASCADE,
+    token_hash BLOB    NOT NULL UNIQUE,
+    expires_at INTEGER NOT NULL,
+    max_uses   INTEGER NOT NULL,
+    uses       INTEGER NOT NULL,
+    created_at INTEGER NOT NULL
+) STRICT;
+CREATE INDEX invites_by_circle ON invites (circle_id);
+CREATE INDEX invites_by_expiry ON invites (expires_at);
+
+-- A redeemed invite waiting for the facilitator. device_ids: the requester's
+-- account's devices, space-separated. note: opaque bytes the server cannot read.
+CREATE TABLE join_requests (
+    id           TEXT    PRIMARY KEY NOT NULL,
+    circle_id    BLOB    NOT NULL REFERENCES circles (id) ON DELETE CASCADE,
+    requester_id TEXT    NOT NULL REFERENCES devices (id) ON DELETE CASCADE,
+    device_ids   TEXT    NOT NULL,
+    note         BLOB,
+    created_at   INTEGER NOT NULL
+) STRICT;
+CREATE INDEX join_requests_by_circle ON join_requests (circle_id, created_at);
+CREATE INDEX join_requests_by_requester ON join_requests (requester_id);

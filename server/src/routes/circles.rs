@@ -49,6 +49,26 @@ fn to_wire(circle: CircleRecord) -> Circle {
 
 /// The circle, if the caller is on its roster; otherwise the same 404 as for
 /// a circle that does not exist.
+/// The circle, if the caller is its facilitator: 404 to non-members, 403 to
+/// members.
+pub(crate) async fn facilitated(
+    state: &AppState,
+    circle_id: &CircleId,
+    auth: &Authenticated,
+) -> Result<CircleRecord, ApiError> {
+    let circle = membership(state, circle_id, auth).await?;
+    if circle
+        .member(auth.device_id)
+        .is_some_and(|m| m.role == Role::Facilitator)
+    {
+        Ok(circle)
+    } else {
+        Err(ApiError::Forbidden(
+            "only a facilitator manages invites and join requests",
+        ))
+    }
+}
+
 async fn membership(
     state: &AppState,
     circle_id: &CircleId,
@@ -246,6 +266,18 @@ pub async fn commit(
             return Err(ApiError::Invalid("an added device does not exist".into()));
         }
     }
+    if let Some(request_id) = bundle.join_request_id {
+        let request = state
+            .storage
+            .join_request(&path, request_id)
+            .await?
+            .ok_or_else(|| ApiError::Invalid("no such join request".into()))?;
+        if bundle.added.is_empty() || !bundle.added.iter().all(|d| request.device_ids.contains(d)) {
+            return Err(ApiError::Invalid(
+                "an approving commit adds devices of the join request".into(),
+            ));
+        }
+    }
     let mut added = Vec::with_capacity(bundle.added.len());
     for device in &bundle.added {
         added.push((*device, crypto::random_uuid()?));
@@ -258,6 +290,7 @@ pub async fn commit(
         group_info: bundle.group_info.map(Base64Bytes::into_inner),
         added,
         removed: bundle.removed,
+        join_request: bundle.join_request_id,
         now: crate::now(),
     };
     match state.storage.apply_commit(&path, &commit).await? {

@@ -4,6 +4,7 @@
 pub mod circles;
 pub mod devices;
 pub mod health;
+pub mod invites;
 pub mod key_packages;
 pub mod ops;
 pub mod sessions;

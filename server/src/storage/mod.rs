@@ -157,6 +157,8 @@ pub struct Purged {
     pub key_packages: u64,
     /// Log entries and Welcomes past their circle's retention.
     pub log_entries: u64,
+    /// Expired or used-up invites.
+    pub invites: u64,
 }
 
 /// A validated KeyPackage about to be stored.
@@ -251,8 +253,68 @@ pub struct NewCommit {
     pub added: Vec<(DeviceId, Uuid)>,
     /// Devices leaving.
     pub removed: Vec<DeviceId>,
+    /// The join request this commit approves, consumed with it.
+    pub join_request: Option<Uuid>,
     /// Unix seconds.
     pub now: i64,
+}
+
+/// An invite about to be stored.
+#[derive(Debug, Clone)]
+pub struct NewInvite {
+    /// Its id.
+    pub id: Uuid,
+    /// The circle it admits to.
+    pub circle_id: CircleId,
+    /// SHA-256 of the token.
+    pub token_hash: [u8; 32],
+    /// Unix seconds after which it is refused.
+    pub expires_at: i64,
+    /// How many times it may be redeemed.
+    pub max_uses: i64,
+    /// Unix seconds.
+    pub now: i64,
+}
+
+/// A stored invite (never its token).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InviteRecord {
+    /// Its id.
+    pub id: Uuid,
+    /// Unix seconds after which it is refused.
+    pub expires_at: i64,
+    /// How many times it may be redeemed.
+    pub max_uses: i64,
+    /// How many times it was.
+    pub uses: i64,
+}
+
+/// A join request about to be stored.
+#[derive(Debug, Clone)]
+pub struct NewJoinRequest {
+    /// Its id.
+    pub id: Uuid,
+    /// The device that redeemed the invite.
+    pub requester: DeviceId,
+    /// The devices to add: the requester's account's active devices.
+    pub device_ids: Vec<DeviceId>,
+    /// The opaque introduction note.
+    pub note: Option<Vec<u8>>,
+    /// Unix seconds.
+    pub now: i64,
+}
+
+/// A stored join request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinRequestRecord {
+    /// Its id.
+    pub id: Uuid,
+    /// The devices to add.
+    pub device_ids: Vec<DeviceId>,
+    /// The opaque introduction note.
+    pub note: Option<Vec<u8>>,
+    /// Unix seconds.
+    pub created_at: i64,
 }
 
 /// What became of a commit.
@@ -519,6 +581,32 @@ pub trait Storage: Send + Sync + 'static {
     /// Acknowledges (deletes) a Welcome. False when there was none.
     async fn delete_welcome(&self, device_id: DeviceId, id: Uuid) -> Result<bool>;
 
+    /// Stores an invite.
+    async fn create_invite(&self, invite: &NewInvite) -> Result<()>;
+
+    /// A circle's invites.
+    async fn invites(&self, circle: &CircleId) -> Result<Vec<InviteRecord>>;
+
+    /// Deletes an invite. False when the circle has no such invite.
+    async fn revoke_invite(&self, circle: &CircleId, id: Uuid) -> Result<bool>;
+
+    /// Uses an invite (unexpired, uses left) and queues the join request, in
+    /// one transaction. The circle, or `None` when the token is no good.
+    async fn redeem_invite(
+        &self,
+        token_hash: &[u8; 32],
+        request: &NewJoinRequest,
+    ) -> Result<Option<CircleId>>;
+
+    /// A circle's pending join requests, oldest first.
+    async fn join_requests(&self, circle: &CircleId) -> Result<Vec<JoinRequestRecord>>;
+
+    /// One pending join request.
+    async fn join_request(&self, circle: &CircleId, id: Uuid) -> Result<Option<JoinRequestRecord>>;
+
+    /// Deletes a join request (declined). False when there was none.
+    async fn decline_join_request(&self, circle: &CircleId, id: Uuid) -> Result<bool>;
+
     /// Removes everything expired.
     async fn purge_expired(&self, now: i64) -> Result<Purged>;
 }
@@ -563,6 +651,17 @@ pub(crate) fn parse_circle_id(bytes: Vec<u8>) -> Result<CircleId> {
 
 pub(crate) fn parse_uuid(text: &str) -> Result<Uuid> {
     Uuid::try_parse(text).map_err(|_| StorageError::Corrupt("uuid"))
+}
+
+pub(crate) fn join_device_ids(ids: &[DeviceId]) -> String {
+    ids.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+pub(crate) fn split_device_ids(text: &str) -> Result<Vec<DeviceId>> {
+    text.split_whitespace().map(parse_device_id).collect()
 }
 
 pub(crate) fn role_name(role: Role) -> &'static str {

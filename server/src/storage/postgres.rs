@@ -7,11 +7,12 @@
 
 use super::{
     AccountId, AppendOutcome, Backend, CircleId, CircleRecord, CommitOutcome, DeviceId,
-    DeviceRecord, EntryKind, KeyPackageStored, LiveSession, LogRecord, NewCircle, NewCommit,
-    NewDevice, NewKeyPackage, NewMessage, NewRefreshToken, Purged, RefreshOutcome, Result, Role,
-    RosterRecord, SessionId, SigningKeyRecord, Storage, StorageError, WelcomeRecord, kind_code,
+    DeviceRecord, EntryKind, InviteRecord, JoinRequestRecord, KeyPackageStored, LiveSession,
+    LogRecord, NewCircle, NewCommit, NewDevice, NewInvite, NewJoinRequest, NewKeyPackage,
+    NewMessage, NewRefreshToken, Purged, RefreshOutcome, Result, Role, RosterRecord, SessionId,
+    SigningKeyRecord, Storage, StorageError, WelcomeRecord, join_device_ids, kind_code,
     parse_account_id, parse_circle_id, parse_device_id, parse_kind, parse_role, parse_session_id,
-    parse_uuid, role_name, seed_from_bytes, sql, unique_violation,
+    parse_uuid, role_name, seed_from_bytes, split_device_ids, sql, unique_violation,
 };
 use async_trait::async_trait;
 use secrecy::ExposeSecret;

@@ -41,6 +41,15 @@ macro_rules! shared_storage_impl {
             Ok(())
         }
 
+        fn join_request_from_row(row: &$row) -> Result<JoinRequestRecord> {
+            Ok(JoinRequestRecord {
+                id: parse_uuid(row.try_get("id")?)?,
+                device_ids: split_device_ids(row.try_get("device_ids")?)?,
+                note: row.try_get("note")?,
+                created_at: row.try_get("created_at")?,
+            })
+        }
+
         async fn circle_with_roster(pool: &sqlx::Pool<$db>, row: &$row) -> Result<CircleRecord> {
             let id = parse_circle_id(row.try_get("id")?)?;
             let roster = sqlx::query(sql::SELECT_ROSTER)
@@ -562,6 +571,13 @@ macro_rules! shared_storage_impl {
                             .await?;
                     }
                 }
+                if let Some(request) = commit.join_request {
+                    sqlx::query(sql::DELETE_JOIN_REQUEST)
+                        .bind(circle.as_bytes())
+                        .bind(request.to_string())
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 tx.commit().await?;
                 Ok(CommitOutcome::Accepted { seq, epoch })
             }
@@ -742,6 +758,103 @@ macro_rules! shared_storage_impl {
                 Ok(done.rows_affected() == 1)
             }
 
+            async fn create_invite(&self, invite: &NewInvite) -> Result<()> {
+                sqlx::query(sql::INSERT_INVITE)
+                    .bind(invite.id.to_string())
+                    .bind(invite.circle_id.as_bytes())
+                    .bind(invite.token_hash.as_slice())
+                    .bind(invite.expires_at)
+                    .bind(invite.max_uses)
+                    .bind(invite.now)
+                    .execute(self.writer())
+                    .await?;
+                Ok(())
+            }
+
+            async fn invites(&self, circle: &CircleId) -> Result<Vec<InviteRecord>> {
+                let rows = sqlx::query(sql::SELECT_INVITES)
+                    .bind(circle.as_bytes())
+                    .fetch_all(self.reader())
+                    .await?;
+                rows.iter()
+                    .map(|row| {
+                        Ok(InviteRecord {
+                            id: parse_uuid(row.try_get("id")?)?,
+                            expires_at: row.try_get("expires_at")?,
+                            max_uses: row.try_get("max_uses")?,
+                            uses: row.try_get("uses")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn revoke_invite(&self, circle: &CircleId, id: Uuid) -> Result<bool> {
+                let done = sqlx::query(sql::DELETE_INVITE)
+                    .bind(id.to_string())
+                    .bind(circle.as_bytes())
+                    .execute(self.writer())
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn redeem_invite(
+                &self,
+                token_hash: &[u8; 32],
+                request: &NewJoinRequest,
+            ) -> Result<Option<CircleId>> {
+                let mut tx = self.write().await?;
+                let circle: Option<Vec<u8>> = sqlx::query_scalar(sql::USE_INVITE)
+                    .bind(token_hash.as_slice())
+                    .bind(request.now)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let Some(circle) = circle else {
+                    tx.rollback().await?;
+                    return Ok(None);
+                };
+                sqlx::query(sql::INSERT_JOIN_REQUEST)
+                    .bind(request.id.to_string())
+                    .bind(circle.as_slice())
+                    .bind(request.requester.to_string())
+                    .bind(join_device_ids(&request.device_ids))
+                    .bind(request.note.as_deref())
+                    .bind(request.now)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                parse_circle_id(circle).map(Some)
+            }
+
+            async fn join_requests(&self, circle: &CircleId) -> Result<Vec<JoinRequestRecord>> {
+                let rows = sqlx::query(sql::SELECT_JOIN_REQUESTS)
+                    .bind(circle.as_bytes())
+                    .fetch_all(self.reader())
+                    .await?;
+                rows.iter().map(join_request_from_row).collect()
+            }
+
+            async fn join_request(
+                &self,
+                circle: &CircleId,
+                id: Uuid,
+            ) -> Result<Option<JoinRequestRecord>> {
+                let row = sqlx::query(sql::SELECT_JOIN_REQUEST)
+                    .bind(circle.as_bytes())
+                    .bind(id.to_string())
+                    .fetch_optional(self.reader())
+                    .await?;
+                row.as_ref().map(join_request_from_row).transpose()
+            }
+
+            async fn decline_join_request(&self, circle: &CircleId, id: Uuid) -> Result<bool> {
+                let done = sqlx::query(sql::DELETE_JOIN_REQUEST)
+                    .bind(circle.as_bytes())
+                    .bind(id.to_string())
+                    .execute(self.writer())
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
             async fn purge_expired(&self, now: i64) -> Result<Purged> {
                 let mut tx = self.write().await?;
                 let mut purge = async |statement: &'static str| -> Result<u64> {
@@ -755,6 +868,7 @@ macro_rules! shared_storage_impl {
                         + purge(sql::PURGE_SESSIONS).await?,
                     key_packages: purge(sql::PURGE_KEY_PACKAGES).await?,
                     log_entries: purge(sql::PURGE_LOG).await? + purge(sql::PURGE_WELCOMES).await?,
+                    invites: purge(sql::PURGE_INVITES).await?,
                 };
                 tx.commit().await?;
                 Ok(purged)

@@ -107,3 +107,20 @@ pub const SELECT_WELCOMES: &str = "SELECT id, circle_id, seq, epoch, data FROM w
 pub const DELETE_WELCOME: &str = "DELETE FROM welcomes WHERE id = $1 AND device_id = $2";
 pub const PURGE_WELCOMES: &str = "DELETE FROM welcomes WHERE created_at < $1 - \
      (SELECT retention_secs FROM circles WHERE circles.id = welcomes.circle_id)";
+
+pub const INSERT_INVITE: &str = "INSERT INTO invites \
+     (id, circle_id, token_hash, expires_at, max_uses, uses, created_at) \
+     VALUES ($1, $2, $3, $4, $5, 0, $6)";
+pub const SELECT_INVITES: &str = "SELECT id, expires_at, max_uses, uses FROM invites \
+     WHERE circle_id = $1 ORDER BY created_at, id";
+pub const DELETE_INVITE: &str = "DELETE FROM invites WHERE id = $1 AND circle_id = $2";
+pub const USE_INVITE: &str = "UPDATE invites SET uses = uses + 1 \
+     WHERE token_hash = $1 AND uses < max_uses AND expires_at > $2 RETURNING circle_id";
+pub const PURGE_INVITES: &str = "DELETE FROM invites WHERE expires_at <= $1 OR uses >= max_uses";
+pub const INSERT_JOIN_REQUEST: &str = "INSERT INTO join_requests \
+     (id, circle_id, requester_id, device_ids, note, created_at) VALUES ($1, $2, $3, $4, $5, $6)";
+pub const SELECT_JOIN_REQUESTS: &str = "SELECT id, device_ids, note, created_at FROM join_requests \
+     WHERE circle_id = $1 ORDER BY created_at, id";
+pub const SELECT_JOIN_REQUEST: &str = "SELECT id, device_ids, note, created_at FROM join_requests \
+     WHERE circle_id = $1 AND id = $2";
+pub const DELETE_JOIN_REQUEST: &str = "DELETE FROM join_requests WHERE circle_id = $1 AND id = $2";
