@@ -12,6 +12,7 @@ pub mod error;
 pub mod health;
 pub mod ids;
 pub mod key_packages;
+pub mod stream;
 
 pub use bytes::Base64Bytes;
 pub use error::{ErrorBody, ErrorCode};

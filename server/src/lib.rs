@@ -9,6 +9,7 @@ pub mod auth;
 pub mod config;
 pub mod crypto;
 pub mod error;
+pub mod hub;
 pub mod mls;
 pub mod openapi;
 pub mod rate_limit;

@@ -1,7 +1,7 @@
 //! The OpenAPI description, generated from the handlers' annotations and the
 //! protocol types. Served at `/v1/openapi.json`.
 
-use crate::routes::{circles, devices, health, invites, key_packages, ops, sessions};
+use crate::routes::{circles, devices, health, invites, key_packages, ops, sessions, stream};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -48,8 +48,13 @@ use utoipa::{Modify, OpenApi};
         invites::redeem,
         invites::join_requests,
         invites::decline,
+        stream::stream,
     ),
-    components(schemas(hearth_protocol::ErrorCode)),
+    components(schemas(
+        hearth_protocol::ErrorCode,
+        hearth_protocol::stream::ClientFrame,
+        hearth_protocol::stream::ServerFrame,
+    )),
     modifiers(&BearerAuth),
     tags(
         (name = "sessions", description = "Challenges, login, refresh, logout"),

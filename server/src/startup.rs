@@ -2,8 +2,9 @@
 
 use crate::config::Config;
 use crate::error::{self, ApiError};
+use crate::hub::{Event, Hub};
 use crate::rate_limit::{RateLimiter, retry_after_secs};
-use crate::routes::{circles, devices, health, invites, key_packages, ops, sessions};
+use crate::routes::{circles, devices, health, invites, key_packages, ops, sessions, stream};
 use crate::storage::{self, SessionId, Storage, StorageError};
 use crate::tokens::{KeyError, KeyRing};
 use crate::{crypto, sweeper, telemetry};
@@ -30,6 +31,8 @@ pub struct AppState {
     device_limiter: RateLimiter<DeviceId>,
     send_limiter: RateLimiter<DeviceId>,
     claim_limiter: RateLimiter<DeviceId>,
+    /// Wake-ups for live sockets.
+    pub hub: Hub,
 }
 
 impl AppState {
@@ -56,6 +59,15 @@ impl AppState {
     /// Applies the per-device login limit.
     pub fn limit_device(&self, device_id: &DeviceId) -> Result<(), ApiError> {
         self.device_limiter.check(device_id).map_err(limited)
+    }
+
+    /// Wakes the sockets that care about `event`, on this node and (through
+    /// the database) on every other.
+    pub async fn announce(&self, event: Event) {
+        if let Err(err) = self.storage.announce(&event.encode()).await {
+            tracing::warn!(error = %err, "could not announce an event to other nodes");
+        }
+        self.hub.publish(event);
     }
 
     /// Applies the per-device send rate.
@@ -130,6 +142,7 @@ pub struct Application {
     port: u16,
     server: Server,
     storage: Arc<dyn Storage>,
+    hub: Hub,
 }
 
 impl std::fmt::Debug for Application {
@@ -166,7 +179,9 @@ impl Application {
             })?
             .port();
         let _ = telemetry::metrics_handle();
+        let hub = Hub::new(4096);
         let state = web::Data::new(AppState {
+            hub: hub.clone(),
             storage: storage.clone(),
             keys,
             address_limiter: RateLimiter::new(config.rate_limits.per_ip),
@@ -180,6 +195,7 @@ impl Application {
             port,
             server,
             storage,
+            hub,
         })
     }
 
@@ -202,8 +218,20 @@ impl Application {
     /// finish, then the sweeper stops and the database pool closes.
     pub async fn run_until_stopped(self, sweep_every: Duration) -> std::io::Result<()> {
         let sweeper = tokio::spawn(sweeper::run(self.storage.clone(), sweep_every));
+        let (storage, hub) = (self.storage.clone(), self.hub.clone());
+        let listener = tokio::spawn(async move {
+            let deliver = Box::new(move |text: String| {
+                if let Some(event) = Event::decode(&text) {
+                    hub.publish(event);
+                }
+            });
+            if let Err(err) = storage.listen(deliver).await {
+                tracing::error!(error = %err, "the cross-node event listener stopped");
+            }
+        });
         let result = self.server.await;
         sweeper.abort();
+        listener.abort();
         self.storage.close().await;
         result
     }
@@ -252,6 +280,7 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .service(
             web::scope("/v1")
                 .service(resource("/openapi.json").route(get().to(ops::openapi)))
+                .service(resource("/stream").route(get().to(stream::stream)))
                 .service(resource("/challenges").route(post().to(sessions::create_challenge)))
                 .service(
                     resource("/devices")

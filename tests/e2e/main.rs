@@ -9,3 +9,4 @@ mod identity;
 mod jwt_abuse;
 mod ops;
 mod storage;
+mod stream;

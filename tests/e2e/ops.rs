@@ -139,6 +139,7 @@ async fn the_openapi_document_describes_every_endpoint_and_its_errors(db: Db) ->
             "delete",
             "/v1/circles/{circle_id}/join-requests/{join_request_id}",
         ),
+        ("get", "/v1/stream"),
     ];
     let paths = doc["paths"].as_object().expect("paths");
     let documented: usize = paths

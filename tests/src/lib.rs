@@ -447,6 +447,18 @@ impl TestApp {
             .await?)
     }
 
+    /// Opens `/v1/stream` with a bearer token.
+    pub async fn stream(&self, token: &str) -> Result<Stream> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+        let url = format!("{}/v1/stream", self.address.replacen("http://", "ws://", 1));
+        let mut request = url.into_client_request()?;
+        request
+            .headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse()?);
+        let (socket, _) = tokio_tungstenite::connect_async(request).await?;
+        Ok(Stream { socket })
+    }
+
     /// `DELETE` with a bearer token.
     pub async fn delete(&self, path: &str, token: &str) -> Result<reqwest::Response> {
         Ok(self
@@ -486,4 +498,69 @@ pub async fn expect_error(
         bail!("expected code {code}, got {}: {}", body.code, body.message);
     }
     Ok(body)
+}
+
+/// A client's end of `/v1/stream`.
+pub struct Stream {
+    socket: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+}
+
+impl Stream {
+    /// Sends a frame.
+    pub async fn send(&mut self, frame: &hearth_protocol::stream::ClientFrame) -> Result<()> {
+        use futures_util::SinkExt as _;
+        let text = serde_json::to_string(frame)?;
+        self.socket
+            .send(tokio_tungstenite::tungstenite::Message::text(text))
+            .await?;
+        Ok(())
+    }
+
+    /// Sends `resume` with these cursors and waits for `ready`.
+    pub async fn resume(&mut self, cursors: &[(&hearth_protocol::CircleId, u64)]) -> Result<()> {
+        let cursors = cursors
+            .iter()
+            .map(|(circle_id, after)| hearth_protocol::stream::Cursor {
+                circle_id: (*circle_id).clone(),
+                after: *after,
+            })
+            .collect();
+        self.send(&hearth_protocol::stream::ClientFrame::Resume { cursors })
+            .await?;
+        match self.next(Duration::from_secs(5)).await? {
+            Some(hearth_protocol::stream::ServerFrame::Ready { .. }) => Ok(()),
+            other => bail!("expected ready, got {other:?}"),
+        }
+    }
+
+    /// The next server frame within `wait`; `None` on timeout. An error when
+    /// the server closed the socket.
+    pub async fn next(
+        &mut self,
+        wait: Duration,
+    ) -> Result<Option<hearth_protocol::stream::ServerFrame>> {
+        use futures_util::StreamExt as _;
+        use tokio_tungstenite::tungstenite::Message;
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let message = match tokio::time::timeout_at(deadline, self.socket.next()).await {
+                Err(_) => return Ok(None),
+                Ok(None) => bail!("the server closed the stream"),
+                Ok(Some(message)) => message?,
+            };
+            match message {
+                Message::Text(text) => return Ok(Some(serde_json::from_str(text.as_str())?)),
+                Message::Close(frame) => bail!("the server closed the stream: {frame:?}"),
+                _ => continue,
+            }
+        }
+    }
+
+    /// Closes the socket from the client's side.
+    pub async fn close(mut self) -> Result<()> {
+        self.socket.close(None).await?;
+        Ok(())
+    }
 }

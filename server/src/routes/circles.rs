@@ -7,6 +7,7 @@
 use crate::auth::Authenticated;
 use crate::crypto;
 use crate::error::ApiError;
+use crate::hub::Event;
 use crate::startup::AppState;
 use crate::storage::{
     AppendOutcome, CircleRecord, CommitOutcome, NewCircle, NewCommit, NewMessage,
@@ -17,7 +18,7 @@ use hearth_protocol::circles::{
     Accepted, Ack, Circle, CircleList, CommitBundle, CreateCircle, GroupInfo, LogEntry, LogPage,
     PendingWelcome, Role, RosterEntry, SendMessage, WelcomeList,
 };
-use hearth_protocol::{Base64Bytes, CircleId, ErrorBody};
+use hearth_protocol::{Base64Bytes, CircleId, DeviceId, ErrorBody};
 use serde::Deserialize;
 use std::collections::HashSet;
 
@@ -206,7 +207,7 @@ fn check_roster_change(
     if !bundle.added.is_empty() && bundle.welcome.is_none() {
         return Err(ApiError::Invalid("adding devices needs a welcome".into()));
     }
-    let members = |ids: &mut dyn Iterator<Item = &hearth_protocol::DeviceId>| {
+    let members = |ids: &mut dyn Iterator<Item = &DeviceId>| {
         ids.filter(|d| circle.member(**d).is_some_and(|m| m.role == Role::Member))
             .count()
     };
@@ -294,10 +295,16 @@ pub async fn commit(
         now: crate::now(),
     };
     match state.storage.apply_commit(&path, &commit).await? {
-        CommitOutcome::Accepted { seq, epoch } => Ok(HttpResponse::Created().json(Accepted {
-            seq: unsigned(seq),
-            epoch: unsigned(epoch),
-        })),
+        CommitOutcome::Accepted { seq, epoch } => {
+            state.announce(Event::Circle(path.clone())).await;
+            for (device, _) in &commit.added {
+                state.announce(Event::Device(*device)).await;
+            }
+            Ok(HttpResponse::Created().json(Accepted {
+                seq: unsigned(seq),
+                epoch: unsigned(epoch),
+            }))
+        }
         CommitOutcome::Stale { current_epoch } => Err(ApiError::StaleEpoch {
             current_epoch: unsigned(current_epoch),
         }),
@@ -324,15 +331,30 @@ pub async fn send(
     path: web::Path<CircleId>,
     body: web::Json<SendMessage>,
 ) -> Result<HttpResponse, ApiError> {
+    let (accepted, repeated) = append(&state, auth.device_id, &path, body.into_inner()).await?;
+    Ok(if repeated {
+        HttpResponse::Ok().json(accepted)
+    } else {
+        HttpResponse::Created().json(accepted)
+    })
+}
+
+/// Appends an application message for `sender` (HTTP and WebSocket alike):
+/// the answer, and whether it repeated an earlier identical send.
+pub(crate) async fn append(
+    state: &AppState,
+    sender: DeviceId,
+    circle: &CircleId,
+    body: SendMessage,
+) -> Result<(Accepted, bool), ApiError> {
     bounded(
         &body.ciphertext,
         state.config.delivery.max_ciphertext_bytes,
         "ciphertext",
     )?;
-    state.limit_sends(&auth.device_id)?;
-    let body = body.into_inner();
+    state.limit_sends(&sender)?;
     let message = NewMessage {
-        sender: auth.device_id,
+        sender,
         message_id: body.message_id,
         epoch: signed(body.epoch),
         digest: crypto::sha256(body.ciphertext.as_slice()),
@@ -342,17 +364,26 @@ pub async fn send(
     let window = signed(state.config.delivery.epoch_window);
     match state
         .storage
-        .append_message(&path, &message, window)
+        .append_message(circle, &message, window)
         .await?
     {
-        AppendOutcome::Accepted { seq, epoch } => Ok(HttpResponse::Created().json(Accepted {
-            seq: unsigned(seq),
-            epoch: unsigned(epoch),
-        })),
-        AppendOutcome::Repeated { seq, epoch } => Ok(HttpResponse::Ok().json(Accepted {
-            seq: unsigned(seq),
-            epoch: unsigned(epoch),
-        })),
+        AppendOutcome::Accepted { seq, epoch } => {
+            state.announce(Event::Circle(circle.clone())).await;
+            Ok((
+                Accepted {
+                    seq: unsigned(seq),
+                    epoch: unsigned(epoch),
+                },
+                false,
+            ))
+        }
+        AppendOutcome::Repeated { seq, epoch } => Ok((
+            Accepted {
+                seq: unsigned(seq),
+                epoch: unsigned(epoch),
+            },
+            true,
+        )),
         AppendOutcome::Conflict => Err(ApiError::DuplicateMessageId),
         AppendOutcome::Stale { current_epoch } => Err(ApiError::StaleEpoch {
             current_epoch: unsigned(current_epoch),

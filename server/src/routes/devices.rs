@@ -3,6 +3,7 @@
 use crate::auth::Authenticated;
 use crate::crypto::{self, LINK_PREFIX};
 use crate::error::ApiError;
+use crate::hub::Event;
 use crate::startup::AppState;
 use crate::telemetry::redact;
 use actix_web::{HttpResponse, web};
@@ -54,6 +55,7 @@ pub async fn revoke_device(
         return Err(ApiError::NotFound);
     }
     tracing::info!(device = %redact(&device_id), "device revoked");
+    state.announce(Event::Device(device_id)).await;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -87,7 +89,11 @@ pub async fn delete_account(
     state: web::Data<AppState>,
     auth: Authenticated,
 ) -> Result<HttpResponse, ApiError> {
+    let devices = state.storage.account_devices(auth.account_id).await?;
     state.storage.delete_account(auth.account_id).await?;
+    for device in devices {
+        state.announce(Event::Device(device.id)).await;
+    }
     tracing::info!(account = %redact(&auth.account_id), "account deleted");
     Ok(HttpResponse::NoContent().finish())
 }

@@ -6,6 +6,7 @@ use super::circles::facilitated;
 use crate::auth::Authenticated;
 use crate::crypto::{self, INVITE_PREFIX};
 use crate::error::ApiError;
+use crate::hub::Event;
 use crate::startup::AppState;
 use crate::storage::{NewInvite, NewJoinRequest};
 use crate::telemetry::redact;
@@ -171,6 +172,7 @@ pub async fn redeem(
         return Err(ApiError::AlreadyMember);
     }
     tracing::info!(circle = %redact(&circle_id), "join request queued");
+    state.announce(Event::Circle(circle_id.clone())).await;
     Ok(HttpResponse::Created().json(JoinRequestCreated {
         join_request_id: request.id,
         circle_id,

@@ -8,3 +8,4 @@ pub mod invites;
 pub mod key_packages;
 pub mod ops;
 pub mod sessions;
+pub mod stream;

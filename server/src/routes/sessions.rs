@@ -3,6 +3,7 @@
 use crate::auth::Authenticated;
 use crate::crypto::{self, LINK_PREFIX, REFRESH_PREFIX};
 use crate::error::ApiError;
+use crate::hub::Event;
 use crate::startup::AppState;
 use crate::storage::{NewDevice, NewRefreshToken, RefreshOutcome, SessionId};
 use crate::telemetry::redact;
@@ -245,5 +246,6 @@ pub async fn logout(
     auth: Authenticated,
 ) -> Result<HttpResponse, ApiError> {
     state.storage.end_session(auth.session_id).await?;
+    state.announce(Event::Device(auth.device_id)).await;
     Ok(HttpResponse::NoContent().finish())
 }

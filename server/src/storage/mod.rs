@@ -609,6 +609,14 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Removes everything expired.
     async fn purge_expired(&self, now: i64) -> Result<Purged>;
+
+    /// Tells the other server nodes on this database about an event
+    /// (PostgreSQL `NOTIFY`). A no-op on SQLite, where one node owns the file.
+    async fn announce(&self, event: &str) -> Result<()>;
+
+    /// Passes every event other nodes announce to `deliver`, until the task
+    /// is dropped. Returns at once on SQLite.
+    async fn listen(&self, deliver: Box<dyn Fn(String) + Send + Sync>) -> Result<()>;
 }
 
 impl std::fmt::Debug for dyn Storage {

@@ -22,6 +22,9 @@ use std::str::FromStr;
 use std::time::Duration;
 use uuid::Uuid;
 
+/// The `LISTEN/NOTIFY` channel for cross-node wake-ups.
+const EVENT_CHANNEL: &str = "hearth_events";
+
 /// Storage on a PostgreSQL database.
 #[derive(Debug, Clone)]
 pub struct PgStorage {
@@ -64,6 +67,31 @@ impl PgStorage {
 
     async fn write(&self) -> Result<Transaction<'static, Postgres>> {
         Ok(self.pool.begin().await?)
+    }
+
+    async fn announce_event(&self, event: &str) -> Result<()> {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(EVENT_CHANNEL)
+            .bind(event)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn listen_events(&self, deliver: Box<dyn Fn(String) + Send + Sync>) -> Result<()> {
+        let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
+        listener.listen(EVENT_CHANNEL).await?;
+        loop {
+            // `recv` reconnects by itself after a lost connection; an error
+            // here is one it could not recover from right away.
+            match listener.recv().await {
+                Ok(notification) => deliver(notification.payload().to_owned()),
+                Err(err) => {
+                    tracing::warn!(error = %err, "event listener lost its connection; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        }
     }
 
     async fn close_pools(&self) {

@@ -6,7 +6,8 @@
 //! - `reader()` / `writer()`: the pools for reads and for single-statement
 //!   writes (the same pool on PostgreSQL);
 //! - `write()`: a write transaction (`BEGIN IMMEDIATE` on SQLite);
-//! - `close_pools()`.
+//! - `close_pools()`;
+//! - `announce_event()` / `listen_events()`: cross-node wake-ups.
 //!
 //! Later work that must differ per database (row locks, notifications, group
 //! commit) adds hooks here rather than copies of whole methods.
@@ -853,6 +854,14 @@ macro_rules! shared_storage_impl {
                     .execute(self.writer())
                     .await?;
                 Ok(done.rows_affected() == 1)
+            }
+
+            async fn announce(&self, event: &str) -> Result<()> {
+                self.announce_event(event).await
+            }
+
+            async fn listen(&self, deliver: Box<dyn Fn(String) + Send + Sync>) -> Result<()> {
+                self.listen_events(deliver).await
             }
 
             async fn purge_expired(&self, now: i64) -> Result<Purged> {

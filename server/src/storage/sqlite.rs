@@ -113,6 +113,14 @@ impl SqliteStorage {
         Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
     }
 
+    async fn announce_event(&self, _event: &str) -> Result<()> {
+        Ok(())
+    }
+
+    async fn listen_events(&self, _deliver: Box<dyn Fn(String) + Send + Sync>) -> Result<()> {
+        Ok(())
+    }
+
     async fn close_pools(&self) {
         self.reader.close().await;
         self.writer.close().await;

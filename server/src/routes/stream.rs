@@ -1,0 +1,379 @@
+//! `GET /v1/stream`: live delivery over a WebSocket (frames in
+//! `hearth_protocol::stream`).
+//!
+//! A socket keeps a cursor per circle. Whenever the hub says a circle
+//! changed, it reads the log after its cursor and sends what it finds, so
+//! ordering and exactly-once delivery come from the database, not from the
+//! events. Every second it checks that its session is still alive; a revoked
+//! device's socket closes within that second. A device removed from a circle
+//! learns it at the removing commit and gets nothing more of that circle.
+
+use super::circles::append;
+use crate::auth::Authenticated;
+use crate::error::ApiError;
+use crate::hub::Event;
+use crate::startup::AppState;
+use actix_web::{HttpRequest, HttpResponse, web};
+use actix_ws::{AggregatedMessage, CloseCode, CloseReason, ProtocolError, Session};
+use futures_util::StreamExt as _;
+use hearth_protocol::circles::{JoinRequest, LogEntry, PendingWelcome, Role};
+use hearth_protocol::stream::{ClientFrame, ServerFrame};
+use hearth_protocol::{CircleId, ErrorBody};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::broadcast::error::RecvError;
+use uuid::Uuid;
+
+const PING_EVERY: Duration = Duration::from_secs(15);
+const PONG_TIMEOUT: Duration = Duration::from_secs(45);
+const CHECK_SESSION_EVERY: Duration = Duration::from_secs(1);
+const RESUME_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Opens the live stream. Authenticate with the `Authorization` header, then
+/// send a `resume` frame.
+#[utoipa::path(get, path = "/v1/stream", tag = "circles", security(("bearer" = [])), responses(
+    (status = 101, description = "Switching to the WebSocket protocol; frames are JSON (see ClientFrame and ServerFrame)"),
+    (status = 400, description = "Not a WebSocket upgrade", body = ErrorBody),
+    (status = 401, description = "Not authenticated", body = ErrorBody)))]
+pub async fn stream(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+    auth: Authenticated,
+) -> Result<HttpResponse, ApiError> {
+    let (response, session, messages) = actix_ws::handle(&req, body)
+        .map_err(|_| ApiError::BadRequest("expected a WebSocket upgrade".into()))?;
+    let messages = messages
+        .max_frame_size(state.config.limits.json_body_bytes)
+        .aggregate_continuations()
+        .max_continuation_size(state.config.limits.json_body_bytes);
+    let socket = Socket {
+        state: state.into_inner(),
+        auth,
+        session,
+        cursors: HashMap::new(),
+        facilitating: HashSet::new(),
+        sent_welcomes: HashSet::new(),
+        sent_requests: HashSet::new(),
+    };
+    actix_web::rt::spawn(socket.run(messages));
+    Ok(response)
+}
+
+/// Why a socket stops.
+enum Stop {
+    /// The client went away or the connection failed.
+    Gone,
+    /// The session ended (revoked device, logout, deleted account).
+    SessionEnded,
+    /// No pong for too long.
+    Silent,
+    /// The client never resumed.
+    NoResume,
+}
+
+struct Socket {
+    state: Arc<AppState>,
+    auth: Authenticated,
+    session: Session,
+    cursors: HashMap<CircleId, i64>,
+    facilitating: HashSet<CircleId>,
+    sent_welcomes: HashSet<Uuid>,
+    sent_requests: HashSet<Uuid>,
+}
+
+type Step = Result<(), Stop>;
+
+impl Socket {
+    async fn run(
+        mut self,
+        mut messages: impl futures_util::Stream<Item = Result<AggregatedMessage, ProtocolError>> + Unpin,
+    ) {
+        let mut events = self.state.hub.subscribe();
+        let mut ping = tokio::time::interval(PING_EVERY);
+        let mut check = tokio::time::interval(CHECK_SESSION_EVERY);
+        let mut last_pong = Instant::now();
+        let opened = Instant::now();
+        let mut resumed = false;
+        let stop = loop {
+            let step = tokio::select! {
+                message = messages.next() => match message {
+                    Some(Ok(AggregatedMessage::Text(text))) => {
+                        self.on_frame(&text, &mut resumed).await
+                    }
+                    Some(Ok(AggregatedMessage::Ping(bytes))) => {
+                        self.session.pong(&bytes).await.map_err(|_| Stop::Gone)
+                    }
+                    Some(Ok(AggregatedMessage::Pong(_))) => {
+                        last_pong = Instant::now();
+                        Ok(())
+                    }
+                    Some(Ok(AggregatedMessage::Binary(_))) => {
+                        self.refuse(None, ApiError::BadRequest("frames are JSON text".into())).await
+                    }
+                    Some(Ok(AggregatedMessage::Close(_))) | Some(Err(_)) | None => Err(Stop::Gone),
+                },
+                event = events.recv(), if resumed => match event {
+                    Ok(Event::Circle(circle)) => self.on_circle(&circle).await,
+                    Ok(Event::Device(device)) if device == self.auth.device_id => {
+                        match self.check_session().await {
+                            Ok(()) => self.deliver_welcomes().await,
+                            Err(stop) => Err(stop),
+                        }
+                    }
+                    Ok(Event::Device(_)) => Ok(()),
+                    // Fell behind the hub: catch up on everything.
+                    Err(RecvError::Lagged(_)) => self.catch_up().await,
+                    Err(RecvError::Closed) => Err(Stop::Gone),
+                },
+                _ = ping.tick() => {
+                    if last_pong.elapsed() > PONG_TIMEOUT {
+                        Err(Stop::Silent)
+                    } else {
+                        self.session.ping(b"").await.map_err(|_| Stop::Gone)
+                    }
+                }
+                _ = check.tick() => {
+                    if !resumed && opened.elapsed() > RESUME_TIMEOUT {
+                        Err(Stop::NoResume)
+                    } else {
+                        self.check_session().await
+                    }
+                }
+            };
+            if let Err(stop) = step {
+                break stop;
+            }
+        };
+        let reason = match stop {
+            Stop::Gone => None,
+            Stop::SessionEnded => Some(CloseReason {
+                code: CloseCode::Policy,
+                description: Some("session ended".into()),
+            }),
+            Stop::Silent => Some(CloseReason {
+                code: CloseCode::Away,
+                description: Some("no pong".into()),
+            }),
+            Stop::NoResume => Some(CloseReason {
+                code: CloseCode::Policy,
+                description: Some("send resume first".into()),
+            }),
+        };
+        let _ = self.session.close(reason).await;
+    }
+
+    async fn send(&mut self, frame: &ServerFrame) -> Step {
+        let text = serde_json::to_string(frame).map_err(|_| Stop::Gone)?;
+        self.session.text(text).await.map_err(|_| Stop::Gone)
+    }
+
+    async fn refuse(&mut self, request_id: Option<u64>, error: ApiError) -> Step {
+        let frame = ServerFrame::Error {
+            request_id,
+            error: error.body(),
+        };
+        self.send(&frame).await
+    }
+
+    async fn check_session(&mut self) -> Step {
+        match self
+            .state
+            .storage
+            .live_session(self.auth.session_id, self.auth.device_id)
+            .await
+        {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => Err(Stop::SessionEnded),
+            // A database hiccup is not the client's fault; try again next tick.
+            Err(err) => {
+                tracing::warn!(error = %err, "socket session check failed");
+                Ok(())
+            }
+        }
+    }
+
+    async fn on_frame(&mut self, text: &str, resumed: &mut bool) -> Step {
+        let frame: ClientFrame = match serde_json::from_str(text) {
+            Ok(frame) => frame,
+            Err(_) => {
+                return self
+                    .refuse(None, ApiError::BadRequest("not a client frame".into()))
+                    .await;
+            }
+        };
+        match frame {
+            ClientFrame::Resume { cursors } => {
+                self.resume(cursors).await?;
+                *resumed = true;
+                Ok(())
+            }
+            ClientFrame::Send {
+                request_id,
+                circle_id,
+                message,
+            } => match append(&self.state, self.auth.device_id, &circle_id, message).await {
+                Ok((accepted, repeated)) => {
+                    self.send(&ServerFrame::Sent {
+                        request_id,
+                        accepted,
+                        repeated,
+                    })
+                    .await
+                }
+                Err(err) => self.refuse(Some(request_id), err).await,
+            },
+            ClientFrame::Ack { circle_id, seq } => {
+                let seq = i64::try_from(seq).unwrap_or(i64::MAX);
+                match self
+                    .state
+                    .storage
+                    .acknowledge(&circle_id, self.auth.device_id, seq)
+                    .await
+                {
+                    Ok(true) => Ok(()),
+                    Ok(false) => self.refuse(None, ApiError::NotFound).await,
+                    Err(err) => self.refuse(None, err.into()).await,
+                }
+            }
+        }
+    }
+
+    async fn resume(&mut self, cursors: Vec<hearth_protocol::stream::Cursor>) -> Step {
+        let asked: HashMap<CircleId, u64> = cursors
+            .into_iter()
+            .map(|c| (c.circle_id, c.after))
+            .collect();
+        let circles = match self.state.storage.device_circles(self.auth.device_id).await {
+            Ok(circles) => circles,
+            Err(err) => return self.refuse(None, err.into()).await,
+        };
+        self.cursors.clear();
+        self.facilitating.clear();
+        for circle in &circles {
+            let Some(me) = circle.member(self.auth.device_id) else {
+                continue;
+            };
+            let cursor = asked.get(&circle.id).map_or(me.acked_seq, |after| {
+                i64::try_from(*after).unwrap_or(i64::MAX)
+            });
+            self.cursors.insert(circle.id.clone(), cursor);
+            if me.role == Role::Facilitator {
+                self.facilitating.insert(circle.id.clone());
+            }
+        }
+        let ready = ServerFrame::Ready {
+            circles: circles.into_iter().map(|c| c.id).collect(),
+        };
+        self.send(&ready).await?;
+        self.catch_up().await
+    }
+
+    async fn catch_up(&mut self) -> Step {
+        let circles: Vec<CircleId> = self.cursors.keys().cloned().collect();
+        for circle in circles {
+            self.on_circle(&circle).await?;
+        }
+        self.deliver_welcomes().await
+    }
+
+    /// Sends what is new in a circle: log entries after the cursor and, to
+    /// facilitators, join requests not yet sent.
+    async fn on_circle(&mut self, circle: &CircleId) -> Step {
+        let Some(mut cursor) = self.cursors.get(circle).copied() else {
+            return Ok(());
+        };
+        let page = i64::from(self.state.config.delivery.page_size);
+        loop {
+            let records = match self
+                .state
+                .storage
+                .read_log(circle, self.auth.device_id, cursor, page)
+                .await
+            {
+                Ok(Some(records)) => records,
+                Ok(None) => {
+                    self.cursors.remove(circle);
+                    self.facilitating.remove(circle);
+                    return self
+                        .send(&ServerFrame::Removed {
+                            circle_id: circle.clone(),
+                        })
+                        .await;
+                }
+                Err(err) => return self.refuse(None, err.into()).await,
+            };
+            let full = i64::try_from(records.len()).unwrap_or(0) >= page;
+            for record in records {
+                cursor = record.seq;
+                let frame = ServerFrame::Entry {
+                    circle_id: circle.clone(),
+                    entry: LogEntry {
+                        seq: u64::try_from(record.seq).unwrap_or_default(),
+                        epoch: u64::try_from(record.epoch).unwrap_or_default(),
+                        kind: record.kind,
+                        sender: record.sender,
+                        ciphertext: record.ciphertext.into(),
+                        received_at: record.created_at,
+                    },
+                };
+                self.send(&frame).await?;
+                self.cursors.insert(circle.clone(), cursor);
+            }
+            if !full {
+                break;
+            }
+        }
+        if self.facilitating.contains(circle) {
+            let requests = match self.state.storage.join_requests(circle).await {
+                Ok(requests) => requests,
+                Err(err) => return self.refuse(None, err.into()).await,
+            };
+            for request in requests {
+                if self.sent_requests.insert(request.id) {
+                    let frame = ServerFrame::JoinRequest {
+                        circle_id: circle.clone(),
+                        join_request: JoinRequest {
+                            join_request_id: request.id,
+                            device_ids: request.device_ids,
+                            note: request.note.map(Into::into),
+                            created_at: request.created_at,
+                        },
+                    };
+                    self.send(&frame).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends Welcomes not yet sent, and starts delivering their circles from
+    /// the commit that added this device.
+    async fn deliver_welcomes(&mut self) -> Step {
+        let welcomes = match self.state.storage.welcomes(self.auth.device_id).await {
+            Ok(welcomes) => welcomes,
+            Err(err) => return self.refuse(None, err.into()).await,
+        };
+        for welcome in welcomes {
+            if !self.sent_welcomes.insert(welcome.id) {
+                continue;
+            }
+            self.cursors
+                .entry(welcome.circle_id.clone())
+                .or_insert(welcome.seq);
+            let frame = ServerFrame::Welcome {
+                welcome: PendingWelcome {
+                    welcome_id: welcome.id,
+                    circle_id: welcome.circle_id.clone(),
+                    seq: u64::try_from(welcome.seq).unwrap_or_default(),
+                    epoch: u64::try_from(welcome.epoch).unwrap_or_default(),
+                    welcome: welcome.data.into(),
+                },
+            };
+            self.send(&frame).await?;
+            self.on_circle(&welcome.circle_id).await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,330 @@
+//! Live delivery over the WebSocket: order, resume after a drop, sending over
+//! the socket, Welcomes and join requests as they happen, removal and
+//! revocation, and wake-ups across two nodes.
+
+use anyhow::{Context as _, Result, bail};
+use hearth_protocol::circles::SendMessage;
+use hearth_protocol::stream::{ClientFrame, ServerFrame};
+use hearth_protocol::{CircleId, ErrorCode};
+use hearth_tests::mls::Member;
+use hearth_tests::{Db, Stream, TestApp, TestDb, on_both_databases};
+use serde_json::json;
+use std::time::Duration;
+
+on_both_databases!(
+    live_entries_arrive_in_order_and_a_dropped_client_resumes_exactly_once,
+    a_message_sent_over_the_socket_is_answered_and_delivered,
+    welcomes_and_join_requests_arrive_as_they_happen,
+    removal_and_revocation_cut_a_socket_off_within_a_second,
+);
+
+const WAIT: Duration = Duration::from_secs(5);
+
+/// The facilitator and `n` members of a fresh circle.
+async fn circle(app: &TestApp, n: usize) -> Result<(Member, Vec<Member>, CircleId)> {
+    let mut facilitator = Member::sign_up(app).await?;
+    let mut members = Vec::new();
+    for _ in 0..n {
+        let member = Member::sign_up(app).await?;
+        member.publish_key_packages(app, 2).await?;
+        members.push(member);
+    }
+    let id = facilitator.create_circle(app).await?;
+    if n > 0 {
+        let refs: Vec<&Member> = members.iter().collect();
+        let bundle = facilitator.add_commit(app, &refs).await?;
+        facilitator.commit_accepted(app, &id, &bundle).await?;
+        for member in &mut members {
+            member.join(app).await?;
+        }
+    }
+    Ok((facilitator, members, id))
+}
+
+async fn entry(stream: &mut Stream) -> Result<(u64, Vec<u8>)> {
+    match stream.next(WAIT).await? {
+        Some(ServerFrame::Entry { entry, .. }) => Ok((entry.seq, entry.ciphertext.into_inner())),
+        other => bail!("expected an entry, got {other:?}"),
+    }
+}
+
+async fn live_entries_arrive_in_order_and_a_dropped_client_resumes_exactly_once(
+    db: Db,
+) -> Result<()> {
+    let Some(app) = TestApp::spawn(db).await? else {
+        return Ok(());
+    };
+    let (mut facilitator, mut members, circle) = circle(&app, 1).await?;
+    let sam = &mut members[0];
+
+    let mut stream = app.stream(sam.token()).await?;
+    stream.resume(&[(&circle, 1)]).await?;
+    for n in 0..10 {
+        assert_eq!(
+            facilitator
+                .send(&app, &circle, &format!("line {n}"))
+                .await?
+                .status(),
+            201
+        );
+    }
+    let mut seen = Vec::new();
+    let mut plaintexts = Vec::new();
+    for _ in 0..10 {
+        let (seq, bytes) = entry(&mut stream).await?;
+        seen.push(seq);
+        plaintexts.extend(sam.process(&bytes)?);
+    }
+
+    // Ten more arrive; the connection drops after five.
+    for n in 10..20 {
+        facilitator
+            .send(&app, &circle, &format!("line {n}"))
+            .await?;
+    }
+    for _ in 0..5 {
+        let (seq, bytes) = entry(&mut stream).await?;
+        seen.push(seq);
+        plaintexts.extend(sam.process(&bytes)?);
+    }
+    drop(stream);
+    for n in 20..25 {
+        facilitator
+            .send(&app, &circle, &format!("line {n}"))
+            .await?;
+    }
+
+    // Reconnecting from the last seq seen delivers the rest, once.
+    let mut stream = app.stream(sam.token()).await?;
+    let last = *seen.last().context("saw something")?;
+    stream.resume(&[(&circle, last)]).await?;
+    for _ in 0..10 {
+        let (seq, bytes) = entry(&mut stream).await?;
+        seen.push(seq);
+        plaintexts.extend(sam.process(&bytes)?);
+    }
+    assert!(
+        stream.next(Duration::from_millis(300)).await?.is_none(),
+        "nothing more, nothing twice"
+    );
+    assert_eq!(seen, (2..27).collect::<Vec<_>>());
+    let expected: Vec<Vec<u8>> = (0..25).map(|n| format!("line {n}").into_bytes()).collect();
+    assert_eq!(plaintexts, expected);
+
+    // Without cursors, a circle resumes from what the device acknowledged.
+    let ack = app
+        .post_json(
+            &format!("/v1/circles/{circle}/ack"),
+            sam.token(),
+            &json!({"seq": 20}),
+        )
+        .await?;
+    assert_eq!(ack.status(), 204);
+    let mut stream = app.stream(sam.token()).await?;
+    stream.resume(&[]).await?;
+    assert_eq!(entry(&mut stream).await?.0, 21);
+    Ok(())
+}
+
+async fn a_message_sent_over_the_socket_is_answered_and_delivered(db: Db) -> Result<()> {
+    let Some(app) = TestApp::spawn(db).await? else {
+        return Ok(());
+    };
+    let (mut facilitator, mut members, circle) = circle(&app, 1).await?;
+    let mut facilitator_stream = app.stream(facilitator.token()).await?;
+    facilitator_stream.resume(&[(&circle, 1)]).await?;
+    let mut sam_stream = app.stream(members[0].token()).await?;
+    sam_stream.resume(&[(&circle, 1)]).await?;
+
+    let message = SendMessage {
+        message_id: uuid::Uuid::new_v4(),
+        epoch: members[0].epoch(),
+        ciphertext: members[0].encrypt(b"typed on the socket")?,
+    };
+    let send = ClientFrame::Send {
+        request_id: 7,
+        circle_id: circle.clone(),
+        message: message.clone(),
+    };
+    sam_stream.send(&send).await?;
+    let mut answered = None;
+    for _ in 0..2 {
+        match sam_stream.next(WAIT).await? {
+            Some(ServerFrame::Sent {
+                request_id,
+                accepted,
+                repeated,
+            }) => {
+                assert_eq!((request_id, repeated), (7, false));
+                answered = Some(accepted.seq);
+            }
+            Some(ServerFrame::Entry { entry, .. }) => {
+                assert_eq!(entry.sender, members[0].device.device_id)
+            }
+            other => bail!("unexpected {other:?}"),
+        }
+    }
+    let seq = answered.context("an answer")?;
+    let (got, bytes) = entry(&mut facilitator_stream).await?;
+    assert_eq!(got, seq);
+    assert_eq!(
+        facilitator.process(&bytes)?,
+        Some(b"typed on the socket".to_vec())
+    );
+
+    // The same frame again repeats; a stale epoch is refused with its code.
+    sam_stream.send(&send).await?;
+    match sam_stream.next(WAIT).await? {
+        Some(ServerFrame::Sent {
+            accepted,
+            repeated: true,
+            ..
+        }) => assert_eq!(accepted.seq, seq),
+        other => bail!("expected a repeat, got {other:?}"),
+    }
+    let stale = ClientFrame::Send {
+        request_id: 8,
+        circle_id: circle.clone(),
+        message: SendMessage {
+            message_id: uuid::Uuid::new_v4(),
+            epoch: 99,
+            ..message
+        },
+    };
+    sam_stream.send(&stale).await?;
+    match sam_stream.next(WAIT).await? {
+        Some(ServerFrame::Error {
+            request_id: Some(8),
+            error,
+        }) => {
+            assert_eq!(error.code, ErrorCode::StaleEpoch);
+            assert_eq!(error.current_epoch, Some(1));
+        }
+        other => bail!("expected an error, got {other:?}"),
+    }
+    Ok(())
+}
+
+async fn welcomes_and_join_requests_arrive_as_they_happen(db: Db) -> Result<()> {
+    let Some(app) = TestApp::spawn(db).await? else {
+        return Ok(());
+    };
+    let (mut facilitator, _, circle) = circle(&app, 0).await?;
+    let mut facilitator_stream = app.stream(facilitator.token()).await?;
+    facilitator_stream.resume(&[(&circle, 0)]).await?;
+    let mut sam = Member::sign_up(&app).await?;
+    sam.publish_key_packages(&app, 2).await?;
+    let mut sam_stream = app.stream(sam.token()).await?;
+    sam_stream.resume(&[]).await?;
+
+    let invite: hearth_protocol::circles::Invite = app
+        .post_json(
+            &format!("/v1/circles/{circle}/invites"),
+            facilitator.token(),
+            &json!({}),
+        )
+        .await?
+        .json()
+        .await?;
+    app.post_json(
+        "/v1/invites/redeem",
+        sam.token(),
+        &json!({ "token": invite.token }),
+    )
+    .await?;
+    let request = match facilitator_stream.next(WAIT).await? {
+        Some(ServerFrame::JoinRequest { join_request, .. }) => join_request,
+        other => bail!("expected a join request, got {other:?}"),
+    };
+    assert_eq!(request.device_ids, vec![sam.device.device_id]);
+
+    let mut bundle = facilitator.add_commit(&app, &[&sam]).await?;
+    bundle.join_request_id = Some(request.join_request_id);
+    let accepted = facilitator.commit_accepted(&app, &circle, &bundle).await?;
+    match sam_stream.next(WAIT).await? {
+        Some(ServerFrame::Welcome { welcome }) => {
+            assert_eq!(welcome.circle_id, circle);
+            assert_eq!(welcome.seq, accepted.seq);
+        }
+        other => bail!("expected a Welcome, got {other:?}"),
+    }
+    sam.join(&app).await?;
+    // Sam's socket now delivers the circle.
+    facilitator.send(&app, &circle, "glad you're here").await?;
+    let (_, bytes) = entry(&mut sam_stream).await?;
+    assert_eq!(sam.process(&bytes)?, Some(b"glad you're here".to_vec()));
+    Ok(())
+}
+
+async fn removal_and_revocation_cut_a_socket_off_within_a_second(db: Db) -> Result<()> {
+    let Some(app) = TestApp::spawn(db).await? else {
+        return Ok(());
+    };
+    let (mut facilitator, members, circle) = circle(&app, 2).await?;
+    let mut removed_stream = app.stream(members[0].token()).await?;
+    removed_stream.resume(&[(&circle, 1)]).await?;
+    let mut revoked_stream = app.stream(members[1].token()).await?;
+    revoked_stream.resume(&[(&circle, 1)]).await?;
+
+    let removal = facilitator.remove_commit(&[&members[0]])?;
+    facilitator.commit_accepted(&app, &circle, &removal).await?;
+    match removed_stream.next(Duration::from_secs(1)).await? {
+        Some(ServerFrame::Removed { circle_id }) => assert_eq!(circle_id, circle),
+        other => bail!("expected removal within a second, got {other:?}"),
+    }
+    facilitator
+        .send(&app, &circle, "not for the removed")
+        .await?;
+    assert!(
+        removed_stream
+            .next(Duration::from_millis(500))
+            .await?
+            .is_none()
+    );
+
+    // The second member's device is revoked (from its own account): its socket closes.
+    let started = std::time::Instant::now();
+    let revoke = app
+        .delete(
+            &format!("/v1/devices/{}", members[1].device.device_id),
+            members[1].token(),
+        )
+        .await?;
+    assert_eq!(revoke.status(), 204);
+    let mut closed = false;
+    while started.elapsed() < Duration::from_millis(1500) {
+        match revoked_stream.next(Duration::from_millis(200)).await {
+            Err(_) => {
+                closed = true;
+                break;
+            }
+            Ok(_) => continue,
+        }
+    }
+    assert!(closed, "the revoked device's socket closed");
+    assert!(started.elapsed() < Duration::from_millis(1500));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_accepted_on_one_node_reaches_a_socket_on_another() -> Result<()> {
+    let Some(test_db) = TestDb::create(Db::Postgres).await? else {
+        return Ok(());
+    };
+    let TestDb::Postgres(url) = &test_db else {
+        unreachable!()
+    };
+    let second_db = TestDb::Postgres(url.clone());
+    let first = TestApp::start(test_db, |_| {}).await?;
+    let second = TestApp::start(second_db, |_| {}).await?;
+    let (mut facilitator, mut members, circle) = circle(&first, 1).await?;
+
+    let mut stream = second.stream(members[0].token()).await?;
+    stream.resume(&[(&circle, 1)]).await?;
+    // Give the second node's listener a moment to be subscribed.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    facilitator.send(&first, &circle, "across nodes").await?;
+    let (_, bytes) = entry(&mut stream).await?;
+    assert_eq!(members[0].process(&bytes)?, Some(b"across nodes".to_vec()));
+    Ok(())
+}
