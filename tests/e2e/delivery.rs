@@ -27,6 +27,8 @@ on_both_databases!(
     acknowledged_and_expired_entries_leave_the_database,
     limits_and_rules_answer_with_their_codes,
     an_invite_becomes_a_join_request_that_one_commit_approves,
+    a_member_whose_state_broke_rejoins_by_external_commit,
+    key_package_claims_are_rate_limited,
 );
 
 const LOG: &str = "/messages";
@@ -951,5 +953,83 @@ async fn an_invite_becomes_a_join_request_that_one_commit_approves(db: Db) -> Re
         )
         .await?;
     expect_error(response, 409, ErrorCode::AlreadyMember).await?;
+    Ok(())
+}
+
+async fn a_member_whose_state_broke_rejoins_by_external_commit(db: Db) -> Result<()> {
+    let Some(app) = TestApp::spawn(db).await? else {
+        return Ok(());
+    };
+    let (mut facilitator, mut members, circle) = circle_with(&app, 2).await?;
+    let (first, second) = members.split_at_mut(1);
+    let (alex, sam) = (&mut first[0], &mut second[0]);
+
+    // Alex's phone lost its MLS state. It rejoins from the stored GroupInfo.
+    let bundle = alex.rejoin_commit(&app, &circle).await?;
+    assert_eq!(bundle.epoch, 1);
+    let accepted = alex.commit_accepted(&app, &circle, &bundle).await?;
+    assert_eq!(accepted.epoch, 2);
+
+    // The others process the external commit and everyone agrees.
+    facilitator.sync(&app, &circle, 1).await?;
+    sam.sync(&app, &circle, 1).await?;
+    let authenticators: HashSet<Vec<u8>> = [&*alex, &*sam, &facilitator]
+        .iter()
+        .map(|m| {
+            m.group
+                .as_ref()
+                .map(|g| g.epoch_authenticator().as_slice().to_vec())
+                .unwrap_or_default()
+        })
+        .collect();
+    assert_eq!(authenticators.len(), 1, "one view of epoch 2");
+    assert_eq!(alex.send(&app, &circle, "I'm back").await?.status(), 201);
+    let (plain, _) = sam.sync(&app, &circle, accepted.seq).await?;
+    assert_eq!(plain, vec![b"I'm back".to_vec()]);
+
+    // A device not on the roster cannot rejoin this way.
+    let mut stranger = Member::sign_up(&app).await?;
+    let refused = stranger.rejoin_commit(&app, &circle).await;
+    assert!(
+        refused.is_err(),
+        "a stranger cannot even read the GroupInfo"
+    );
+    Ok(())
+}
+
+async fn key_package_claims_are_rate_limited(db: Db) -> Result<()> {
+    let Some(app) = TestApp::spawn_with(db, |c| {
+        c.delivery.claim_rate = hearth_server::config::Bucket {
+            burst: 3,
+            per_minute: 1,
+        };
+    })
+    .await?
+    else {
+        return Ok(());
+    };
+    let sam = Member::sign_up(&app).await?;
+    let claimer = Member::sign_up(&app).await?;
+    sam.publish_key_packages(&app, 5).await?;
+    let body = json!({ "device_ids": [sam.device.device_id] });
+    for _ in 0..3 {
+        assert_eq!(
+            app.post_json("/v1/key-packages/claim", claimer.token(), &body)
+                .await?
+                .status(),
+            200
+        );
+    }
+    let limited = app
+        .post_json("/v1/key-packages/claim", claimer.token(), &body)
+        .await?;
+    assert!(limited.headers().contains_key("retry-after"));
+    expect_error(limited, 429, ErrorCode::RateLimited).await?;
+    let count: KeyPackageCount = app
+        .get("/v1/key-packages/count", sam.token())
+        .await?
+        .json()
+        .await?;
+    assert_eq!(count.available, 2, "a refused claim consumes nothing");
     Ok(())
 }

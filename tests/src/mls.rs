@@ -389,6 +389,55 @@ impl Member {
         }
     }
 
+    /// Throws away the local MLS state (as a broken client would) and builds
+    /// an external commit from the circle's latest GroupInfo: the bundle to
+    /// post to rejoin.
+    pub async fn rejoin_commit(
+        &mut self,
+        app: &TestApp,
+        circle: &CircleId,
+    ) -> Result<CommitBundle> {
+        let info: hearth_protocol::circles::GroupInfo = app
+            .get(&format!("/v1/circles/{circle}/group-info"), self.token())
+            .await?
+            .json()
+            .await?;
+        let MlsMessageBodyIn::GroupInfo(verifiable) =
+            MlsMessageIn::tls_deserialize_exact(info.group_info.as_slice())?.extract()
+        else {
+            bail!("not a GroupInfo");
+        };
+        self.provider = OpenMlsRustCrypto::default();
+        let (group, bundle) = MlsGroup::external_commit_builder()
+            .with_config(join_config())
+            .build_group(&self.provider, verifiable, self.credential())
+            .map_err(|e| anyhow!("external commit: {e:?}"))?
+            .load_psks(self.provider.storage())
+            .map_err(|e| anyhow!("psks: {e:?}"))?
+            .build(
+                self.provider.rand(),
+                self.provider.crypto(),
+                &self.signer,
+                |_| true,
+            )
+            .map_err(|e| anyhow!("build: {e:?}"))?
+            .finalize(&self.provider)
+            .map_err(|e| anyhow!("finalize: {e:?}"))?;
+        self.group = Some(group);
+        let (commit, _, group_info) = bundle.into_contents();
+        Ok(CommitBundle {
+            epoch: info.epoch,
+            commit: wire(&commit)?,
+            welcome: None,
+            group_info: group_info
+                .map(|g| wire(&MlsMessageOut::from(g)))
+                .transpose()?,
+            added: Vec::new(),
+            removed: Vec::new(),
+            join_request_id: None,
+        })
+    }
+
     /// Posts a commit bundle.
     pub async fn post_commit(
         &self,
