@@ -29,6 +29,10 @@ use std::time::Duration;
 ///   HEARTH_RATE_LIMITS__PER_IP__BURST / __PER_MINUTE       (60 / 30)
 ///   HEARTH_RATE_LIMITS__PER_DEVICE__BURST / __PER_MINUTE   (10 / 6)
 ///   HEARTH_RATE_LIMITS__TRUST_FORWARDED_FOR   (false)
+///   HEARTH_DELIVERY__MAX_CIPHERTEXT_BYTES      (65536)
+///   HEARTH_DELIVERY__DEFAULT_MAX_MEMBERS       (12)
+///   HEARTH_DELIVERY__DEFAULT_RETENTION_SECS    (2592000)
+///   HEARTH_DELIVERY__SEND_RATE__BURST / __PER_MINUTE   (60 / 60)
 ///
 /// A section of the TOML file maps to the double underscore: [log] level = "debug"
 /// is HEARTH_LOG__LEVEL=debug. See README.md for the full table.
