@@ -1,6 +1,7 @@
 //! The little MLS the server does: checking KeyPackages before it hands them
 //! out. Everything else the server relays is opaque ciphertext.
 
+use crate::storage::NewKeyPackage;
 use hearth_protocol::DeviceId;
 use hearth_protocol::key_packages::{KeyPackageRejection, MAX_LIFETIME_SECS, credential_identity};
 use openmls::prelude::tls_codec::Deserialize as _;
@@ -21,12 +22,8 @@ pub const SUPPORTED_CIPHERSUITES: [Ciphersuite; 2] = [
 /// A KeyPackage that passed every check.
 #[derive(Debug, Clone)]
 pub struct CheckedKeyPackage {
-    /// Its hash reference.
-    pub hash_ref: Vec<u8>,
-    /// Its bytes, as uploaded.
-    pub data: Vec<u8>,
-    /// Unix seconds when its lifetime ends.
-    pub expires_at: i64,
+    /// What to store.
+    pub key_package: NewKeyPackage,
     /// Whether it carries the last-resort extension.
     pub last_resort: bool,
 }
@@ -77,9 +74,11 @@ pub fn check_key_package(
         .hash_ref(&crypto)
         .map_err(|_| KeyPackageRejection::Invalid)?;
     Ok(CheckedKeyPackage {
-        hash_ref: hash_ref.as_slice().to_vec(),
-        data: bytes.to_vec(),
-        expires_at: i64::try_from(lifetime.not_after()).unwrap_or(i64::MAX),
+        key_package: NewKeyPackage {
+            hash_ref: hash_ref.as_slice().to_vec(),
+            data: bytes.to_vec(),
+            expires_at: i64::try_from(lifetime.not_after()).unwrap_or(i64::MAX),
+        },
         last_resort: key_package.last_resort(),
     })
 }

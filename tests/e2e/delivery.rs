@@ -29,6 +29,7 @@ on_both_databases!(
     an_invite_becomes_a_join_request_that_one_commit_approves,
     a_member_whose_state_broke_rejoins_by_external_commit,
     key_package_claims_are_rate_limited,
+    a_deleted_account_leaves_no_trace_in_any_circle,
 );
 
 const LOG: &str = "/messages";
@@ -1031,5 +1032,65 @@ async fn key_package_claims_are_rate_limited(db: Db) -> Result<()> {
         .json()
         .await?;
     assert_eq!(count.available, 2, "a refused claim consumes nothing");
+    Ok(())
+}
+
+async fn a_deleted_account_leaves_no_trace_in_any_circle(db: Db) -> Result<()> {
+    let Some(app) = TestApp::spawn(db).await? else {
+        return Ok(());
+    };
+    let (mut facilitator, mut members, circle) = circle_with(&app, 2).await?;
+    // Sam (the first member) talks, keeps KeyPackages waiting, and asks to join
+    // another circle.
+    members[0].publish_key_packages(&app, 3).await?;
+    members[0].send(&app, &circle, "before I go").await?;
+    let mut other_facilitator = Member::sign_up(&app).await?;
+    let other = other_facilitator.create_circle(&app).await?;
+    let invite: hearth_protocol::circles::Invite = app
+        .post_json(
+            &path(&other, "/invites"),
+            other_facilitator.token(),
+            &json!({}),
+        )
+        .await?
+        .json()
+        .await?;
+    let note = Base64Bytes::from(rand_bytes::<64>().to_vec());
+    app.post_json(
+        "/v1/invites/redeem",
+        members[0].token(),
+        &json!({"token": invite.token, "note": note}),
+    )
+    .await?;
+    let sam_device = members[0].device.device_id.to_string();
+    let sam_account = members[0].device.account_id.to_string();
+    assert!(app.db.dump().await?.iter().any(|r| r.contains(&sam_device)));
+
+    assert_eq!(
+        app.delete("/v1/account", members[0].token())
+            .await?
+            .status(),
+        204
+    );
+    for row in app.db.dump().await? {
+        assert!(
+            !row.contains(&sam_device) && !row.contains(&sam_account),
+            "left behind: {row}"
+        );
+    }
+    // The circle carries on for everyone else.
+    assert_eq!(
+        facilitator
+            .send(&app, &circle, "still here")
+            .await?
+            .status(),
+        201
+    );
+    let (plain, _) = members[1].sync(&app, &circle, 1).await?;
+    assert_eq!(
+        plain,
+        vec![b"still here".to_vec()],
+        "Sam's message went with Sam"
+    );
     Ok(())
 }

@@ -37,6 +37,25 @@ pub fn wire(message: &MlsMessageOut) -> Result<Base64Bytes> {
     Ok(message.tls_serialize_detached()?.into())
 }
 
+/// A commit bundle with no roster change (callers fill in the rest).
+fn commit_bundle(
+    epoch: u64,
+    commit: &MlsMessageOut,
+    group_info: Option<openmls::messages::group_info::GroupInfo>,
+) -> Result<CommitBundle> {
+    Ok(CommitBundle {
+        epoch,
+        commit: wire(commit)?,
+        welcome: None,
+        group_info: group_info
+            .map(|g| wire(&MlsMessageOut::from(g)))
+            .transpose()?,
+        added: Vec::new(),
+        removed: Vec::new(),
+        join_request_id: None,
+    })
+}
+
 /// A signed-in device with its MLS state.
 pub struct Member {
     /// The registered device.
@@ -207,17 +226,10 @@ impl Member {
         let (commit, welcome, group_info) = group
             .add_members(provider, signer, &key_packages)
             .map_err(|e| anyhow!("add: {e:?}"))?;
-        Ok(CommitBundle {
-            epoch,
-            commit: wire(&commit)?,
-            welcome: Some(wire(&welcome)?),
-            group_info: group_info
-                .map(|g| wire(&MlsMessageOut::from(g)))
-                .transpose()?,
-            added: ids,
-            removed: Vec::new(),
-            join_request_id: None,
-        })
+        let mut bundle = commit_bundle(epoch, &commit, group_info)?;
+        bundle.welcome = Some(wire(&welcome)?);
+        bundle.added = ids;
+        Ok(bundle)
     }
 
     /// Builds (without merging) a commit that removes the devices.
@@ -239,17 +251,9 @@ impl Member {
         let (commit, _, group_info) = group
             .remove_members(provider, signer, &leaves)
             .map_err(|e| anyhow!("remove: {e:?}"))?;
-        Ok(CommitBundle {
-            epoch,
-            commit: wire(&commit)?,
-            welcome: None,
-            group_info: group_info
-                .map(|g| wire(&MlsMessageOut::from(g)))
-                .transpose()?,
-            added: Vec::new(),
-            removed: others.iter().map(|m| m.device.device_id).collect(),
-            join_request_id: None,
-        })
+        let mut bundle = commit_bundle(epoch, &commit, group_info)?;
+        bundle.removed = others.iter().map(|m| m.device.device_id).collect();
+        Ok(bundle)
     }
 
     /// Builds (without merging) a self-update commit.
@@ -261,17 +265,7 @@ impl Member {
             .self_update(provider, signer, LeafNodeParameters::default())
             .map_err(|e| anyhow!("self update: {e:?}"))?;
         let (commit, _, group_info) = bundle.into_contents();
-        Ok(CommitBundle {
-            epoch,
-            commit: wire(&commit)?,
-            welcome: None,
-            group_info: group_info
-                .map(|g| wire(&MlsMessageOut::from(g)))
-                .transpose()?,
-            added: Vec::new(),
-            removed: Vec::new(),
-            join_request_id: None,
-        })
+        commit_bundle(epoch, &commit, group_info)
     }
 
     /// Merges the commit this member made (after the server accepted it).
@@ -425,17 +419,7 @@ impl Member {
             .map_err(|e| anyhow!("finalize: {e:?}"))?;
         self.group = Some(group);
         let (commit, _, group_info) = bundle.into_contents();
-        Ok(CommitBundle {
-            epoch: info.epoch,
-            commit: wire(&commit)?,
-            welcome: None,
-            group_info: group_info
-                .map(|g| wire(&MlsMessageOut::from(g)))
-                .transpose()?,
-            added: Vec::new(),
-            removed: Vec::new(),
-            join_request_id: None,
-        })
+        commit_bundle(info.epoch, &commit, group_info)
     }
 
     /// Posts a commit bundle.

@@ -4,7 +4,7 @@ use crate::auth::Authenticated;
 use crate::error::ApiError;
 use crate::mls::check_key_package;
 use crate::startup::AppState;
-use crate::storage::{KeyPackageStored, NewKeyPackage};
+use crate::storage::KeyPackageStored;
 use actix_web::{HttpResponse, web};
 use hearth_protocol::ErrorBody;
 use hearth_protocol::key_packages::{
@@ -61,11 +61,7 @@ pub async fn upload(
                 reason: KeyPackageRejection::LastResortMismatch,
             }),
             Ok(kp) => {
-                checked.push(NewKeyPackage {
-                    hash_ref: kp.hash_ref,
-                    data: kp.data,
-                    expires_at: kp.expires_at,
-                });
+                checked.push(kp.key_package);
                 items.push(item);
             }
             Err(reason) => rejected.push(RejectedKeyPackage { item, reason }),
@@ -97,14 +93,9 @@ pub async fn upload(
                 reason: KeyPackageRejection::LastResortMismatch,
             }),
             Ok(kp) => {
-                let stored = NewKeyPackage {
-                    hash_ref: kp.hash_ref,
-                    data: kp.data,
-                    expires_at: kp.expires_at,
-                };
                 match state
                     .storage
-                    .store_last_resort(auth.device_id, &stored, now)
+                    .store_last_resort(auth.device_id, &kp.key_package, now)
                     .await?
                 {
                     KeyPackageStored::Stored => accepted += 1,

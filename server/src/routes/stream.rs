@@ -170,6 +170,9 @@ impl Socket {
     }
 
     async fn refuse(&mut self, request_id: Option<u64>, error: ApiError) -> Step {
+        if let ApiError::Storage(cause) = &error {
+            tracing::error!(error = %cause, "socket storage failure");
+        }
         let frame = ServerFrame::Error {
             request_id,
             error: error.body(),
