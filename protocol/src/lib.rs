@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod bytes;
 pub mod circles;
+pub mod content;
 pub mod error;
 pub mod health;
 pub mod ids;

@@ -8,5 +8,6 @@ mod delivery;
 mod identity;
 mod jwt_abuse;
 mod ops;
+mod sdk;
 mod storage;
 mod stream;

@@ -1,0 +1,252 @@
+//! The client's own state on disk (`client.db` in the data directory): the
+//! device's key and ids, its session, a cursor per circle, note keys of the
+//! invites it minted, and the decrypted history. MLS state lives beside it in
+//! `mls.db`, written by openmls itself.
+
+use crate::error::{ClientError, Result};
+use hearth_protocol::{AccountId, CircleId, DeviceId};
+use rusqlite::{Connection, OptionalExtension as _};
+use secrecy::SecretBox;
+use std::path::Path;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS device (
+    one        INTEGER PRIMARY KEY CHECK (one = 1),
+    device_id  TEXT NOT NULL,
+    account_id TEXT NOT NULL,
+    seed       BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS session (
+    one            INTEGER PRIMARY KEY CHECK (one = 1),
+    access_token   TEXT NOT NULL,
+    access_expires INTEGER NOT NULL,
+    refresh_token  TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS circles (
+    circle_id BLOB PRIMARY KEY,
+    cursor    INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS note_keys (
+    invite_id TEXT PRIMARY KEY,
+    circle_id BLOB NOT NULL,
+    key       BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS history (
+    circle_id   BLOB    NOT NULL,
+    seq         INTEGER NOT NULL,
+    sender      TEXT    NOT NULL,
+    envelope    BLOB    NOT NULL,
+    received_at INTEGER NOT NULL,
+    PRIMARY KEY (circle_id, seq)
+);
+";
+
+/// The registered device as stored.
+pub(crate) struct DeviceRow {
+    pub device_id: DeviceId,
+    pub account_id: AccountId,
+    pub seed: SecretBox<[u8; 32]>,
+}
+
+/// The session as stored.
+pub(crate) struct SessionRow {
+    pub access_token: String,
+    pub access_expires: i64,
+    pub refresh_token: String,
+}
+
+/// One stored message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryRow {
+    /// Its sequence number in the circle.
+    pub seq: u64,
+    /// Who sent it.
+    pub sender: DeviceId,
+    /// The decrypted content.
+    pub envelope: hearth_protocol::content::Envelope,
+    /// Unix seconds the server received it.
+    pub received_at: i64,
+}
+
+pub(crate) struct Store {
+    conn: Connection,
+}
+
+fn corrupt(what: &'static str) -> ClientError {
+    ClientError::Unexpected(what)
+}
+
+impl Store {
+    pub fn open(dir: &Path) -> Result<Self> {
+        let conn = Connection::open(dir.join("client.db"))?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA secure_delete = ON;",
+        )?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Self { conn })
+    }
+
+    pub fn device(&self) -> Result<Option<DeviceRow>> {
+        let row = self
+            .conn
+            .query_row("SELECT device_id, account_id, seed FROM device", (), |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Vec<u8>>(2)?,
+                ))
+            })
+            .optional()?;
+        row.map(|(device, account, seed)| {
+            Ok(DeviceRow {
+                device_id: device.parse().map_err(|_| corrupt("device id"))?,
+                account_id: account.parse().map_err(|_| corrupt("account id"))?,
+                seed: SecretBox::new(Box::new(
+                    seed.try_into().map_err(|_| corrupt("device key"))?,
+                )),
+            })
+        })
+        .transpose()
+    }
+
+    pub fn save_device(&self, device: DeviceId, account: AccountId, seed: &[u8; 32]) -> Result<()> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO device (one, device_id, account_id, seed) VALUES (1, ?1, ?2, ?3)",
+            (device.to_string(), account.to_string(), seed.as_slice()),
+        )?;
+        Ok(())
+    }
+
+    pub fn session(&self) -> Result<Option<SessionRow>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT access_token, access_expires, refresh_token FROM session",
+                (),
+                |r| {
+                    Ok(SessionRow {
+                        access_token: r.get(0)?,
+                        access_expires: r.get(1)?,
+                        refresh_token: r.get(2)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    pub fn save_session(&self, session: &SessionRow) -> Result<()> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO session (one, access_token, access_expires, refresh_token) \
+             VALUES (1, ?1, ?2, ?3)",
+            (
+                &session.access_token,
+                session.access_expires,
+                &session.refresh_token,
+            ),
+        )?;
+        Ok(())
+    }
+
+    pub fn clear_session(&self) -> Result<()> {
+        self.conn.execute("DELETE FROM session", ())?;
+        Ok(())
+    }
+
+    pub fn circles(&self) -> Result<Vec<(CircleId, u64)>> {
+        let mut statement = self.conn.prepare("SELECT circle_id, cursor FROM circles")?;
+        let rows =
+            statement.query_map((), |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?)))?;
+        rows.map(|row| {
+            let (id, cursor) = row?;
+            Ok((
+                CircleId::from_bytes(id).map_err(|_| corrupt("circle id"))?,
+                u64::try_from(cursor).unwrap_or_default(),
+            ))
+        })
+        .collect()
+    }
+
+    pub fn cursor(&self, circle: &CircleId) -> Result<Option<u64>> {
+        let cursor: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT cursor FROM circles WHERE circle_id = ?1",
+                [circle.as_bytes()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(cursor.map(|c| u64::try_from(c).unwrap_or_default()))
+    }
+
+    pub fn set_cursor(&self, circle: &CircleId, cursor: u64) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO circles (circle_id, cursor) VALUES (?1, ?2) \
+             ON CONFLICT (circle_id) DO UPDATE SET cursor = MAX(cursor, excluded.cursor)",
+            (circle.as_bytes(), i64::try_from(cursor).unwrap_or(i64::MAX)),
+        )?;
+        Ok(())
+    }
+
+    pub fn forget_circle(&self, circle: &CircleId) -> Result<()> {
+        self.conn.execute(
+            "DELETE FROM circles WHERE circle_id = ?1",
+            [circle.as_bytes()],
+        )?;
+        Ok(())
+    }
+
+    pub fn save_note_key(&self, invite: uuid::Uuid, circle: &CircleId, key: &[u8]) -> Result<()> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO note_keys (invite_id, circle_id, key) VALUES (?1, ?2, ?3)",
+            (invite.to_string(), circle.as_bytes(), key),
+        )?;
+        Ok(())
+    }
+
+    pub fn note_keys(&self, circle: &CircleId) -> Result<Vec<Vec<u8>>> {
+        let mut statement = self
+            .conn
+            .prepare("SELECT key FROM note_keys WHERE circle_id = ?1")?;
+        let keys = statement.query_map([circle.as_bytes()], |r| r.get::<_, Vec<u8>>(0))?;
+        Ok(keys.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    pub fn add_history(&self, circle: &CircleId, row: &HistoryRow) -> Result<()> {
+        self.conn.execute(
+            "INSERT OR IGNORE INTO history (circle_id, seq, sender, envelope, received_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            (
+                circle.as_bytes(),
+                i64::try_from(row.seq).unwrap_or(i64::MAX),
+                row.sender.to_string(),
+                row.envelope.to_bytes(),
+                row.received_at,
+            ),
+        )?;
+        Ok(())
+    }
+
+    pub fn history(&self, circle: &CircleId) -> Result<Vec<HistoryRow>> {
+        let mut statement = self.conn.prepare(
+            "SELECT seq, sender, envelope, received_at FROM history WHERE circle_id = ?1 ORDER BY seq",
+        )?;
+        let rows = statement.query_map([circle.as_bytes()], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Vec<u8>>(2)?,
+                r.get::<_, i64>(3)?,
+            ))
+        })?;
+        rows.map(|row| {
+            let (seq, sender, envelope, received_at) = row?;
+            Ok(HistoryRow {
+                seq: u64::try_from(seq).unwrap_or_default(),
+                sender: sender.parse().map_err(|_| corrupt("sender"))?,
+                envelope: hearth_protocol::content::Envelope::from_bytes(&envelope),
+                received_at,
+            })
+        })
+        .collect()
+    }
+}

@@ -1,0 +1,158 @@
+//! The SDK end to end: real clients with their own data directories, the
+//! real server, real MLS.
+
+use anyhow::Result;
+use hearth_client::Client;
+use hearth_protocol::content::Content;
+use hearth_tests::{Db, TestApp, on_both_databases};
+use std::collections::HashSet;
+
+on_both_databases!(
+    a_facilitator_invites_sam_who_joins_and_they_talk,
+    a_client_restarted_from_its_data_directory_continues,
+    two_members_updating_at_once_both_land_and_agree,
+);
+
+async fn client(app: &TestApp, dir: &tempfile::TempDir) -> Result<Client> {
+    Ok(Client::open(&app.address, dir.path()).await?)
+}
+
+fn texts(rows: &[hearth_client::HistoryRow]) -> Vec<String> {
+    rows.iter()
+        .filter_map(|r| match &r.envelope.content {
+            Content::Text { body, .. } => Some(body.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A facilitator's circle with the given number of members, enrolled by
+/// invite link and approval.
+async fn enrolled(
+    app: &TestApp,
+    dirs: &[tempfile::TempDir],
+) -> Result<(Vec<Client>, hearth_protocol::CircleId)> {
+    let facilitator = client(app, &dirs[0]).await?;
+    facilitator.register(None).await?;
+    let circle = facilitator.create_circle().await?;
+    let mut clients = vec![facilitator];
+    for (i, dir) in dirs.iter().enumerate().skip(1) {
+        let member = client(app, dir).await?;
+        member.register(None).await?;
+        let link = clients[0].create_invite(&circle).await?;
+        let request = member
+            .redeem_invite(&link, &format!("hi, I'm member {i}"))
+            .await?;
+        clients[0].approve(&circle, request).await?;
+        assert_eq!(member.accept_welcomes().await?, vec![circle.clone()]);
+        clients.push(member);
+    }
+    for c in &clients {
+        c.sync(&circle).await?;
+    }
+    Ok((clients, circle))
+}
+
+async fn a_facilitator_invites_sam_who_joins_and_they_talk(db: Db) -> Result<()> {
+    let Some(app) = TestApp::spawn(db).await? else {
+        return Ok(());
+    };
+    let dirs = [tempfile::tempdir()?, tempfile::tempdir()?];
+    let facilitator = client(&app, &dirs[0]).await?;
+    let sam = client(&app, &dirs[1]).await?;
+    facilitator.register(None).await?;
+    sam.register(None).await?;
+
+    let circle = facilitator.create_circle().await?;
+    let link = facilitator.create_invite(&circle).await?;
+    assert!(link.starts_with("hearth:invite/hit_") && link.contains('#'));
+    let request = sam
+        .redeem_invite(&link, "Sam, referred by Dr. Okafor")
+        .await?;
+
+    // The facilitator reads the note the server could not.
+    let requests = facilitator.join_requests(&circle).await?;
+    assert_eq!(requests.len(), 1);
+    assert_eq!(
+        requests[0].note.as_deref(),
+        Some("Sam, referred by Dr. Okafor")
+    );
+    assert_eq!(
+        requests[0].device_ids,
+        vec![sam.device_id().await?.expect("registered")]
+    );
+    facilitator.approve(&circle, request).await?;
+    assert_eq!(sam.accept_welcomes().await?, vec![circle.clone()]);
+
+    facilitator.send_text(&circle, "Welcome, Sam.").await?;
+    let received = sam.sync(&circle).await?;
+    assert_eq!(texts(&received), ["Welcome, Sam."]);
+    sam.send_text(&circle, "Glad to be here.").await?;
+    assert_eq!(
+        texts(&facilitator.sync(&circle).await?),
+        ["Glad to be here."]
+    );
+    assert_eq!(
+        texts(&facilitator.history(&circle).await?),
+        ["Welcome, Sam.", "Glad to be here."]
+    );
+    assert_eq!(
+        facilitator.epoch_authenticator(&circle).await?,
+        sam.epoch_authenticator(&circle).await?
+    );
+    Ok(())
+}
+
+async fn a_client_restarted_from_its_data_directory_continues(db: Db) -> Result<()> {
+    let Some(app) = TestApp::spawn(db).await? else {
+        return Ok(());
+    };
+    let dirs = [tempfile::tempdir()?, tempfile::tempdir()?];
+    let (clients, circle) = enrolled(&app, &dirs).await?;
+    clients[0].send_text(&circle, "before the restart").await?;
+    clients[1].sync(&circle).await?;
+    let sam_device = clients[1].device_id().await?;
+    let mut clients = clients.into_iter();
+    let facilitator = clients.next().expect("facilitator");
+    drop(clients);
+
+    // Sam's phone restarts: keys, session, group state and history are on disk.
+    let sam = client(&app, &dirs[1]).await?;
+    assert_eq!(sam.device_id().await?, sam_device);
+    assert_eq!(texts(&sam.history(&circle).await?), ["before the restart"]);
+    facilitator.send_text(&circle, "after the restart").await?;
+    assert_eq!(texts(&sam.sync(&circle).await?), ["after the restart"]);
+    sam.send_text(&circle, "still me").await?;
+    assert_eq!(texts(&facilitator.sync(&circle).await?), ["still me"]);
+    Ok(())
+}
+
+async fn two_members_updating_at_once_both_land_and_agree(db: Db) -> Result<()> {
+    let Some(app) = TestApp::spawn(db).await? else {
+        return Ok(());
+    };
+    let dirs = [
+        tempfile::tempdir()?,
+        tempfile::tempdir()?,
+        tempfile::tempdir()?,
+    ];
+    let (clients, circle) = enrolled(&app, &dirs).await?;
+    let before = clients[0].epoch(&circle).await?;
+    let (a, b) = tokio::join!(clients[1].update(&circle), clients[2].update(&circle));
+    a?;
+    b?;
+    for c in &clients {
+        c.sync(&circle).await?;
+    }
+    assert_eq!(
+        clients[0].epoch(&circle).await?,
+        before + 2,
+        "both commits applied"
+    );
+    let mut authenticators = HashSet::new();
+    for c in &clients {
+        authenticators.insert(c.epoch_authenticator(&circle).await?);
+    }
+    assert_eq!(authenticators.len(), 1, "everyone agrees");
+    Ok(())
+}
