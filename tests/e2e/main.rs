@@ -8,6 +8,7 @@ mod delivery;
 mod identity;
 mod jwt_abuse;
 mod ops;
+mod privacy;
 mod sdk;
 mod storage;
 mod stream;

@@ -7,7 +7,6 @@ use hearth_protocol::auth::{DeviceList, LinkToken};
 use hearth_server::config::Bucket;
 use hearth_tests::{Db, TestApp, TestDb, b64, expect_error, on_both_databases, rand_bytes};
 use serde_json::Value;
-use std::sync::{Arc, Mutex};
 
 on_both_databases!(
     health_readiness_and_a_graceful_stop,
@@ -398,30 +397,9 @@ async fn a_node_accepts_tokens_signed_by_a_key_another_node_added() -> Result<()
     Ok(())
 }
 
-/// A `tracing` writer into a shared buffer.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("log buffer").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn debug_logs_carry_no_ids_tokens_or_keys() -> Result<()> {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber_for_test(move || writer.clone());
-    if tracing::subscriber::set_global_default(subscriber).is_err() {
-        eprintln!(
-            "another test installed a global subscriber first; logs are still captured by it"
-        );
-    }
+    let captured = hearth_tests::captured_logs();
     let Some(app) = TestApp::spawn(Db::Sqlite).await? else {
         return Ok(());
     };
@@ -447,7 +425,7 @@ async fn debug_logs_carry_no_ids_tokens_or_keys() -> Result<()> {
     .await?;
     app.stop().await?;
 
-    let logs = String::from_utf8(captured.0.lock().expect("log buffer").clone())?;
+    let logs = String::from_utf8(captured.bytes())?;
     assert!(
         logs.contains("request finished"),
         "logs were captured: {logs}"
@@ -470,15 +448,4 @@ async fn debug_logs_carry_no_ids_tokens_or_keys() -> Result<()> {
         );
     }
     Ok(())
-}
-
-fn tracing_subscriber_for_test<W>(make: W) -> impl tracing::Subscriber + Send + Sync
-where
-    W: Fn() -> Captured + Send + Sync + 'static,
-{
-    tracing_subscriber::fmt()
-        .json()
-        .with_max_level(tracing::Level::DEBUG)
-        .with_writer(make)
-        .finish()
 }

@@ -564,3 +564,42 @@ impl Stream {
         Ok(())
     }
 }
+
+/// Everything the test process logs through `tracing`, at debug level, as
+/// JSON lines. Installed once per process; every test that inspects logs
+/// shares it (searching it is what matters, not who wrote it).
+#[derive(Clone, Default)]
+pub struct CapturedLogs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for CapturedLogs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log buffer").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl CapturedLogs {
+    /// A copy of everything logged so far.
+    pub fn bytes(&self) -> Vec<u8> {
+        self.0.lock().expect("log buffer").clone()
+    }
+}
+
+/// Starts (once) capturing the process's logs and returns the capture.
+pub fn captured_logs() -> &'static CapturedLogs {
+    static LOGS: std::sync::OnceLock<CapturedLogs> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let captured = CapturedLogs::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_writer(move || writer.clone())
+            .finish();
+        let _ = tracing::subscriber::set_global_default(subscriber);
+        captured
+    })
+}

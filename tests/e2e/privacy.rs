@@ -1,0 +1,147 @@
+//! The privacy proof: a scripted conversation whose every plaintext carries a
+//! unique canary runs against a server logging at debug level. Afterwards
+//! the database (SQLite files with their WAL, or every PostgreSQL row) and the
+//! server's logs are searched for every canary in raw, hex and base64 form.
+//! Zero hits, or the test fails.
+
+use anyhow::Result;
+use base64::Engine as _;
+use hearth_client::Client;
+use hearth_tests::{Db, TestApp, TestDb, hex, on_both_databases, rand_bytes};
+
+on_both_databases!(the_server_keeps_no_trace_of_what_was_said);
+
+/// The forms a canary could leak in.
+fn forms(canary: &str) -> Vec<String> {
+    let bytes = canary.as_bytes();
+    vec![
+        canary.to_owned(),
+        hex(bytes),
+        hex(bytes).to_uppercase(),
+        base64::engine::general_purpose::STANDARD.encode(bytes),
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes),
+        // A canary inside a longer base64 string starts at any of three
+        // alignments; the middle of each alignment is what can show up.
+        base64::engine::general_purpose::STANDARD.encode([b"x", bytes].concat()),
+        base64::engine::general_purpose::STANDARD.encode([b"xy", bytes].concat()),
+    ]
+    .into_iter()
+    .map(|f| {
+        if f.len() > 16 {
+            f[4..f.len() - 4].to_owned()
+        } else {
+            f
+        }
+    })
+    .collect()
+}
+
+async fn stored_bytes(db: &TestDb) -> Result<Vec<u8>> {
+    let mut haystack = Vec::new();
+    match db {
+        TestDb::Sqlite(dir) => {
+            for entry in std::fs::read_dir(dir.path())? {
+                let path = entry?.path();
+                if path.is_file() {
+                    haystack.extend(std::fs::read(&path)?);
+                }
+            }
+        }
+        TestDb::Postgres(_) => {}
+    }
+    for row in db.dump().await? {
+        haystack.extend(row.into_bytes());
+        haystack.push(b'\n');
+    }
+    Ok(haystack)
+}
+
+/// Case-insensitive search (stricter than needed for base64: a false alarm
+/// is possible, a miss is not). `haystack` is already lowercase.
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    let needle = needle.to_ascii_lowercase();
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+fn lowercase(bytes: Vec<u8>) -> Vec<u8> {
+    bytes.into_iter().map(|b| b.to_ascii_lowercase()).collect()
+}
+
+async fn the_server_keeps_no_trace_of_what_was_said(db: Db) -> Result<()> {
+    let captured = hearth_tests::captured_logs();
+    let Some(app) = TestApp::spawn(db).await? else {
+        return Ok(());
+    };
+    let canary = |what: &str| format!("CANARY-{what}-{}", hex(&rand_bytes::<8>()));
+    let dirs = [
+        tempfile::tempdir()?,
+        tempfile::tempdir()?,
+        tempfile::tempdir()?,
+    ];
+    let facilitator = Client::open(&app.address, dirs[0].path()).await?;
+    let sam = Client::open(&app.address, dirs[1].path()).await?;
+    let alex = Client::open(&app.address, dirs[2].path()).await?;
+    for c in [&facilitator, &sam, &alex] {
+        c.register(None).await?;
+    }
+    let circle = facilitator.create_circle().await?;
+    let mut canaries = Vec::new();
+    for member in [&sam, &alex] {
+        let link = facilitator.create_invite(&circle).await?;
+        let note = canary("note");
+        let request = member.redeem_invite(&link, &note).await?;
+        canaries.push(note);
+        facilitator.approve(&circle, request).await?;
+        member.accept_welcomes().await?;
+    }
+    for round in 0..3 {
+        for (who, client) in [
+            ("facilitator", &facilitator),
+            ("sam", &sam),
+            ("alex", &alex),
+        ] {
+            client.sync(&circle).await?;
+            let text = canary(&format!("{who}-{round}"));
+            client.send_text(&circle, &text).await?;
+            canaries.push(text);
+        }
+    }
+    for client in [&facilitator, &sam, &alex] {
+        client.sync(&circle).await?;
+    }
+    // The conversation really happened: every client decrypted the canaries.
+    let seen = sam.history(&circle).await?.len();
+    assert_eq!(seen, 9);
+
+    // The search can find a canary: Sam's own device keeps the history.
+    let mut on_device = Vec::new();
+    for entry in std::fs::read_dir(dirs[1].path())? {
+        on_device.extend(std::fs::read(entry?.path())?);
+    }
+    let on_device = lowercase(on_device);
+    assert!(
+        canaries.iter().skip(2).any(|c| contains(&on_device, c)),
+        "the control search finds plaintext on a client"
+    );
+
+    let db = app.stop().await?;
+    let mut haystack = stored_bytes(&db).await?;
+    let logged = captured.bytes();
+    assert!(
+        String::from_utf8_lossy(&logged).contains("request finished"),
+        "the server's logs were captured"
+    );
+    haystack.extend(logged);
+    let haystack = lowercase(haystack);
+    for canary in &canaries {
+        for form in forms(canary) {
+            assert!(
+                !contains(&haystack, &form),
+                "a canary leaked in the form {form}"
+            );
+        }
+    }
+    Ok(())
+}
