@@ -11,6 +11,7 @@ on_both_databases!(
     a_facilitator_invites_sam_who_joins_and_they_talk,
     a_client_restarted_from_its_data_directory_continues,
     two_members_updating_at_once_both_land_and_agree,
+    sams_laptop_joins_his_circles_and_reads_along,
 );
 
 async fn client(app: &TestApp, dir: &tempfile::TempDir) -> Result<Client> {
@@ -154,5 +155,55 @@ async fn two_members_updating_at_once_both_land_and_agree(db: Db) -> Result<()> 
         authenticators.insert(c.epoch_authenticator(&circle).await?);
     }
     assert_eq!(authenticators.len(), 1, "everyone agrees");
+    Ok(())
+}
+
+async fn sams_laptop_joins_his_circles_and_reads_along(db: Db) -> Result<()> {
+    let Some(app) = TestApp::spawn(db).await? else {
+        return Ok(());
+    };
+    let dirs = [
+        tempfile::tempdir()?,
+        tempfile::tempdir()?,
+        tempfile::tempdir()?,
+    ];
+    let (clients, circle) = enrolled(&app, &dirs[..2]).await?;
+    let (facilitator, phone) = (&clients[0], &clients[1]);
+
+    // Sam links a laptop to his account with a token from his phone.
+    let laptop = client(&app, &dirs[2]).await?;
+    let link = phone.link_token().await?;
+    laptop.register(Some(&link)).await?;
+    assert_eq!(laptop.account_id().await?, phone.account_id().await?);
+
+    // The phone brings the laptop into Sam's circles itself.
+    assert_eq!(phone.add_my_other_devices().await?, vec![circle.clone()]);
+    assert_eq!(laptop.accept_welcomes().await?, vec![circle.clone()]);
+    facilitator
+        .send_text(&circle, "hello, both of Sam's screens")
+        .await?;
+    assert_eq!(
+        texts(&laptop.sync(&circle).await?),
+        ["hello, both of Sam's screens"]
+    );
+    assert_eq!(
+        texts(&phone.sync(&circle).await?),
+        ["hello, both of Sam's screens"]
+    );
+    laptop.send_text(&circle, "typing on the laptop").await?;
+    assert_eq!(
+        texts(&facilitator.sync(&circle).await?),
+        ["typing on the laptop"]
+    );
+
+    // Adding someone else's device is still the facilitator's call.
+    let stranger_dir = tempfile::tempdir()?;
+    let stranger = client(&app, &stranger_dir).await?;
+    let stranger_device = stranger.register(None).await?;
+    let refused = phone.add_devices(&circle, &[stranger_device], None).await;
+    assert_eq!(
+        refused.err().and_then(|e| e.code()),
+        Some(hearth_protocol::ErrorCode::Forbidden)
+    );
     Ok(())
 }

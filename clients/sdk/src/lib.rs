@@ -548,6 +548,33 @@ impl Client {
         .await
     }
 
+    /// Brings this account's other devices into every circle this device is
+    /// in: claims their KeyPackages and commits the Add itself (a member may
+    /// add devices of its own account). Returns the circles changed.
+    pub async fn add_my_other_devices(&self) -> Result<Vec<CircleId>> {
+        let (me, _) = self.signing_key().await?;
+        let token = self.token().await?;
+        let mine: hearth_protocol::auth::DeviceList = self.api.get("/v1/devices", &token).await?;
+        let mut changed = Vec::new();
+        for circle in self.circles().await? {
+            let seen: hearth_protocol::circles::Circle = self
+                .api
+                .get(&format!("/v1/circles/{circle}"), &token)
+                .await?;
+            let missing: Vec<DeviceId> = mine
+                .devices
+                .iter()
+                .map(|d| d.device_id)
+                .filter(|d| *d != me && !seen.roster.iter().any(|r| r.device_id == *d))
+                .collect();
+            if !missing.is_empty() {
+                self.add_devices(&circle, &missing, None).await?;
+                changed.push(circle);
+            }
+        }
+        Ok(changed)
+    }
+
     /// Removes members' devices (facilitators).
     pub async fn remove_devices(&self, circle: &CircleId, devices: &[DeviceId]) -> Result<()> {
         let devices = devices.to_vec();
@@ -730,10 +757,13 @@ impl Client {
         Ok(id)
     }
 
-    /// Sends any content. On `stale_epoch` it syncs and encrypts again.
+    /// Sends any content. It first catches up with the circle so the message
+    /// is encrypted in the current epoch; on `stale_epoch` it syncs and
+    /// encrypts again.
     pub async fn send(&self, circle: &CircleId, content: Content) -> Result<u64> {
         let envelope = Envelope::new(content);
         let message_id = uuid::Uuid::new_v4();
+        self.sync(circle).await?;
         for _ in 0..COMMIT_ATTEMPTS {
             let (_, signer) = self.signer().await?;
             let (circle_id, plain) = (circle.clone(), envelope.to_bytes());

@@ -69,10 +69,16 @@ impl OpenMlsProvider for Provider {
     }
 }
 
+/// How many past epochs' secrets a group keeps, so a message sent just
+/// before a commit still decrypts after it. Matches the server's default
+/// epoch window.
+pub const MAX_PAST_EPOCHS: usize = 5;
+
 /// Handshake messages travel as PrivateMessage.
 pub fn create_config() -> MlsGroupCreateConfig {
     MlsGroupCreateConfig::builder()
         .ciphersuite(CIPHERSUITE)
+        .max_past_epochs(MAX_PAST_EPOCHS)
         .use_ratchet_tree_extension(true)
         .wire_format_policy(PURE_CIPHERTEXT_WIRE_FORMAT_POLICY)
         .build()
@@ -81,6 +87,7 @@ pub fn create_config() -> MlsGroupCreateConfig {
 /// The matching join configuration.
 pub fn join_config() -> MlsGroupJoinConfig {
     MlsGroupJoinConfig::builder()
+        .max_past_epochs(MAX_PAST_EPOCHS)
         .use_ratchet_tree_extension(true)
         .wire_format_policy(PURE_CIPHERTEXT_WIRE_FORMAT_POLICY)
         .build()

@@ -168,10 +168,13 @@ pub async fn get(
 }
 
 /// Checks a commit bundle against the roster of the epoch it was made in.
+/// `own_devices`: every device the bundle adds or removes belongs to the
+/// caller's account (a member bringing in, or retiring, its own devices).
 fn check_roster_change(
     circle: &CircleRecord,
     auth: &Authenticated,
     bundle: &CommitBundle,
+    own_devices: bool,
 ) -> Result<(), ApiError> {
     let mut seen = HashSet::new();
     if !bundle
@@ -184,8 +187,8 @@ fn check_roster_change(
             "a device appears twice in the roster change".into(),
         ));
     }
-    let changes_others =
-        !bundle.added.is_empty() || bundle.removed.iter().any(|d| *d != auth.device_id);
+    let changes_others = !own_devices
+        && (!bundle.added.is_empty() || bundle.removed.iter().any(|d| *d != auth.device_id));
     let is_facilitator = circle
         .member(auth.device_id)
         .is_some_and(|m| m.role == Role::Facilitator);
@@ -233,7 +236,7 @@ fn check_roster_change(
     (status = 201, description = "Accepted", body = Accepted),
     (status = 400, description = "Malformed body", body = ErrorBody),
     (status = 401, description = "Not authenticated", body = ErrorBody),
-    (status = 403, description = "Only a facilitator adds or removes others", body = ErrorBody),
+    (status = 403, description = "Only a facilitator adds or removes others (anyone may add or remove devices of their own account)", body = ErrorBody),
     (status = 404, description = "No such circle, or the caller is not on it", body = ErrorBody),
     (status = 409, description = "stale_epoch: the circle moved on; the body carries current_epoch", body = ErrorBody),
     (status = 413, description = "Commit, Welcome or GroupInfo too large", body = ErrorBody),
@@ -256,17 +259,20 @@ pub async fn commit(
             current_epoch: unsigned(circle.epoch),
         });
     }
-    check_roster_change(&circle, &auth, &bundle)?;
-    for added in &bundle.added {
-        let active = state
-            .storage
-            .device(*added)
-            .await?
-            .is_some_and(|d| d.revoked_at.is_none());
-        if !active {
+    let mut own_devices = true;
+    for (device, adding) in bundle
+        .added
+        .iter()
+        .map(|d| (d, true))
+        .chain(bundle.removed.iter().map(|d| (d, false)))
+    {
+        let record = state.storage.device(*device).await?;
+        if adding && !record.as_ref().is_some_and(|d| d.revoked_at.is_none()) {
             return Err(ApiError::Invalid("an added device does not exist".into()));
         }
+        own_devices &= record.is_some_and(|d| d.account_id == auth.account_id);
     }
+    check_roster_change(&circle, &auth, &bundle, own_devices)?;
     if let Some(request_id) = bundle.join_request_id {
         let request = state
             .storage
