@@ -267,7 +267,7 @@ pub async fn commit(
         .chain(bundle.removed.iter().map(|d| (d, false)))
     {
         let record = state.storage.device(*device).await?;
-        if adding && !record.as_ref().is_some_and(|d| d.revoked_at.is_none()) {
+        if adding && record.as_ref().is_none_or(|d| d.revoked_at.is_some()) {
             return Err(ApiError::Invalid("an added device does not exist".into()));
         }
         own_devices &= record.is_some_and(|d| d.account_id == auth.account_id);
