@@ -12,6 +12,9 @@ on_both_databases!(
     a_client_restarted_from_its_data_directory_continues,
     two_members_updating_at_once_both_land_and_agree,
     sams_laptop_joins_his_circles_and_reads_along,
+    a_full_circle_of_twelve_sees_one_conversation_in_one_order,
+    a_removed_member_reads_nothing_new_and_the_rest_carry_on,
+    a_member_offline_for_two_hundred_messages_catches_up_in_order,
 );
 
 async fn client(app: &TestApp, dir: &tempfile::TempDir) -> Result<Client> {
@@ -205,5 +208,99 @@ async fn sams_laptop_joins_his_circles_and_reads_along(db: Db) -> Result<()> {
         refused.err().and_then(|e| e.code()),
         Some(hearth_protocol::ErrorCode::Forbidden)
     );
+    Ok(())
+}
+
+fn numbered(rows: &[hearth_client::HistoryRow]) -> Vec<(u64, String)> {
+    rows.iter()
+        .filter_map(|r| match &r.envelope.content {
+            Content::Text { body, .. } => Some((r.seq, body.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+async fn a_full_circle_of_twelve_sees_one_conversation_in_one_order(db: Db) -> Result<()> {
+    let Some(app) = TestApp::spawn(db).await? else {
+        return Ok(());
+    };
+    let dirs: Vec<tempfile::TempDir> = (0..12)
+        .map(|_| tempfile::tempdir())
+        .collect::<Result<_, _>>()?;
+    let (clients, circle) = enrolled(&app, &dirs).await?;
+    // Four people speak, twice each, interleaved.
+    for round in 0..2 {
+        for speaker in [0, 3, 7, 11] {
+            clients[speaker]
+                .send_text(&circle, &format!("{speaker} says {round}"))
+                .await?;
+        }
+    }
+    let mut conversations = Vec::new();
+    for c in &clients {
+        c.sync(&circle).await?;
+        conversations.push(numbered(&c.history(&circle).await?));
+    }
+    assert_eq!(conversations[0].len(), 8);
+    assert!(
+        conversations.windows(2).all(|w| w[0] == w[1]),
+        "one order for all twelve"
+    );
+    let mut authenticators = HashSet::new();
+    for c in &clients {
+        authenticators.insert(c.epoch_authenticator(&circle).await?);
+    }
+    assert_eq!(authenticators.len(), 1);
+    Ok(())
+}
+
+async fn a_removed_member_reads_nothing_new_and_the_rest_carry_on(db: Db) -> Result<()> {
+    let Some(app) = TestApp::spawn(db).await? else {
+        return Ok(());
+    };
+    let dirs: Vec<tempfile::TempDir> = (0..3)
+        .map(|_| tempfile::tempdir())
+        .collect::<Result<_, _>>()?;
+    let (clients, circle) = enrolled(&app, &dirs).await?;
+    let removed = clients[2].device_id().await?.expect("registered");
+    clients[0].remove_devices(&circle, &[removed]).await?;
+    clients[0].send_text(&circle, "after the removal").await?;
+
+    // The server refuses the removed device, and it decrypts nothing new.
+    let refused = clients[2].sync(&circle).await;
+    assert_eq!(
+        refused.err().and_then(|e| e.code()),
+        Some(hearth_protocol::ErrorCode::NotFound)
+    );
+    assert!(texts(&clients[2].history(&circle).await?).is_empty());
+    let refused = clients[2].send_text(&circle, "let me back in").await;
+    assert!(refused.is_err());
+    // The others carry on.
+    assert_eq!(
+        texts(&clients[1].sync(&circle).await?),
+        ["after the removal"]
+    );
+    clients[1].send_text(&circle, "still here").await?;
+    assert_eq!(texts(&clients[0].sync(&circle).await?), ["still here"]);
+    Ok(())
+}
+
+async fn a_member_offline_for_two_hundred_messages_catches_up_in_order(db: Db) -> Result<()> {
+    let Some(app) = TestApp::spawn(db).await? else {
+        return Ok(());
+    };
+    let dirs: Vec<tempfile::TempDir> = (0..2)
+        .map(|_| tempfile::tempdir())
+        .collect::<Result<_, _>>()?;
+    let (clients, circle) = enrolled(&app, &dirs).await?;
+    let (facilitator, sam) = (&clients[0], &clients[1]);
+    let sent: Vec<String> = (0..200).map(|n| format!("message {n:03}")).collect();
+    for text in &sent {
+        facilitator.send_text(&circle, text).await?;
+    }
+    // Sam comes back online: two pages and more, in order, once.
+    let caught_up = sam.sync(&circle).await?;
+    assert_eq!(texts(&caught_up), sent);
+    assert!(sam.sync(&circle).await?.is_empty(), "nothing twice");
     Ok(())
 }
