@@ -1,0 +1,325 @@
+//! `hearth`: the reference command-line client. Every command is a thin call
+//! into `hearth-client`; output is for people, or JSON with `--json`.
+
+use anyhow::{Context as _, Result, bail};
+use clap::{Parser, Subcommand};
+use hearth_client::{Client, HistoryRow};
+use hearth_protocol::CircleId;
+use hearth_protocol::content::Content;
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Hearth: end-to-end encrypted circles, from the command line.
+///
+/// Each profile is one device with its own data directory, so two people can
+/// use one machine: `hearth --profile alice ...` and `hearth --profile sam ...`.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Cli {
+    /// The Hearth server.
+    #[arg(
+        long,
+        env = "HEARTH_SERVER",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
+    server: String,
+    /// The profile (one device) to act as.
+    #[arg(long, env = "HEARTH_PROFILE", default_value = "default", global = true)]
+    profile: String,
+    /// Where profiles keep their data (default: ~/.local/share/hearth).
+    #[arg(long, env = "HEARTH_HOME", global = true)]
+    home: Option<PathBuf>,
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Register this profile's device (a new account, or --link to join one).
+    Register {
+        /// A link token from another device of the account.
+        #[arg(long)]
+        link: Option<String>,
+    },
+    /// Print a one-time token that links another device to this account.
+    Link,
+    /// This device, its circles and its KeyPackage pool.
+    Status,
+    /// Circles: create, list, show.
+    #[command(subcommand)]
+    Circle(CircleCommand),
+    /// Mint an invite link to a circle (facilitators).
+    Invite {
+        /// The circle.
+        circle: CircleId,
+    },
+    /// Ask to join a circle with an invite link.
+    Join {
+        /// The link, as the facilitator shared it.
+        link: String,
+        /// An introduction only the facilitator can read.
+        #[arg(long, default_value = "")]
+        note: String,
+    },
+    /// Join requests waiting in a circle (facilitators).
+    Requests {
+        /// The circle.
+        circle: CircleId,
+    },
+    /// Approve a join request (facilitators).
+    Approve {
+        /// The circle.
+        circle: CircleId,
+        /// The request.
+        request: uuid::Uuid,
+    },
+    /// Decline a join request (facilitators).
+    Decline {
+        /// The circle.
+        circle: CircleId,
+        /// The request.
+        request: uuid::Uuid,
+    },
+    /// Remove a member's device (facilitators).
+    Remove {
+        /// The circle.
+        circle: CircleId,
+        /// The device.
+        device: hearth_protocol::DeviceId,
+    },
+    /// Leave a circle.
+    Leave {
+        /// The circle.
+        circle: CircleId,
+    },
+    /// Send a message.
+    Send {
+        /// The circle.
+        circle: CircleId,
+        /// The text.
+        #[arg(required = true, num_args = 1..)]
+        text: Vec<String>,
+    },
+    /// Show a circle's messages (with --follow, keep showing new ones).
+    Read {
+        /// The circle.
+        circle: CircleId,
+        /// Keep watching for new messages.
+        #[arg(long)]
+        follow: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum CircleCommand {
+    /// Create a circle; you are its facilitator.
+    Create,
+    /// The circles this device is in.
+    List,
+    /// A circle's epoch and its epoch authenticator (compare it with others').
+    Show {
+        /// The circle.
+        circle: CircleId,
+    },
+}
+
+fn home(cli: &Cli) -> Result<PathBuf> {
+    if let Some(home) = &cli.home {
+        return Ok(home.clone());
+    }
+    let base = std::env::var_os("HOME").context("HOME is not set; pass --home")?;
+    Ok(PathBuf::from(base).join(".local/share/hearth"))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn message_json(row: &HistoryRow) -> Value {
+    let (kind, body) = match &row.envelope.content {
+        Content::Text { body, .. } => ("text", body.clone()),
+        Content::Reply { body, .. } => ("reply", body.clone()),
+        Content::Reaction { emoji, .. } => ("reaction", emoji.clone()),
+        Content::Unknown => ("unknown", String::new()),
+    };
+    json!({ "seq": row.seq, "sender": row.sender, "kind": kind, "body": body, "received_at": row.received_at })
+}
+
+fn print_messages(rows: &[HistoryRow], as_json: bool) {
+    for row in rows {
+        let value = message_json(row);
+        if as_json {
+            println!("{value}");
+        } else if value["kind"] != "unknown" {
+            let sender = row.sender.to_string();
+            println!(
+                "[{}] {}: {}",
+                row.seq,
+                &sender[..8],
+                value["body"].as_str().unwrap_or_default()
+            );
+        }
+    }
+}
+
+/// Prints `value` as JSON, or `text` for people.
+fn say(as_json: bool, value: Value, text: impl FnOnce() -> String) {
+    if as_json {
+        println!("{value}");
+    } else {
+        println!("{}", text());
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let dir = home(&cli)?.join(&cli.profile);
+    let client = Client::open(&cli.server, &dir).await?;
+    let j = cli.json;
+    if !matches!(cli.command, Command::Register { .. }) && client.device_id().await?.is_none() {
+        bail!(
+            "this profile has no device yet: run `hearth --profile {} register`",
+            cli.profile
+        );
+    }
+    match cli.command {
+        Command::Register { link } => {
+            let device = client.register(link.as_deref()).await?;
+            let account = client.account_id().await?;
+            say(
+                j,
+                json!({ "device_id": device, "account_id": account }),
+                || format!("registered device {device}"),
+            );
+        }
+        Command::Link => {
+            let token = client.link_token().await?;
+            say(j, json!({ "link_token": token }), || {
+                format!("on the new device: hearth --profile <name> register --link {token}")
+            });
+        }
+        Command::Status => {
+            let joined = client.accept_welcomes().await?;
+            let pool = client.top_up_key_packages().await?;
+            let circles = client.circles().await?;
+            let device = client.device_id().await?;
+            say(
+                j,
+                json!({ "device_id": device, "circles": circles, "joined": joined, "key_packages": pool.available }),
+                || {
+                    let mut out = format!(
+                        "device {}\n{} KeyPackages waiting\n",
+                        device.map(|d| d.to_string()).unwrap_or_default(),
+                        pool.available
+                    );
+                    for circle in &joined {
+                        out.push_str(&format!("joined {circle}\n"));
+                    }
+                    for circle in &circles {
+                        out.push_str(&format!("circle {circle}\n"));
+                    }
+                    out.trim_end().to_owned()
+                },
+            );
+        }
+        Command::Circle(CircleCommand::Create) => {
+            let circle = client.create_circle().await?;
+            say(j, json!({ "circle_id": circle }), || {
+                format!("created circle {circle}")
+            });
+        }
+        Command::Circle(CircleCommand::List) => {
+            client.accept_welcomes().await?;
+            let circles = client.circles().await?;
+            say(j, json!({ "circles": circles }), || {
+                circles
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        Command::Circle(CircleCommand::Show { circle }) => {
+            client.sync(&circle).await?;
+            let epoch = client.epoch(&circle).await?;
+            let authenticator = hex(&client.epoch_authenticator(&circle).await?);
+            say(
+                j,
+                json!({ "circle_id": circle, "epoch": epoch, "epoch_authenticator": authenticator }),
+                || format!("circle {circle}\nepoch {epoch}\nepoch authenticator {authenticator}"),
+            );
+        }
+        Command::Invite { circle } => {
+            let link = client.create_invite(&circle).await?;
+            say(j, json!({ "link": link }), || {
+                format!("share this link out of band:\n{link}")
+            });
+        }
+        Command::Join { link, note } => {
+            let request = client.redeem_invite(&link, &note).await?;
+            say(j, json!({ "join_request_id": request }), || {
+                format!(
+                    "asked to join (request {request}); you are in once the facilitator approves"
+                )
+            });
+        }
+        Command::Requests { circle } => {
+            let requests = client.join_requests(&circle).await?;
+            let value: Vec<Value> = requests
+                .iter()
+                .map(|r| json!({ "join_request_id": r.id, "device_ids": r.device_ids, "note": r.note }))
+                .collect();
+            say(j, json!({ "join_requests": value }), || {
+                if requests.is_empty() {
+                    return "no join requests".to_owned();
+                }
+                requests
+                    .iter()
+                    .map(|r| format!("{}  {}", r.id, r.note.as_deref().unwrap_or("(no note)")))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        Command::Approve { circle, request } => {
+            client.approve(&circle, request).await?;
+            say(j, json!({ "approved": request }), || "approved".to_owned());
+        }
+        Command::Decline { circle, request } => {
+            client.decline(&circle, request).await?;
+            say(j, json!({ "declined": request }), || "declined".to_owned());
+        }
+        Command::Remove { circle, device } => {
+            client.remove_devices(&circle, &[device]).await?;
+            say(j, json!({ "removed": device }), || "removed".to_owned());
+        }
+        Command::Leave { circle } => {
+            client.leave(&circle).await?;
+            say(j, json!({ "left": circle }), || {
+                "left the circle".to_owned()
+            });
+        }
+        Command::Send { circle, text } => {
+            let text = text.join(" ");
+            let id = client.send_text(&circle, &text).await?;
+            say(j, json!({ "message_id": id }), || "sent".to_owned());
+        }
+        Command::Read { circle, follow } => {
+            client.accept_welcomes().await?;
+            client.sync(&circle).await?;
+            print_messages(&client.history(&circle).await?, j);
+            if follow {
+                loop {
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                    print_messages(&client.sync(&circle).await?, j);
+                }
+            }
+        }
+    }
+    Ok(())
+}

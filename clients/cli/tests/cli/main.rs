@@ -1,0 +1,110 @@
+//! The `hearth` binary against the real server: the README's two-terminal
+//! walkthrough, as a script.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use anyhow::{Result, bail};
+use hearth_tests::{Db, TestApp, on_both_databases};
+use serde_json::Value;
+use std::path::Path;
+
+on_both_databases!(a_facilitator_and_sam_walk_through_the_readme);
+
+/// Runs `hearth --json ...` as `profile`; the parsed JSON of each output line.
+async fn hearth(app: &TestApp, home: &Path, profile: &str, args: &[&str]) -> Result<Vec<Value>> {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args(["--server", &app.address, "--home"])
+        .arg(home)
+        .args(["--profile", profile, "--json"])
+        .args(args)
+        .output()
+        .await?;
+    if !output.status.success() {
+        bail!(
+            "hearth {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    String::from_utf8(output.stdout)?
+        .lines()
+        .map(|line| Ok(serde_json::from_str(line)?))
+        .collect()
+}
+
+async fn one(app: &TestApp, home: &Path, profile: &str, args: &[&str]) -> Result<Value> {
+    let mut values = hearth(app, home, profile, args).await?;
+    match values.len() {
+        1 => Ok(values.remove(0)),
+        n => bail!("expected one line of output, got {n}"),
+    }
+}
+
+async fn a_facilitator_and_sam_walk_through_the_readme(db: Db) -> Result<()> {
+    let Some(app) = TestApp::spawn(db).await? else {
+        return Ok(());
+    };
+    let home = tempfile::tempdir()?;
+    let home = home.path();
+
+    // Terminal one: the facilitator.
+    one(&app, home, "alice", &["register"]).await?;
+    let circle = one(&app, home, "alice", &["circle", "create"]).await?["circle_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let link = one(&app, home, "alice", &["invite", &circle]).await?["link"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Terminal two: Sam joins with the link.
+    one(&app, home, "sam", &["register"]).await?;
+    let asked = one(
+        &app,
+        home,
+        "sam",
+        &[
+            "join",
+            &link,
+            "--note",
+            "hi, it's Sam from the Tuesday group",
+        ],
+    )
+    .await?;
+    let request = asked["join_request_id"].as_str().unwrap().to_owned();
+
+    let requests = one(&app, home, "alice", &["requests", &circle]).await?;
+    assert_eq!(
+        requests["join_requests"][0]["note"],
+        "hi, it's Sam from the Tuesday group"
+    );
+    one(&app, home, "alice", &["approve", &circle, &request]).await?;
+    let status = one(&app, home, "sam", &["status"]).await?;
+    assert_eq!(status["joined"][0], circle.as_str());
+
+    one(
+        &app,
+        home,
+        "alice",
+        &["send", &circle, "see", "you", "thursday"],
+    )
+    .await?;
+    one(&app, home, "sam", &["send", &circle, "I'll be there"]).await?;
+    let read = hearth(&app, home, "sam", &["read", &circle]).await?;
+    let bodies: Vec<&str> = read.iter().filter_map(|m| m["body"].as_str()).collect();
+    assert_eq!(bodies, ["see you thursday", "I'll be there"]);
+    let read = hearth(&app, home, "alice", &["read", &circle]).await?;
+    assert_eq!(read.len(), 2);
+
+    let alice = one(&app, home, "alice", &["circle", "show", &circle]).await?;
+    let sam = one(&app, home, "sam", &["circle", "show", &circle]).await?;
+    assert_eq!(
+        alice["epoch_authenticator"], sam["epoch_authenticator"],
+        "one view of the circle"
+    );
+
+    // A profile with no device says what to do.
+    let unregistered = hearth(&app, home, "nobody", &["status"]).await;
+    let message = unregistered.expect_err("no device").to_string();
+    assert!(message.contains("register"), "{message}");
+    Ok(())
+}
