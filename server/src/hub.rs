@@ -19,6 +19,9 @@ pub enum Event {
     Circle(CircleId),
     /// The device got a Welcome, or its sessions changed (revoked, logged out).
     Device(DeviceId),
+    /// This node is shutting down: sockets close so clients reconnect
+    /// elsewhere. Never sent to other nodes.
+    Shutdown,
 }
 
 impl Event {
@@ -27,6 +30,7 @@ impl Event {
         match self {
             Self::Circle(id) => format!("c:{id}"),
             Self::Device(id) => format!("d:{id}"),
+            Self::Shutdown => "s:".to_owned(),
         }
     }
 

@@ -210,13 +210,23 @@ impl Application {
     }
 
     /// A handle to stop the server gracefully.
-    pub fn handle(&self) -> ServerHandle {
-        self.server.handle()
+    pub fn stopper(&self) -> Stopper {
+        Stopper {
+            handle: self.server.handle(),
+            hub: self.hub.clone(),
+        }
     }
 
-    /// Serves until SIGINT/SIGTERM or [`ServerHandle::stop`]: in-flight requests
-    /// finish, then the sweeper stops and the database pool closes.
+    /// Serves until SIGINT/SIGTERM or [`Stopper::stop`]: live sockets are told
+    /// to reconnect elsewhere, in-flight requests finish, then the sweeper
+    /// stops and the database pool closes.
     pub async fn run_until_stopped(self, sweep_every: Duration) -> std::io::Result<()> {
+        let stopper = self.stopper();
+        let signals = tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("shutdown signal received; stopping gracefully");
+            stopper.stop().await;
+        });
         let sweeper = tokio::spawn(sweeper::run(self.storage.clone(), sweep_every));
         let (storage, hub) = (self.storage.clone(), self.hub.clone());
         let listener = tokio::spawn(async move {
@@ -230,6 +240,7 @@ impl Application {
             }
         });
         let result = self.server.await;
+        signals.abort();
         sweeper.abort();
         listener.abort();
         self.storage.close().await;
@@ -257,7 +268,9 @@ fn serve(listener: TcpListener, state: web::Data<AppState>) -> Result<Server, St
             .configure(routes)
             .default_service(web::to(error::not_found))
     })
-    .shutdown_timeout(shutdown);
+    .shutdown_timeout(shutdown)
+    // Signals are ours (see `run_until_stopped`), so sockets close first.
+    .disable_signals();
     if let Some(workers) = workers {
         server = server.workers(workers);
     }
@@ -265,6 +278,51 @@ fn serve(listener: TcpListener, state: web::Data<AppState>) -> Result<Server, St
         .listen(listener)
         .map_err(|source| StartupError::Bind { address, source })?
         .run())
+}
+
+/// Stops a running [`Application`] gracefully.
+#[derive(Clone)]
+pub struct Stopper {
+    handle: ServerHandle,
+    hub: Hub,
+}
+
+impl std::fmt::Debug for Stopper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Stopper")
+    }
+}
+
+impl Stopper {
+    /// Closes live sockets, then stops accepting and lets in-flight requests
+    /// finish; returns when the server has stopped.
+    pub async fn stop(&self) {
+        self.hub.publish(Event::Shutdown);
+        self.handle.stop(true).await;
+    }
+}
+
+/// SIGINT or SIGTERM.
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 fn resource(path: &str) -> Resource {

@@ -15,6 +15,7 @@ on_both_databases!(
     a_full_circle_of_twelve_sees_one_conversation_in_one_order,
     a_removed_member_reads_nothing_new_and_the_rest_carry_on,
     a_member_offline_for_two_hundred_messages_catches_up_in_order,
+    the_live_stream_decodes_messages_and_resumes_after_the_server_restarts,
 );
 
 async fn client(app: &TestApp, dir: &tempfile::TempDir) -> Result<Client> {
@@ -302,5 +303,69 @@ async fn a_member_offline_for_two_hundred_messages_catches_up_in_order(db: Db) -
     let caught_up = sam.sync(&circle).await?;
     assert_eq!(texts(&caught_up), sent);
     assert!(sam.sync(&circle).await?.is_empty(), "nothing twice");
+    Ok(())
+}
+
+async fn next_event(
+    events: &mut tokio::sync::mpsc::Receiver<hearth_client::Event>,
+) -> Result<hearth_client::Event> {
+    tokio::time::timeout(std::time::Duration::from_secs(10), events.recv())
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the live stream ended"))
+}
+
+async fn the_live_stream_decodes_messages_and_resumes_after_the_server_restarts(
+    db: Db,
+) -> Result<()> {
+    use hearth_client::Event;
+    let Some(app) = TestApp::spawn(db).await? else {
+        return Ok(());
+    };
+    let dirs: Vec<tempfile::TempDir> = (0..2)
+        .map(|_| tempfile::tempdir())
+        .collect::<Result<_, _>>()?;
+    let (clients, circle) = enrolled(&app, &dirs).await?;
+    let mut clients = clients.into_iter();
+    let facilitator = clients.next().expect("facilitator");
+    let sam = std::sync::Arc::new(clients.next().expect("sam"));
+
+    let mut events = sam.live();
+    assert_eq!(next_event(&mut events).await?, Event::Connected);
+    facilitator.send_text(&circle, "live, first").await?;
+    match next_event(&mut events).await? {
+        Event::Message { circle_id, message } => {
+            assert_eq!(circle_id, circle);
+            assert_eq!(texts(&[message]), ["live, first"]);
+        }
+        other => anyhow::bail!("expected a message, got {other:?}"),
+    }
+
+    // The server restarts on the same port; Sam's stream notices, comes back,
+    // and picks up what was sent meanwhile.
+    let listen = app.address.trim_start_matches("http://").to_owned();
+    let db = app.stop().await?;
+    assert_eq!(next_event(&mut events).await?, Event::Disconnected);
+    let app = TestApp::start(db, |c| c.listen = listen).await?;
+    facilitator
+        .send_text(&circle, "while you were away")
+        .await?;
+    let mut received = Vec::new();
+    while received.is_empty() {
+        match next_event(&mut events).await? {
+            Event::Message { message, .. } => received.push(message),
+            Event::Connected | Event::Disconnected => {}
+            other => anyhow::bail!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(texts(&received), ["while you were away"]);
+    assert_eq!(
+        texts(&sam.history(&circle).await?),
+        ["live, first", "while you were away"]
+    );
+    assert!(
+        sam.sync(&circle).await?.is_empty(),
+        "the stream left nothing for sync to repeat"
+    );
+    drop(app);
     Ok(())
 }

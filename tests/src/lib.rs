@@ -255,7 +255,7 @@ pub struct TestApp {
     pub signing_seed: [u8; 32],
     /// The configuration the server started with.
     pub config: Config,
-    handle: actix_web::dev::ServerHandle,
+    stopper: hearth_server::startup::Stopper,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
@@ -282,7 +282,7 @@ impl TestApp {
         adjust(&mut config);
         let app = Application::build(config.clone()).await?;
         let address = format!("http://127.0.0.1:{}", app.port());
-        let handle = app.handle();
+        let stopper = app.stopper();
         let task = tokio::spawn(app.run_until_stopped(Duration::from_secs(3600)));
         Ok(Self {
             address,
@@ -292,14 +292,14 @@ impl TestApp {
             db,
             signing_seed,
             config,
-            handle,
+            stopper,
             task,
         })
     }
 
     /// Stops the server gracefully and waits until it has closed its pool.
     pub async fn stop(self) -> Result<TestDb> {
-        self.handle.stop(true).await;
+        self.stopper.stop().await;
         self.task.await??;
         Ok(self.db)
     }

@@ -22,6 +22,18 @@ impl Api {
         })
     }
 
+    /// The WebSocket URL of a path on the server.
+    pub fn ws_url(&self, path: &str) -> String {
+        let base = if let Some(rest) = self.base.strip_prefix("https://") {
+            format!("wss://{rest}")
+        } else if let Some(rest) = self.base.strip_prefix("http://") {
+            format!("ws://{rest}")
+        } else {
+            self.base.clone()
+        };
+        format!("{base}{path}")
+    }
+
     async fn answer<T: DeserializeOwned>(response: reqwest::Response) -> Result<T> {
         let status = response.status();
         if status.is_success() {

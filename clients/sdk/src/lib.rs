@@ -14,10 +14,12 @@
 
 mod api;
 mod error;
+mod live;
 mod mls;
 mod store;
 
 pub use error::{ClientError, Result};
+pub use live::Event;
 pub use store::HistoryRow;
 
 use api::Api;
@@ -831,60 +833,10 @@ impl Client {
                     &token,
                 )
                 .await?;
-            let circle_id = circle.clone();
             let more = page.more;
-            let (rows, last) = self
-                .with(move |s| {
-                    let mut group = load(s, &circle_id)?;
-                    let mut rows = Vec::new();
-                    let mut last = None;
-                    for entry in page.entries {
-                        last = Some(entry.seq);
-                        // Our own commits were merged when accepted; our own
-                        // messages were stored when sent.
-                        if entry.sender == me {
-                            continue;
-                        }
-                        let message =
-                            MlsMessageIn::tls_deserialize_exact(entry.ciphertext.as_slice())
-                                .map_err(ClientError::mls)?
-                                .try_into_protocol_message()
-                                .map_err(ClientError::mls)?;
-                        let processed = match group.process_message(&s.provider, message) {
-                            Ok(processed) => processed,
-                            // Not decryptable (for example from before we
-                            // joined, or a message of an epoch we left): skip.
-                            Err(_) => continue,
-                        };
-                        match processed.into_content() {
-                            ProcessedMessageContent::ApplicationMessage(app) => {
-                                let row = HistoryRow {
-                                    seq: entry.seq,
-                                    sender: entry.sender,
-                                    envelope: Envelope::from_bytes(&app.into_bytes()),
-                                    received_at: entry.received_at,
-                                };
-                                s.store.add_history(&circle_id, &row)?;
-                                rows.push(row);
-                            }
-                            ProcessedMessageContent::StagedCommitMessage(staged) => {
-                                group
-                                    .merge_staged_commit(&s.provider, *staged)
-                                    .map_err(ClientError::mls)?;
-                            }
-                            _ => {}
-                        }
-                    }
-                    if let Some(last) = last {
-                        s.store.set_cursor(&circle_id, last)?;
-                    }
-                    Ok((rows, last))
-                })
-                .await?;
+            let (rows, _) = self.process_entries(circle, me, page.entries).await?;
             fresh.extend(rows);
-            if let Some(last) = last {
-                cursor = last;
-            }
+            cursor = cursor.max(page.next_after);
             if !more {
                 break;
             }
@@ -899,6 +851,66 @@ impl Client {
                 .await?;
         }
         Ok(fresh)
+    }
+
+    /// Processes log entries in order: merges commits, decrypts and stores
+    /// messages, moves the cursor. Entries at or below the stored cursor were
+    /// processed already (by `sync` or the live stream) and are skipped, so
+    /// the two can run side by side.
+    async fn process_entries(
+        &self,
+        circle: &CircleId,
+        me: DeviceId,
+        entries: Vec<hearth_protocol::circles::LogEntry>,
+    ) -> Result<(Vec<HistoryRow>, Option<u64>)> {
+        let circle_id = circle.clone();
+        self.with(move |s| {
+            let done = s.store.cursor(&circle_id)?.unwrap_or(0);
+            let mut group = load(s, &circle_id)?;
+            let mut rows = Vec::new();
+            let mut last = None;
+            for entry in entries.into_iter().filter(|e| e.seq > done) {
+                last = Some(entry.seq);
+                // Our own commits were merged when accepted; our own messages
+                // were stored when sent.
+                if entry.sender == me {
+                    continue;
+                }
+                let message = MlsMessageIn::tls_deserialize_exact(entry.ciphertext.as_slice())
+                    .map_err(ClientError::mls)?
+                    .try_into_protocol_message()
+                    .map_err(ClientError::mls)?;
+                let processed = match group.process_message(&s.provider, message) {
+                    Ok(processed) => processed,
+                    // Not decryptable (for example from before we joined, or
+                    // of an epoch too far behind): skip.
+                    Err(_) => continue,
+                };
+                match processed.into_content() {
+                    ProcessedMessageContent::ApplicationMessage(app) => {
+                        let row = HistoryRow {
+                            seq: entry.seq,
+                            sender: entry.sender,
+                            envelope: Envelope::from_bytes(&app.into_bytes()),
+                            received_at: entry.received_at,
+                        };
+                        s.store.add_history(&circle_id, &row)?;
+                        rows.push(row);
+                    }
+                    ProcessedMessageContent::StagedCommitMessage(staged) => {
+                        group
+                            .merge_staged_commit(&s.provider, *staged)
+                            .map_err(ClientError::mls)?;
+                    }
+                    _ => {}
+                }
+            }
+            if let Some(last) = last {
+                s.store.set_cursor(&circle_id, last)?;
+            }
+            Ok((rows, last))
+        })
+        .await
     }
 
     /// The circle's stored history, oldest first.

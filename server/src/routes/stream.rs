@@ -71,6 +71,8 @@ enum Stop {
     Silent,
     /// The client never resumed.
     NoResume,
+    /// The server is shutting down.
+    Shutdown,
 }
 
 struct Socket {
@@ -123,6 +125,7 @@ impl Socket {
                         }
                     }
                     Ok(Event::Device(_)) => Ok(()),
+                    Ok(Event::Shutdown) => Err(Stop::Shutdown),
                     // Fell behind the hub: catch up on everything.
                     Err(RecvError::Lagged(_)) => self.catch_up().await,
                     Err(RecvError::Closed) => Err(Stop::Gone),
@@ -159,6 +162,10 @@ impl Socket {
             Stop::NoResume => Some(CloseReason {
                 code: CloseCode::Policy,
                 description: Some("send resume first".into()),
+            }),
+            Stop::Shutdown => Some(CloseReason {
+                code: CloseCode::Restart,
+                description: Some("server restarting; reconnect".into()),
             }),
         };
         let _ = self.session.close(reason).await;

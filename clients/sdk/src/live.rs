@@ -1,0 +1,175 @@
+//! The live stream: `/v1/stream` decoded into [`Event`]s, resuming by itself.
+//!
+//! A background task holds the WebSocket, resumes from the stored cursor of
+//! every circle, runs each entry through the same processing as `sync`
+//! (so the two never process an entry twice), acknowledges it, and reconnects
+//! with backoff after any drop. Dropping the receiver ends the task.
+
+use crate::{Client, ClientError, HistoryRow, Result};
+use futures_util::{SinkExt as _, StreamExt as _};
+use hearth_protocol::CircleId;
+use hearth_protocol::stream::{ClientFrame, Cursor, ServerFrame};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+
+/// Something that happened, decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The stream is (again) connected and caught up from the cursors.
+    Connected,
+    /// The connection dropped; the client reconnects by itself.
+    Disconnected,
+    /// A message arrived, decrypted and stored.
+    Message {
+        /// The circle.
+        circle_id: CircleId,
+        /// The message.
+        message: HistoryRow,
+    },
+    /// This device joined a circle from a Welcome.
+    Joined {
+        /// The circle.
+        circle_id: CircleId,
+    },
+    /// This device is no longer on the circle's roster.
+    Removed {
+        /// The circle.
+        circle_id: CircleId,
+    },
+    /// A join request arrived (facilitators).
+    JoinRequest {
+        /// The circle.
+        circle_id: CircleId,
+        /// The request, for `Client::join_requests` and `approve`.
+        request_id: uuid::Uuid,
+    },
+}
+
+const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+const LAST_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Whether the receiver is still listening.
+enum Listening {
+    Yes,
+    No,
+}
+
+impl Client {
+    /// Starts the live stream of decoded events. It reconnects after drops
+    /// and resumes where this device left off; drop the receiver to stop it.
+    pub fn live(self: &Arc<Self>) -> mpsc::Receiver<Event> {
+        let (tx, rx) = mpsc::channel(256);
+        let client = self.clone();
+        tokio::spawn(async move {
+            let mut backoff = FIRST_BACKOFF;
+            loop {
+                match client.stream_once(&tx, &mut backoff).await {
+                    Ok(Listening::No) => return,
+                    Ok(Listening::Yes) | Err(_) => {}
+                }
+                if tx.send(Event::Disconnected).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(LAST_BACKOFF);
+            }
+        });
+        rx
+    }
+
+    /// One connection, until it drops.
+    async fn stream_once(
+        &self,
+        tx: &mpsc::Sender<Event>,
+        backoff: &mut Duration,
+    ) -> Result<Listening> {
+        let token = self.token().await?;
+        let (me, _) = self.signing_key().await?;
+        let mut request = self
+            .api
+            .ws_url("/v1/stream")
+            .into_client_request()
+            .map_err(|_| ClientError::Unexpected("server url"))?;
+        let header = format!("Bearer {token}")
+            .parse()
+            .map_err(|_| ClientError::Unexpected("token"))?;
+        request.headers_mut().insert("authorization", header);
+        let (mut socket, _) = tokio_tungstenite::connect_async(request)
+            .await
+            .map_err(|_| ClientError::Unexpected("could not open the stream"))?;
+
+        let cursors = self
+            .with(|s| s.store.circles())
+            .await?
+            .into_iter()
+            .map(|(circle_id, after)| Cursor { circle_id, after })
+            .collect();
+        let resume = serde_json::to_string(&ClientFrame::Resume { cursors })
+            .map_err(|_| ClientError::Unexpected("frame"))?;
+        socket
+            .send(Message::text(resume))
+            .await
+            .map_err(|_| ClientError::Unexpected("stream send"))?;
+
+        while let Some(message) = socket.next().await {
+            let Ok(Message::Text(text)) = message else {
+                match message {
+                    Ok(Message::Close(_)) | Err(_) => break,
+                    _ => continue,
+                }
+            };
+            let Ok(frame) = serde_json::from_str::<ServerFrame>(text.as_str()) else {
+                continue;
+            };
+            let event = match frame {
+                ServerFrame::Ready { .. } => {
+                    *backoff = FIRST_BACKOFF;
+                    vec![Event::Connected]
+                }
+                ServerFrame::Entry { circle_id, entry } => {
+                    let seq = entry.seq;
+                    let (rows, _) = self.process_entries(&circle_id, me, vec![entry]).await?;
+                    let ack = serde_json::to_string(&ClientFrame::Ack {
+                        circle_id: circle_id.clone(),
+                        seq,
+                    })
+                    .map_err(|_| ClientError::Unexpected("frame"))?;
+                    socket
+                        .send(Message::text(ack))
+                        .await
+                        .map_err(|_| ClientError::Unexpected("stream send"))?;
+                    rows.into_iter()
+                        .map(|message| Event::Message {
+                            circle_id: circle_id.clone(),
+                            message,
+                        })
+                        .collect()
+                }
+                ServerFrame::Welcome { .. } => self
+                    .accept_welcomes()
+                    .await?
+                    .into_iter()
+                    .map(|circle_id| Event::Joined { circle_id })
+                    .collect(),
+                ServerFrame::Removed { circle_id } => vec![Event::Removed { circle_id }],
+                ServerFrame::JoinRequest {
+                    circle_id,
+                    join_request,
+                } => vec![Event::JoinRequest {
+                    circle_id,
+                    request_id: join_request.join_request_id,
+                }],
+                ServerFrame::Sent { .. } | ServerFrame::Error { .. } => Vec::new(),
+            };
+            for event in event {
+                if tx.send(event).await.is_err() {
+                    return Ok(Listening::No);
+                }
+            }
+        }
+        Ok(Listening::Yes)
+    }
+}
