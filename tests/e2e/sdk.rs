@@ -16,6 +16,7 @@ on_both_databases!(
     a_removed_member_reads_nothing_new_and_the_rest_carry_on,
     a_member_offline_for_two_hundred_messages_catches_up_in_order,
     the_live_stream_decodes_messages_and_resumes_after_the_server_restarts,
+    a_client_that_lost_its_mls_state_rejoins_by_itself,
 );
 
 async fn client(app: &TestApp, dir: &tempfile::TempDir) -> Result<Client> {
@@ -367,5 +368,48 @@ async fn the_live_stream_decodes_messages_and_resumes_after_the_server_restarts(
         "the stream left nothing for sync to repeat"
     );
     drop(app);
+    Ok(())
+}
+
+async fn a_client_that_lost_its_mls_state_rejoins_by_itself(db: Db) -> Result<()> {
+    let Some(app) = TestApp::spawn(db).await? else {
+        return Ok(());
+    };
+    let dirs: Vec<tempfile::TempDir> = (0..3)
+        .map(|_| tempfile::tempdir())
+        .collect::<Result<_, _>>()?;
+    let (clients, circle) = enrolled(&app, &dirs).await?;
+    let mut clients = clients.into_iter();
+    let (facilitator, sam, alex) = (
+        clients.next().expect("facilitator"),
+        clients.next().expect("sam"),
+        clients.next().expect("alex"),
+    );
+
+    // Sam's phone loses its MLS state (keys and session survive).
+    drop(sam);
+    for entry in std::fs::read_dir(dirs[1].path())? {
+        let path = entry?.path();
+        if path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("mls.db"))
+        {
+            std::fs::remove_file(path)?;
+        }
+    }
+    let sam = client(&app, &dirs[1]).await?;
+    // Its next sync notices and rejoins by external commit.
+    sam.sync(&circle).await?;
+    facilitator.send_text(&circle, "welcome back").await?;
+    assert_eq!(texts(&sam.sync(&circle).await?), ["welcome back"]);
+    assert_eq!(texts(&alex.sync(&circle).await?), ["welcome back"]);
+    sam.send_text(&circle, "thanks").await?;
+    assert_eq!(texts(&facilitator.sync(&circle).await?), ["thanks"]);
+    let mut authenticators = HashSet::new();
+    for c in [&facilitator, &sam, &alex] {
+        authenticators.insert(c.epoch_authenticator(&circle).await?);
+    }
+    assert_eq!(authenticators.len(), 1, "one view after the rejoin");
     Ok(())
 }

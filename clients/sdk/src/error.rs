@@ -31,6 +31,10 @@ pub enum ClientError {
     /// This client has no such circle.
     #[error("this device is not in that circle")]
     UnknownCircle,
+    /// This device's MLS state no longer matches the circle's (it cannot
+    /// process a commit); `sync` repairs it by rejoining.
+    #[error("this device is out of step with the circle")]
+    OutOfStep,
     /// An invite link does not parse.
     #[error("not a Hearth invite link")]
     BadInviteLink,

@@ -823,6 +823,10 @@ impl Client {
             .await?
             .ok_or(ClientError::UnknownCircle)?;
         let (me, _) = self.signing_key().await?;
+        let circle_id = circle.clone();
+        if !self.with(move |s| Ok(load(s, &circle_id).is_ok())).await? {
+            cursor = self.rejoin(circle).await?;
+        }
         let token = self.token().await?;
         let mut fresh = Vec::new();
         loop {
@@ -834,9 +838,17 @@ impl Client {
                 )
                 .await?;
             let more = page.more;
-            let (rows, _) = self.process_entries(circle, me, page.entries).await?;
-            fresh.extend(rows);
-            cursor = cursor.max(page.next_after);
+            match self.process_entries(circle, me, page.entries).await {
+                Ok((rows, _)) => {
+                    fresh.extend(rows);
+                    cursor = cursor.max(page.next_after);
+                }
+                Err(ClientError::OutOfStep) => {
+                    cursor = self.rejoin(circle).await?;
+                    continue;
+                }
+                Err(err) => return Err(err),
+            }
             if !more {
                 break;
             }
@@ -866,6 +878,9 @@ impl Client {
         let circle_id = circle.clone();
         self.with(move |s| {
             let done = s.store.cursor(&circle_id)?.unwrap_or(0);
+            let is_commit = |e: &hearth_protocol::circles::LogEntry| {
+                e.kind == hearth_protocol::circles::EntryKind::Commit
+            };
             let mut group = load(s, &circle_id)?;
             let mut rows = Vec::new();
             let mut last = None;
@@ -882,8 +897,11 @@ impl Client {
                     .map_err(ClientError::mls)?;
                 let processed = match group.process_message(&s.provider, message) {
                     Ok(processed) => processed,
-                    // Not decryptable (for example from before we joined, or
-                    // of an epoch too far behind): skip.
+                    // A commit we cannot process means our state no longer
+                    // matches the circle's: stop here; the caller rejoins.
+                    Err(_) if is_commit(&entry) => return Err(ClientError::OutOfStep),
+                    // A message we cannot decrypt (from before we joined, or
+                    // of an epoch too far behind): skip it.
                     Err(_) => continue,
                 };
                 match processed.into_content() {
@@ -911,6 +929,91 @@ impl Client {
             Ok((rows, last))
         })
         .await
+    }
+
+    /// Rejoins a circle whose local state is lost or out of step: an external
+    /// commit from the circle's latest GroupInfo, posted at the current epoch.
+    /// Messages sent while out of step are not recoverable. Returns the new
+    /// cursor (the external commit's sequence number).
+    pub async fn rejoin(&self, circle: &CircleId) -> Result<u64> {
+        for _ in 0..COMMIT_ATTEMPTS {
+            let (device, signer) = self.signer().await?;
+            let token = self.token().await?;
+            let info: hearth_protocol::circles::GroupInfo = self
+                .api
+                .get(&format!("/v1/circles/{circle}/group-info"), &token)
+                .await?;
+            let circle_id = circle.clone();
+            let bundle = self
+                .with(move |s| {
+                    if let Ok(Some(mut old)) = MlsGroup::load(
+                        s.provider.storage(),
+                        &GroupId::from_slice(circle_id.as_bytes()),
+                    ) {
+                        old.delete(s.provider.storage()).map_err(ClientError::mls)?;
+                    }
+                    let MlsMessageBodyIn::GroupInfo(verifiable) =
+                        MlsMessageIn::tls_deserialize_exact(info.group_info.as_slice())
+                            .map_err(ClientError::mls)?
+                            .extract()
+                    else {
+                        return Err(ClientError::Unexpected("not a GroupInfo"));
+                    };
+                    let credential = CredentialWithKey {
+                        credential: BasicCredential::new(credential_identity(&device)).into(),
+                        signature_key: signer.public().into(),
+                    };
+                    let (_, bundle) = MlsGroup::external_commit_builder()
+                        .with_config(mls::join_config())
+                        .build_group(&s.provider, verifiable, credential)
+                        .map_err(ClientError::mls)?
+                        .load_psks(s.provider.storage())
+                        .map_err(ClientError::mls)?
+                        .build(s.provider.rand(), s.provider.crypto(), &signer, |_| true)
+                        .map_err(ClientError::mls)?
+                        .finalize(&s.provider)
+                        .map_err(ClientError::mls)?;
+                    let (commit, _, group_info) = bundle.into_contents();
+                    Ok(CommitBundle {
+                        epoch: info.epoch,
+                        commit: wire(&commit)?,
+                        welcome: None,
+                        group_info: group_info
+                            .map(|g| wire(&MlsMessageOut::from(g)))
+                            .transpose()?,
+                        added: Vec::new(),
+                        removed: Vec::new(),
+                        join_request_id: None,
+                    })
+                })
+                .await?;
+            let posted = self
+                .api
+                .post::<Accepted>(
+                    &format!("/v1/circles/{circle}/commits"),
+                    Some(&token),
+                    &bundle,
+                )
+                .await;
+            match posted {
+                Ok(accepted) => {
+                    let circle_id = circle.clone();
+                    return self
+                        .with(move |s| {
+                            let mut group = load(s, &circle_id)?;
+                            group
+                                .merge_pending_commit(&s.provider)
+                                .map_err(ClientError::mls)?;
+                            s.store.set_cursor(&circle_id, accepted.seq)?;
+                            Ok(accepted.seq)
+                        })
+                        .await;
+                }
+                Err(err) if err.code() == Some(ErrorCode::StaleEpoch) => continue,
+                Err(err) => return Err(err),
+            }
+        }
+        Err(ClientError::Unexpected("the circle kept moving; try again"))
     }
 
     /// The circle's stored history, oldest first.
