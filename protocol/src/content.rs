@@ -50,6 +50,18 @@ pub enum Content {
         /// The reaction (an emoji).
         emoji: String,
     },
+    /// The sender's name in this circle. Sent on joining, and again when
+    /// others join (they cannot read what came before them).
+    Profile {
+        /// What others see instead of a device id.
+        display_name: String,
+    },
+    /// The circle's title, sent by a facilitator on creation and whenever
+    /// members join.
+    CircleProfile {
+        /// The circle's name.
+        title: String,
+    },
     /// A kind this version does not know; ignored.
     #[serde(other)]
     Unknown,

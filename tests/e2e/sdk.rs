@@ -17,6 +17,7 @@ on_both_databases!(
     a_member_offline_for_two_hundred_messages_catches_up_in_order,
     the_live_stream_decodes_messages_and_resumes_after_the_server_restarts,
     a_client_that_lost_its_mls_state_rejoins_by_itself,
+    names_and_titles_travel_encrypted_and_reach_later_joiners,
 );
 
 async fn client(app: &TestApp, dir: &tempfile::TempDir) -> Result<Client> {
@@ -411,5 +412,51 @@ async fn a_client_that_lost_its_mls_state_rejoins_by_itself(db: Db) -> Result<()
         authenticators.insert(c.epoch_authenticator(&circle).await?);
     }
     assert_eq!(authenticators.len(), 1, "one view after the rejoin");
+    Ok(())
+}
+
+async fn names_and_titles_travel_encrypted_and_reach_later_joiners(db: Db) -> Result<()> {
+    let Some(app) = TestApp::spawn(db).await? else {
+        return Ok(());
+    };
+    let dirs: Vec<tempfile::TempDir> = (0..3)
+        .map(|_| tempfile::tempdir())
+        .collect::<Result<_, _>>()?;
+    let alice = client(&app, &dirs[0]).await?;
+    alice.register(None).await?;
+    alice.set_display_name("Alice").await?;
+    let circle = alice.create_circle().await?;
+    alice.set_title(&circle, "Thursday peer support").await?;
+
+    let mut members = Vec::new();
+    for (dir, name) in dirs[1..].iter().zip(["Sam", "Priya"]) {
+        let member = client(&app, dir).await?;
+        let device = member.register(None).await?;
+        member.set_display_name(name).await?;
+        let link = alice.create_invite(&circle).await?;
+        let request = member.redeem_invite(&link, "hello").await?;
+        alice.approve(&circle, request).await?;
+        member.accept_welcomes().await?;
+        members.push((member, device, name));
+    }
+    // Everyone syncs; the existing members re-introduce themselves to Priya.
+    for _ in 0..2 {
+        alice.sync(&circle).await?;
+        for (member, _, _) in &members {
+            member.sync(&circle).await?;
+        }
+    }
+    let alice_device = alice.device_id().await?.expect("registered");
+    let (priya, _, _) = &members[1];
+    assert_eq!(
+        priya.title(&circle).await?.as_deref(),
+        Some("Thursday peer support")
+    );
+    let names = priya.names(&circle).await?;
+    assert_eq!(names.get(&alice_device).map(String::as_str), Some("Alice"));
+    assert_eq!(names.get(&members[0].1).map(String::as_str), Some("Sam"));
+    assert_eq!(names.get(&members[1].1).map(String::as_str), Some("Priya"));
+    // Profiles are not chat: history holds only what people said.
+    assert!(priya.history(&circle).await?.is_empty());
     Ok(())
 }

@@ -3,12 +3,12 @@
 
 use anyhow::{Context as _, Result, bail};
 use clap::{Parser, Subcommand};
-use hearth_client::{Client, HistoryRow};
-use hearth_protocol::CircleId;
+use hearth_client::{Client, Event, HistoryRow};
 use hearth_protocol::content::Content;
+use hearth_protocol::{CircleId, DeviceId};
 use serde_json::{Value, json};
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::time::Duration;
 
 /// Hearth: end-to-end encrypted circles, from the command line.
 ///
@@ -45,6 +45,9 @@ enum Command {
         /// A link token from another device of the account.
         #[arg(long)]
         link: Option<String>,
+        /// The name others see (sent encrypted; never to the server).
+        #[arg(long)]
+        name: Option<String>,
     },
     /// Print a one-time token that links another device to this account.
     Link,
@@ -118,7 +121,11 @@ enum Command {
 #[derive(Debug, Subcommand)]
 enum CircleCommand {
     /// Create a circle; you are its facilitator.
-    Create,
+    Create {
+        /// The circle's title (sent encrypted to its members).
+        #[arg(long)]
+        title: Option<String>,
+    },
     /// The circles this device is in.
     List,
     /// A circle's epoch and its epoch authenticator (compare it with others').
@@ -140,27 +147,39 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn message_json(row: &HistoryRow) -> Value {
+fn message_json(row: &HistoryRow, names: &HashMap<DeviceId, String>) -> Value {
     let (kind, body) = match &row.envelope.content {
         Content::Text { body, .. } => ("text", body.clone()),
         Content::Reply { body, .. } => ("reply", body.clone()),
         Content::Reaction { emoji, .. } => ("reaction", emoji.clone()),
-        Content::Unknown => ("unknown", String::new()),
+        Content::Profile { .. } | Content::CircleProfile { .. } | Content::Unknown => {
+            ("unknown", String::new())
+        }
     };
-    json!({ "seq": row.seq, "sender": row.sender, "kind": kind, "body": body, "received_at": row.received_at })
+    json!({
+        "seq": row.seq,
+        "sender": row.sender,
+        "sender_name": names.get(&row.sender),
+        "kind": kind,
+        "body": body,
+        "received_at": row.received_at,
+    })
 }
 
-fn print_messages(rows: &[HistoryRow], as_json: bool) {
+fn print_messages(rows: &[HistoryRow], names: &HashMap<DeviceId, String>, as_json: bool) {
     for row in rows {
-        let value = message_json(row);
+        let value = message_json(row, names);
         if as_json {
             println!("{value}");
         } else if value["kind"] != "unknown" {
-            let sender = row.sender.to_string();
+            let id = row.sender.to_string();
+            let sender = names
+                .get(&row.sender)
+                .cloned()
+                .unwrap_or_else(|| id[..8].to_owned());
             println!(
-                "[{}] {}: {}",
+                "[{}] {sender}: {}",
                 row.seq,
-                &sender[..8],
                 value["body"].as_str().unwrap_or_default()
             );
         }
@@ -189,8 +208,11 @@ async fn main() -> Result<()> {
         );
     }
     match cli.command {
-        Command::Register { link } => {
+        Command::Register { link, name } => {
             let device = client.register(link.as_deref()).await?;
+            if let Some(name) = name {
+                client.set_display_name(&name).await?;
+            }
             let account = client.account_id().await?;
             say(
                 j,
@@ -228,19 +250,33 @@ async fn main() -> Result<()> {
                 },
             );
         }
-        Command::Circle(CircleCommand::Create) => {
+        Command::Circle(CircleCommand::Create { title }) => {
             let circle = client.create_circle().await?;
-            say(j, json!({ "circle_id": circle }), || {
-                format!("created circle {circle}")
+            if let Some(title) = &title {
+                client.set_title(&circle, title).await?;
+            }
+            say(j, json!({ "circle_id": circle, "title": title }), || {
+                format!(
+                    "created circle {} ({circle})",
+                    title.as_deref().unwrap_or("untitled")
+                )
             });
         }
         Command::Circle(CircleCommand::List) => {
             client.accept_welcomes().await?;
-            let circles = client.circles().await?;
-            say(j, json!({ "circles": circles }), || {
-                circles
+            let mut listed = Vec::new();
+            for circle in client.circles().await? {
+                client.sync(&circle).await?;
+                listed.push((circle.clone(), client.title(&circle).await?));
+            }
+            let value: Vec<Value> = listed
+                .iter()
+                .map(|(id, title)| json!({ "circle_id": id, "title": title }))
+                .collect();
+            say(j, json!({ "circles": value }), || {
+                listed
                     .iter()
-                    .map(ToString::to_string)
+                    .map(|(id, title)| format!("{}  {id}", title.as_deref().unwrap_or("untitled")))
                     .collect::<Vec<_>>()
                     .join("\n")
             });
@@ -312,11 +348,18 @@ async fn main() -> Result<()> {
         Command::Read { circle, follow } => {
             client.accept_welcomes().await?;
             client.sync(&circle).await?;
-            print_messages(&client.history(&circle).await?, j);
+            let names = client.names(&circle).await?;
+            print_messages(&client.history(&circle).await?, &names, j);
             if follow {
-                loop {
-                    tokio::time::sleep(Duration::from_secs(2)).await;
-                    print_messages(&client.sync(&circle).await?, j);
+                let client = std::sync::Arc::new(client);
+                let mut events = client.live();
+                while let Some(event) = events.recv().await {
+                    if let Event::Message { circle_id, message } = event
+                        && circle_id == circle
+                    {
+                        let names = client.names(&circle).await?;
+                        print_messages(&[message], &names, j);
+                    }
                 }
             }
         }

@@ -547,7 +547,9 @@ impl Client {
                 join_request,
             ))
         })
-        .await
+        .await?;
+        // The newcomers cannot read what came before them: say who we are.
+        self.announce(circle).await
     }
 
     /// Brings this account's other devices into every circle this device is
@@ -740,6 +742,7 @@ impl Client {
             self.api
                 .delete(&format!("/v1/welcomes/{}", pending.welcome_id), &token)
                 .await?;
+            self.announce(&pending.circle_id).await?;
             joined.push(pending.circle_id);
         }
         Ok(joined)
@@ -763,9 +766,15 @@ impl Client {
     /// is encrypted in the current epoch; on `stale_epoch` it syncs and
     /// encrypts again.
     pub async fn send(&self, circle: &CircleId, content: Content) -> Result<u64> {
+        self.sync(circle).await?;
+        self.send_now(circle, content).await
+    }
+
+    /// Encrypts and sends at the local epoch; syncs and retries on
+    /// `stale_epoch`.
+    async fn send_now(&self, circle: &CircleId, content: Content) -> Result<u64> {
         let envelope = Envelope::new(content);
         let message_id = uuid::Uuid::new_v4();
-        self.sync(circle).await?;
         for _ in 0..COMMIT_ATTEMPTS {
             let (_, signer) = self.signer().await?;
             let (circle_id, plain) = (circle.clone(), envelope.to_bytes());
@@ -792,6 +801,14 @@ impl Client {
                 )
                 .await;
             match sent {
+                Ok(accepted)
+                    if matches!(
+                        envelope.content,
+                        Content::Profile { .. } | Content::CircleProfile { .. }
+                    ) =>
+                {
+                    return Ok(accepted.seq);
+                }
                 Ok(accepted) => {
                     let (device, _) = self.signing_key().await?;
                     let row = HistoryRow {
@@ -806,7 +823,7 @@ impl Client {
                     return Ok(accepted.seq);
                 }
                 Err(err) if err.code() == Some(ErrorCode::StaleEpoch) => {
-                    self.sync(circle).await?;
+                    Box::pin(self.sync(circle)).await?;
                 }
                 Err(err) => return Err(err),
             }
@@ -829,6 +846,7 @@ impl Client {
         }
         let token = self.token().await?;
         let mut fresh = Vec::new();
+        let mut announce = false;
         loop {
             let page: LogPage = self
                 .api
@@ -839,9 +857,10 @@ impl Client {
                 .await?;
             let more = page.more;
             match self.process_entries(circle, me, page.entries).await {
-                Ok((rows, _)) => {
+                Ok((rows, joined)) => {
                     fresh.extend(rows);
                     cursor = cursor.max(page.next_after);
+                    announce |= joined;
                 }
                 Err(ClientError::OutOfStep) => {
                     cursor = self.rejoin(circle).await?;
@@ -862,6 +881,9 @@ impl Client {
                 )
                 .await?;
         }
+        if announce {
+            self.announce(circle).await?;
+        }
         Ok(fresh)
     }
 
@@ -874,9 +896,10 @@ impl Client {
         circle: &CircleId,
         me: DeviceId,
         entries: Vec<hearth_protocol::circles::LogEntry>,
-    ) -> Result<(Vec<HistoryRow>, Option<u64>)> {
+    ) -> Result<(Vec<HistoryRow>, bool)> {
         let circle_id = circle.clone();
         self.with(move |s| {
+            let mut someone_joined = false;
             let done = s.store.cursor(&circle_id)?.unwrap_or(0);
             let is_commit = |e: &hearth_protocol::circles::LogEntry| {
                 e.kind == hearth_protocol::circles::EntryKind::Commit
@@ -906,16 +929,28 @@ impl Client {
                 };
                 match processed.into_content() {
                     ProcessedMessageContent::ApplicationMessage(app) => {
-                        let row = HistoryRow {
-                            seq: entry.seq,
-                            sender: entry.sender,
-                            envelope: Envelope::from_bytes(&app.into_bytes()),
-                            received_at: entry.received_at,
-                        };
-                        s.store.add_history(&circle_id, &row)?;
-                        rows.push(row);
+                        let envelope = Envelope::from_bytes(&app.into_bytes());
+                        match &envelope.content {
+                            Content::Profile { display_name } => {
+                                s.store.set_name(&circle_id, entry.sender, display_name)?;
+                            }
+                            Content::CircleProfile { title } => {
+                                s.store.set_title(&circle_id, title)?;
+                            }
+                            _ => {
+                                let row = HistoryRow {
+                                    seq: entry.seq,
+                                    sender: entry.sender,
+                                    envelope,
+                                    received_at: entry.received_at,
+                                };
+                                s.store.add_history(&circle_id, &row)?;
+                                rows.push(row);
+                            }
+                        }
                     }
                     ProcessedMessageContent::StagedCommitMessage(staged) => {
+                        someone_joined |= staged.add_proposals().next().is_some();
                         group
                             .merge_staged_commit(&s.provider, *staged)
                             .map_err(ClientError::mls)?;
@@ -926,7 +961,86 @@ impl Client {
             if let Some(last) = last {
                 s.store.set_cursor(&circle_id, last)?;
             }
-            Ok((rows, last))
+            Ok((rows, someone_joined))
+        })
+        .await
+    }
+
+    /// Tells the circle who this is (and, for the circle's creator, its
+    /// title): newcomers cannot read what was said before they joined.
+    fn announce<'a>(
+        &'a self,
+        circle: &'a CircleId,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send + 'a>> {
+        Box::pin(async move {
+            let key = format!("title_owner:{circle}");
+            let circle_id = circle.clone();
+            let (name, title) = self
+                .with(move |s| {
+                    let name = s.store.setting("display_name")?;
+                    let title = match s.store.setting(&key)? {
+                        Some(_) => s.store.title(&circle_id)?,
+                        None => None,
+                    };
+                    Ok((name, title))
+                })
+                .await?;
+            if let Some(title) = title {
+                self.send_now(circle, Content::CircleProfile { title })
+                    .await?;
+            }
+            if let Some(display_name) = name {
+                self.send_now(circle, Content::Profile { display_name })
+                    .await?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Sets the name this device shows in its circles (sent encrypted; the
+    /// server never sees it). Announced to every circle now and on joining.
+    pub async fn set_display_name(&self, name: &str) -> Result<()> {
+        let value = name.to_owned();
+        self.with(move |s| s.store.set_setting("display_name", &value))
+            .await?;
+        for circle in self.circles().await? {
+            self.announce(&circle).await?;
+        }
+        Ok(())
+    }
+
+    /// Sets a circle's title (its creator), sent encrypted to the circle.
+    pub async fn set_title(&self, circle: &CircleId, title: &str) -> Result<()> {
+        let (circle_id, value) = (circle.clone(), title.to_owned());
+        self.with(move |s| {
+            s.store.set_title(&circle_id, &value)?;
+            s.store
+                .set_setting(&format!("title_owner:{circle_id}"), "1")
+        })
+        .await?;
+        self.announce(circle).await
+    }
+
+    /// The circle's title, as its facilitator named it.
+    pub async fn title(&self, circle: &CircleId) -> Result<Option<String>> {
+        let circle = circle.clone();
+        self.with(move |s| s.store.title(&circle)).await
+    }
+
+    /// The names members go by in the circle.
+    pub async fn names(
+        &self,
+        circle: &CircleId,
+    ) -> Result<std::collections::HashMap<DeviceId, String>> {
+        let circle = circle.clone();
+        let (me, _) = self.signing_key().await?;
+        self.with(move |s| {
+            let mut names: std::collections::HashMap<DeviceId, String> =
+                s.store.names(&circle)?.into_iter().collect();
+            if let Some(mine) = s.store.setting("display_name")? {
+                names.insert(me, mine);
+            }
+            Ok(names)
         })
         .await
     }

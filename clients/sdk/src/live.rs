@@ -131,7 +131,10 @@ impl Client {
                 }
                 ServerFrame::Entry { circle_id, entry } => {
                     let seq = entry.seq;
-                    let (rows, _) = self.process_entries(&circle_id, me, vec![entry]).await?;
+                    let (rows, joined) = self.process_entries(&circle_id, me, vec![entry]).await?;
+                    if joined {
+                        self.announce(&circle_id).await?;
+                    }
                     let ack = serde_json::to_string(&ClientFrame::Ack {
                         circle_id: circle_id.clone(),
                         seq,

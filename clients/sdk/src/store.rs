@@ -31,6 +31,20 @@ CREATE TABLE IF NOT EXISTS note_keys (
     circle_id BLOB NOT NULL,
     key       BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS settings (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS names (
+    circle_id    BLOB NOT NULL,
+    device_id    TEXT NOT NULL,
+    display_name TEXT NOT NULL,
+    PRIMARY KEY (circle_id, device_id)
+);
+CREATE TABLE IF NOT EXISTS titles (
+    circle_id BLOB PRIMARY KEY,
+    title     TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS history (
     circle_id   BLOB    NOT NULL,
     seq         INTEGER NOT NULL,
@@ -209,6 +223,64 @@ impl Store {
             .prepare("SELECT key FROM note_keys WHERE circle_id = ?1")?;
         let keys = statement.query_map([circle.as_bytes()], |r| r.get::<_, Vec<u8>>(0))?;
         Ok(keys.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    pub fn setting(&self, key: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| {
+                r.get(0)
+            })
+            .optional()?)
+    }
+
+    pub fn set_setting(&self, key: &str, value: &str) -> Result<()> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO settings (key, value) VALUES (?1, ?2)",
+            (key, value),
+        )?;
+        Ok(())
+    }
+
+    pub fn set_name(&self, circle: &CircleId, device: DeviceId, name: &str) -> Result<()> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO names (circle_id, device_id, display_name) VALUES (?1, ?2, ?3)",
+            (circle.as_bytes(), device.to_string(), name),
+        )?;
+        Ok(())
+    }
+
+    pub fn names(&self, circle: &CircleId) -> Result<Vec<(DeviceId, String)>> {
+        let mut statement = self
+            .conn
+            .prepare("SELECT device_id, display_name FROM names WHERE circle_id = ?1")?;
+        let rows = statement.query_map([circle.as_bytes()], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })?;
+        rows.map(|row| {
+            let (device, name) = row?;
+            Ok((device.parse().map_err(|_| corrupt("device id"))?, name))
+        })
+        .collect()
+    }
+
+    pub fn set_title(&self, circle: &CircleId, title: &str) -> Result<()> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO titles (circle_id, title) VALUES (?1, ?2)",
+            (circle.as_bytes(), title),
+        )?;
+        Ok(())
+    }
+
+    pub fn title(&self, circle: &CircleId) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT title FROM titles WHERE circle_id = ?1",
+                [circle.as_bytes()],
+                |r| r.get(0),
+            )
+            .optional()?)
     }
 
     pub fn add_history(&self, circle: &CircleId, row: &HistoryRow) -> Result<()> {

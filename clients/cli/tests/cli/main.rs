@@ -46,8 +46,14 @@ async fn a_facilitator_and_sam_walk_through_the_readme(db: Db) -> Result<()> {
     let home = home.path();
 
     // Terminal one: the facilitator.
-    one(&app, home, "alice", &["register"]).await?;
-    let circle = one(&app, home, "alice", &["circle", "create"]).await?["circle_id"]
+    one(&app, home, "alice", &["register", "--name", "Alice"]).await?;
+    let circle = one(
+        &app,
+        home,
+        "alice",
+        &["circle", "create", "--title", "Tuesday grief circle"],
+    )
+    .await?["circle_id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -57,7 +63,7 @@ async fn a_facilitator_and_sam_walk_through_the_readme(db: Db) -> Result<()> {
         .to_owned();
 
     // Terminal two: Sam joins with the link.
-    one(&app, home, "sam", &["register"]).await?;
+    one(&app, home, "sam", &["register", "--name", "Sam"]).await?;
     let asked = one(
         &app,
         home,
@@ -92,6 +98,14 @@ async fn a_facilitator_and_sam_walk_through_the_readme(db: Db) -> Result<()> {
     let read = hearth(&app, home, "sam", &["read", &circle]).await?;
     let bodies: Vec<&str> = read.iter().filter_map(|m| m["body"].as_str()).collect();
     assert_eq!(bodies, ["see you thursday", "I'll be there"]);
+    // Names and the title come from encrypted content, never from the server.
+    let senders: Vec<&str> = read
+        .iter()
+        .filter_map(|m| m["sender_name"].as_str())
+        .collect();
+    assert_eq!(senders, ["Alice", "Sam"], "{read:?}");
+    let listed = one(&app, home, "sam", &["circle", "list"]).await?;
+    assert_eq!(listed["circles"][0]["title"], "Tuesday grief circle");
     let read = hearth(&app, home, "alice", &["read", &circle]).await?;
     assert_eq!(read.len(), 2);
 
