@@ -18,6 +18,7 @@ on_both_databases!(
     the_live_stream_decodes_messages_and_resumes_after_the_server_restarts,
     a_client_that_lost_its_mls_state_rejoins_by_itself,
     names_and_titles_travel_encrypted_and_reach_later_joiners,
+    a_revoked_invite_stops_working_and_a_member_who_leaves_hears_nothing_more,
 );
 
 async fn client(app: &TestApp, dir: &tempfile::TempDir) -> Result<Client> {
@@ -458,5 +459,58 @@ async fn names_and_titles_travel_encrypted_and_reach_later_joiners(db: Db) -> Re
     assert_eq!(names.get(&members[1].1).map(String::as_str), Some("Priya"));
     // Profiles are not chat: history holds only what people said.
     assert!(priya.history(&circle).await?.is_empty());
+    Ok(())
+}
+
+async fn a_revoked_invite_stops_working_and_a_member_who_leaves_hears_nothing_more(
+    db: Db,
+) -> Result<()> {
+    let Some(app) = TestApp::spawn(db).await? else {
+        return Ok(());
+    };
+    let dirs: Vec<tempfile::TempDir> = (0..3)
+        .map(|_| tempfile::tempdir())
+        .collect::<Result<_, _>>()?;
+    let (clients, circle) = enrolled(&app, &dirs[..2]).await?;
+    let (facilitator, sam) = (&clients[0], &clients[1]);
+
+    let invite = facilitator
+        .create_invite_with(
+            &circle,
+            hearth_protocol::circles::CreateInvite {
+                max_uses: Some(3),
+                ..Default::default()
+            },
+        )
+        .await?;
+    assert_eq!(
+        facilitator
+            .invites(&circle)
+            .await?
+            .iter()
+            .filter(|i| i.invite_id == invite.id)
+            .count(),
+        1
+    );
+    facilitator.revoke_invite(&circle, invite.id).await?;
+    let late = client(&app, &dirs[2]).await?;
+    late.register(None).await?;
+    let refused = late.redeem_invite(&invite.link, "too late?").await;
+    assert_eq!(
+        refused.err().and_then(|e| e.code()),
+        Some(hearth_protocol::ErrorCode::InviteInvalid)
+    );
+
+    // Sam leaves; what follows never reaches him.
+    sam.leave(&circle).await?;
+    assert!(sam.circles().await?.is_empty());
+    facilitator.send_text(&circle, "after Sam left").await?;
+    let refused = sam.sync(&circle).await;
+    assert_eq!(
+        refused.err().map(|e| e.to_string()),
+        Some("this device is not in that circle".to_owned())
+    );
+    assert!(texts(&sam.history(&circle).await?).is_empty());
+    assert_eq!(sam.devices().await?.devices.len(), 1);
     Ok(())
 }

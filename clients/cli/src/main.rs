@@ -53,6 +53,8 @@ enum Command {
     Link,
     /// This device, its circles and its KeyPackage pool.
     Status,
+    /// The devices of this account.
+    Devices,
     /// Circles: create, list, show.
     #[command(subcommand)]
     Circle(CircleCommand),
@@ -249,6 +251,23 @@ async fn main() -> Result<()> {
                     out.trim_end().to_owned()
                 },
             );
+        }
+        Command::Devices => {
+            let list = client.devices().await?;
+            let value = serde_json::to_value(&list)?;
+            say(j, value, || {
+                list.devices
+                    .iter()
+                    .map(|d| {
+                        format!(
+                            "{}{}",
+                            d.device_id,
+                            if d.current { "  (this device)" } else { "" }
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
         }
         Command::Circle(CircleCommand::Create { title }) => {
             let circle = client.create_circle().await?;

@@ -61,6 +61,32 @@ struct State {
     provider: Provider,
 }
 
+/// A circle's policy at creation; `None` takes the server's default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CirclePolicy {
+    /// Members besides facilitators (server default 12).
+    pub max_members: Option<u32>,
+    /// Seconds the server keeps undelivered entries (server default 30 days).
+    pub retention_secs: Option<u64>,
+}
+
+/// A minted invite.
+#[derive(Clone, PartialEq, Eq)]
+pub struct InviteLink {
+    /// For revoking it.
+    pub id: uuid::Uuid,
+    /// `hearth:invite/<token>#<note key>`, to share out of band.
+    pub link: String,
+}
+
+impl std::fmt::Debug for InviteLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InviteLink")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A pending join request as the facilitator's client shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JoinRequestView {
@@ -335,6 +361,11 @@ impl Client {
     /// Creates a circle: a new MLS group, registered with the server, with
     /// this device as facilitator.
     pub async fn create_circle(&self) -> Result<CircleId> {
+        self.create_circle_with(CirclePolicy::default()).await
+    }
+
+    /// Creates a circle with its own policy (member limit, retention).
+    pub async fn create_circle_with(&self, policy: CirclePolicy) -> Result<CircleId> {
         let id = CircleId::from_bytes(random::<16>()?.to_vec())
             .map_err(|_| ClientError::Unexpected("circle id"))?;
         let (device, signer) = self.signer().await?;
@@ -368,8 +399,8 @@ impl Client {
                 Some(&token),
                 &CreateCircle {
                     circle_id: id.clone(),
-                    max_members: None,
-                    retention_secs: None,
+                    max_members: policy.max_members,
+                    retention_secs: policy.retention_secs,
                     group_info: Some(group_info),
                 },
             )
@@ -381,13 +412,26 @@ impl Client {
     /// the invitee encrypts an introduction note with; the server never sees
     /// the key.
     pub async fn create_invite(&self, circle: &CircleId) -> Result<String> {
+        Ok(self
+            .create_invite_with(circle, CreateInvite::default())
+            .await?
+            .link)
+    }
+
+    /// Mints an invite link with its own lifetime and number of uses; the
+    /// answer carries the invite's id for revoking it.
+    pub async fn create_invite_with(
+        &self,
+        circle: &CircleId,
+        options: CreateInvite,
+    ) -> Result<InviteLink> {
         let token = self.token().await?;
         let invite: Invite = self
             .api
             .post(
                 &format!("/v1/circles/{circle}/invites"),
                 Some(&token),
-                &CreateInvite::default(),
+                &options,
             )
             .await?;
         let key: [u8; 32] = random()?;
@@ -395,11 +439,41 @@ impl Client {
         let id = invite.invite_id;
         self.with(move |s| s.store.save_note_key(id, &circle, &key))
             .await?;
-        Ok(format!(
-            "hearth:invite/{}#{}",
-            invite.token,
-            URL_SAFE_NO_PAD.encode(key)
-        ))
+        Ok(InviteLink {
+            id,
+            link: format!(
+                "hearth:invite/{}#{}",
+                invite.token,
+                URL_SAFE_NO_PAD.encode(key)
+            ),
+        })
+    }
+
+    /// The circle's invites (facilitators).
+    pub async fn invites(
+        &self,
+        circle: &CircleId,
+    ) -> Result<Vec<hearth_protocol::circles::InviteInfo>> {
+        let token = self.token().await?;
+        let list: hearth_protocol::circles::InviteList = self
+            .api
+            .get(&format!("/v1/circles/{circle}/invites"), &token)
+            .await?;
+        Ok(list.invites)
+    }
+
+    /// Revokes an invite (facilitators): its link stops working.
+    pub async fn revoke_invite(&self, circle: &CircleId, invite: uuid::Uuid) -> Result<()> {
+        let token = self.token().await?;
+        self.api
+            .delete(&format!("/v1/circles/{circle}/invites/{invite}"), &token)
+            .await
+    }
+
+    /// This account's devices.
+    pub async fn devices(&self) -> Result<hearth_protocol::auth::DeviceList> {
+        let token = self.token().await?;
+        self.api.get("/v1/devices", &token).await
     }
 
     /// Redeems an invite link with an introduction note.
@@ -744,6 +818,10 @@ impl Client {
                 .await?;
             self.announce(&pending.circle_id).await?;
             joined.push(pending.circle_id);
+        }
+        if !joined.is_empty() {
+            // Joining consumed one of our KeyPackages.
+            self.top_up_key_packages().await?;
         }
         Ok(joined)
     }

@@ -116,6 +116,10 @@ async fn a_facilitator_and_sam_walk_through_the_readme(db: Db) -> Result<()> {
         "one view of the circle"
     );
 
+    let devices = one(&app, home, "sam", &["devices"]).await?;
+    assert_eq!(devices["devices"].as_array().map(Vec::len), Some(1));
+    assert_eq!(devices["devices"][0]["current"], true);
+
     // A profile with no device says what to do.
     let unregistered = hearth(&app, home, "nobody", &["status"]).await;
     let message = unregistered.expect_err("no device").to_string();
