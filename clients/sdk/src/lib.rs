@@ -744,50 +744,53 @@ impl Client {
                     })
                 })
                 .await?;
-            let token = self.token().await?;
-            let posted = self
-                .api
-                .post::<Accepted>(
-                    &format!("/v1/circles/{circle}/commits"),
-                    Some(&token),
-                    &bundle,
-                )
-                .await;
-            let circle_id = circle.clone();
-            match posted {
-                Ok(accepted) => {
-                    return self
-                        .with(move |s| {
-                            let mut group = load(s, &circle_id)?;
-                            group
-                                .merge_pending_commit(&s.provider)
-                                .map_err(ClientError::mls)?;
-                            s.store.set_cursor(&circle_id, accepted.seq)
-                        })
-                        .await;
-                }
-                Err(err) if err.code() == Some(ErrorCode::StaleEpoch) => {
-                    self.with(move |s| {
-                        let mut group = load(s, &circle_id)?;
-                        group
-                            .clear_pending_commit(s.provider.storage())
-                            .map_err(ClientError::mls)
-                    })
-                    .await?;
-                }
-                Err(err) => {
-                    self.with(move |s| {
-                        let mut group = load(s, &circle_id)?;
-                        group
-                            .clear_pending_commit(s.provider.storage())
-                            .map_err(ClientError::mls)
-                    })
-                    .await?;
-                    return Err(err);
-                }
+            let posted = self.post_commit(circle, &bundle).await;
+            if !matches!(posted, Ok(Some(_))) {
+                let circle_id = circle.clone();
+                self.with(move |s| {
+                    let mut group = load(s, &circle_id)?;
+                    group
+                        .clear_pending_commit(s.provider.storage())
+                        .map_err(ClientError::mls)
+                })
+                .await?;
+            }
+            if posted?.is_some() {
+                return Ok(());
             }
         }
         Err(ClientError::Unexpected("the circle kept moving; try again"))
+    }
+
+    /// Posts a commit bundle. When the server accepts it, merges the pending
+    /// commit and moves the cursor past it: `Some(seq)`. `None` when another
+    /// commit got there first (`stale_epoch`).
+    async fn post_commit(&self, circle: &CircleId, bundle: &CommitBundle) -> Result<Option<u64>> {
+        let token = self.token().await?;
+        let posted = self
+            .api
+            .post::<Accepted>(
+                &format!("/v1/circles/{circle}/commits"),
+                Some(&token),
+                bundle,
+            )
+            .await;
+        match posted {
+            Ok(accepted) => {
+                let circle_id = circle.clone();
+                self.with(move |s| {
+                    let mut group = load(s, &circle_id)?;
+                    group
+                        .merge_pending_commit(&s.provider)
+                        .map_err(ClientError::mls)?;
+                    s.store.set_cursor(&circle_id, accepted.seq)
+                })
+                .await?;
+                Ok(Some(accepted.seq))
+            }
+            Err(err) if err.code() == Some(ErrorCode::StaleEpoch) => Ok(None),
+            Err(err) => Err(err),
+        }
     }
 
     /// Joins every circle this device has a Welcome for.
@@ -1179,30 +1182,8 @@ impl Client {
                     })
                 })
                 .await?;
-            let posted = self
-                .api
-                .post::<Accepted>(
-                    &format!("/v1/circles/{circle}/commits"),
-                    Some(&token),
-                    &bundle,
-                )
-                .await;
-            match posted {
-                Ok(accepted) => {
-                    let circle_id = circle.clone();
-                    return self
-                        .with(move |s| {
-                            let mut group = load(s, &circle_id)?;
-                            group
-                                .merge_pending_commit(&s.provider)
-                                .map_err(ClientError::mls)?;
-                            s.store.set_cursor(&circle_id, accepted.seq)?;
-                            Ok(accepted.seq)
-                        })
-                        .await;
-                }
-                Err(err) if err.code() == Some(ErrorCode::StaleEpoch) => continue,
-                Err(err) => return Err(err),
+            if let Some(seq) = self.post_commit(circle, &bundle).await? {
+                return Ok(seq);
             }
         }
         Err(ClientError::Unexpected("the circle kept moving; try again"))
