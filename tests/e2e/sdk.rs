@@ -502,9 +502,13 @@ async fn a_revoked_invite_stops_working_and_a_member_who_leaves_hears_nothing_mo
     );
 
     // Sam leaves; what follows never reaches him.
+    let sam_device = sam.device_id().await?.expect("registered");
+    assert!(facilitator.members(&circle).await?.contains(&sam_device));
     sam.leave(&circle).await?;
     assert!(sam.circles().await?.is_empty());
     facilitator.send_text(&circle, "after Sam left").await?;
+    // The facilitator's client took Sam's leaf out of the MLS group too.
+    assert!(!facilitator.members(&circle).await?.contains(&sam_device));
     let refused = sam.sync(&circle).await;
     assert_eq!(
         refused.err().map(|e| e.to_string()),

@@ -655,7 +655,20 @@ impl Client {
 
     /// Removes members' devices (facilitators).
     pub async fn remove_devices(&self, circle: &CircleId, devices: &[DeviceId]) -> Result<()> {
-        let devices = devices.to_vec();
+        self.remove_from_group(circle, devices.to_vec(), true).await
+    }
+
+    /// Removes MLS leaves of devices the server's roster no longer holds.
+    async fn remove_leaves(&self, circle: &CircleId, devices: Vec<DeviceId>) -> Result<()> {
+        self.remove_from_group(circle, devices, false).await
+    }
+
+    async fn remove_from_group(
+        &self,
+        circle: &CircleId,
+        devices: Vec<DeviceId>,
+        from_roster: bool,
+    ) -> Result<()> {
         self.commit_with_retry(circle, move |s, group, signer| {
             let leaves: Vec<LeafNodeIndex> = group
                 .members()
@@ -669,7 +682,12 @@ impl Client {
             let (commit, _, info) = group
                 .remove_members(&s.provider, signer, &leaves)
                 .map_err(ClientError::mls)?;
-            Ok((commit, None, info, Vec::new(), devices.clone(), None))
+            let declared = if from_roster {
+                devices.clone()
+            } else {
+                Vec::new()
+            };
+            Ok((commit, None, info, Vec::new(), declared, None))
         })
         .await
     }
@@ -928,6 +946,7 @@ impl Client {
         let token = self.token().await?;
         let mut fresh = Vec::new();
         let mut announce = false;
+        let mut saw_commit = false;
         loop {
             let page: LogPage = self
                 .api
@@ -937,6 +956,10 @@ impl Client {
                 )
                 .await?;
             let more = page.more;
+            saw_commit |= page
+                .entries
+                .iter()
+                .any(|e| e.sender != me && e.kind == hearth_protocol::circles::EntryKind::Commit);
             match self.process_entries(circle, me, page.entries).await {
                 Ok((rows, joined)) => {
                     fresh.extend(rows);
@@ -965,7 +988,44 @@ impl Client {
         if announce {
             self.announce(circle).await?;
         }
+        if saw_commit {
+            self.reconcile(circle).await?;
+        }
         Ok(fresh)
+    }
+
+    /// A facilitator's client keeps the MLS group in line with the server's
+    /// roster: leaves of devices that left the roster (a member who left, an
+    /// account that was deleted) are removed with a commit. Other clients do
+    /// nothing here.
+    fn reconcile<'a>(
+        &'a self,
+        circle: &'a CircleId,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send + 'a>> {
+        Box::pin(async move {
+            let (me, _) = self.signing_key().await?;
+            let token = self.token().await?;
+            let seen: hearth_protocol::circles::Circle = self
+                .api
+                .get(&format!("/v1/circles/{circle}"), &token)
+                .await?;
+            let facilitating = seen.roster.iter().any(|r| {
+                r.device_id == me && r.role == hearth_protocol::circles::Role::Facilitator
+            });
+            if !facilitating {
+                return Ok(());
+            }
+            let gone: Vec<DeviceId> = self
+                .members(circle)
+                .await?
+                .into_iter()
+                .filter(|d| !seen.roster.iter().any(|r| r.device_id == *d))
+                .collect();
+            if gone.is_empty() {
+                return Ok(());
+            }
+            self.remove_leaves(circle, gone).await
+        })
     }
 
     /// Processes log entries in order: merges commits, decrypts and stores
@@ -1199,6 +1259,23 @@ impl Client {
     pub async fn circles(&self) -> Result<Vec<CircleId>> {
         self.with(|s| Ok(s.store.circles()?.into_iter().map(|(c, _)| c).collect()))
             .await
+    }
+
+    /// The devices in the circle's MLS group: the real membership, which
+    /// members check rather than trusting the server's roster.
+    pub async fn members(&self, circle: &CircleId) -> Result<Vec<DeviceId>> {
+        let circle = circle.clone();
+        self.with(move |s| {
+            Ok(load(s, &circle)?
+                .members()
+                .filter_map(|m| {
+                    uuid::Uuid::from_slice(m.credential.serialized_content())
+                        .ok()
+                        .map(DeviceId::from_uuid)
+                })
+                .collect())
+        })
+        .await
     }
 
     /// The circle's current epoch.
