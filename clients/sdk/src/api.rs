@@ -42,6 +42,15 @@ impl Api {
         Err(Self::refusal(response).await)
     }
 
+    /// An answer without a body worth reading: success, or the refusal.
+    async fn done(response: reqwest::Response) -> Result<()> {
+        if response.status().is_success() {
+            Ok(())
+        } else {
+            Err(Self::refusal(response).await)
+        }
+    }
+
     async fn refusal(response: reqwest::Response) -> ClientError {
         let status = response.status().as_u16();
         match response.json::<ErrorBody>().await {
@@ -81,11 +90,7 @@ impl Api {
             .json(body)
             .send()
             .await?;
-        if response.status().is_success() {
-            Ok(())
-        } else {
-            Err(Self::refusal(response).await)
-        }
+        Self::done(response).await
     }
 
     pub async fn delete(&self, path: &str, token: &str) -> Result<()> {
@@ -95,10 +100,6 @@ impl Api {
             .bearer_auth(token)
             .send()
             .await?;
-        if response.status().is_success() {
-            Ok(())
-        } else {
-            Err(Self::refusal(response).await)
-        }
+        Self::done(response).await
     }
 }

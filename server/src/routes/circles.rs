@@ -210,16 +210,14 @@ fn check_roster_change(
     if !bundle.added.is_empty() && bundle.welcome.is_none() {
         return Err(ApiError::Invalid("adding devices needs a welcome".into()));
     }
-    let members = |ids: &mut dyn Iterator<Item = &DeviceId>| {
-        ids.filter(|d| circle.member(**d).is_some_and(|m| m.role == Role::Member))
-            .count()
-    };
+    let is_member = |d: &DeviceId| circle.member(*d).is_some_and(|m| m.role == Role::Member);
     let current = circle
         .roster
         .iter()
         .filter(|r| r.role == Role::Member)
         .count();
-    let after = current + bundle.added.len() - members(&mut bundle.removed.iter());
+    let leaving = bundle.removed.iter().filter(|d| is_member(d)).count();
+    let after = current + bundle.added.len() - leaving;
     if i64::try_from(after).unwrap_or(i64::MAX) > circle.max_members && !bundle.added.is_empty() {
         return Err(ApiError::CircleFull);
     }

@@ -44,11 +44,6 @@ impl PgStorage {
         Ok(Self { pool })
     }
 
-    /// The connection pool (tests inspect the database through it).
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
-    }
-
     /// Takes one KeyPackage; `SKIP LOCKED` lets concurrent claims take
     /// different rows instead of queueing for (and then missing) the same one.
     const CLAIM_KEY_PACKAGE: &str = "DELETE FROM key_packages WHERE id = (SELECT id FROM key_packages \

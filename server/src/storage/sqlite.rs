@@ -23,7 +23,7 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 use sqlx::{Row, Sqlite, Transaction};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -35,7 +35,6 @@ pub const DATABASE_FILE: &str = "hearth.db";
 pub struct SqliteStorage {
     writer: SqlitePool,
     reader: SqlitePool,
-    path: PathBuf,
 }
 
 impl SqliteStorage {
@@ -62,16 +61,7 @@ impl SqliteStorage {
             .max_connections(4)
             .connect_with(base.read_only(true))
             .await?;
-        Ok(Self {
-            writer,
-            reader,
-            path,
-        })
-    }
-
-    /// The database file (its `-wal` and `-shm` siblings sit beside it).
-    pub fn path(&self) -> &Path {
-        &self.path
+        Ok(Self { writer, reader })
     }
 
     /// The settings of the writing connection, as SQLite reports them:
