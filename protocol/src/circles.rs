@@ -12,6 +12,11 @@ use serde::{Deserialize, Serialize};
 /// Largest ciphertext of one message, by default.
 pub const DEFAULT_MAX_CIPHERTEXT: usize = 64 * 1024;
 
+/// How many epochs behind the circle's current one a message may be sent in,
+/// by default; clients keep this many past epochs' secrets so such messages
+/// still decrypt. A server may be configured narrower, never wider.
+pub const EPOCH_WINDOW: u64 = 5;
+
 /// A device's role in a circle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -13,6 +13,8 @@ pub mod error;
 pub mod health;
 pub mod ids;
 pub mod key_packages;
+#[cfg(feature = "mls")]
+pub mod mls;
 pub mod stream;
 
 pub use bytes::Base64Bytes;

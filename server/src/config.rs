@@ -84,6 +84,9 @@ pub struct DeliveryConfig {
     /// Entries per page when reading a log.
     pub page_size: u32,
     /// How many epochs behind the current one a message may still be sent in.
+    /// At most `hearth_protocol::circles::EPOCH_WINDOW` (5), the past epochs
+    /// clients keep: a wider window would accept messages members can no
+    /// longer decrypt.
     pub epoch_window: u64,
     /// Messages a device may send: a bucket of `burst`, refilled at
     /// `per_minute`.
@@ -104,7 +107,7 @@ impl Default for DeliveryConfig {
             key_package_pool: 200,
             claim_devices: 50,
             page_size: 100,
-            epoch_window: 5,
+            epoch_window: hearth_protocol::circles::EPOCH_WINDOW,
             send_rate: Bucket {
                 burst: 60,
                 per_minute: 60,
@@ -288,6 +291,12 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "rate limit bursts must be at least 1".into(),
             ));
+        }
+        if self.delivery.epoch_window > hearth_protocol::circles::EPOCH_WINDOW {
+            return Err(ConfigError::Invalid(format!(
+                "delivery.epoch_window must be at most {} (the past epochs clients keep)",
+                hearth_protocol::circles::EPOCH_WINDOW
+            )));
         }
         if self.limits.json_body_bytes < 1024 {
             return Err(ConfigError::Invalid(

@@ -1,59 +1,21 @@
 //! Real MLS for the scenarios: devices whose MLS signature key is their
 //! registered Ed25519 key, KeyPackages, groups, commits and messages made
-//! with openmls, so the server relays the same bytes a real client sends.
+//! with Hearth's MLS profile (`hearth_protocol::mls`, the same code the SDK
+//! uses), so the server relays the same bytes a real client sends.
 
 use crate::{TestApp, TestDevice};
-use anyhow::{Context as _, Result, anyhow, bail};
+use anyhow::{Context as _, Result, bail};
 use hearth_protocol::auth::SessionTokens;
 use hearth_protocol::circles::{Accepted, CommitBundle, LogPage, PendingWelcome, WelcomeList};
-use hearth_protocol::key_packages::credential_identity;
+use hearth_protocol::mls::{self as profile, KeyPackageOptions, PreparedCommit, Received};
 use hearth_protocol::{Base64Bytes, CircleId};
-use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
 use openmls::prelude::*;
 use openmls_basic_credential::SignatureKeyPair;
 use openmls_rust_crypto::OpenMlsRustCrypto;
 
-/// The ciphersuite every scenario uses.
-pub const CIPHERSUITE: Ciphersuite = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519;
-
-/// Handshake messages travel as PrivateMessage, as the design requires.
-fn create_config() -> MlsGroupCreateConfig {
-    MlsGroupCreateConfig::builder()
-        .ciphersuite(CIPHERSUITE)
-        .use_ratchet_tree_extension(true)
-        .wire_format_policy(PURE_CIPHERTEXT_WIRE_FORMAT_POLICY)
-        .build()
-}
-
-fn join_config() -> MlsGroupJoinConfig {
-    MlsGroupJoinConfig::builder()
-        .use_ratchet_tree_extension(true)
-        .wire_format_policy(PURE_CIPHERTEXT_WIRE_FORMAT_POLICY)
-        .build()
-}
-
-/// Serialises an MLS message for the wire.
-pub fn wire(message: &MlsMessageOut) -> Result<Base64Bytes> {
-    Ok(message.tls_serialize_detached()?.into())
-}
-
-/// A commit bundle with no roster change (callers fill in the rest).
-fn commit_bundle(
-    epoch: u64,
-    commit: &MlsMessageOut,
-    group_info: Option<openmls::messages::group_info::GroupInfo>,
-) -> Result<CommitBundle> {
-    Ok(CommitBundle {
-        epoch,
-        commit: wire(commit)?,
-        welcome: None,
-        group_info: group_info
-            .map(|g| wire(&MlsMessageOut::from(g)))
-            .transpose()?,
-        added: Vec::new(),
-        removed: Vec::new(),
-        join_request_id: None,
-    })
+/// Turns a prepared commit into the bundle to post.
+fn bundle(prepared: PreparedCommit) -> Result<CommitBundle> {
+    Ok(prepared.bundle()?)
 }
 
 /// A signed-in device with its MLS state.
@@ -85,10 +47,9 @@ impl Member {
 
     /// Wraps a signed-in device.
     pub fn new(device: TestDevice, tokens: SessionTokens) -> Self {
-        let signer = SignatureKeyPair::from_raw(
-            SignatureScheme::ED25519,
-            device.key.to_bytes().to_vec(),
-            device.key.verifying_key().to_bytes().to_vec(),
+        let signer = profile::signer(
+            &device.key.to_bytes(),
+            &device.key.verifying_key().to_bytes(),
         );
         Self {
             device,
@@ -106,10 +67,7 @@ impl Member {
 
     /// Its credential: a basic credential naming the device.
     pub fn credential(&self) -> CredentialWithKey {
-        CredentialWithKey {
-            credential: BasicCredential::new(credential_identity(&self.device.device_id)).into(),
-            signature_key: self.signer.public().into(),
-        }
+        profile::credential(&self.device.device_id, &self.signer)
     }
 
     /// A fresh KeyPackage (TLS bytes), optionally with a custom lifetime or as
@@ -126,20 +84,16 @@ impl Member {
         lifetime: Option<Lifetime>,
         last_resort: bool,
     ) -> Result<Vec<u8>> {
-        // The last-resort extension must be listed in the leaf's capabilities.
-        let capabilities =
-            Capabilities::new(None, None, Some(&[ExtensionType::LastResort]), None, None);
-        let mut builder = KeyPackage::builder().leaf_node_capabilities(capabilities);
-        if let Some(lifetime) = lifetime {
-            builder = builder.key_package_lifetime(lifetime);
-        }
-        if last_resort {
-            builder = builder.mark_as_last_resort();
-        }
-        let bundle = builder
-            .build(CIPHERSUITE, &self.provider, signer, credential)
-            .map_err(|e| anyhow!("building a KeyPackage: {e:?}"))?;
-        Ok(bundle.key_package().tls_serialize_detached()?)
+        let options = KeyPackageOptions {
+            lifetime,
+            last_resort,
+        };
+        Ok(profile::key_package(
+            &self.provider,
+            signer,
+            credential,
+            options,
+        )?)
     }
 
     /// Uploads `n` KeyPackages and a last resort.
@@ -166,11 +120,11 @@ impl Member {
         let group = MlsGroup::new_with_group_id(
             &self.provider,
             &self.signer,
-            &create_config(),
+            &profile::create_config(),
             GroupId::from_slice(id.as_bytes()),
             self.credential(),
         )
-        .map_err(|e| anyhow!("creating the group: {e:?}"))?;
+        .map_err(profile::failed("creating the group"))?;
         self.group = Some(group);
         let response = app
             .post_json(
@@ -211,61 +165,41 @@ impl Member {
             )
             .await?;
         let claimed: hearth_protocol::key_packages::ClaimedKeyPackages = response.json().await?;
-        let mut key_packages = Vec::new();
-        for kp in claimed.key_packages {
-            let parsed = KeyPackageIn::tls_deserialize_exact(kp.key_package.as_slice())?;
-            key_packages.push(
-                parsed
-                    .validate(self.provider.crypto(), ProtocolVersion::Mls10)
-                    .map_err(|e| anyhow!("claimed KeyPackage: {e:?}"))?,
-            );
-        }
-        let epoch = self.epoch();
+        let key_packages = claimed
+            .key_packages
+            .iter()
+            .map(|kp| profile::read_key_package(self.provider.crypto(), kp.key_package.as_slice()))
+            .collect::<Result<Vec<_>, _>>()?;
         let (provider, signer) = (&self.provider, &self.signer);
         let group = self.group.as_mut().context("no group")?;
-        let (commit, welcome, group_info) = group
-            .add_members(provider, signer, &key_packages)
-            .map_err(|e| anyhow!("add: {e:?}"))?;
-        let mut bundle = commit_bundle(epoch, &commit, group_info)?;
-        bundle.welcome = Some(wire(&welcome)?);
-        bundle.added = ids;
-        Ok(bundle)
+        bundle(profile::add_commit(
+            group,
+            provider,
+            signer,
+            &key_packages,
+            ids,
+        )?)
     }
 
     /// Builds (without merging) a commit that removes the devices.
     pub fn remove_commit(&mut self, others: &[&Member]) -> Result<CommitBundle> {
-        let epoch = self.epoch();
+        let devices: Vec<_> = others.iter().map(|m| m.device.device_id).collect();
         let (provider, signer) = (&self.provider, &self.signer);
         let group = self.group.as_mut().context("no group")?;
-        let leaves: Vec<LeafNodeIndex> = others
-            .iter()
-            .map(|other| {
-                let identity = credential_identity(&other.device.device_id);
-                group
-                    .members()
-                    .find(|m| m.credential.serialized_content() == identity.as_slice())
-                    .map(|m| m.index)
-                    .context("member not in group")
-            })
-            .collect::<Result<_>>()?;
-        let (commit, _, group_info) = group
-            .remove_members(provider, signer, &leaves)
-            .map_err(|e| anyhow!("remove: {e:?}"))?;
-        let mut bundle = commit_bundle(epoch, &commit, group_info)?;
-        bundle.removed = others.iter().map(|m| m.device.device_id).collect();
-        Ok(bundle)
+        let in_group = profile::members(group);
+        if let Some(missing) = devices.iter().find(|d| !in_group.contains(d)) {
+            bail!("{missing:?} is not in the group");
+        }
+        let mut prepared = profile::remove_commit(group, provider, signer, &devices)?;
+        prepared.removed = devices;
+        bundle(prepared)
     }
 
     /// Builds (without merging) a self-update commit.
     pub fn update_commit(&mut self) -> Result<CommitBundle> {
-        let epoch = self.epoch();
         let (provider, signer) = (&self.provider, &self.signer);
         let group = self.group.as_mut().context("no group")?;
-        let bundle = group
-            .self_update(provider, signer, LeafNodeParameters::default())
-            .map_err(|e| anyhow!("self update: {e:?}"))?;
-        let (commit, _, group_info) = bundle.into_contents();
-        commit_bundle(epoch, &commit, group_info)
+        bundle(profile::update_commit(group, provider, signer)?)
     }
 
     /// Merges the commit this member made (after the server accepted it).
@@ -275,7 +209,8 @@ impl Member {
             .as_mut()
             .context("no group")?
             .merge_pending_commit(provider)
-            .map_err(|e| anyhow!("merge: {e:?}"))
+            .map_err(profile::failed("merging our commit"))
+            .map_err(Into::into)
     }
 
     /// Drops a commit the server refused.
@@ -285,7 +220,8 @@ impl Member {
             .as_mut()
             .context("no group")?
             .clear_pending_commit(storage)
-            .map_err(|e| anyhow!("clear: {e:?}"))
+            .map_err(profile::failed("clearing our commit"))
+            .map_err(Into::into)
     }
 
     /// Encrypts an application message.
@@ -296,30 +232,18 @@ impl Member {
             .as_mut()
             .context("no group")?
             .create_message(provider, signer, plaintext)
-            .map_err(|e| anyhow!("encrypt: {e:?}"))?;
-        wire(&message)
+            .map_err(profile::failed("encrypting"))?;
+        Ok(profile::wire(&message)?)
     }
 
     /// Processes one log entry: merges a commit, or returns an application
     /// message's plaintext.
     pub fn process(&mut self, bytes: &[u8]) -> Result<Option<Vec<u8>>> {
-        let message = MlsMessageIn::tls_deserialize_exact(bytes)?
-            .try_into_protocol_message()
-            .map_err(|e| anyhow!("not a protocol message: {e:?}"))?;
         let provider = &self.provider;
         let group = self.group.as_mut().context("no group")?;
-        let processed = group
-            .process_message(provider, message)
-            .map_err(|e| anyhow!("process: {e:?}"))?;
-        match processed.into_content() {
-            ProcessedMessageContent::ApplicationMessage(app) => Ok(Some(app.into_bytes())),
-            ProcessedMessageContent::StagedCommitMessage(staged) => {
-                group
-                    .merge_staged_commit(provider, *staged)
-                    .map_err(|e| anyhow!("merge staged: {e:?}"))?;
-                Ok(None)
-            }
-            _ => Ok(None),
+        match profile::receive(group, provider, bytes)? {
+            Received::Application(plaintext) => Ok(Some(plaintext)),
+            Received::Commit { .. } | Received::Other => Ok(None),
         }
     }
 
@@ -331,16 +255,7 @@ impl Member {
             .into_iter()
             .next()
             .context("no welcome waiting")?;
-        let MlsMessageBodyIn::Welcome(welcome) =
-            MlsMessageIn::tls_deserialize_exact(pending.welcome.as_slice())?.extract()
-        else {
-            bail!("not a Welcome");
-        };
-        let group = StagedWelcome::new_from_welcome(&self.provider, &join_config(), welcome, None)
-            .map_err(|e| anyhow!("welcome: {e:?}"))?
-            .into_group(&self.provider)
-            .map_err(|e| anyhow!("join: {e:?}"))?;
-        self.group = Some(group);
+        self.group = Some(profile::join(&self.provider, pending.welcome.as_slice())?);
         let response = app
             .delete(
                 &format!("/v1/welcomes/{}", pending.welcome_id),
@@ -396,30 +311,16 @@ impl Member {
             .await?
             .json()
             .await?;
-        let MlsMessageBodyIn::GroupInfo(verifiable) =
-            MlsMessageIn::tls_deserialize_exact(info.group_info.as_slice())?.extract()
-        else {
-            bail!("not a GroupInfo");
-        };
         self.provider = OpenMlsRustCrypto::default();
-        let (group, bundle) = MlsGroup::external_commit_builder()
-            .with_config(join_config())
-            .build_group(&self.provider, verifiable, self.credential())
-            .map_err(|e| anyhow!("external commit: {e:?}"))?
-            .load_psks(self.provider.storage())
-            .map_err(|e| anyhow!("psks: {e:?}"))?
-            .build(
-                self.provider.rand(),
-                self.provider.crypto(),
-                &self.signer,
-                |_| true,
-            )
-            .map_err(|e| anyhow!("build: {e:?}"))?
-            .finalize(&self.provider)
-            .map_err(|e| anyhow!("finalize: {e:?}"))?;
+        let (group, prepared) = profile::external_commit(
+            &self.provider,
+            &self.signer,
+            self.credential(),
+            info.group_info.as_slice(),
+            info.epoch,
+        )?;
         self.group = Some(group);
-        let (commit, _, group_info) = bundle.into_contents();
-        commit_bundle(info.epoch, &commit, group_info)
+        bundle(prepared)
     }
 
     /// Posts a commit bundle.
