@@ -1,4 +1,4 @@
-//! Device registration, sessions, device management and account deletion.
+//! Device registration, logins, device management and account deletion.
 //!
 //! A device is identified by an Ed25519 signature key. It proves possession by
 //! signing a fresh single-use challenge from the server; the exact bytes signed
@@ -66,7 +66,7 @@ pub struct RegisteredDevice {
     pub device_id: DeviceId,
 }
 
-/// `POST /v1/sessions`: log in by signing a challenge.
+/// `POST /v1/logins`: log in by signing a challenge.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Login {
@@ -78,7 +78,7 @@ pub struct Login {
     pub signature: Base64Bytes,
 }
 
-/// `POST /v1/sessions/refresh` and `POST /v1/sessions/logout`.
+/// `POST /v1/logins/refresh`: renew a login.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RefreshRequest {
@@ -92,26 +92,26 @@ impl std::fmt::Debug for RefreshRequest {
     }
 }
 
-/// A session: an access token for requests and a refresh token to renew it.
+/// A login: an access token for requests and a refresh token to renew it.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct SessionTokens {
+pub struct LoginTokens {
     /// A JWT to send as `Authorization: Bearer ...`.
     pub access_token: String,
     /// Always `"Bearer"`.
     pub token_type: String,
     /// Seconds until the access token expires.
     pub expires_in: u64,
-    /// An opaque token for `POST /v1/sessions/refresh`; single use, rotated on
-    /// every refresh. Presenting it a second time ends the whole session.
+    /// An opaque token for `POST /v1/logins/refresh`; single use, rotated on
+    /// every refresh. Presenting it a second time ends the whole login.
     pub refresh_token: String,
     /// Seconds until the refresh token expires.
     pub refresh_expires_in: u64,
 }
 
-impl std::fmt::Debug for SessionTokens {
+impl std::fmt::Debug for LoginTokens {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SessionTokens")
+        f.debug_struct("LoginTokens")
             .field("expires_in", &self.expires_in)
             .field("refresh_expires_in", &self.refresh_expires_in)
             .finish_non_exhaustive()
@@ -178,7 +178,7 @@ mod tests {
 
     #[test]
     fn debug_output_hides_tokens() {
-        let tokens = SessionTokens {
+        let tokens = LoginTokens {
             access_token: "secret-access".into(),
             token_type: "Bearer".into(),
             expires_in: 900,

@@ -476,9 +476,8 @@ where
 }
 
 /// Joins by external commit from a circle's GroupInfo (bytes as the server
-/// hands them out) at `epoch`: the new group and the commit to post. The
-/// group is already in the new epoch; if the server refuses the commit,
-/// delete it.
+/// hands them out) at `epoch`: the new group, holding the commit pending, and
+/// the commit to post. Merge it once the server accepts the bundle.
 pub fn external_commit<P: Provider>(
     provider: &P,
     signer: &SignatureKeyPair,

@@ -1,10 +1,10 @@
 //! Authenticating requests: the `Authorization: Bearer` access token, checked
 //! against the key ring and then against the database, so a revoked device or
-//! an ended session stops working on its next request.
+//! an ended login stops working on its next request.
 
 use crate::error::ApiError;
 use crate::startup::AppState;
-use crate::storage::SessionId;
+use crate::storage::LoginId;
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, web};
@@ -19,8 +19,8 @@ pub struct Authenticated {
     pub device_id: DeviceId,
     /// Its account.
     pub account_id: AccountId,
-    /// The session the token descends from.
-    pub session_id: SessionId,
+    /// The login the token descends from.
+    pub login_id: LoginId,
 }
 
 fn bearer(req: &HttpRequest) -> Option<String> {
@@ -43,19 +43,19 @@ impl FromRequest for Authenticated {
                 return Err(ApiError::Unauthorized);
             };
             let storage = state.storage.as_ref();
-            let (device_id, session_id) = state
+            let (device_id, login_id) = state
                 .keys
                 .verify(&token, storage, crate::now())
                 .await
                 .ok_or(ApiError::Unauthorized)?;
             let live = storage
-                .live_session(session_id, device_id)
+                .live_login(login_id, device_id)
                 .await?
                 .ok_or(ApiError::Unauthorized)?;
             Ok(Self {
                 device_id: live.device_id,
                 account_id: live.account_id,
-                session_id,
+                login_id,
             })
         })
     }

@@ -17,7 +17,7 @@ use tokio::sync::broadcast;
 pub enum Event {
     /// The circle's log, roster or join requests changed.
     Circle(CircleId),
-    /// The device got a Welcome, or its sessions changed (revoked, logged out).
+    /// The device got a Welcome, or its logins changed (revoked, logged out).
     Device(DeviceId),
     /// This node is shutting down: sockets close so clients reconnect
     /// elsewhere. Never sent to other nodes.

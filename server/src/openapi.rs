@@ -1,7 +1,7 @@
 //! The OpenAPI description, generated from the handlers' annotations and the
 //! protocol types. Served at `/v1/openapi.json`.
 
-use crate::routes::{circles, devices, health, invites, key_packages, ops, sessions, stream};
+use crate::routes::{circles, devices, health, invites, key_packages, logins, ops, stream};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -10,7 +10,7 @@ use utoipa::{Modify, OpenApi};
 #[openapi(
     info(
         title = "Hearth API",
-        description = "The Hearth relay: device identity and sessions, and the end-to-end \
+        description = "The Hearth relay: device identity and logins, and the end-to-end \
             encrypted delivery service for therapy and peer-support circles. Every error \
             answers with `{ \"code\", \"message\" }`; the codes are stable.",
         license(name = "AGPL-3.0-only"),
@@ -20,11 +20,11 @@ use utoipa::{Modify, OpenApi};
         health::readyz,
         ops::metrics,
         ops::openapi,
-        sessions::create_challenge,
-        sessions::register_device,
-        sessions::login,
-        sessions::refresh,
-        sessions::logout,
+        logins::create_challenge,
+        logins::register_device,
+        logins::login,
+        logins::refresh,
+        logins::logout,
         devices::list_devices,
         devices::revoke_device,
         devices::create_link_token,
@@ -57,7 +57,7 @@ use utoipa::{Modify, OpenApi};
     )),
     modifiers(&BearerAuth),
     tags(
-        (name = "sessions", description = "Challenges, login, refresh, logout"),
+        (name = "logins", description = "Challenges, login, refresh, logout"),
         (name = "devices", description = "Device registration and the caller's account"),
         (name = "key-packages", description = "Publishing and claiming MLS KeyPackages"),
         (name = "circles", description = "Circles, commit bundles, the ordered log, Welcomes"),
@@ -78,7 +78,7 @@ impl Modify for BearerAuth {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .bearer_format("JWT")
-                    .description(Some("An access token from POST /v1/sessions"))
+                    .description(Some("An access token from POST /v1/logins"))
                     .build(),
             ),
         );

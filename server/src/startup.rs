@@ -4,15 +4,15 @@ use crate::config::Config;
 use crate::error::{self, ApiError};
 use crate::hub::{Event, Hub};
 use crate::rate_limit::{RateLimiter, retry_after_secs};
-use crate::routes::{circles, devices, health, invites, key_packages, ops, sessions, stream};
-use crate::storage::{self, SessionId, Storage, StorageError};
+use crate::routes::{circles, devices, health, invites, key_packages, logins, ops, stream};
+use crate::storage::{self, LoginId, Storage, StorageError};
 use crate::tokens::{KeyError, KeyRing};
 use crate::{crypto, sweeper, telemetry};
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpRequest, HttpServer, Resource, web};
 use hearth_protocol::DeviceId;
-use hearth_protocol::auth::SessionTokens;
+use hearth_protocol::auth::LoginTokens;
 use secrecy::ExposeSecret;
 use std::net::{IpAddr, TcpListener};
 use std::sync::Arc;
@@ -84,15 +84,15 @@ impl AppState {
     pub fn tokens(
         &self,
         device_id: DeviceId,
-        session_id: SessionId,
+        login_id: LoginId,
         refresh_token: String,
         now: i64,
-    ) -> Result<SessionTokens, ApiError> {
+    ) -> Result<LoginTokens, ApiError> {
         let access_token = self
             .keys
-            .issue(device_id, session_id, now)
+            .issue(device_id, login_id, now)
             .map_err(ApiError::Signing)?;
-        Ok(SessionTokens {
+        Ok(LoginTokens {
             access_token,
             token_type: "Bearer".into(),
             expires_in: self.keys.ttl_secs(),
@@ -339,18 +339,18 @@ fn routes(cfg: &mut web::ServiceConfig) {
             web::scope("/v1")
                 .service(resource("/openapi.json").route(get().to(ops::openapi)))
                 .service(resource("/stream").route(get().to(stream::stream)))
-                .service(resource("/challenges").route(post().to(sessions::create_challenge)))
+                .service(resource("/challenges").route(post().to(logins::create_challenge)))
                 .service(
                     resource("/devices")
-                        .route(post().to(sessions::register_device))
+                        .route(post().to(logins::register_device))
                         .route(get().to(devices::list_devices)),
                 )
                 .service(
                     resource("/devices/{device_id}").route(delete().to(devices::revoke_device)),
                 )
-                .service(resource("/sessions").route(post().to(sessions::login)))
-                .service(resource("/sessions/refresh").route(post().to(sessions::refresh)))
-                .service(resource("/sessions/current").route(delete().to(sessions::logout)))
+                .service(resource("/logins").route(post().to(logins::login)))
+                .service(resource("/logins/refresh").route(post().to(logins::refresh)))
+                .service(resource("/logins/current").route(delete().to(logins::logout)))
                 .service(resource("/link-tokens").route(post().to(devices::create_link_token)))
                 .service(resource("/account").route(delete().to(devices::delete_account)))
                 .service(resource("/key-packages").route(post().to(key_packages::upload)))

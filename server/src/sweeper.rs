@@ -1,5 +1,5 @@
 //! Periodic removal of expired rows: challenges, link tokens, refresh tokens
-//! and sessions. Later work adds expired messages here.
+//! and logins. Later work adds expired messages here.
 
 use crate::storage::Storage;
 use std::sync::Arc;
@@ -15,7 +15,7 @@ pub async fn run(storage: Arc<dyn Storage>, every: Duration) {
             Ok(purged) => tracing::debug!(
                 challenges = purged.challenges,
                 link_tokens = purged.link_tokens,
-                sessions = purged.sessions,
+                logins = purged.logins,
                 "swept expired rows"
             ),
             Err(err) => tracing::warn!(error = %err, "sweep failed"),

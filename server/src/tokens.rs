@@ -1,7 +1,7 @@
 //! Access tokens: EdDSA JWTs signed by the server's key ring.
 //!
 //! Header: `alg = EdDSA`, `typ = at+jwt` (RFC 9068), `kid` naming the key.
-//! Claims: `iss`, `aud`, `sub` (the device id), `sid` (the session), `iat`,
+//! Claims: `iss`, `aud`, `sub` (the device id), `sid` (the login), `iat`,
 //! `exp`. Validation follows RFC 8725: the algorithm is pinned to EdDSA (the
 //! header's `alg` is checked, never trusted to choose the algorithm), `kid` must
 //! name a key of ours, `typ` must be `at+jwt`, and `iss`, `aud`, `exp` and
@@ -14,7 +14,7 @@
 
 use crate::config::AuthConfig;
 use crate::crypto::{self, RandomError};
-use crate::storage::{SessionId, SigningKeyRecord, Storage, StorageError};
+use crate::storage::{LoginId, SigningKeyRecord, Storage, StorageError};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ed25519_dalek::SigningKey;
@@ -44,7 +44,7 @@ pub struct AccessClaims {
     pub aud: String,
     /// The device id.
     pub sub: String,
-    /// The session (login) the token descends from.
+    /// The login (login) the token descends from.
     pub sid: String,
     /// Issued at, unix seconds.
     pub iat: i64,
@@ -190,11 +190,11 @@ impl KeyRing {
         self.ttl_secs
     }
 
-    /// Signs an access token for a device's session.
+    /// Signs an access token for a device's login.
     pub fn issue(
         &self,
         device_id: DeviceId,
-        session_id: SessionId,
+        login_id: LoginId,
         now: i64,
     ) -> Result<String, jsonwebtoken::errors::Error> {
         let mut header = Header::new(Algorithm::EdDSA);
@@ -204,7 +204,7 @@ impl KeyRing {
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
             sub: device_id.to_string(),
-            sid: session_id.0.to_string(),
+            sid: login_id.0.to_string(),
             iat: now,
             exp: now.saturating_add(i64::try_from(self.ttl_secs).unwrap_or(900)),
         };
@@ -218,7 +218,7 @@ impl KeyRing {
         token: &str,
         storage: &dyn Storage,
         now: i64,
-    ) -> Option<(DeviceId, SessionId)> {
+    ) -> Option<(DeviceId, LoginId)> {
         let header = jsonwebtoken::decode_header(token).ok()?;
         if header.alg != Algorithm::EdDSA || header.typ.as_deref() != Some(ACCESS_TOKEN_TYP) {
             return None;
@@ -239,8 +239,8 @@ impl KeyRing {
             return None;
         }
         let device_id = claims.sub.parse().ok()?;
-        let session_id = SessionId(Uuid::try_parse(&claims.sid).ok()?);
-        Some((device_id, session_id))
+        let login_id = LoginId(Uuid::try_parse(&claims.sid).ok()?);
+        Some((device_id, login_id))
     }
 
     fn knows(&self, kid: &str) -> bool {

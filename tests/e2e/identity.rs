@@ -1,8 +1,8 @@
-//! Devices, accounts and sessions through the HTTP API.
+//! Devices, accounts and logins through the HTTP API.
 
 use anyhow::Result;
 use ed25519_dalek::{Signer as _, SigningKey};
-use hearth_protocol::auth::{DeviceList, LinkToken, SessionTokens, register_message};
+use hearth_protocol::auth::{DeviceList, LinkToken, LoginTokens, register_message};
 use hearth_protocol::{ErrorBody, ErrorCode};
 use hearth_tests::{Db, TestApp, b64, expect_error, on_both_databases, rand_bytes};
 use serde_json::json;
@@ -46,7 +46,7 @@ async fn a_new_device_registers_logs_in_refreshes_and_sees_itself(db: Db) -> Res
     // The refresh gives a new pair; the new access token works.
     let response = app.refresh(&tokens.refresh_token).await?;
     assert_eq!(response.status(), 200);
-    let renewed: SessionTokens = response.json().await?;
+    let renewed: LoginTokens = response.json().await?;
     assert_ne!(renewed.refresh_token, tokens.refresh_token);
     assert_eq!(
         app.get("/v1/devices", &renewed.access_token)
@@ -55,7 +55,7 @@ async fn a_new_device_registers_logs_in_refreshes_and_sees_itself(db: Db) -> Res
         200
     );
 
-    // A second login is a second, independent session.
+    // A second login is a second, independent login.
     let other = app.login(&sam).await?;
     assert_ne!(other.refresh_token, renewed.refresh_token);
     assert_eq!(app.refresh(&other.refresh_token).await?.status(), 200);
@@ -163,8 +163,8 @@ async fn a_replayed_refresh_token_revokes_every_token_of_that_login(db: Db) -> R
         return Ok(());
     };
     let (_, first) = app.signed_in().await?;
-    let second: SessionTokens = app.refresh(&first.refresh_token).await?.json().await?;
-    let third: SessionTokens = app.refresh(&second.refresh_token).await?.json().await?;
+    let second: LoginTokens = app.refresh(&first.refresh_token).await?.json().await?;
+    let third: LoginTokens = app.refresh(&second.refresh_token).await?.json().await?;
     assert_eq!(
         app.get("/v1/devices", &third.access_token).await?.status(),
         200
@@ -273,7 +273,7 @@ async fn logging_out_ends_the_session_and_nothing_else(db: Db) -> Result<()> {
     let (sam, on_phone) = app.signed_in().await?;
     let elsewhere = app.login(&sam).await?;
     assert_eq!(
-        app.delete("/v1/sessions/current", &on_phone.access_token)
+        app.delete("/v1/logins/current", &on_phone.access_token)
             .await?
             .status(),
         204

@@ -173,11 +173,11 @@ async fn every_abused_access_token_is_refused(db: Db) -> Result<()> {
         ("typ JWT", forge(&with(h, "typ", json!("JWT")), c, s)),
         ("no typ", forge(&without(h, "typ"), c, s)),
         (
-            "another device's sub on this session",
+            "another device's sub on this login",
             forge(h, &with(c, "sub", json!(alex.device_id.to_string())), s),
         ),
         (
-            "a made-up session",
+            "a made-up login",
             forge(
                 h,
                 &with(c, "sid", json!(uuid::Uuid::new_v4().to_string())),

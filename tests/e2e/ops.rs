@@ -111,9 +111,9 @@ async fn the_openapi_document_describes_every_endpoint_and_its_errors(db: Db) ->
         ("post", "/v1/devices"),
         ("get", "/v1/devices"),
         ("delete", "/v1/devices/{device_id}"),
-        ("post", "/v1/sessions"),
-        ("post", "/v1/sessions/refresh"),
-        ("delete", "/v1/sessions/current"),
+        ("post", "/v1/logins"),
+        ("post", "/v1/logins/refresh"),
+        ("delete", "/v1/logins/current"),
         ("post", "/v1/link-tokens"),
         ("delete", "/v1/account"),
         ("post", "/v1/key-packages"),
@@ -203,7 +203,7 @@ async fn oversized_bodies_get_413_and_lose_nothing(db: Db) -> Result<()> {
     let huge = format!("{{\"refresh_token\": \"{}\"}}", "x".repeat(300 * 1024));
     let response = app
         .http
-        .post(app.url("/v1/sessions/refresh"))
+        .post(app.url("/v1/logins/refresh"))
         .header("content-type", "application/json")
         .body(huge)
         .send()
@@ -218,7 +218,7 @@ async fn oversized_bodies_get_413_and_lose_nothing(db: Db) -> Result<()> {
     assert_eq!(
         app.refresh(&tokens.refresh_token).await?.status(),
         200,
-        "the session survived"
+        "the login survived"
     );
     Ok(())
 }
@@ -306,7 +306,7 @@ async fn a_generated_signing_key_survives_a_restart(db: Db) -> Result<()> {
     assert_eq!(
         app.refresh(&tokens.refresh_token).await?.status(),
         200,
-        "sessions persist"
+        "logins persist"
     );
     Ok(())
 }
@@ -330,7 +330,7 @@ async fn two_nodes_on_one_postgres_share_keys_and_sessions() -> Result<()> {
             .status(),
         200
     );
-    let renewed: hearth_protocol::auth::SessionTokens =
+    let renewed: hearth_protocol::auth::LoginTokens =
         second.refresh(&tokens.refresh_token).await?.json().await?;
     assert_eq!(
         first
@@ -415,7 +415,7 @@ async fn debug_logs_carry_no_ids_tokens_or_keys() -> Result<()> {
             Some(&link.link_token),
         )
         .await?;
-    let renewed: hearth_protocol::auth::SessionTokens =
+    let renewed: hearth_protocol::auth::LoginTokens =
         app.refresh(&tokens.refresh_token).await?.json().await?;
     app.refresh(&tokens.refresh_token).await?; // a replay, which is logged
     app.delete(

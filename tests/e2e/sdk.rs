@@ -25,7 +25,7 @@ async fn client(app: &TestApp, dir: &tempfile::TempDir) -> Result<Client> {
     Ok(Client::open(&app.address, dir.path()).await?)
 }
 
-fn texts(rows: &[hearth_client::HistoryRow]) -> Vec<String> {
+fn texts(rows: &[hearth_client::Message]) -> Vec<String> {
     rows.iter()
         .filter_map(|r| match &r.envelope.content {
             Content::Text { body, .. } => Some(body.clone()),
@@ -124,7 +124,7 @@ async fn a_client_restarted_from_its_data_directory_continues(db: Db) -> Result<
     let facilitator = clients.next().expect("facilitator");
     drop(clients);
 
-    // Sam's phone restarts: keys, session, group state and history are on disk.
+    // Sam's phone restarts: keys, login, group state and history are on disk.
     let sam = client(&app, &dirs[1]).await?;
     assert_eq!(sam.device_id().await?, sam_device);
     assert_eq!(texts(&sam.history(&circle).await?), ["before the restart"]);
@@ -215,7 +215,7 @@ async fn sams_laptop_joins_his_circles_and_reads_along(db: Db) -> Result<()> {
     Ok(())
 }
 
-fn numbered(rows: &[hearth_client::HistoryRow]) -> Vec<(u64, String)> {
+fn numbered(rows: &[hearth_client::Message]) -> Vec<(u64, String)> {
     rows.iter()
         .filter_map(|r| match &r.envelope.content {
             Content::Text { body, .. } => Some((r.seq, body.clone())),
@@ -388,7 +388,7 @@ async fn a_client_that_lost_its_mls_state_rejoins_by_itself(db: Db) -> Result<()
         clients.next().expect("alex"),
     );
 
-    // Sam's phone loses its MLS state (keys and session survive).
+    // Sam's phone loses its MLS state (keys and login survive).
     drop(sam);
     for entry in std::fs::read_dir(dirs[1].path())? {
         let path = entry?.path();

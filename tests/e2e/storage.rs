@@ -5,7 +5,7 @@ use anyhow::Result;
 use hearth_protocol::{AccountId, DeviceId};
 use hearth_server::crypto::{new_account_id, new_device_id, random_uuid, sha256};
 use hearth_server::storage::{
-    NewDevice, NewRefreshToken, RefreshOutcome, SessionId, SigningKeyRecord, Storage, StorageError,
+    LoginId, NewDevice, NewRefreshToken, RefreshOutcome, SigningKeyRecord, Storage, StorageError,
 };
 use hearth_tests::{Db, TestDb, on_both_databases, rand_bytes};
 use secrecy::{ExposeSecret, SecretBox};
@@ -36,12 +36,12 @@ async fn account_with_device(storage: &dyn Storage) -> Result<(AccountId, NewDev
     Ok((account, device))
 }
 
-async fn session_for(storage: &dyn Storage, device: DeviceId) -> Result<(SessionId, [u8; 32])> {
-    let session = SessionId(random_uuid()?);
+async fn login_for(storage: &dyn Storage, device: DeviceId) -> Result<(LoginId, [u8; 32])> {
+    let login = LoginId(random_uuid()?);
     let token = rand_bytes::<32>();
     storage
-        .create_session(
-            session,
+        .create_login(
+            login,
             device,
             NOW,
             &NewRefreshToken {
@@ -50,7 +50,7 @@ async fn session_for(storage: &dyn Storage, device: DeviceId) -> Result<(Session
             },
         )
         .await?;
-    Ok((session, token))
+    Ok((login, token))
 }
 
 on_both_databases!(
@@ -154,11 +154,8 @@ async fn refresh_tokens_rotate_and_a_replayed_one_ends_the_session(db: Db) -> Re
         return Ok(());
     };
     let (account, device) = account_with_device(storage.as_ref()).await?;
-    let (session, first) = session_for(storage.as_ref(), device.id).await?;
-    let live = storage
-        .live_session(session, device.id)
-        .await?
-        .expect("live");
+    let (login, first) = login_for(storage.as_ref(), device.id).await?;
+    let live = storage.live_login(login, device.id).await?.expect("live");
     assert_eq!(live.account_id, account);
 
     let second = NewRefreshToken {
@@ -169,7 +166,7 @@ async fn refresh_tokens_rotate_and_a_replayed_one_ends_the_session(db: Db) -> Re
         storage.rotate_refresh_token(&first, &second, NOW).await?,
         RefreshOutcome::Rotated {
             device_id: device.id,
-            session_id: session
+            login_id: login
         }
     );
     let third = NewRefreshToken {
@@ -181,8 +178,8 @@ async fn refresh_tokens_rotate_and_a_replayed_one_ends_the_session(db: Db) -> Re
         RefreshOutcome::Reused
     );
     assert!(
-        storage.live_session(session, device.id).await?.is_none(),
-        "the session ended"
+        storage.live_login(login, device.id).await?.is_none(),
+        "the login ended"
     );
     assert_eq!(
         storage
@@ -205,7 +202,7 @@ async fn concurrent_refreshes_of_one_token_rotate_it_exactly_once(db: Db) -> Res
         return Ok(());
     };
     let (_, device) = account_with_device(storage.as_ref()).await?;
-    let (_, token) = session_for(storage.as_ref(), device.id).await?;
+    let (_, token) = login_for(storage.as_ref(), device.id).await?;
     let attempts = (0..8).map(|_| {
         let storage = storage.clone();
         tokio::spawn(async move {
@@ -231,7 +228,7 @@ async fn revoking_a_device_ends_its_sessions(db: Db) -> Result<()> {
         return Ok(());
     };
     let (account, device) = account_with_device(storage.as_ref()).await?;
-    let (session, token) = session_for(storage.as_ref(), device.id).await?;
+    let (login, token) = login_for(storage.as_ref(), device.id).await?;
     let (stranger, _) = account_with_device(storage.as_ref()).await?;
 
     assert!(
@@ -243,7 +240,7 @@ async fn revoking_a_device_ends_its_sessions(db: Db) -> Result<()> {
         !storage.revoke_device(account, device.id, NOW).await?,
         "not twice"
     );
-    assert!(storage.live_session(session, device.id).await?.is_none());
+    assert!(storage.live_login(login, device.id).await?.is_none());
     let next = NewRefreshToken {
         hash: rand_bytes(),
         expires_at: NOW + 7200,
@@ -265,7 +262,7 @@ async fn deleting_an_account_removes_everything_it_owned(db: Db) -> Result<()> {
         return Ok(());
     };
     let (account, device) = account_with_device(storage.as_ref()).await?;
-    session_for(storage.as_ref(), device.id).await?;
+    login_for(storage.as_ref(), device.id).await?;
     storage
         .insert_link_token(&rand_bytes(), account, NOW + 60)
         .await?;
@@ -300,9 +297,9 @@ async fn the_sweeper_purges_only_what_has_expired(db: Db) -> Result<()> {
     storage
         .insert_link_token(&rand_bytes(), account, NOW + 10)
         .await?;
-    let old = SessionId(random_uuid()?);
+    let old = LoginId(random_uuid()?);
     storage
-        .create_session(
+        .create_login(
             old,
             device.id,
             NOW - 100,
@@ -312,11 +309,11 @@ async fn the_sweeper_purges_only_what_has_expired(db: Db) -> Result<()> {
             },
         )
         .await?;
-    let (current, _) = session_for(storage.as_ref(), device.id).await?;
+    let (current, _) = login_for(storage.as_ref(), device.id).await?;
 
     let purged = storage.purge_expired(NOW).await?;
     assert_eq!((purged.challenges, purged.link_tokens), (1, 1));
-    assert!(purged.sessions >= 1);
+    assert!(purged.logins >= 1);
     let rows = test_db.dump().await?;
     let count = |table: &str| {
         rows.iter()
@@ -325,9 +322,9 @@ async fn the_sweeper_purges_only_what_has_expired(db: Db) -> Result<()> {
     };
     assert_eq!(count("challenges"), 1);
     assert_eq!(count("link_tokens"), 1);
-    assert_eq!(count("sessions"), 1);
+    assert_eq!(count("logins"), 1);
     assert_eq!(count("refresh_tokens"), 1);
-    assert!(storage.live_session(current, device.id).await?.is_some());
+    assert!(storage.live_login(current, device.id).await?.is_some());
     Ok(())
 }
 

@@ -12,7 +12,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ed25519_dalek::{Signer as _, SigningKey};
 use hearth_protocol::auth::{
-    Challenge, Login, RegisterDevice, RegisteredDevice, SessionTokens, login_message,
+    Challenge, Login, LoginTokens, RegisterDevice, RegisteredDevice, login_message,
     register_message,
 };
 use hearth_protocol::{AccountId, DeviceId, ErrorBody, ErrorCode};
@@ -375,7 +375,7 @@ impl TestApp {
         let signature = key.sign(&login_message(&challenge, &device_id));
         Ok(self
             .http
-            .post(self.url("/v1/sessions"))
+            .post(self.url("/v1/logins"))
             .json(&Login {
                 device_id,
                 challenge: challenge.into(),
@@ -386,7 +386,7 @@ impl TestApp {
     }
 
     /// Logs a device in.
-    pub async fn login(&self, device: &TestDevice) -> Result<SessionTokens> {
+    pub async fn login(&self, device: &TestDevice) -> Result<LoginTokens> {
         let response = self.login_raw(&device.key, device.device_id).await?;
         if response.status() != 201 {
             bail!("login: {} {}", response.status(), response.text().await?);
@@ -395,7 +395,7 @@ impl TestApp {
     }
 
     /// Registers a new device and logs it in.
-    pub async fn signed_in(&self) -> Result<(TestDevice, SessionTokens)> {
+    pub async fn signed_in(&self) -> Result<(TestDevice, LoginTokens)> {
         let device = self.register().await?;
         let tokens = self.login(&device).await?;
         Ok((device, tokens))
@@ -405,7 +405,7 @@ impl TestApp {
     pub async fn refresh(&self, refresh_token: &str) -> Result<reqwest::Response> {
         Ok(self
             .http
-            .post(self.url("/v1/sessions/refresh"))
+            .post(self.url("/v1/logins/refresh"))
             .json(&serde_json::json!({ "refresh_token": refresh_token }))
             .send()
             .await?)

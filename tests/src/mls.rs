@@ -5,7 +5,7 @@
 
 use crate::{TestApp, TestDevice};
 use anyhow::{Context as _, Result, bail};
-use hearth_protocol::auth::SessionTokens;
+use hearth_protocol::auth::LoginTokens;
 use hearth_protocol::circles::{Accepted, CommitBundle, LogPage, PendingWelcome, WelcomeList};
 use hearth_protocol::mls::{self as profile, KeyPackageOptions, PreparedCommit, Received};
 use hearth_protocol::{Base64Bytes, CircleId};
@@ -22,8 +22,8 @@ fn bundle(prepared: PreparedCommit) -> Result<CommitBundle> {
 pub struct Member {
     /// The registered device.
     pub device: TestDevice,
-    /// Its session.
-    pub tokens: SessionTokens,
+    /// Its login.
+    pub tokens: LoginTokens,
     /// Its MLS provider (keys and group state in memory).
     pub provider: OpenMlsRustCrypto,
     /// Its signer: the device's own Ed25519 key.
@@ -46,7 +46,7 @@ impl Member {
     }
 
     /// Wraps a signed-in device.
-    pub fn new(device: TestDevice, tokens: SessionTokens) -> Self {
+    pub fn new(device: TestDevice, tokens: LoginTokens) -> Self {
         let signer = profile::signer(
             &device.key.to_bytes(),
             &device.key.verifying_key().to_bytes(),

@@ -3,7 +3,7 @@
 
 use anyhow::{Context as _, Result, bail};
 use clap::{Parser, Subcommand};
-use hearth_client::{Client, Event, HistoryRow};
+use hearth_client::{Client, Event, Message};
 use hearth_protocol::content::Content;
 use hearth_protocol::{CircleId, DeviceId};
 use serde_json::{Value, json};
@@ -149,7 +149,7 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn message_json(row: &HistoryRow, names: &HashMap<DeviceId, String>) -> Value {
+fn message_json(row: &Message, names: &HashMap<DeviceId, String>) -> Value {
     let (kind, body) = match &row.envelope.content {
         Content::Text { body, .. } => ("text", body.clone()),
         Content::Reply { body, .. } => ("reply", body.clone()),
@@ -168,7 +168,7 @@ fn message_json(row: &HistoryRow, names: &HashMap<DeviceId, String>) -> Value {
     })
 }
 
-fn print_messages(rows: &[HistoryRow], names: &HashMap<DeviceId, String>, as_json: bool) {
+fn print_messages(rows: &[Message], names: &HashMap<DeviceId, String>, as_json: bool) {
     for row in rows {
         let value = message_json(row, names);
         if as_json {

@@ -1,5 +1,5 @@
 //! HTTP to the Hearth server: JSON in and out, error bodies turned into
-//! [`ClientError::Api`].
+//! [`ClientError::Api`]. The paths live in `endpoints`; this is transport.
 
 use crate::error::{ClientError, Result};
 use hearth_protocol::ErrorBody;
@@ -34,20 +34,16 @@ impl Api {
         format!("{base}{path}")
     }
 
-    async fn answer<T: DeserializeOwned>(response: reqwest::Response) -> Result<T> {
-        let status = response.status();
-        if status.is_success() {
-            return Ok(response.json().await?);
-        }
-        Err(Self::refusal(response).await)
-    }
-
-    /// An answer without a body worth reading: success, or the refusal.
-    async fn done(response: reqwest::Response) -> Result<()> {
-        if response.status().is_success() {
-            Ok(())
-        } else {
-            Err(Self::refusal(response).await)
+    fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+    ) -> reqwest::RequestBuilder {
+        let request = self.http.request(method, format!("{}{path}", self.base));
+        match token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
         }
     }
 
@@ -59,14 +55,28 @@ impl Api {
         }
     }
 
+    /// Sends and reads a JSON answer.
+    async fn answer<T: DeserializeOwned>(request: reqwest::RequestBuilder) -> Result<T> {
+        let response = request.send().await?;
+        if response.status().is_success() {
+            Ok(response.json().await?)
+        } else {
+            Err(Self::refusal(response).await)
+        }
+    }
+
+    /// Sends where the answer has no body worth reading.
+    async fn done(request: reqwest::RequestBuilder) -> Result<()> {
+        let response = request.send().await?;
+        if response.status().is_success() {
+            Ok(())
+        } else {
+            Err(Self::refusal(response).await)
+        }
+    }
+
     pub async fn get<T: DeserializeOwned>(&self, path: &str, token: &str) -> Result<T> {
-        let response = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(token)
-            .send()
-            .await?;
-        Self::answer(response).await
+        Self::answer(self.request(reqwest::Method::GET, path, Some(token))).await
     }
 
     pub async fn post<T: DeserializeOwned>(
@@ -75,31 +85,18 @@ impl Api {
         token: Option<&str>,
         body: &impl Serialize,
     ) -> Result<T> {
-        let mut request = self.http.post(format!("{}{path}", self.base)).json(body);
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        Self::answer(request.send().await?).await
+        Self::answer(self.request(reqwest::Method::POST, path, token).json(body)).await
     }
 
-    pub async fn post_empty(&self, path: &str, token: &str, body: &impl Serialize) -> Result<()> {
-        let response = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(token)
-            .json(body)
-            .send()
-            .await?;
-        Self::done(response).await
+    pub async fn post_done(&self, path: &str, token: &str, body: &impl Serialize) -> Result<()> {
+        Self::done(
+            self.request(reqwest::Method::POST, path, Some(token))
+                .json(body),
+        )
+        .await
     }
 
     pub async fn delete(&self, path: &str, token: &str) -> Result<()> {
-        let response = self
-            .http
-            .delete(format!("{}{path}", self.base))
-            .bearer_auth(token)
-            .send()
-            .await?;
-        Self::done(response).await
+        Self::done(self.request(reqwest::Method::DELETE, path, Some(token))).await
     }
 }

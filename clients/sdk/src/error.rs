@@ -1,14 +1,21 @@
-//! The SDK's errors.
+//! The SDK's errors. Every variant keeps the error it came from as its
+//! `source`, so an app can log the whole chain.
 
-use hearth_protocol::ErrorBody;
+use hearth_protocol::mls::MlsError;
+use hearth_protocol::{ErrorBody, ErrorCode};
 
 /// What can go wrong in the SDK.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ClientError {
     /// The server could not be reached or the connection failed.
-    #[error("network: {0}")]
+    #[error("network")]
     Network(#[from] reqwest::Error),
-    /// The server refused the request; `body.code` says why.
+    /// The live stream could not be opened or broke.
+    #[error("live stream")]
+    Stream(#[source] Box<tokio_tungstenite::tungstenite::Error>),
+    /// The server refused the request; `body.code` says why (see
+    /// [`ClientError::code`]).
     #[error("the server answered {status}: {} ({})", body.code, body.message)]
     Api {
         /// The HTTP status.
@@ -17,20 +24,30 @@ pub enum ClientError {
         body: ErrorBody,
     },
     /// The local store failed.
-    #[error("local store: {0}")]
+    #[error("local store")]
     Store(#[from] rusqlite::Error),
     /// A local file or directory could not be used.
-    #[error("local files: {0}")]
+    #[error("local files")]
     Io(#[from] std::io::Error),
-    /// An MLS operation failed.
-    #[error("mls: {0}")]
-    Mls(String),
+    /// Encoding or decoding JSON failed.
+    #[error("JSON")]
+    Json(#[from] serde_json::Error),
+    /// An MLS operation failed, or MLS bytes did not decode.
+    #[error("MLS")]
+    Mls(#[from] MlsError),
+    /// The circle kept changing while the operation retried (other members
+    /// committed each time). Nothing was half done; retry later.
+    #[error("the circle kept changing; try again")]
+    Contended,
     /// This client has not registered a device yet.
     #[error("no device registered in this data directory")]
     NotRegistered,
     /// This client has no such circle.
     #[error("this device is not in that circle")]
     UnknownCircle,
+    /// No pending join request with that id.
+    #[error("no such join request")]
+    UnknownJoinRequest,
     /// This device's MLS state no longer matches the circle's (it cannot
     /// process a commit); `sync` repairs it by rejoining.
     #[error("this device is out of step with the circle")]
@@ -47,16 +64,28 @@ pub enum ClientError {
 }
 
 impl ClientError {
-    /// The server's error code, when the server refused.
-    pub fn code(&self) -> Option<hearth_protocol::ErrorCode> {
+    /// The server's stable error code, when the server refused.
+    pub fn code(&self) -> Option<ErrorCode> {
         match self {
             Self::Api { body, .. } => Some(body.code),
             _ => None,
         }
     }
 
-    pub(crate) fn mls(err: impl std::fmt::Debug) -> Self {
-        Self::Mls(format!("{err:?}"))
+    /// Whether trying the same thing again later may succeed: network
+    /// failures, contention, rate limits and server trouble.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Network(_) | Self::Stream(_) | Self::Contended => true,
+            Self::Api { status, .. } => *status == 429 || *status >= 500,
+            _ => false,
+        }
+    }
+}
+
+impl From<tokio_tungstenite::tungstenite::Error> for ClientError {
+    fn from(err: tokio_tungstenite::tungstenite::Error) -> Self {
+        Self::Stream(Box::new(err))
     }
 }
 

@@ -2,17 +2,19 @@
 //!
 //! A background task holds the WebSocket, resumes from the stored cursor of
 //! every circle, runs each entry through the same processing as `sync`
-//! (so the two never process an entry twice), acknowledges it, and reconnects
-//! with backoff after any drop. Dropping the receiver ends the task.
+//! (so the two never process an entry twice) and the same driver for what it
+//! leaves to do, acknowledges it, and reconnects with backoff after any drop.
+//! Dropping the receiver ends the task.
 
-use crate::{Client, ClientError, HistoryRow, Result};
+use crate::endpoints::STREAM;
+use crate::{Client, ClientError, Message, Result};
 use futures_util::{SinkExt as _, StreamExt as _};
 use hearth_protocol::CircleId;
 use hearth_protocol::stream::{ClientFrame, Cursor, ServerFrame};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::Message as Frame;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 
 /// Something that happened, decoded.
@@ -27,7 +29,7 @@ pub enum Event {
         /// The circle.
         circle_id: CircleId,
         /// The message.
-        message: HistoryRow,
+        message: Message,
     },
     /// This device joined a circle from a Welcome.
     Joined {
@@ -86,20 +88,13 @@ impl Client {
         tx: &mpsc::Sender<Event>,
         backoff: &mut Duration,
     ) -> Result<Listening> {
-        let token = self.token().await?;
-        let (me, _) = self.signing_key().await?;
-        let mut request = self
-            .api
-            .ws_url("/v1/stream")
-            .into_client_request()
-            .map_err(|_| ClientError::Unexpected("server url"))?;
-        let header = format!("Bearer {token}")
+        let api = self.authorized().await?;
+        let mut request = api.api.ws_url(STREAM).into_client_request()?;
+        let header = format!("Bearer {}", api.token)
             .parse()
-            .map_err(|_| ClientError::Unexpected("token"))?;
+            .map_err(|_| ClientError::Unexpected("an access token that is no header value"))?;
         request.headers_mut().insert("authorization", header);
-        let (mut socket, _) = tokio_tungstenite::connect_async(request)
-            .await
-            .map_err(|_| ClientError::Unexpected("could not open the stream"))?;
+        let (mut socket, _) = tokio_tungstenite::connect_async(request).await?;
 
         let cursors = self
             .with(|s| s.store.circles())
@@ -107,17 +102,13 @@ impl Client {
             .into_iter()
             .map(|(circle_id, after)| Cursor { circle_id, after })
             .collect();
-        let resume = serde_json::to_string(&ClientFrame::Resume { cursors })
-            .map_err(|_| ClientError::Unexpected("frame"))?;
-        socket
-            .send(Message::text(resume))
-            .await
-            .map_err(|_| ClientError::Unexpected("stream send"))?;
+        let resume = serde_json::to_string(&ClientFrame::Resume { cursors })?;
+        socket.send(Frame::text(resume)).await?;
 
         while let Some(message) = socket.next().await {
-            let Ok(Message::Text(text)) = message else {
+            let Ok(Frame::Text(text)) = message else {
                 match message {
-                    Ok(Message::Close(_)) | Err(_) => break,
+                    Ok(Frame::Close(_)) | Err(_) => break,
                     _ => continue,
                 }
             };
@@ -131,20 +122,20 @@ impl Client {
                 }
                 ServerFrame::Entry { circle_id, entry } => {
                     let seq = entry.seq;
-                    let (rows, joined) = self.process_entries(&circle_id, me, vec![entry]).await?;
-                    if joined {
-                        self.announce(&circle_id).await?;
-                    }
+                    let caught = match self.process_entries(&circle_id, vec![entry]).await {
+                        // Out of step: catching up rejoins and reads on.
+                        Err(ClientError::OutOfStep) => self.catch_up(&circle_id).await?,
+                        other => other?,
+                    };
+                    self.drive(caught.follow_ups).await?;
                     let ack = serde_json::to_string(&ClientFrame::Ack {
                         circle_id: circle_id.clone(),
                         seq,
-                    })
-                    .map_err(|_| ClientError::Unexpected("frame"))?;
-                    socket
-                        .send(Message::text(ack))
-                        .await
-                        .map_err(|_| ClientError::Unexpected("stream send"))?;
-                    rows.into_iter()
+                    })?;
+                    socket.send(Frame::text(ack)).await?;
+                    caught
+                        .messages
+                        .into_iter()
                         .map(|message| Event::Message {
                             circle_id: circle_id.clone(),
                             message,

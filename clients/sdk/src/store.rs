@@ -1,15 +1,24 @@
 //! The client's own state on disk (`client.db` in the data directory): the
-//! device's key and ids, its session, a cursor per circle, note keys of the
-//! invites it minted, and the decrypted history. MLS state lives beside it in
-//! `mls.db`, written by openmls itself.
+//! device's key and ids, its login, a cursor per circle, note keys of the
+//! invites it minted, names and titles, and the decrypted history. MLS state
+//! lives beside it in `mls.db`, written by openmls itself.
+//!
+//! The schema moves forward by numbered migrations (`PRAGMA user_version`):
+//! a data directory written by an older SDK is brought up to date on open.
 
 use crate::error::{ClientError, Result};
+use crate::messages::Message;
 use hearth_protocol::{AccountId, CircleId, DeviceId};
 use rusqlite::{Connection, OptionalExtension as _};
 use secrecy::SecretBox;
 use std::path::Path;
 
-const SCHEMA: &str = "
+/// Migration `i` brings the schema from version `i` to `i + 1`. Append only.
+const MIGRATIONS: [&str; 2] = [SCHEMA_1, LOGIN_2];
+
+/// The first schema. (Data directories from before versioning hold exactly
+/// these tables, which is why every statement says `IF NOT EXISTS`.)
+const SCHEMA_1: &str = "
 CREATE TABLE IF NOT EXISTS device (
     one        INTEGER PRIMARY KEY CHECK (one = 1),
     device_id  TEXT NOT NULL,
@@ -55,6 +64,9 @@ CREATE TABLE IF NOT EXISTS history (
 );
 ";
 
+/// "Session" now means a circle's meeting; a login is a login.
+const LOGIN_2: &str = "ALTER TABLE session RENAME TO login;";
+
 /// The registered device as stored.
 pub(crate) struct DeviceRow {
     pub device_id: DeviceId,
@@ -62,24 +74,11 @@ pub(crate) struct DeviceRow {
     pub seed: SecretBox<[u8; 32]>,
 }
 
-/// The session as stored.
-pub(crate) struct SessionRow {
+/// The login as stored: the current access token and the refresh token.
+pub(crate) struct LoginRow {
     pub access_token: String,
     pub access_expires: i64,
     pub refresh_token: String,
-}
-
-/// One stored message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HistoryRow {
-    /// Its sequence number in the circle.
-    pub seq: u64,
-    /// Who sent it.
-    pub sender: DeviceId,
-    /// The decrypted content.
-    pub envelope: hearth_protocol::content::Envelope,
-    /// Unix seconds the server received it.
-    pub received_at: i64,
 }
 
 pub(crate) struct Store {
@@ -96,7 +95,13 @@ impl Store {
         conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA secure_delete = ON;",
         )?;
-        conn.execute_batch(SCHEMA)?;
+        let version: usize = conn.query_row("PRAGMA user_version", (), |r| r.get(0))?;
+        for (from, migration) in MIGRATIONS.iter().enumerate().skip(version) {
+            let tx = conn.unchecked_transaction()?;
+            tx.execute_batch(migration)?;
+            tx.pragma_update(None, "user_version", from + 1)?;
+            tx.commit()?;
+        }
         Ok(Self { conn })
     }
 
@@ -131,14 +136,14 @@ impl Store {
         Ok(())
     }
 
-    pub fn session(&self) -> Result<Option<SessionRow>> {
+    pub fn login(&self) -> Result<Option<LoginRow>> {
         Ok(self
             .conn
             .query_row(
-                "SELECT access_token, access_expires, refresh_token FROM session",
+                "SELECT access_token, access_expires, refresh_token FROM login",
                 (),
                 |r| {
-                    Ok(SessionRow {
+                    Ok(LoginRow {
                         access_token: r.get(0)?,
                         access_expires: r.get(1)?,
                         refresh_token: r.get(2)?,
@@ -148,21 +153,21 @@ impl Store {
             .optional()?)
     }
 
-    pub fn save_session(&self, session: &SessionRow) -> Result<()> {
+    pub fn save_login(&self, login: &LoginRow) -> Result<()> {
         self.conn.execute(
-            "INSERT OR REPLACE INTO session (one, access_token, access_expires, refresh_token) \
+            "INSERT OR REPLACE INTO login (one, access_token, access_expires, refresh_token) \
              VALUES (1, ?1, ?2, ?3)",
             (
-                &session.access_token,
-                session.access_expires,
-                &session.refresh_token,
+                &login.access_token,
+                login.access_expires,
+                &login.refresh_token,
             ),
         )?;
         Ok(())
     }
 
-    pub fn clear_session(&self) -> Result<()> {
-        self.conn.execute("DELETE FROM session", ())?;
+    pub fn clear_login(&self) -> Result<()> {
+        self.conn.execute("DELETE FROM login", ())?;
         Ok(())
     }
 
@@ -283,7 +288,7 @@ impl Store {
             .optional()?)
     }
 
-    pub fn add_history(&self, circle: &CircleId, row: &HistoryRow) -> Result<()> {
+    pub fn add_history(&self, circle: &CircleId, row: &Message) -> Result<()> {
         self.conn.execute(
             "INSERT OR IGNORE INTO history (circle_id, seq, sender, envelope, received_at) \
              VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -298,7 +303,7 @@ impl Store {
         Ok(())
     }
 
-    pub fn history(&self, circle: &CircleId) -> Result<Vec<HistoryRow>> {
+    pub fn history(&self, circle: &CircleId) -> Result<Vec<Message>> {
         let mut statement = self.conn.prepare(
             "SELECT seq, sender, envelope, received_at FROM history WHERE circle_id = ?1 ORDER BY seq",
         )?;
@@ -312,7 +317,7 @@ impl Store {
         })?;
         rows.map(|row| {
             let (seq, sender, envelope, received_at) = row?;
-            Ok(HistoryRow {
+            Ok(Message {
                 seq: u64::try_from(seq).unwrap_or_default(),
                 sender: sender.parse().map_err(|_| corrupt("sender"))?,
                 envelope: hearth_protocol::content::Envelope::from_bytes(&envelope),

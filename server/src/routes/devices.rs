@@ -34,7 +34,7 @@ pub async fn list_devices(
 }
 
 /// Revokes a device of the caller's account (the caller's own included): its
-/// sessions end and its tokens stop working on their next use.
+/// logins end and its tokens stop working on their next use.
 #[utoipa::path(delete, path = "/v1/devices/{device_id}", tag = "devices", security(("bearer" = [])),
     params(("device_id" = DeviceId, Path, description = "The device to revoke")),
     responses(
@@ -80,7 +80,7 @@ pub async fn create_link_token(
     }))
 }
 
-/// Deletes the caller's account and everything it owns: every device, session,
+/// Deletes the caller's account and everything it owns: every device, login,
 /// token and link token.
 #[utoipa::path(delete, path = "/v1/account", tag = "devices", security(("bearer" = [])), responses(
     (status = 204, description = "Deleted"),

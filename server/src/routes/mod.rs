@@ -6,6 +6,6 @@ pub mod devices;
 pub mod health;
 pub mod invites;
 pub mod key_packages;
+pub mod logins;
 pub mod ops;
-pub mod sessions;
 pub mod stream;

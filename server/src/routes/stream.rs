@@ -4,7 +4,7 @@
 //! A socket keeps a cursor per circle. Whenever the hub says a circle
 //! changed, it reads the log after its cursor and sends what it finds, so
 //! ordering and exactly-once delivery come from the database, not from the
-//! events. Every second it checks that its session is still alive; a revoked
+//! events. Every second it checks that its login is still alive; a revoked
 //! device's socket closes within that second. A device removed from a circle
 //! learns it at the removing commit and gets nothing more of that circle.
 
@@ -14,7 +14,7 @@ use crate::error::ApiError;
 use crate::hub::Event;
 use crate::startup::AppState;
 use actix_web::{HttpRequest, HttpResponse, web};
-use actix_ws::{AggregatedMessage, CloseCode, CloseReason, ProtocolError, Session};
+use actix_ws::{AggregatedMessage, CloseCode, CloseReason, ProtocolError, Session as WsSession};
 use futures_util::StreamExt as _;
 use hearth_protocol::circles::{JoinRequest, LogEntry, PendingWelcome, Role};
 use hearth_protocol::stream::{ClientFrame, ServerFrame};
@@ -27,7 +27,7 @@ use uuid::Uuid;
 
 const PING_EVERY: Duration = Duration::from_secs(15);
 const PONG_TIMEOUT: Duration = Duration::from_secs(45);
-const CHECK_SESSION_EVERY: Duration = Duration::from_secs(1);
+const CHECK_LOGIN_EVERY: Duration = Duration::from_secs(1);
 const RESUME_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Opens the live stream. Authenticate with the `Authorization` header, then
@@ -42,7 +42,7 @@ pub async fn stream(
     state: web::Data<AppState>,
     auth: Authenticated,
 ) -> Result<HttpResponse, ApiError> {
-    let (response, session, messages) = actix_ws::handle(&req, body)
+    let (response, socket, messages) = actix_ws::handle(&req, body)
         .map_err(|_| ApiError::BadRequest("expected a WebSocket upgrade".into()))?;
     let messages = messages
         .max_frame_size(state.config.limits.json_body_bytes)
@@ -51,7 +51,7 @@ pub async fn stream(
     let socket = Socket {
         state: state.into_inner(),
         auth,
-        session,
+        socket,
         cursors: HashMap::new(),
         facilitating: HashSet::new(),
         sent_welcomes: HashSet::new(),
@@ -65,8 +65,8 @@ pub async fn stream(
 enum Stop {
     /// The client went away or the connection failed.
     Gone,
-    /// The session ended (revoked device, logout, deleted account).
-    SessionEnded,
+    /// The login ended (revoked device, logout, deleted account).
+    LoginEnded,
     /// No pong for too long.
     Silent,
     /// The client never resumed.
@@ -78,7 +78,7 @@ enum Stop {
 struct Socket {
     state: Arc<AppState>,
     auth: Authenticated,
-    session: Session,
+    socket: WsSession,
     cursors: HashMap<CircleId, i64>,
     facilitating: HashSet<CircleId>,
     sent_welcomes: HashSet<Uuid>,
@@ -94,7 +94,7 @@ impl Socket {
     ) {
         let mut events = self.state.hub.subscribe();
         let mut ping = tokio::time::interval(PING_EVERY);
-        let mut check = tokio::time::interval(CHECK_SESSION_EVERY);
+        let mut check = tokio::time::interval(CHECK_LOGIN_EVERY);
         let mut last_pong = Instant::now();
         let opened = Instant::now();
         let mut resumed = false;
@@ -105,7 +105,7 @@ impl Socket {
                         self.on_frame(&text, &mut resumed).await
                     }
                     Some(Ok(AggregatedMessage::Ping(bytes))) => {
-                        self.session.pong(&bytes).await.map_err(|_| Stop::Gone)
+                        self.socket.pong(&bytes).await.map_err(|_| Stop::Gone)
                     }
                     Some(Ok(AggregatedMessage::Pong(_))) => {
                         last_pong = Instant::now();
@@ -119,7 +119,7 @@ impl Socket {
                 event = events.recv(), if resumed => match event {
                     Ok(Event::Circle(circle)) => self.on_circle(&circle).await,
                     Ok(Event::Device(device)) if device == self.auth.device_id => {
-                        match self.check_session().await {
+                        match self.check_login().await {
                             Ok(()) => self.deliver_welcomes().await,
                             Err(stop) => Err(stop),
                         }
@@ -134,14 +134,14 @@ impl Socket {
                     if last_pong.elapsed() > PONG_TIMEOUT {
                         Err(Stop::Silent)
                     } else {
-                        self.session.ping(b"").await.map_err(|_| Stop::Gone)
+                        self.socket.ping(b"").await.map_err(|_| Stop::Gone)
                     }
                 }
                 _ = check.tick() => {
                     if !resumed && opened.elapsed() > RESUME_TIMEOUT {
                         Err(Stop::NoResume)
                     } else {
-                        self.check_session().await
+                        self.check_login().await
                     }
                 }
             };
@@ -151,9 +151,9 @@ impl Socket {
         };
         let reason = match stop {
             Stop::Gone => None,
-            Stop::SessionEnded => Some(CloseReason {
+            Stop::LoginEnded => Some(CloseReason {
                 code: CloseCode::Policy,
-                description: Some("session ended".into()),
+                description: Some("login ended".into()),
             }),
             Stop::Silent => Some(CloseReason {
                 code: CloseCode::Away,
@@ -168,12 +168,12 @@ impl Socket {
                 description: Some("server restarting; reconnect".into()),
             }),
         };
-        let _ = self.session.close(reason).await;
+        let _ = self.socket.close(reason).await;
     }
 
     async fn send(&mut self, frame: &ServerFrame) -> Step {
         let text = serde_json::to_string(frame).map_err(|_| Stop::Gone)?;
-        self.session.text(text).await.map_err(|_| Stop::Gone)
+        self.socket.text(text).await.map_err(|_| Stop::Gone)
     }
 
     async fn refuse(&mut self, request_id: Option<u64>, error: ApiError) -> Step {
@@ -187,18 +187,18 @@ impl Socket {
         self.send(&frame).await
     }
 
-    async fn check_session(&mut self) -> Step {
+    async fn check_login(&mut self) -> Step {
         match self
             .state
             .storage
-            .live_session(self.auth.session_id, self.auth.device_id)
+            .live_login(self.auth.login_id, self.auth.device_id)
             .await
         {
             Ok(Some(_)) => Ok(()),
-            Ok(None) => Err(Stop::SessionEnded),
+            Ok(None) => Err(Stop::LoginEnded),
             // A database hiccup is not the client's fault; try again next tick.
             Err(err) => {
-                tracing::warn!(error = %err, "socket session check failed");
+                tracing::warn!(error = %err, "socket login check failed");
                 Ok(())
             }
         }

@@ -97,7 +97,7 @@ pub struct DeviceRecord {
 
 /// One login: the family of refresh tokens descended from it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct SessionId(pub Uuid);
+pub struct LoginId(pub Uuid);
 
 /// A refresh token about to be stored.
 #[derive(Debug, Clone)]
@@ -113,12 +113,12 @@ pub struct NewRefreshToken {
 pub enum RefreshOutcome {
     /// The token was current: it is now spent and the new one replaces it.
     Rotated {
-        /// The device the session belongs to.
+        /// The device the login belongs to.
         device_id: DeviceId,
-        /// The session (unchanged by rotation).
-        session_id: SessionId,
+        /// The login (unchanged by rotation).
+        login_id: LoginId,
     },
-    /// The token had already been rotated: the whole session is now revoked.
+    /// The token had already been rotated: the whole login is now revoked.
     Reused,
     /// Unknown, expired, or belongs to a revoked device.
     Invalid,
@@ -126,7 +126,7 @@ pub enum RefreshOutcome {
 
 /// Who an access token speaks for, as far as the database still agrees.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LiveSession {
+pub struct LiveLogin {
     /// The device.
     pub device_id: DeviceId,
     /// Its account.
@@ -151,8 +151,8 @@ pub struct Purged {
     pub challenges: u64,
     /// Expired link tokens.
     pub link_tokens: u64,
-    /// Expired refresh tokens and sessions.
-    pub sessions: u64,
+    /// Expired refresh tokens and logins.
+    pub logins: u64,
     /// Expired KeyPackages.
     pub key_packages: u64,
     /// Log entries and Welcomes past their circle's retention.
@@ -462,7 +462,7 @@ pub trait Storage: Send + Sync + 'static {
     /// An account's devices that are not revoked, oldest first.
     async fn account_devices(&self, account_id: AccountId) -> Result<Vec<DeviceRecord>>;
 
-    /// Revokes a device of the account and ends its sessions. False when the
+    /// Revokes a device of the account and ends its logins. False when the
     /// account has no such active device.
     async fn revoke_device(
         &self,
@@ -474,16 +474,16 @@ pub trait Storage: Send + Sync + 'static {
     /// Deletes the account and every row it owns.
     async fn delete_account(&self, account_id: AccountId) -> Result<()>;
 
-    /// Starts a session for a device with its first refresh token.
-    async fn create_session(
+    /// Starts a login for a device with its first refresh token.
+    async fn create_login(
         &self,
-        session_id: SessionId,
+        login_id: LoginId,
         device_id: DeviceId,
         now: i64,
         token: &NewRefreshToken,
     ) -> Result<()>;
 
-    /// Spends a refresh token and stores its successor, or revokes the session
+    /// Spends a refresh token and stores its successor, or revokes the login
     /// when the token was already spent. One transaction.
     async fn rotate_refresh_token(
         &self,
@@ -492,17 +492,14 @@ pub trait Storage: Send + Sync + 'static {
         now: i64,
     ) -> Result<RefreshOutcome>;
 
-    /// Ends a session (log out): its refresh tokens and access tokens stop
-    /// working. False when there was no such session.
-    async fn end_session(&self, session_id: SessionId) -> Result<bool>;
+    /// Ends a login (log out): its refresh tokens and access tokens stop
+    /// working. False when there was no such login.
+    async fn end_login(&self, login_id: LoginId) -> Result<bool>;
 
-    /// The device and account behind an access token, when the session still
+    /// The device and account behind an access token, when the login still
     /// exists and the device is not revoked.
-    async fn live_session(
-        &self,
-        session_id: SessionId,
-        device_id: DeviceId,
-    ) -> Result<Option<LiveSession>>;
+    async fn live_login(&self, login_id: LoginId, device_id: DeviceId)
+    -> Result<Option<LiveLogin>>;
 
     /// Stores KeyPackages for a device while its pool (unexpired, not last
     /// resort) holds fewer than `max_pool`.
@@ -647,10 +644,10 @@ pub(crate) fn parse_account_id(text: &str) -> Result<AccountId> {
         .map_err(|_| StorageError::Corrupt("account id"))
 }
 
-pub(crate) fn parse_session_id(text: &str) -> Result<SessionId> {
+pub(crate) fn parse_login_id(text: &str) -> Result<LoginId> {
     Uuid::try_parse(text)
-        .map(SessionId)
-        .map_err(|_| StorageError::Corrupt("session id"))
+        .map(LoginId)
+        .map_err(|_| StorageError::Corrupt("login id"))
 }
 
 pub(crate) fn parse_circle_id(bytes: Vec<u8>) -> Result<CircleId> {

@@ -7,11 +7,11 @@
 
 use super::{
     AccountId, AppendOutcome, Backend, CircleId, CircleRecord, CommitOutcome, DeviceId,
-    DeviceRecord, EntryKind, InviteRecord, JoinRequestRecord, KeyPackageStored, LiveSession,
-    LogRecord, NewCircle, NewCommit, NewDevice, NewInvite, NewJoinRequest, NewKeyPackage,
-    NewMessage, NewRefreshToken, Purged, RefreshOutcome, Result, Role, RosterRecord, SessionId,
+    DeviceRecord, EntryKind, InviteRecord, JoinRequestRecord, KeyPackageStored, LiveLogin,
+    LogRecord, LoginId, NewCircle, NewCommit, NewDevice, NewInvite, NewJoinRequest, NewKeyPackage,
+    NewMessage, NewRefreshToken, Purged, RefreshOutcome, Result, Role, RosterRecord,
     SigningKeyRecord, Storage, StorageError, WelcomeRecord, join_device_ids, kind_code,
-    parse_account_id, parse_circle_id, parse_device_id, parse_kind, parse_role, parse_session_id,
+    parse_account_id, parse_circle_id, parse_device_id, parse_kind, parse_login_id, parse_role,
     parse_uuid, role_name, seed_from_bytes, split_device_ids, sql, unique_violation,
 };
 use async_trait::async_trait;

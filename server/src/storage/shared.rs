@@ -222,7 +222,7 @@ macro_rules! shared_storage_impl {
                     .rows_affected()
                     == 1;
                 if revoked {
-                    sqlx::query(sql::DELETE_DEVICE_SESSIONS)
+                    sqlx::query(sql::DELETE_DEVICE_LOGINS)
                         .bind(device_id.to_string())
                         .execute(&mut *tx)
                         .await?;
@@ -239,16 +239,16 @@ macro_rules! shared_storage_impl {
                 Ok(())
             }
 
-            async fn create_session(
+            async fn create_login(
                 &self,
-                session_id: SessionId,
+                login_id: LoginId,
                 device_id: DeviceId,
                 now: i64,
                 token: &NewRefreshToken,
             ) -> Result<()> {
                 let mut tx = self.write().await?;
-                sqlx::query(sql::INSERT_SESSION)
-                    .bind(session_id.0.to_string())
+                sqlx::query(sql::INSERT_LOGIN)
+                    .bind(login_id.0.to_string())
                     .bind(device_id.to_string())
                     .bind(now)
                     .bind(token.expires_at)
@@ -256,7 +256,7 @@ macro_rules! shared_storage_impl {
                     .await?;
                 sqlx::query(sql::INSERT_REFRESH_TOKEN)
                     .bind(token.hash.as_slice())
-                    .bind(session_id.0.to_string())
+                    .bind(login_id.0.to_string())
                     .bind(token.expires_at)
                     .execute(&mut *tx)
                     .await?;
@@ -278,7 +278,7 @@ macro_rules! shared_storage_impl {
                 else {
                     return Ok(RefreshOutcome::Invalid);
                 };
-                let session: String = row.try_get("session_id")?;
+                let login: String = row.try_get("login_id")?;
                 let used_at: Option<i64> = row.try_get("used_at")?;
                 let expires_at: i64 = row.try_get("expires_at")?;
                 let device_revoked: Option<i64> = row.try_get("revoked_at")?;
@@ -293,9 +293,9 @@ macro_rules! shared_storage_impl {
                         .rows_affected()
                         == 1;
                 if !spent {
-                    // A spent token came back: someone holds a copy. End the session.
-                    sqlx::query(sql::DELETE_SESSION)
-                        .bind(&session)
+                    // A spent token came back: someone holds a copy. End the login.
+                    sqlx::query(sql::DELETE_LOGIN)
+                        .bind(&login)
                         .execute(&mut *tx)
                         .await?;
                     tx.commit().await?;
@@ -307,43 +307,43 @@ macro_rules! shared_storage_impl {
                 }
                 sqlx::query(sql::INSERT_REFRESH_TOKEN)
                     .bind(next.hash.as_slice())
-                    .bind(&session)
+                    .bind(&login)
                     .bind(next.expires_at)
                     .execute(&mut *tx)
                     .await?;
-                sqlx::query(sql::EXTEND_SESSION)
-                    .bind(&session)
+                sqlx::query(sql::EXTEND_LOGIN)
+                    .bind(&login)
                     .bind(next.expires_at)
                     .execute(&mut *tx)
                     .await?;
                 tx.commit().await?;
                 Ok(RefreshOutcome::Rotated {
                     device_id,
-                    session_id: parse_session_id(&session)?,
+                    login_id: parse_login_id(&login)?,
                 })
             }
 
-            async fn end_session(&self, session_id: SessionId) -> Result<bool> {
-                let done = sqlx::query(sql::DELETE_SESSION)
-                    .bind(session_id.0.to_string())
+            async fn end_login(&self, login_id: LoginId) -> Result<bool> {
+                let done = sqlx::query(sql::DELETE_LOGIN)
+                    .bind(login_id.0.to_string())
                     .execute(self.writer())
                     .await?;
                 Ok(done.rows_affected() > 0)
             }
 
-            async fn live_session(
+            async fn live_login(
                 &self,
-                session_id: SessionId,
+                login_id: LoginId,
                 device_id: DeviceId,
-            ) -> Result<Option<LiveSession>> {
-                let account: Option<String> = sqlx::query_scalar(sql::SELECT_LIVE_SESSION)
-                    .bind(session_id.0.to_string())
+            ) -> Result<Option<LiveLogin>> {
+                let account: Option<String> = sqlx::query_scalar(sql::SELECT_LIVE_LOGIN)
+                    .bind(login_id.0.to_string())
                     .bind(device_id.to_string())
                     .fetch_optional(self.reader())
                     .await?;
                 account
                     .map(|text| {
-                        Ok(LiveSession {
+                        Ok(LiveLogin {
                             device_id,
                             account_id: parse_account_id(&text)?,
                         })
@@ -873,8 +873,8 @@ macro_rules! shared_storage_impl {
                 let purged = Purged {
                     challenges: purge(sql::PURGE_CHALLENGES).await?,
                     link_tokens: purge(sql::PURGE_LINK_TOKENS).await?,
-                    sessions: purge(sql::PURGE_REFRESH_TOKENS).await?
-                        + purge(sql::PURGE_SESSIONS).await?,
+                    logins: purge(sql::PURGE_REFRESH_TOKENS).await?
+                        + purge(sql::PURGE_LOGINS).await?,
                     key_packages: purge(sql::PURGE_KEY_PACKAGES).await?,
                     log_entries: purge(sql::PURGE_LOG).await? + purge(sql::PURGE_WELCOMES).await?,
                     invites: purge(sql::PURGE_INVITES).await?,

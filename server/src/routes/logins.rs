@@ -5,13 +5,13 @@ use crate::crypto::{self, LINK_PREFIX, REFRESH_PREFIX};
 use crate::error::ApiError;
 use crate::hub::Event;
 use crate::startup::AppState;
-use crate::storage::{NewDevice, NewRefreshToken, RefreshOutcome, SessionId};
+use crate::storage::{LoginId, NewDevice, NewRefreshToken, RefreshOutcome};
 use crate::telemetry::redact;
 use actix_web::{HttpRequest, HttpResponse, web};
 use ed25519_dalek::{Signature, VerifyingKey};
 use hearth_protocol::auth::{
-    CHALLENGE_LEN, Challenge, Login, PUBLIC_KEY_LEN, RefreshRequest, RegisterDevice,
-    RegisteredDevice, SIGNATURE_LEN, SessionTokens, login_message, register_message,
+    CHALLENGE_LEN, Challenge, Login, LoginTokens, PUBLIC_KEY_LEN, RefreshRequest, RegisterDevice,
+    RegisteredDevice, SIGNATURE_LEN, login_message, register_message,
 };
 use hearth_protocol::{Base64Bytes, DeviceId, ErrorBody};
 
@@ -47,7 +47,7 @@ async fn take_challenge(
 }
 
 /// Issues a fresh single-use challenge to sign for registration or login.
-#[utoipa::path(post, path = "/v1/challenges", tag = "sessions", responses(
+#[utoipa::path(post, path = "/v1/challenges", tag = "logins", responses(
     (status = 201, description = "A challenge to sign", body = Challenge),
     (status = 429, description = "Too many requests from this address", body = ErrorBody)))]
 pub async fn create_challenge(
@@ -137,9 +137,9 @@ fn decoy_key() -> VerifyingKey {
     ed25519_dalek::SigningKey::from_bytes(&[7; 32]).verifying_key()
 }
 
-/// Logs a device in by a signed challenge and starts a session.
-#[utoipa::path(post, path = "/v1/sessions", tag = "sessions", request_body = Login, responses(
-    (status = 201, description = "A new session", body = SessionTokens),
+/// Logs a device in by a signed challenge and starts a login.
+#[utoipa::path(post, path = "/v1/logins", tag = "logins", request_body = Login, responses(
+    (status = 201, description = "A new login", body = LoginTokens),
     (status = 400, description = "Malformed body", body = ErrorBody),
     (status = 401, description = "Unknown device, revoked device, wrong signature or bad challenge: all alike", body = ErrorBody),
     (status = 422, description = "A challenge or signature of the wrong length", body = ErrorBody),
@@ -170,17 +170,17 @@ pub async fn login(
     if !verified {
         return Err(ApiError::Unauthorized);
     }
-    let session_id = SessionId(crypto::random_uuid()?);
-    let tokens = start_session(&state, body.device_id, session_id).await?;
-    tracing::info!(device = %redact(&body.device_id), "session started");
+    let login_id = LoginId(crypto::random_uuid()?);
+    let tokens = start_login(&state, body.device_id, login_id).await?;
+    tracing::info!(device = %redact(&body.device_id), "login started");
     Ok(HttpResponse::Created().json(tokens))
 }
 
-async fn start_session(
+async fn start_login(
     state: &AppState,
     device_id: DeviceId,
-    session_id: SessionId,
-) -> Result<SessionTokens, ApiError> {
+    login_id: LoginId,
+) -> Result<LoginTokens, ApiError> {
     let now = crate::now();
     let refresh = crypto::mint_token(REFRESH_PREFIX)?;
     let token = NewRefreshToken {
@@ -189,17 +189,17 @@ async fn start_session(
     };
     state
         .storage
-        .create_session(session_id, device_id, now, &token)
+        .create_login(login_id, device_id, now, &token)
         .await?;
-    state.tokens(device_id, session_id, refresh.token, now)
+    state.tokens(device_id, login_id, refresh.token, now)
 }
 
 /// Exchanges a refresh token for a new access token and a new refresh token.
-/// A refresh token works once: presenting a spent one ends the whole session.
-#[utoipa::path(post, path = "/v1/sessions/refresh", tag = "sessions", request_body = RefreshRequest, responses(
-    (status = 200, description = "Renewed", body = SessionTokens),
+/// A refresh token works once: presenting a spent one ends the whole login.
+#[utoipa::path(post, path = "/v1/logins/refresh", tag = "logins", request_body = RefreshRequest, responses(
+    (status = 200, description = "Renewed", body = LoginTokens),
     (status = 400, description = "Malformed body", body = ErrorBody),
-    (status = 401, description = "Unknown, expired or spent refresh token (a spent one ends its session)", body = ErrorBody),
+    (status = 401, description = "Unknown, expired or spent refresh token (a spent one ends its login)", body = ErrorBody),
     (status = 429, description = "Too many requests from this address", body = ErrorBody)))]
 pub async fn refresh(
     req: HttpRequest,
@@ -221,26 +221,26 @@ pub async fn refresh(
     {
         RefreshOutcome::Rotated {
             device_id,
-            session_id,
-        } => Ok(HttpResponse::Ok().json(state.tokens(device_id, session_id, next.token, now)?)),
+            login_id,
+        } => Ok(HttpResponse::Ok().json(state.tokens(device_id, login_id, next.token, now)?)),
         RefreshOutcome::Reused => {
-            tracing::warn!("a spent refresh token was presented again; its session is revoked");
+            tracing::warn!("a spent refresh token was presented again; its login is revoked");
             Err(ApiError::Unauthorized)
         }
         RefreshOutcome::Invalid => Err(ApiError::Unauthorized),
     }
 }
 
-/// Ends the session of the access token: it and every refresh token of the
-/// session stop working.
-#[utoipa::path(delete, path = "/v1/sessions/current", tag = "sessions", security(("bearer" = [])), responses(
+/// Ends the login of the access token: it and every refresh token of the
+/// login stop working.
+#[utoipa::path(delete, path = "/v1/logins/current", tag = "logins", security(("bearer" = [])), responses(
     (status = 204, description = "Logged out"),
     (status = 401, description = "Not authenticated", body = ErrorBody)))]
 pub async fn logout(
     state: web::Data<AppState>,
     auth: Authenticated,
 ) -> Result<HttpResponse, ApiError> {
-    state.storage.end_session(auth.session_id).await?;
+    state.storage.end_login(auth.login_id).await?;
     state.announce(Event::Device(auth.device_id)).await;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -1,13 +1,12 @@
 //! The device's MLS provider: RustCrypto for cryptography and openmls's
 //! SQLite storage (`mls.db`) for group state, so groups survive restarts.
+//! What the groups look like is Hearth's profile (`hearth_protocol::mls`).
 
+use hearth_protocol::mls::failed;
 use openmls::prelude::*;
 use openmls_rust_crypto::RustCrypto;
 use openmls_sqlite_storage::{Codec, Connection, SqliteStorageProvider};
 use std::path::Path;
-
-/// The ciphersuite this SDK creates circles with.
-pub const CIPHERSUITE: Ciphersuite = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519;
 
 /// JSON for openmls's stored values.
 #[derive(Debug, Default)]
@@ -43,7 +42,9 @@ impl Provider {
         let connection = Connection::open(dir.join("mls.db"))?;
         connection.execute_batch("PRAGMA journal_mode = WAL; PRAGMA secure_delete = ON;")?;
         let mut storage = SqliteStorageProvider::new(connection);
-        storage.run_migrations().map_err(crate::ClientError::mls)?;
+        storage
+            .run_migrations()
+            .map_err(failed("migrating the MLS store"))?;
         Ok(Self {
             crypto: RustCrypto::default(),
             storage,
@@ -67,28 +68,4 @@ impl OpenMlsProvider for Provider {
     fn rand(&self) -> &Self::RandProvider {
         &self.crypto
     }
-}
-
-/// How many past epochs' secrets a group keeps, so a message sent just
-/// before a commit still decrypts after it. Matches the server's default
-/// epoch window.
-pub const MAX_PAST_EPOCHS: usize = 5;
-
-/// Handshake messages travel as PrivateMessage.
-pub fn create_config() -> MlsGroupCreateConfig {
-    MlsGroupCreateConfig::builder()
-        .ciphersuite(CIPHERSUITE)
-        .max_past_epochs(MAX_PAST_EPOCHS)
-        .use_ratchet_tree_extension(true)
-        .wire_format_policy(PURE_CIPHERTEXT_WIRE_FORMAT_POLICY)
-        .build()
-}
-
-/// The matching join configuration.
-pub fn join_config() -> MlsGroupJoinConfig {
-    MlsGroupJoinConfig::builder()
-        .max_past_epochs(MAX_PAST_EPOCHS)
-        .use_ratchet_tree_extension(true)
-        .wire_format_policy(PURE_CIPHERTEXT_WIRE_FORMAT_POLICY)
-        .build()
 }

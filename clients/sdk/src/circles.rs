@@ -1,0 +1,115 @@
+//! Circles as this device knows them: creating one, joining from Welcomes,
+//! and what the local MLS group says (members, epoch, authenticator).
+
+use crate::sync::{FollowUp, FollowUps};
+use crate::{Client, ClientError, Result, load, random};
+use hearth_protocol::CircleId;
+use hearth_protocol::circles::CreateCircle;
+use hearth_protocol::mls as profile;
+use openmls::prelude::{GroupId, MlsGroup, OpenMlsProvider as _};
+
+/// A circle's policy at creation; `None` takes the server's default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CirclePolicy {
+    /// Members besides facilitators (server default 12).
+    pub max_members: Option<u32>,
+    /// Seconds the server keeps undelivered entries (server default 30 days).
+    pub retention_secs: Option<u64>,
+}
+
+impl Client {
+    /// Creates a circle: a new MLS group, registered with the server, with
+    /// this device as facilitator.
+    pub async fn create_circle(&self) -> Result<CircleId> {
+        self.create_circle_with(CirclePolicy::default()).await
+    }
+
+    /// Creates a circle with its own policy (member limit, retention).
+    pub async fn create_circle_with(&self, policy: CirclePolicy) -> Result<CircleId> {
+        let id = CircleId::from_bytes(random::<16>()?.to_vec())
+            .map_err(|_| ClientError::Unexpected("circle id"))?;
+        let (device, signer) = self.signer().await?;
+        let group_id = id.clone();
+        let group_info = self
+            .with(move |s| {
+                let group = MlsGroup::new_with_group_id(
+                    &s.provider,
+                    &signer,
+                    &profile::create_config(),
+                    GroupId::from_slice(group_id.as_bytes()),
+                    profile::credential(&device, &signer),
+                )
+                .map_err(profile::failed("creating the group"))?;
+                let info = group
+                    .export_group_info(s.provider.crypto(), &signer, true)
+                    .map_err(profile::failed("exporting the GroupInfo"))?;
+                s.store.set_cursor(&group_id, 0)?;
+                Ok(profile::wire(&info)?)
+            })
+            .await?;
+        self.authorized()
+            .await?
+            .create_circle(&CreateCircle {
+                circle_id: id.clone(),
+                max_members: policy.max_members,
+                retention_secs: policy.retention_secs,
+                group_info: Some(group_info),
+            })
+            .await?;
+        Ok(id)
+    }
+
+    /// Joins every circle this device has a Welcome for.
+    pub async fn accept_welcomes(&self) -> Result<Vec<CircleId>> {
+        let api = self.authorized().await?;
+        let mut joined = Vec::new();
+        let mut follow_ups = FollowUps::default();
+        for pending in api.welcomes().await?.welcomes {
+            let welcome = pending.welcome.into_inner();
+            let (circle, seq) = (pending.circle_id.clone(), pending.seq);
+            self.with(move |s| {
+                profile::join(&s.provider, &welcome)?;
+                s.store.set_cursor(&circle, seq)
+            })
+            .await?;
+            api.delete_welcome(pending.welcome_id).await?;
+            follow_ups.push(FollowUp::ShareProfile(pending.circle_id.clone()));
+            joined.push(pending.circle_id);
+        }
+        if !joined.is_empty() {
+            // Joining consumed one of our KeyPackages.
+            self.top_up_key_packages().await?;
+        }
+        self.drive(follow_ups).await?;
+        Ok(joined)
+    }
+
+    /// The circles this device is in.
+    pub async fn circles(&self) -> Result<Vec<CircleId>> {
+        self.with(|s| Ok(s.store.circles()?.into_iter().map(|(c, _)| c).collect()))
+            .await
+    }
+
+    /// The devices in the circle's MLS group: the real membership, which
+    /// members check rather than trusting the server's roster.
+    pub async fn members(&self, circle: &CircleId) -> Result<Vec<hearth_protocol::DeviceId>> {
+        let circle = circle.clone();
+        self.with(move |s| Ok(profile::members(&load(s, &circle)?)))
+            .await
+    }
+
+    /// The circle's current epoch.
+    pub async fn epoch(&self, circle: &CircleId) -> Result<u64> {
+        let circle = circle.clone();
+        self.with(move |s| Ok(load(s, &circle)?.epoch().as_u64()))
+            .await
+    }
+
+    /// The epoch authenticator: members who compare it out of band detect a
+    /// split view of the circle.
+    pub async fn epoch_authenticator(&self, circle: &CircleId) -> Result<Vec<u8>> {
+        let circle = circle.clone();
+        self.with(move |s| Ok(load(s, &circle)?.epoch_authenticator().as_slice().to_vec()))
+            .await
+    }
+}

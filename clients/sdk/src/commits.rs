@@ -1,0 +1,212 @@
+//! Changing a circle: adding and removing devices, leaving, updating keys.
+//!
+//! Every change is a [`PreparedCommit`] built on the circle's current epoch
+//! and posted as a commit bundle. When another commit got there first
+//! (`stale_epoch`), the pending commit is dropped, the client catches up and
+//! builds the change again on the new epoch, so the user's intent survives
+//! the race; after [`ATTEMPTS`] it gives up with `Contended`.
+
+use crate::sync::{FollowUp, FollowUps};
+use crate::{ATTEMPTS, Client, ClientError, Result, State, load};
+use hearth_protocol::circles::CommitBundle;
+use hearth_protocol::mls::{self as profile, PreparedCommit};
+use hearth_protocol::{CircleId, DeviceId, ErrorCode};
+use openmls::prelude::{MlsGroup, OpenMlsProvider as _};
+use openmls_basic_credential::SignatureKeyPair;
+use std::sync::Arc;
+
+/// Builds a commit on the group as it is now.
+type Build =
+    dyn Fn(&mut State, &mut MlsGroup, &SignatureKeyPair) -> Result<PreparedCommit> + Send + Sync;
+
+impl Client {
+    /// Adds devices to a circle (facilitators; any member for devices of its
+    /// own account), optionally approving a join request.
+    pub async fn add_devices(
+        &self,
+        circle: &CircleId,
+        devices: &[DeviceId],
+        join_request: Option<uuid::Uuid>,
+    ) -> Result<()> {
+        let follow_ups = self.add(circle, devices, join_request).await?;
+        self.drive(follow_ups).await
+    }
+
+    async fn add(
+        &self,
+        circle: &CircleId,
+        devices: &[DeviceId],
+        join_request: Option<uuid::Uuid>,
+    ) -> Result<FollowUps> {
+        let claimed = self.authorized().await?.claim_key_packages(devices).await?;
+        let added: Vec<DeviceId> = claimed.key_packages.iter().map(|k| k.device_id).collect();
+        let key_packages: Vec<Vec<u8>> = claimed
+            .key_packages
+            .into_iter()
+            .map(|k| k.key_package.into_inner())
+            .collect();
+        let mut follow_ups = self
+            .commit(
+                circle,
+                Arc::new(move |s, group, signer| {
+                    let parsed = key_packages
+                        .iter()
+                        .map(|bytes| profile::read_key_package(s.provider.crypto(), bytes))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    let mut prepared =
+                        profile::add_commit(group, &s.provider, signer, &parsed, added.clone())?;
+                    prepared.join_request_id = join_request;
+                    Ok(prepared)
+                }),
+            )
+            .await?;
+        // The newcomers cannot read what came before them: say who we are.
+        follow_ups.push(FollowUp::ShareProfile(circle.clone()));
+        Ok(follow_ups)
+    }
+
+    /// Brings this account's other devices into every circle this device is
+    /// in: claims their KeyPackages and commits the Add itself (a member may
+    /// add devices of its own account). Returns the circles changed.
+    pub async fn add_my_other_devices(&self) -> Result<Vec<CircleId>> {
+        let (me, _) = self.signing_key().await?;
+        let api = self.authorized().await?;
+        let mine = api.devices().await?;
+        let mut changed = Vec::new();
+        let mut follow_ups = FollowUps::default();
+        for circle in self.circles().await? {
+            let seen = api.circle(&circle).await?;
+            let missing: Vec<DeviceId> = mine
+                .devices
+                .iter()
+                .map(|d| d.device_id)
+                .filter(|d| *d != me && !seen.roster.iter().any(|r| r.device_id == *d))
+                .collect();
+            if !missing.is_empty() {
+                follow_ups.extend(self.add(&circle, &missing, None).await?);
+                changed.push(circle);
+            }
+        }
+        self.drive(follow_ups).await?;
+        Ok(changed)
+    }
+
+    /// Removes members' devices (facilitators).
+    pub async fn remove_devices(&self, circle: &CircleId, devices: &[DeviceId]) -> Result<()> {
+        let follow_ups = self.remove(circle, devices.to_vec(), true).await?;
+        self.drive(follow_ups).await
+    }
+
+    /// Removes the devices' MLS leaves; with `from_roster`, the commit takes
+    /// them off the server's roster too (otherwise they are gone from it
+    /// already).
+    pub(crate) async fn remove(
+        &self,
+        circle: &CircleId,
+        devices: Vec<DeviceId>,
+        from_roster: bool,
+    ) -> Result<FollowUps> {
+        self.commit(
+            circle,
+            Arc::new(move |s, group, signer| {
+                let mut prepared = profile::remove_commit(group, &s.provider, signer, &devices)?;
+                if from_roster {
+                    prepared.removed = devices.clone();
+                }
+                Ok(prepared)
+            }),
+        )
+        .await
+    }
+
+    /// Leaves a circle: a self-update commit that takes this device off the
+    /// roster, after which the server delivers nothing more of the circle. The
+    /// facilitator's client removes the leftover leaf from the MLS group.
+    pub async fn leave(&self, circle: &CircleId) -> Result<()> {
+        let (me, _) = self.signing_key().await?;
+        let mut follow_ups = self
+            .commit(
+                circle,
+                Arc::new(move |s, group, signer| {
+                    let mut prepared = profile::update_commit(group, &s.provider, signer)?;
+                    prepared.removed = vec![me];
+                    Ok(prepared)
+                }),
+            )
+            .await?;
+        // Nothing more is owed to a circle we left.
+        follow_ups.retain(|f| f.circle() != circle);
+        let circle = circle.clone();
+        self.with(move |s| s.store.forget_circle(&circle)).await?;
+        self.drive(follow_ups).await
+    }
+
+    /// Rotates this device's key material in the circle (a self-update commit).
+    pub async fn update(&self, circle: &CircleId) -> Result<()> {
+        let follow_ups = self
+            .commit(
+                circle,
+                Arc::new(|s, group, signer| {
+                    Ok(profile::update_commit(group, &s.provider, signer)?)
+                }),
+            )
+            .await?;
+        self.drive(follow_ups).await
+    }
+
+    /// Catches up, builds the commit with `build` on the current epoch and
+    /// posts it; on `stale_epoch` drops it and goes round again. Returns what
+    /// catching up left to do.
+    async fn commit(&self, circle: &CircleId, build: Arc<Build>) -> Result<FollowUps> {
+        let mut follow_ups = FollowUps::default();
+        for _ in 0..ATTEMPTS {
+            follow_ups.extend(self.catch_up(circle).await?.follow_ups);
+            let (_, signer) = self.signer().await?;
+            let (circle_id, build) = (circle.clone(), build.clone());
+            let bundle = self
+                .with(move |s| {
+                    let mut group = load(s, &circle_id)?;
+                    Ok(build(s, &mut group, &signer)?.bundle()?)
+                })
+                .await?;
+            if self.post_commit(circle, &bundle).await?.is_some() {
+                return Ok(follow_ups);
+            }
+        }
+        Err(ClientError::Contended)
+    }
+
+    /// Posts a commit bundle. When the server accepts it, merges the pending
+    /// commit and moves the cursor past it: `Some(seq)`. When another commit
+    /// got there first (`stale_epoch`), or on any error, drops the pending
+    /// commit: `None` for the former.
+    pub(crate) async fn post_commit(
+        &self,
+        circle: &CircleId,
+        bundle: &CommitBundle,
+    ) -> Result<Option<u64>> {
+        let posted = self.authorized().await?.post_commit(circle, bundle).await;
+        let circle_id = circle.clone();
+        let accepted = posted.as_ref().ok().map(|a| a.seq);
+        self.with(move |s| {
+            let mut group = load(s, &circle_id)?;
+            match accepted {
+                Some(seq) => {
+                    group
+                        .merge_pending_commit(&s.provider)
+                        .map_err(profile::failed("merging our commit"))?;
+                    s.store.set_cursor(&circle_id, seq)
+                }
+                None => Ok(group
+                    .clear_pending_commit(s.provider.storage())
+                    .map_err(profile::failed("dropping our commit"))?),
+            }
+        })
+        .await?;
+        match posted {
+            Ok(accepted) => Ok(Some(accepted.seq)),
+            Err(err) if err.code() == Some(ErrorCode::StaleEpoch) => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+}

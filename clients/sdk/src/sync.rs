@@ -1,0 +1,232 @@
+//! Reading a circle's log: merging commits, decrypting messages, moving the
+//! cursor, acknowledging. And the driver for what that leaves to do.
+//!
+//! Processing never sends or commits by itself. It returns [`FollowUp`]s —
+//! "someone joined: share our profile", "others committed: check the tree
+//! against the roster" — and [`Client::drive`] runs them one after another.
+//! A follow-up may find more work (a commit races, catching up finds another
+//! join); it goes on the same queue. Nothing recurses.
+
+use crate::messages::Message;
+use crate::{Client, ClientError, Result, load};
+use hearth_protocol::circles::{EntryKind, LogEntry, Role};
+use hearth_protocol::mls::{self as profile, MlsError, Received};
+use hearth_protocol::{CircleId, DeviceId};
+use std::collections::VecDeque;
+
+/// At most this many follow-ups per driven operation: a circle that keeps
+/// changing faster than this is reported as `Contended`.
+const MAX_FOLLOW_UPS: usize = 64;
+
+/// Work that processing the log leaves for the driver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum FollowUp {
+    /// Someone joined (or we did): tell the circle who this is.
+    ShareProfile(CircleId),
+    /// Others committed: a facilitator's client removes MLS leaves of devices
+    /// that left the roster.
+    Reconcile(CircleId),
+}
+
+impl FollowUp {
+    /// The circle it concerns.
+    pub fn circle(&self) -> &CircleId {
+        match self {
+            Self::ShareProfile(circle) | Self::Reconcile(circle) => circle,
+        }
+    }
+}
+
+/// A queue of follow-ups without repeats.
+#[derive(Debug, Default)]
+pub(crate) struct FollowUps(VecDeque<FollowUp>);
+
+impl FollowUps {
+    /// Queues one, unless it is queued already.
+    pub fn push(&mut self, follow_up: FollowUp) {
+        if !self.0.contains(&follow_up) {
+            self.0.push_back(follow_up);
+        }
+    }
+
+    /// Queues all of `other`'s.
+    pub fn extend(&mut self, other: FollowUps) {
+        for follow_up in other.0 {
+            self.push(follow_up);
+        }
+    }
+
+    /// Keeps only those for which `keep` holds.
+    pub fn retain(&mut self, keep: impl FnMut(&FollowUp) -> bool) {
+        self.0.retain(keep);
+    }
+}
+
+/// What catching up with a circle brought.
+#[derive(Debug, Default)]
+pub(crate) struct CaughtUp {
+    /// New messages, in order, stored.
+    pub messages: Vec<Message>,
+    /// What is left to do.
+    pub follow_ups: FollowUps,
+}
+
+impl Client {
+    /// Fetches everything new in a circle, in order: merges commits, decrypts
+    /// and stores messages, acknowledges, then does what that calls for
+    /// (sharing this member's profile with newcomers, a facilitator removing
+    /// leaves of devices that left). Returns the new messages.
+    pub async fn sync(&self, circle: &CircleId) -> Result<Vec<Message>> {
+        let caught = self.catch_up(circle).await?;
+        self.drive(caught.follow_ups).await?;
+        Ok(caught.messages)
+    }
+
+    /// Runs follow-ups until none are left.
+    pub(crate) async fn drive(&self, mut work: FollowUps) -> Result<()> {
+        let mut budget = MAX_FOLLOW_UPS;
+        while let Some(next) = work.0.pop_front() {
+            budget = budget.checked_sub(1).ok_or(ClientError::Contended)?;
+            let more = match next {
+                FollowUp::ShareProfile(circle) => self.share_profile(&circle).await?,
+                FollowUp::Reconcile(circle) => self.reconcile(&circle).await?,
+            };
+            work.extend(more);
+        }
+        Ok(())
+    }
+
+    /// Reads the log after the stored cursor, page by page, processing each
+    /// entry, and acknowledges. A device whose MLS state is missing or out of
+    /// step rejoins by external commit and reads on from there.
+    pub(crate) async fn catch_up(&self, circle: &CircleId) -> Result<CaughtUp> {
+        let circle_id = circle.clone();
+        let (stored, has_group) = self
+            .with(move |s| Ok((s.store.cursor(&circle_id)?, load(s, &circle_id).is_ok())))
+            .await?;
+        let mut cursor = stored.ok_or(ClientError::UnknownCircle)?;
+        if !has_group {
+            cursor = self.rejoin(circle).await?;
+        }
+        let api = self.authorized().await?;
+        let mut caught = CaughtUp::default();
+        loop {
+            let page = api.read_log(circle, cursor).await?;
+            let more = page.more;
+            match self.process_entries(circle, page.entries).await {
+                Ok(processed) => {
+                    caught.messages.extend(processed.messages);
+                    caught.follow_ups.extend(processed.follow_ups);
+                    cursor = cursor.max(page.next_after);
+                }
+                Err(ClientError::OutOfStep) => {
+                    cursor = self.rejoin(circle).await?;
+                    continue;
+                }
+                Err(err) => return Err(err),
+            }
+            if !more {
+                break;
+            }
+        }
+        if cursor > 0 {
+            api.ack(circle, cursor).await?;
+        }
+        Ok(caught)
+    }
+
+    /// Processes log entries in order: merges commits, decrypts messages and
+    /// applies their content, moves the cursor. Entries at or below the
+    /// stored cursor were processed already (by `sync` or the live stream)
+    /// and are skipped, so the two can run side by side. A commit that will
+    /// not process stops it with `OutOfStep`.
+    pub(crate) async fn process_entries(
+        &self,
+        circle: &CircleId,
+        entries: Vec<LogEntry>,
+    ) -> Result<CaughtUp> {
+        let circle_id = circle.clone();
+        self.with(move |s| {
+            let me = s
+                .store
+                .device()?
+                .ok_or(ClientError::NotRegistered)?
+                .device_id;
+            let done = s.store.cursor(&circle_id)?.unwrap_or(0);
+            let mut group = load(s, &circle_id)?;
+            let mut caught = CaughtUp::default();
+            let mut last = None;
+            for entry in entries.into_iter().filter(|e| e.seq > done) {
+                last = Some(entry.seq);
+                // Our own commits were merged when accepted; our own messages
+                // were stored when sent.
+                if entry.sender == me {
+                    continue;
+                }
+                let received =
+                    match profile::receive(&mut group, &s.provider, entry.ciphertext.as_slice()) {
+                        Ok(received) => received,
+                        // A commit we cannot process means our state no longer
+                        // matches the circle's: stop here; the caller rejoins.
+                        Err(MlsError::Unprocessable(_)) if entry.kind == EntryKind::Commit => {
+                            return Err(ClientError::OutOfStep);
+                        }
+                        // A message we cannot decrypt (from before we joined, or
+                        // of an epoch too far behind): skip it.
+                        Err(MlsError::Unprocessable(_)) => continue,
+                        Err(err) => return Err(err.into()),
+                    };
+                match received {
+                    Received::Application(plaintext) => {
+                        let message = Message::received(&entry, &plaintext);
+                        caught
+                            .messages
+                            .extend(crate::content::apply(&s.store, &circle_id, message)?);
+                    }
+                    Received::Commit { added_members } => {
+                        if added_members {
+                            caught
+                                .follow_ups
+                                .push(FollowUp::ShareProfile(circle_id.clone()));
+                        }
+                        caught
+                            .follow_ups
+                            .push(FollowUp::Reconcile(circle_id.clone()));
+                    }
+                    Received::Other => {}
+                }
+            }
+            if let Some(last) = last {
+                s.store.set_cursor(&circle_id, last)?;
+            }
+            Ok(caught)
+        })
+        .await
+    }
+
+    /// A facilitator's client keeps the MLS group in line with the server's
+    /// roster: leaves of devices that left the roster (a member who left, an
+    /// account that was deleted) are removed with a commit. Other clients do
+    /// nothing here.
+    async fn reconcile(&self, circle: &CircleId) -> Result<crate::sync::FollowUps> {
+        let (me, _) = self.signing_key().await?;
+        let seen = self.authorized().await?.circle(circle).await?;
+        let facilitating = seen
+            .roster
+            .iter()
+            .any(|r| r.device_id == me && r.role == Role::Facilitator);
+        if !facilitating {
+            return Ok(FollowUps::default());
+        }
+        let gone: Vec<DeviceId> = self
+            .members(circle)
+            .await?
+            .into_iter()
+            .filter(|d| !seen.roster.iter().any(|r| r.device_id == *d))
+            .collect();
+        if gone.is_empty() {
+            return Ok(FollowUps::default());
+        }
+        self.remove(circle, gone, false).await
+    }
+}
