@@ -5,6 +5,12 @@ use serde::{Deserialize, Serialize};
 /// A stable, machine-readable error code. Clients branch on this, never on the
 /// human-readable message. New codes may appear; an older client reads them as
 /// [`ErrorCode::Unknown`].
+///
+/// The roster rules a commit bundle is checked against each have their own
+/// code: `not_facilitator` (403), and with 422 `duplicate_device`,
+/// `device_on_roster`, `device_not_on_roster`, `unknown_device`,
+/// `welcome_missing`, `unknown_join_request`, `join_request_mismatch` and
+/// `circle_full`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
@@ -18,6 +24,9 @@ pub enum ErrorCode {
     Unauthorized,
     /// 403: authenticated, but not allowed to do this.
     Forbidden,
+    /// 403: only a facilitator of the circle may do this (add or remove
+    /// others, manage invites and join requests).
+    NotFacilitator,
     /// 403: the link token is unknown, used or expired.
     LinkTokenInvalid,
     /// 403: the invite is unknown, used up, revoked or expired.
@@ -39,6 +48,21 @@ pub enum ErrorCode {
     DuplicateMessageId,
     /// 422: the change would take the circle over its member limit.
     CircleFull,
+    /// 422: a device appears more than once in a roster change.
+    DuplicateDevice,
+    /// 422: a device the commit adds is already on the roster.
+    DeviceOnRoster,
+    /// 422: a device the commit removes is not on the roster.
+    DeviceNotOnRoster,
+    /// 422: a device the commit adds does not exist or is revoked.
+    UnknownDevice,
+    /// 422: a commit that adds devices carries no Welcome for them.
+    WelcomeMissing,
+    /// 422: the commit approves a join request the circle does not have.
+    UnknownJoinRequest,
+    /// 422: an approving commit adds no devices, or devices the join request
+    /// did not name.
+    JoinRequestMismatch,
     /// 413: the request body is larger than the configured limit.
     PayloadTooLarge,
     /// 415: the body is not `application/json`.
@@ -64,6 +88,7 @@ impl ErrorCode {
             Self::BadRequest => "bad_request",
             Self::Unauthorized => "unauthorized",
             Self::Forbidden => "forbidden",
+            Self::NotFacilitator => "not_facilitator",
             Self::LinkTokenInvalid => "link_token_invalid",
             Self::InviteInvalid => "invite_invalid",
             Self::NotFound => "not_found",
@@ -74,6 +99,13 @@ impl ErrorCode {
             Self::AlreadyMember => "already_member",
             Self::DuplicateMessageId => "duplicate_message_id",
             Self::CircleFull => "circle_full",
+            Self::DuplicateDevice => "duplicate_device",
+            Self::DeviceOnRoster => "device_on_roster",
+            Self::DeviceNotOnRoster => "device_not_on_roster",
+            Self::UnknownDevice => "unknown_device",
+            Self::WelcomeMissing => "welcome_missing",
+            Self::UnknownJoinRequest => "unknown_join_request",
+            Self::JoinRequestMismatch => "join_request_mismatch",
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::InvalidRequest => "invalid_request",
@@ -89,7 +121,10 @@ impl ErrorCode {
         match self {
             Self::BadRequest => 400,
             Self::Unauthorized => 401,
-            Self::Forbidden | Self::LinkTokenInvalid | Self::InviteInvalid => 403,
+            Self::Forbidden
+            | Self::NotFacilitator
+            | Self::LinkTokenInvalid
+            | Self::InviteInvalid => 403,
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
             Self::DeviceExists
@@ -99,7 +134,15 @@ impl ErrorCode {
             | Self::DuplicateMessageId => 409,
             Self::PayloadTooLarge => 413,
             Self::UnsupportedMediaType => 415,
-            Self::InvalidRequest | Self::CircleFull => 422,
+            Self::InvalidRequest
+            | Self::CircleFull
+            | Self::DuplicateDevice
+            | Self::DeviceOnRoster
+            | Self::DeviceNotOnRoster
+            | Self::UnknownDevice
+            | Self::WelcomeMissing
+            | Self::UnknownJoinRequest
+            | Self::JoinRequestMismatch => 422,
             Self::RateLimited => 429,
             Self::Internal | Self::Unknown => 500,
             Self::Unavailable => 503,
@@ -136,6 +179,7 @@ mod tests {
             ErrorCode::BadRequest,
             ErrorCode::Unauthorized,
             ErrorCode::Forbidden,
+            ErrorCode::NotFacilitator,
             ErrorCode::LinkTokenInvalid,
             ErrorCode::InviteInvalid,
             ErrorCode::NotFound,
@@ -146,6 +190,13 @@ mod tests {
             ErrorCode::AlreadyMember,
             ErrorCode::DuplicateMessageId,
             ErrorCode::CircleFull,
+            ErrorCode::DuplicateDevice,
+            ErrorCode::DeviceOnRoster,
+            ErrorCode::DeviceNotOnRoster,
+            ErrorCode::UnknownDevice,
+            ErrorCode::WelcomeMissing,
+            ErrorCode::UnknownJoinRequest,
+            ErrorCode::JoinRequestMismatch,
             ErrorCode::PayloadTooLarge,
             ErrorCode::UnsupportedMediaType,
             ErrorCode::InvalidRequest,

@@ -36,10 +36,12 @@ pub enum ApiError {
     /// The public key is already registered.
     #[error("this public key is already registered to a device")]
     DeviceExists,
-    /// Authenticated, but not allowed (for example: only facilitators add
-    /// others).
-    #[error("{0}")]
-    Forbidden(&'static str),
+    /// Only a facilitator of the circle may do this.
+    #[error("only a facilitator of this circle may {0}")]
+    NotFacilitator(&'static str),
+    /// A commit bundle's roster change breaks a roster rule.
+    #[error(transparent)]
+    Roster(#[from] RosterRule),
     /// The commit or message is for an epoch the circle has left.
     #[error("the circle is at another epoch; sync and retry")]
     StaleEpoch {
@@ -58,9 +60,6 @@ pub enum ApiError {
     /// The message id was used before with other content.
     #[error("this message id was used before with different content")]
     DuplicateMessageId,
-    /// The circle would exceed its member limit.
-    #[error("the circle would exceed its member limit")]
-    CircleFull,
     /// The body is over the configured limit.
     #[error("the request body is larger than {limit} bytes")]
     PayloadTooLarge {
@@ -101,13 +100,13 @@ impl ApiError {
             Self::Invalid(_) => ErrorCode::InvalidRequest,
             Self::LinkTokenInvalid => ErrorCode::LinkTokenInvalid,
             Self::DeviceExists => ErrorCode::DeviceExists,
-            Self::Forbidden(_) => ErrorCode::Forbidden,
+            Self::NotFacilitator(_) => ErrorCode::NotFacilitator,
+            Self::Roster(rule) => rule.code(),
             Self::StaleEpoch { .. } => ErrorCode::StaleEpoch,
             Self::CircleExists => ErrorCode::CircleExists,
             Self::InviteInvalid => ErrorCode::InviteInvalid,
             Self::AlreadyMember => ErrorCode::AlreadyMember,
             Self::DuplicateMessageId => ErrorCode::DuplicateMessageId,
-            Self::CircleFull => ErrorCode::CircleFull,
             Self::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
             Self::UnsupportedMediaType => ErrorCode::UnsupportedMediaType,
             Self::RateLimited { .. } => ErrorCode::RateLimited,
@@ -125,6 +124,52 @@ impl ApiError {
                 Self::StaleEpoch { current_epoch } => Some(*current_epoch),
                 _ => None,
             },
+        }
+    }
+}
+
+/// A roster rule a commit bundle breaks: each has its own stable code, so a
+/// client can tell which.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RosterRule {
+    /// A device appears twice in the roster change.
+    #[error("a device appears more than once in the roster change")]
+    DuplicateDevice,
+    /// An added device is on the roster already.
+    #[error("an added device is already on the roster")]
+    DeviceOnRoster,
+    /// A removed device is not on the roster.
+    #[error("a removed device is not on the roster")]
+    DeviceNotOnRoster,
+    /// An added device does not exist, or is revoked.
+    #[error("an added device does not exist")]
+    UnknownDevice,
+    /// Devices are added without a Welcome.
+    #[error("adding devices needs a Welcome")]
+    WelcomeMissing,
+    /// The join request the commit approves is not pending in this circle.
+    #[error("no such join request in this circle")]
+    UnknownJoinRequest,
+    /// An approving commit adds no devices, or others than requested.
+    #[error("an approving commit adds devices of the join request, and only those")]
+    JoinRequestMismatch,
+    /// The change would take the circle over its member limit.
+    #[error("the circle would exceed its member limit")]
+    CircleFull,
+}
+
+impl RosterRule {
+    /// The rule's stable code.
+    pub fn code(self) -> ErrorCode {
+        match self {
+            Self::DuplicateDevice => ErrorCode::DuplicateDevice,
+            Self::DeviceOnRoster => ErrorCode::DeviceOnRoster,
+            Self::DeviceNotOnRoster => ErrorCode::DeviceNotOnRoster,
+            Self::UnknownDevice => ErrorCode::UnknownDevice,
+            Self::WelcomeMissing => ErrorCode::WelcomeMissing,
+            Self::UnknownJoinRequest => ErrorCode::UnknownJoinRequest,
+            Self::JoinRequestMismatch => ErrorCode::JoinRequestMismatch,
+            Self::CircleFull => ErrorCode::CircleFull,
         }
     }
 }

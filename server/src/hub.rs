@@ -6,7 +6,7 @@
 //!
 //! Within a node the hub is a broadcast channel. Across nodes on one
 //! PostgreSQL database, events also travel as `NOTIFY` and every node's
-//! listener republishes them locally (see `Storage::announce`/`listen`).
+//! listener republishes them locally (see `Operations::notify`/`listen`).
 //! Payloads carry only ids.
 
 use hearth_protocol::{CircleId, DeviceId};

@@ -63,9 +63,9 @@ impl AppState {
 
     /// Wakes the sockets that care about `event`, on this node and (through
     /// the database) on every other.
-    pub async fn announce(&self, event: Event) {
-        if let Err(err) = self.storage.announce(&event.encode()).await {
-            tracing::warn!(error = %err, "could not announce an event to other nodes");
+    pub async fn publish(&self, event: Event) {
+        if let Err(err) = self.storage.notify(&event.encode()).await {
+            tracing::warn!(error = %err, "could not notify other nodes of an event");
         }
         self.hub.publish(event);
     }

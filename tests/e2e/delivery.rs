@@ -3,11 +3,13 @@
 
 use anyhow::{Result, ensure};
 use futures_util::future::join_all;
-use hearth_protocol::circles::{Accepted, Circle, EntryKind, LogPage, SendMessage, WelcomeList};
+use hearth_protocol::circles::{
+    Accepted, Circle, EntryKind, Invite, JoinRequestCreated, LogPage, SendMessage, WelcomeList,
+};
 use hearth_protocol::key_packages::{
     ClaimedKeyPackages, KeyPackageCount, KeyPackageRejection, UploadedKeyPackages,
 };
-use hearth_protocol::{Base64Bytes, CircleId, ErrorBody, ErrorCode};
+use hearth_protocol::{Base64Bytes, CircleId, DeviceId, ErrorBody, ErrorCode};
 use hearth_tests::mls::Member;
 use hearth_tests::{Db, TestApp, expect_error, on_both_databases, rand_bytes};
 use openmls::prelude::{BasicCredential, CredentialWithKey, Lifetime, SignatureScheme};
@@ -740,7 +742,7 @@ async fn limits_and_rules_answer_with_their_codes(db: Db) -> Result<()> {
     expect_error(
         first[0].post_commit(&app, &circle, &by_member).await?,
         403,
-        ErrorCode::Forbidden,
+        ErrorCode::NotFacilitator,
     )
     .await?;
     first[0].drop_own_commit()?;
@@ -754,6 +756,59 @@ async fn limits_and_rules_answer_with_their_codes(db: Db) -> Result<()> {
     )
     .await?;
     facilitator.drop_own_commit()?;
+
+    // Every roster rule answers with its own code, so a client can tell which
+    // it broke; none of these changes anything.
+    let (sam_id, on_roster) = (sam.device.device_id, members[0].device.device_id);
+    let change = |added: Vec<DeviceId>, removed: Vec<DeviceId>| {
+        let mut bundle = add.clone();
+        bundle.added = added;
+        bundle.removed = removed;
+        bundle
+    };
+    let mut no_welcome = change(vec![sam_id], vec![on_roster]);
+    no_welcome.welcome = None;
+    let mut unknown_request = change(vec![sam_id], vec![on_roster]);
+    unknown_request.join_request_id = Some(uuid::Uuid::new_v4());
+    let invite: Invite = app
+        .post_json(&path(&circle, "/invites"), facilitator.token(), &json!({}))
+        .await?
+        .json()
+        .await?;
+    let alex = Member::sign_up(&app).await?;
+    let alex_request: JoinRequestCreated = app
+        .post_json(
+            "/v1/invites/redeem",
+            alex.token(),
+            &json!({ "token": invite.token }),
+        )
+        .await?
+        .json()
+        .await?;
+    let mut not_requested = change(vec![sam_id], vec![on_roster]);
+    not_requested.join_request_id = Some(alex_request.join_request_id);
+    let nobody = DeviceId::from_uuid(uuid::Uuid::new_v4());
+    for (bundle, code) in [
+        (
+            change(vec![sam_id, sam_id], vec![]),
+            ErrorCode::DuplicateDevice,
+        ),
+        (change(vec![on_roster], vec![]), ErrorCode::DeviceOnRoster),
+        (change(vec![], vec![sam_id]), ErrorCode::DeviceNotOnRoster),
+        (change(vec![nobody], vec![]), ErrorCode::UnknownDevice),
+        (no_welcome, ErrorCode::WelcomeMissing),
+        (unknown_request, ErrorCode::UnknownJoinRequest),
+        (not_requested, ErrorCode::JoinRequestMismatch),
+    ] {
+        let answer = facilitator.post_commit(&app, &circle, &bundle).await?;
+        expect_error(answer, 422, code).await?;
+    }
+    let still: Circle = app
+        .get(&path(&circle, ""), facilitator.token())
+        .await?
+        .json()
+        .await?;
+    assert_eq!((still.epoch, still.roster.len()), (1, 3), "nothing changed");
 
     // A member may leave on their own.
     let mut leave = members[1].update_commit()?;
@@ -805,7 +860,7 @@ async fn limits_and_rules_answer_with_their_codes(db: Db) -> Result<()> {
 }
 
 async fn an_invite_becomes_a_join_request_that_one_commit_approves(db: Db) -> Result<()> {
-    use hearth_protocol::circles::{Invite, InviteList, JoinRequestCreated, JoinRequestList};
+    use hearth_protocol::circles::{InviteList, JoinRequestList};
     let Some(app) = TestApp::spawn(db).await? else {
         return Ok(());
     };
@@ -830,7 +885,7 @@ async fn an_invite_becomes_a_join_request_that_one_commit_approves(db: Db) -> Re
     let by_member = app
         .post_json(&path(&circle, "/invites"), members[0].token(), &json!({}))
         .await?;
-    expect_error(by_member, 403, ErrorCode::Forbidden).await?;
+    expect_error(by_member, 403, ErrorCode::NotFacilitator).await?;
 
     // Sam redeems it with an introduction only the facilitator can read.
     let note = rand_bytes::<200>().to_vec();

@@ -210,7 +210,7 @@ async fn sams_laptop_joins_his_circles_and_reads_along(db: Db) -> Result<()> {
     let refused = phone.add_devices(&circle, &[stranger_device], None).await;
     assert_eq!(
         refused.err().and_then(|e| e.code()),
-        Some(hearth_protocol::ErrorCode::Forbidden)
+        Some(hearth_protocol::ErrorCode::NotFacilitator)
     );
     Ok(())
 }

@@ -6,7 +6,7 @@
 
 use crate::auth::Authenticated;
 use crate::crypto;
-use crate::error::ApiError;
+use crate::error::{ApiError, RosterRule};
 use crate::hub::Event;
 use crate::startup::AppState;
 use crate::storage::{
@@ -48,14 +48,14 @@ fn to_wire(circle: CircleRecord) -> Circle {
     }
 }
 
-/// The circle, if the caller is on its roster; otherwise the same 404 as for
-/// a circle that does not exist.
-/// The circle, if the caller is its facilitator: 404 to non-members, 403 to
-/// members.
+/// The circle, if the caller is its facilitator: 404 to non-members, 403
+/// `not_facilitator` to members. `action` completes "only a facilitator of
+/// this circle may ...".
 pub(crate) async fn facilitated(
     state: &AppState,
     circle_id: &CircleId,
     auth: &Authenticated,
+    action: &'static str,
 ) -> Result<CircleRecord, ApiError> {
     let circle = membership(state, circle_id, auth).await?;
     if circle
@@ -64,12 +64,12 @@ pub(crate) async fn facilitated(
     {
         Ok(circle)
     } else {
-        Err(ApiError::Forbidden(
-            "only a facilitator manages invites and join requests",
-        ))
+        Err(ApiError::NotFacilitator(action))
     }
 }
 
+/// The circle, if the caller is on its roster; otherwise the same 404 as for
+/// a circle that does not exist.
 async fn membership(
     state: &AppState,
     circle_id: &CircleId,
@@ -183,9 +183,7 @@ fn check_roster_change(
         .chain(&bundle.removed)
         .all(|d| seen.insert(*d))
     {
-        return Err(ApiError::Invalid(
-            "a device appears twice in the roster change".into(),
-        ));
+        return Err(RosterRule::DuplicateDevice.into());
     }
     let changes_others = !own_devices
         && (!bundle.added.is_empty() || bundle.removed.iter().any(|d| *d != auth.device_id));
@@ -193,22 +191,16 @@ fn check_roster_change(
         .member(auth.device_id)
         .is_some_and(|m| m.role == Role::Facilitator);
     if changes_others && !is_facilitator {
-        return Err(ApiError::Forbidden(
-            "only a facilitator adds or removes others",
-        ));
+        return Err(ApiError::NotFacilitator("add or remove others"));
     }
     if bundle.added.iter().any(|d| circle.member(*d).is_some()) {
-        return Err(ApiError::Invalid(
-            "an added device is already on the roster".into(),
-        ));
+        return Err(RosterRule::DeviceOnRoster.into());
     }
     if bundle.removed.iter().any(|d| circle.member(*d).is_none()) {
-        return Err(ApiError::Invalid(
-            "a removed device is not on the roster".into(),
-        ));
+        return Err(RosterRule::DeviceNotOnRoster.into());
     }
     if !bundle.added.is_empty() && bundle.welcome.is_none() {
-        return Err(ApiError::Invalid("adding devices needs a welcome".into()));
+        return Err(RosterRule::WelcomeMissing.into());
     }
     let is_member = |d: &DeviceId| circle.member(*d).is_some_and(|m| m.role == Role::Member);
     let current = circle
@@ -219,7 +211,7 @@ fn check_roster_change(
     let leaving = bundle.removed.iter().filter(|d| is_member(d)).count();
     let after = current + bundle.added.len() - leaving;
     if i64::try_from(after).unwrap_or(i64::MAX) > circle.max_members && !bundle.added.is_empty() {
-        return Err(ApiError::CircleFull);
+        return Err(RosterRule::CircleFull.into());
     }
     Ok(())
 }
@@ -234,11 +226,11 @@ fn check_roster_change(
     (status = 201, description = "Accepted", body = Accepted),
     (status = 400, description = "Malformed body", body = ErrorBody),
     (status = 401, description = "Not authenticated", body = ErrorBody),
-    (status = 403, description = "Only a facilitator adds or removes others (anyone may add or remove devices of their own account)", body = ErrorBody),
+    (status = 403, description = "not_facilitator: only a facilitator adds or removes others (anyone may add or remove devices of their own account)", body = ErrorBody),
     (status = 404, description = "No such circle, or the caller is not on it", body = ErrorBody),
     (status = 409, description = "stale_epoch: the circle moved on; the body carries current_epoch", body = ErrorBody),
     (status = 413, description = "Commit, Welcome or GroupInfo too large", body = ErrorBody),
-    (status = 422, description = "Roster change inconsistent with the roster, or circle_full", body = ErrorBody)))]
+    (status = 422, description = "The roster change breaks a roster rule: duplicate_device, device_on_roster, device_not_on_roster, unknown_device, welcome_missing, unknown_join_request, join_request_mismatch or circle_full", body = ErrorBody)))]
 pub async fn commit(
     state: web::Data<AppState>,
     auth: Authenticated,
@@ -266,7 +258,7 @@ pub async fn commit(
     {
         let record = state.storage.device(*device).await?;
         if adding && record.as_ref().is_none_or(|d| d.revoked_at.is_some()) {
-            return Err(ApiError::Invalid("an added device does not exist".into()));
+            return Err(RosterRule::UnknownDevice.into());
         }
         own_devices &= record.is_some_and(|d| d.account_id == auth.account_id);
     }
@@ -276,11 +268,9 @@ pub async fn commit(
             .storage
             .join_request(&path, request_id)
             .await?
-            .ok_or_else(|| ApiError::Invalid("no such join request".into()))?;
+            .ok_or(RosterRule::UnknownJoinRequest)?;
         if bundle.added.is_empty() || !bundle.added.iter().all(|d| request.device_ids.contains(d)) {
-            return Err(ApiError::Invalid(
-                "an approving commit adds devices of the join request".into(),
-            ));
+            return Err(RosterRule::JoinRequestMismatch.into());
         }
     }
     let mut added = Vec::with_capacity(bundle.added.len());
@@ -300,9 +290,9 @@ pub async fn commit(
     };
     match state.storage.apply_commit(&path, &commit).await? {
         CommitOutcome::Accepted { seq, epoch } => {
-            state.announce(Event::Circle(path.clone())).await;
+            state.publish(Event::Circle(path.clone())).await;
             for (device, _) in &commit.added {
-                state.announce(Event::Device(*device)).await;
+                state.publish(Event::Device(*device)).await;
             }
             Ok(HttpResponse::Created().json(Accepted {
                 seq: unsigned(seq),
@@ -372,7 +362,7 @@ pub(crate) async fn append(
         .await?
     {
         AppendOutcome::Accepted { seq, epoch } => {
-            state.announce(Event::Circle(circle.clone())).await;
+            state.publish(Event::Circle(circle.clone())).await;
             Ok((
                 Accepted {
                     seq: unsigned(seq),

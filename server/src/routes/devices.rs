@@ -55,7 +55,7 @@ pub async fn revoke_device(
         return Err(ApiError::NotFound);
     }
     tracing::info!(device = %redact(&device_id), "device revoked");
-    state.announce(Event::Device(device_id)).await;
+    state.publish(Event::Device(device_id)).await;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -92,7 +92,7 @@ pub async fn delete_account(
     let devices = state.storage.account_devices(auth.account_id).await?;
     state.storage.delete_account(auth.account_id).await?;
     for device in devices {
-        state.announce(Event::Device(device.id)).await;
+        state.publish(Event::Device(device.id)).await;
     }
     tracing::info!(account = %redact(&auth.account_id), "account deleted");
     Ok(HttpResponse::NoContent().finish())

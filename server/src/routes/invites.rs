@@ -28,7 +28,7 @@ const MAX_INVITE_USES: u32 = 50;
     (status = 201, description = "The invite, with its token shown this once", body = Invite),
     (status = 400, description = "Malformed body", body = ErrorBody),
     (status = 401, description = "Not authenticated", body = ErrorBody),
-    (status = 403, description = "Not a facilitator of this circle", body = ErrorBody),
+    (status = 403, description = "not_facilitator: the caller is a member, not a facilitator", body = ErrorBody),
     (status = 404, description = "No such circle, or the caller is not on it", body = ErrorBody),
     (status = 422, description = "Lifetime or uses out of range", body = ErrorBody)))]
 pub async fn create(
@@ -37,7 +37,7 @@ pub async fn create(
     path: web::Path<CircleId>,
     body: web::Json<CreateInvite>,
 ) -> Result<HttpResponse, ApiError> {
-    let circle = facilitated(&state, &path, &auth).await?;
+    let circle = facilitated(&state, &path, &auth, "mint invites").await?;
     let lifetime = body.expires_in_secs.unwrap_or(DEFAULT_INVITE_SECS);
     let max_uses = body.max_uses.unwrap_or(1);
     if !(60..=MAX_INVITE_SECS).contains(&lifetime) || !(1..=MAX_INVITE_USES).contains(&max_uses) {
@@ -71,14 +71,14 @@ pub async fn create(
     responses(
     (status = 200, description = "Oldest first", body = InviteList),
     (status = 401, description = "Not authenticated", body = ErrorBody),
-    (status = 403, description = "Not a facilitator of this circle", body = ErrorBody),
+    (status = 403, description = "not_facilitator: the caller is a member, not a facilitator", body = ErrorBody),
     (status = 404, description = "No such circle, or the caller is not on it", body = ErrorBody)))]
 pub async fn list(
     state: web::Data<AppState>,
     auth: Authenticated,
     path: web::Path<CircleId>,
 ) -> Result<HttpResponse, ApiError> {
-    facilitated(&state, &path, &auth).await?;
+    facilitated(&state, &path, &auth, "list invites").await?;
     let invites = state.storage.invites(&path).await?;
     Ok(HttpResponse::Ok().json(InviteList {
         invites: invites
@@ -100,7 +100,7 @@ pub async fn list(
     responses(
     (status = 204, description = "Revoked"),
     (status = 401, description = "Not authenticated", body = ErrorBody),
-    (status = 403, description = "Not a facilitator of this circle", body = ErrorBody),
+    (status = 403, description = "not_facilitator: the caller is a member, not a facilitator", body = ErrorBody),
     (status = 404, description = "No such circle or invite", body = ErrorBody)))]
 pub async fn revoke(
     state: web::Data<AppState>,
@@ -108,7 +108,7 @@ pub async fn revoke(
     path: web::Path<(CircleId, uuid::Uuid)>,
 ) -> Result<HttpResponse, ApiError> {
     let (circle, invite) = path.into_inner();
-    facilitated(&state, &circle, &auth).await?;
+    facilitated(&state, &circle, &auth, "revoke invites").await?;
     if state.storage.revoke_invite(&circle, invite).await? {
         Ok(HttpResponse::NoContent().finish())
     } else {
@@ -172,7 +172,7 @@ pub async fn redeem(
         return Err(ApiError::AlreadyMember);
     }
     tracing::info!(circle = %redact(&circle_id), "join request queued");
-    state.announce(Event::Circle(circle_id.clone())).await;
+    state.publish(Event::Circle(circle_id.clone())).await;
     Ok(HttpResponse::Created().json(JoinRequestCreated {
         join_request_id: request.id,
         circle_id,
@@ -185,14 +185,14 @@ pub async fn redeem(
     responses(
     (status = 200, description = "Oldest first", body = JoinRequestList),
     (status = 401, description = "Not authenticated", body = ErrorBody),
-    (status = 403, description = "Not a facilitator of this circle", body = ErrorBody),
+    (status = 403, description = "not_facilitator: the caller is a member, not a facilitator", body = ErrorBody),
     (status = 404, description = "No such circle, or the caller is not on it", body = ErrorBody)))]
 pub async fn join_requests(
     state: web::Data<AppState>,
     auth: Authenticated,
     path: web::Path<CircleId>,
 ) -> Result<HttpResponse, ApiError> {
-    facilitated(&state, &path, &auth).await?;
+    facilitated(&state, &path, &auth, "read join requests").await?;
     let requests = state.storage.join_requests(&path).await?;
     Ok(HttpResponse::Ok().json(JoinRequestList {
         join_requests: requests
@@ -214,7 +214,7 @@ pub async fn join_requests(
     responses(
     (status = 204, description = "Declined"),
     (status = 401, description = "Not authenticated", body = ErrorBody),
-    (status = 403, description = "Not a facilitator of this circle", body = ErrorBody),
+    (status = 403, description = "not_facilitator: the caller is a member, not a facilitator", body = ErrorBody),
     (status = 404, description = "No such circle or request", body = ErrorBody)))]
 pub async fn decline(
     state: web::Data<AppState>,
@@ -222,7 +222,7 @@ pub async fn decline(
     path: web::Path<(CircleId, uuid::Uuid)>,
 ) -> Result<HttpResponse, ApiError> {
     let (circle, request) = path.into_inner();
-    facilitated(&state, &circle, &auth).await?;
+    facilitated(&state, &circle, &auth, "decline join requests").await?;
     if state.storage.decline_join_request(&circle, request).await? {
         Ok(HttpResponse::NoContent().finish())
     } else {

@@ -241,6 +241,6 @@ pub async fn logout(
     auth: Authenticated,
 ) -> Result<HttpResponse, ApiError> {
     state.storage.end_login(auth.login_id).await?;
-    state.announce(Event::Device(auth.device_id)).await;
+    state.publish(Event::Device(auth.device_id)).await;
     Ok(HttpResponse::NoContent().finish())
 }

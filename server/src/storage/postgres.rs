@@ -1,26 +1,16 @@
 //! PostgreSQL: production, and several server nodes on one database.
 //!
 //! The SQL is shared with SQLite (`storage::sql`); what differs is the pool (one,
-//! for reads and writes) and, in later work, row locks and `LISTEN/NOTIFY`.
-//! Migrations take PostgreSQL's advisory lock, so nodes starting together apply
-//! them once.
+//! for reads and writes), the KeyPackage claim (`FOR UPDATE SKIP LOCKED`), and
+//! wake-ups between nodes (`LISTEN/NOTIFY`). Migrations take PostgreSQL's
+//! advisory lock, so nodes starting together apply them once.
 
-use super::{
-    AccountId, AppendOutcome, Backend, CircleId, CircleRecord, CommitOutcome, DeviceId,
-    DeviceRecord, EntryKind, InviteRecord, JoinRequestRecord, KeyPackageStored, LiveLogin,
-    LogRecord, LoginId, NewCircle, NewCommit, NewDevice, NewInvite, NewJoinRequest, NewKeyPackage,
-    NewMessage, NewRefreshToken, Purged, RefreshOutcome, Result, Role, RosterRecord,
-    SigningKeyRecord, Storage, StorageError, WelcomeRecord, join_device_ids, kind_code,
-    parse_account_id, parse_circle_id, parse_device_id, parse_kind, parse_login_id, parse_role,
-    parse_uuid, role_name, seed_from_bytes, split_device_ids, sql, unique_violation,
-};
-use async_trait::async_trait;
-use secrecy::ExposeSecret;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
-use sqlx::{Postgres, Row, Transaction};
+use super::backend::{SqlBackend, impl_storage};
+use super::{Backend, Result};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{Postgres, Transaction};
 use std::str::FromStr;
 use std::time::Duration;
-use uuid::Uuid;
 
 /// The `LISTEN/NOTIFY` channel for cross-node wake-ups.
 const EVENT_CHANNEL: &str = "hearth_events";
@@ -43,14 +33,18 @@ impl PgStorage {
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
         Ok(Self { pool })
     }
+}
 
-    /// Takes one KeyPackage; `SKIP LOCKED` lets concurrent claims take
-    /// different rows instead of queueing for (and then missing) the same one.
+impl SqlBackend for PgStorage {
+    type Db = Postgres;
+
+    const BACKEND: Backend = Backend::Postgres;
+
+    /// `SKIP LOCKED` lets concurrent claims take different rows instead of
+    /// queueing for (and then missing) the same one.
     const CLAIM_KEY_PACKAGE: &str = "DELETE FROM key_packages WHERE id = (SELECT id FROM key_packages \
          WHERE device_id = $1 AND last_resort = 0 AND expires_at > $2 ORDER BY id LIMIT 1 \
          FOR UPDATE SKIP LOCKED) RETURNING data";
-
-    const BACKEND: Backend = Backend::Postgres;
 
     fn reader(&self) -> &PgPool {
         &self.pool
@@ -64,7 +58,11 @@ impl PgStorage {
         Ok(self.pool.begin().await?)
     }
 
-    async fn announce_event(&self, event: &str) -> Result<()> {
+    async fn close_pools(&self) {
+        self.pool.close().await;
+    }
+
+    async fn notify_nodes(&self, event: &str) -> Result<()> {
         sqlx::query("SELECT pg_notify($1, $2)")
             .bind(EVENT_CHANNEL)
             .bind(event)
@@ -73,7 +71,7 @@ impl PgStorage {
         Ok(())
     }
 
-    async fn listen_events(&self, deliver: Box<dyn Fn(String) + Send + Sync>) -> Result<()> {
+    async fn listen_nodes(&self, deliver: Box<dyn Fn(String) + Send + Sync>) -> Result<()> {
         let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
         listener.listen(EVENT_CHANNEL).await?;
         loop {
@@ -88,10 +86,6 @@ impl PgStorage {
             }
         }
     }
-
-    async fn close_pools(&self) {
-        self.pool.close().await;
-    }
 }
 
-super::shared::shared_storage_impl!(PgStorage, Postgres, PgRow);
+impl_storage!(PgStorage);

@@ -7,25 +7,15 @@
 //! read-only connections, which WAL lets run beside the writer. One server
 //! process owns the file; several nodes need PostgreSQL.
 
-use super::{
-    AccountId, AppendOutcome, Backend, CircleId, CircleRecord, CommitOutcome, DeviceId,
-    DeviceRecord, EntryKind, InviteRecord, JoinRequestRecord, KeyPackageStored, LiveLogin,
-    LogRecord, LoginId, NewCircle, NewCommit, NewDevice, NewInvite, NewJoinRequest, NewKeyPackage,
-    NewMessage, NewRefreshToken, Purged, RefreshOutcome, Result, Role, RosterRecord,
-    SigningKeyRecord, Storage, StorageError, WelcomeRecord, join_device_ids, kind_code,
-    parse_account_id, parse_circle_id, parse_device_id, parse_kind, parse_login_id, parse_role,
-    parse_uuid, role_name, seed_from_bytes, split_device_ids, sql, unique_violation,
-};
-use async_trait::async_trait;
-use secrecy::ExposeSecret;
+use super::backend::{SqlBackend, impl_storage};
+use super::{Backend, Result, StorageError};
+use sqlx::Sqlite;
+use sqlx::Transaction;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Row, Sqlite, Transaction};
 use std::path::Path;
 use std::time::Duration;
-use uuid::Uuid;
 
 /// The file name of the database inside the data directory.
 pub const DATABASE_FILE: &str = "hearth.db";
@@ -82,14 +72,17 @@ impl SqliteStorage {
             .await?;
         Ok((journal, synchronous, secure_delete, foreign_keys))
     }
+}
 
-    /// Takes one KeyPackage: SQLite's single writer makes the read and the
-    /// delete one step.
+impl SqlBackend for SqliteStorage {
+    type Db = Sqlite;
+
+    const BACKEND: Backend = Backend::Sqlite;
+
+    /// SQLite's single writer makes the read and the delete one step.
     const CLAIM_KEY_PACKAGE: &str = "DELETE FROM key_packages WHERE id = (SELECT id FROM key_packages \
          WHERE device_id = $1 AND last_resort = 0 AND expires_at > $2 ORDER BY id LIMIT 1) \
          RETURNING data";
-
-    const BACKEND: Backend = Backend::Sqlite;
 
     fn reader(&self) -> &SqlitePool {
         &self.reader
@@ -103,18 +96,19 @@ impl SqliteStorage {
         Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
     }
 
-    async fn announce_event(&self, _event: &str) -> Result<()> {
-        Ok(())
-    }
-
-    async fn listen_events(&self, _deliver: Box<dyn Fn(String) + Send + Sync>) -> Result<()> {
-        Ok(())
-    }
-
     async fn close_pools(&self) {
         self.reader.close().await;
         self.writer.close().await;
     }
+
+    /// One process owns the file: there are no other nodes to tell.
+    async fn notify_nodes(&self, _event: &str) -> Result<()> {
+        Ok(())
+    }
+
+    async fn listen_nodes(&self, _deliver: Box<dyn Fn(String) + Send + Sync>) -> Result<()> {
+        Ok(())
+    }
 }
 
-super::shared::shared_storage_impl!(SqliteStorage, Sqlite, SqliteRow);
+impl_storage!(SqliteStorage);

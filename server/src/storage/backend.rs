@@ -1,0 +1,80 @@
+//! The seam between the shared SQL and each database: [`SqlBackend`]. A
+//! backend provides its pools, how it opens a write transaction, the
+//! statements that must differ, and cross-node events; `impl_storage!`
+//! expands every area's SQL (`identity_sql!`, `circles_sql!`, ...) over it.
+//!
+//! Behaviour that must differ per database (row locks, notifications, group
+//! commit) becomes a member of this trait, not a copy of a whole method. The
+//! compiler checks the contract: a backend that misses a member does not
+//! build.
+
+use super::{Backend, Result};
+use sqlx::{Pool, Transaction};
+use std::future::Future;
+
+/// What a database must provide for the shared SQL to run on it.
+pub trait SqlBackend: Send + Sync + 'static {
+    /// The sqlx database.
+    type Db: sqlx::Database;
+
+    /// Which database this is.
+    const BACKEND: Backend;
+
+    /// Deletes and returns (`RETURNING data`) one unexpired KeyPackage that
+    /// is not the last resort, of device `$1` at time `$2`, such that two
+    /// concurrent claims never return the same row.
+    const CLAIM_KEY_PACKAGE: &'static str;
+
+    /// The pool for reads.
+    fn reader(&self) -> &Pool<Self::Db>;
+
+    /// The pool for single-statement writes (outside [`SqlBackend::write`]).
+    fn writer(&self) -> &Pool<Self::Db>;
+
+    /// A write transaction, begun so that it will not fail for want of the
+    /// write lock later (SQLite: `BEGIN IMMEDIATE`).
+    fn write(&self) -> impl Future<Output = Result<Transaction<'static, Self::Db>>> + Send;
+
+    /// Closes the pools; in-flight queries finish first.
+    fn close_pools(&self) -> impl Future<Output = ()> + Send;
+
+    /// Tells the other server nodes on this database about an event.
+    fn notify_nodes(&self, event: &str) -> impl Future<Output = Result<()>> + Send;
+
+    /// Passes every event other nodes send to `deliver`, until dropped.
+    fn listen_nodes(
+        &self,
+        deliver: Box<dyn Fn(String) + Send + Sync>,
+    ) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// Implements every storage area for a backend type (`impl_storage!(Name)`
+/// in the backend's module): a private module holding the shared SQL of each
+/// area, expanded for this backend's concrete sqlx types.
+macro_rules! impl_storage {
+    ($storage:ident) => {
+        /// Every storage area's SQL, for this backend.
+        mod shared_sql {
+            use super::$storage as This;
+            use async_trait::async_trait;
+            use hearth_protocol::circles::{EntryKind, Role};
+            use hearth_protocol::{AccountId, CircleId, DeviceId};
+            use secrecy::ExposeSecret as _;
+            use sqlx::{Row as _, Transaction};
+            use uuid::Uuid;
+            use $crate::storage::backend::SqlBackend;
+            use $crate::storage::*;
+
+            type Db = <This as SqlBackend>::Db;
+            type Row = <Db as sqlx::Database>::Row;
+
+            $crate::storage::operations::operations_sql!();
+            $crate::storage::identity::identity_sql!();
+            $crate::storage::key_packages::key_packages_sql!();
+            $crate::storage::circles::circles_sql!();
+            $crate::storage::enrollment::enrollment_sql!();
+        }
+    };
+}
+
+pub(crate) use impl_storage;
