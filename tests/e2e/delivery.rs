@@ -61,10 +61,7 @@ async fn circle_with(app: &TestApp, n: usize) -> Result<(Member, Vec<Member>, Ci
     Ok((facilitator, members, circle))
 }
 
-async fn a_facilitator_enrolls_three_members_and_all_read_one_order(db: Db) -> Result<()> {
-    let Some(app) = TestApp::spawn(db).await? else {
-        return Ok(());
-    };
+async fn a_facilitator_enrolls_three_members_and_all_read_one_order(app: TestApp) -> Result<()> {
     let (mut facilitator, mut members, circle) = circle_with(&app, 3).await?;
 
     let seen: Circle = app
@@ -124,10 +121,7 @@ async fn a_facilitator_enrolls_three_members_and_all_read_one_order(db: Db) -> R
     Ok(())
 }
 
-async fn of_racing_commits_exactly_one_wins_a_hundred_times_over(db: Db) -> Result<()> {
-    let Some(app) = TestApp::spawn(db).await? else {
-        return Ok(());
-    };
+async fn of_racing_commits_exactly_one_wins_a_hundred_times_over(app: TestApp) -> Result<()> {
     let (facilitator, members, circle) = circle_with(&app, 2).await?;
     let mut all: Vec<Member> = std::iter::once(facilitator).chain(members).collect();
     let mut cursors = vec![1u64; all.len()];
@@ -212,10 +206,7 @@ async fn of_racing_commits_exactly_one_wins_a_hundred_times_over(db: Db) -> Resu
     Ok(())
 }
 
-async fn a_welcome_waits_only_for_the_winning_commits_added_devices(db: Db) -> Result<()> {
-    let Some(app) = TestApp::spawn(db).await? else {
-        return Ok(());
-    };
+async fn a_welcome_waits_only_for_the_winning_commits_added_devices(app: TestApp) -> Result<()> {
     let (mut facilitator, mut members, circle) = circle_with(&app, 1).await?;
     let mut sam = Member::sign_up(&app).await?;
     sam.publish_key_packages(&app, 3).await?;
@@ -255,10 +246,7 @@ async fn a_welcome_waits_only_for_the_winning_commits_added_devices(db: Db) -> R
     Ok(())
 }
 
-async fn concurrent_claims_never_hand_out_a_key_package_twice(db: Db) -> Result<()> {
-    let Some(app) = TestApp::spawn(db).await? else {
-        return Ok(());
-    };
+async fn concurrent_claims_never_hand_out_a_key_package_twice(app: TestApp) -> Result<()> {
     let sam = Member::sign_up(&app).await?;
     let claimer = Member::sign_up(&app).await?;
     sam.publish_key_packages(&app, 60).await?;
@@ -334,10 +322,7 @@ async fn concurrent_claims_never_hand_out_a_key_package_twice(db: Db) -> Result<
     Ok(())
 }
 
-async fn bad_key_packages_are_refused_each_with_its_reason(db: Db) -> Result<()> {
-    let Some(app) = TestApp::spawn(db).await? else {
-        return Ok(());
-    };
+async fn bad_key_packages_are_refused_each_with_its_reason(app: TestApp) -> Result<()> {
     let sam = Member::sign_up(&app).await?;
     let alex = Member::sign_up(&app).await?;
     let now = u64::try_from(hearth_server::now())?;
@@ -446,10 +431,7 @@ fn message(epoch: u64, ciphertext: &Base64Bytes, id: uuid::Uuid) -> SendMessage 
     }
 }
 
-async fn a_resent_message_keeps_one_row_and_one_sequence_number(db: Db) -> Result<()> {
-    let Some(app) = TestApp::spawn(db).await? else {
-        return Ok(());
-    };
+async fn a_resent_message_keeps_one_row_and_one_sequence_number(app: TestApp) -> Result<()> {
     let (mut facilitator, _, circle) = circle_with(&app, 1).await?;
     let url = path(&circle, LOG);
     let ciphertext = facilitator.encrypt(b"once only")?;
@@ -504,10 +486,7 @@ async fn a_resent_message_keeps_one_row_and_one_sequence_number(db: Db) -> Resul
     Ok(())
 }
 
-async fn concurrent_senders_leave_a_gap_free_log_everyone_reads_alike(db: Db) -> Result<()> {
-    let Some(app) = TestApp::spawn(db).await? else {
-        return Ok(());
-    };
+async fn concurrent_senders_leave_a_gap_free_log_everyone_reads_alike(app: TestApp) -> Result<()> {
     let (_facilitator, mut members, circle) = circle_with(&app, 3).await?;
     let url = path(&circle, LOG);
     let mut bodies = Vec::new();
@@ -579,10 +558,9 @@ async fn concurrent_senders_leave_a_gap_free_log_everyone_reads_alike(db: Db) ->
     Ok(())
 }
 
-async fn a_removed_member_reads_and_sends_nothing_and_strangers_see_404(db: Db) -> Result<()> {
-    let Some(app) = TestApp::spawn(db).await? else {
-        return Ok(());
-    };
+async fn a_removed_member_reads_and_sends_nothing_and_strangers_see_404(
+    app: TestApp,
+) -> Result<()> {
     let (mut facilitator, mut members, circle) = circle_with(&app, 2).await?;
     let removal = facilitator.remove_commit(&[&members[1]])?;
     facilitator.commit_accepted(&app, &circle, &removal).await?;
@@ -643,10 +621,7 @@ async fn a_removed_member_reads_and_sends_nothing_and_strangers_see_404(db: Db) 
     Ok(())
 }
 
-async fn acknowledged_and_expired_entries_leave_the_database(db: Db) -> Result<()> {
-    let Some(app) = TestApp::spawn(db).await? else {
-        return Ok(());
-    };
+async fn acknowledged_and_expired_entries_leave_the_database(app: TestApp) -> Result<()> {
     let (mut facilitator, mut members, circle) = circle_with(&app, 1).await?;
     for text in ["one", "two", "three"] {
         facilitator.send(&app, &circle, text).await?;
@@ -696,9 +671,7 @@ async fn acknowledged_and_expired_entries_leave_the_database(db: Db) -> Result<(
 }
 
 async fn limits_and_rules_answer_with_their_codes(db: Db) -> Result<()> {
-    let Some(app) = TestApp::spawn_with(db, |c| c.delivery.default_max_members = 2).await? else {
-        return Ok(());
-    };
+    let app = TestApp::spawn_with(db, |c| c.delivery.default_max_members = 2).await?;
     let (mut facilitator, mut members, circle) = circle_with(&app, 2).await?;
     let url = path(&circle, LOG);
 
@@ -861,9 +834,7 @@ async fn limits_and_rules_answer_with_their_codes(db: Db) -> Result<()> {
 
 async fn an_invite_becomes_a_join_request_that_one_commit_approves(db: Db) -> Result<()> {
     use hearth_protocol::circles::{InviteList, JoinRequestList};
-    let Some(app) = TestApp::spawn(db).await? else {
-        return Ok(());
-    };
+    let app = TestApp::spawn(db).await?;
     let (mut facilitator, mut members, circle) = circle_with(&app, 1).await?;
     let mut sam = Member::sign_up(&app).await?;
     sam.publish_key_packages(&app, 2).await?;
@@ -1012,10 +983,7 @@ async fn an_invite_becomes_a_join_request_that_one_commit_approves(db: Db) -> Re
     Ok(())
 }
 
-async fn a_member_whose_state_broke_rejoins_by_external_commit(db: Db) -> Result<()> {
-    let Some(app) = TestApp::spawn(db).await? else {
-        return Ok(());
-    };
+async fn a_member_whose_state_broke_rejoins_by_external_commit(app: TestApp) -> Result<()> {
     let (mut facilitator, mut members, circle) = circle_with(&app, 2).await?;
     let (first, second) = members.split_at_mut(1);
     let (alex, sam) = (&mut first[0], &mut second[0]);
@@ -1054,16 +1022,13 @@ async fn a_member_whose_state_broke_rejoins_by_external_commit(db: Db) -> Result
 }
 
 async fn key_package_claims_are_rate_limited(db: Db) -> Result<()> {
-    let Some(app) = TestApp::spawn_with(db, |c| {
+    let app = TestApp::spawn_with(db, |c| {
         c.delivery.claim_rate = hearth_server::config::Bucket {
             burst: 3,
             per_minute: 1,
         };
     })
-    .await?
-    else {
-        return Ok(());
-    };
+    .await?;
     let sam = Member::sign_up(&app).await?;
     let claimer = Member::sign_up(&app).await?;
     sam.publish_key_packages(&app, 5).await?;
@@ -1090,10 +1055,7 @@ async fn key_package_claims_are_rate_limited(db: Db) -> Result<()> {
     Ok(())
 }
 
-async fn a_deleted_account_leaves_no_trace_in_any_circle(db: Db) -> Result<()> {
-    let Some(app) = TestApp::spawn(db).await? else {
-        return Ok(());
-    };
+async fn a_deleted_account_leaves_no_trace_in_any_circle(app: TestApp) -> Result<()> {
     let (mut facilitator, mut members, circle) = circle_with(&app, 2).await?;
     // Sam (the first member) talks, keeps KeyPackages waiting, and asks to join
     // another circle.

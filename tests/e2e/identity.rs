@@ -4,7 +4,7 @@ use anyhow::Result;
 use ed25519_dalek::{Signer as _, SigningKey};
 use hearth_protocol::auth::{DeviceList, LinkToken, LoginTokens, register_message};
 use hearth_protocol::{ErrorBody, ErrorCode};
-use hearth_tests::{Db, TestApp, b64, expect_error, on_both_databases, rand_bytes};
+use hearth_tests::{TestApp, b64, expect_error, on_both_databases, rand_bytes};
 use serde_json::json;
 
 on_both_databases!(
@@ -18,10 +18,7 @@ on_both_databases!(
     bad_registrations_get_clear_errors_and_change_nothing,
 );
 
-async fn a_new_device_registers_logs_in_refreshes_and_sees_itself(db: Db) -> Result<()> {
-    let Some(app) = TestApp::spawn(db).await? else {
-        return Ok(());
-    };
+async fn a_new_device_registers_logs_in_refreshes_and_sees_itself(app: TestApp) -> Result<()> {
     // Sam's phone registers with a fresh key and gets a new account.
     let sam = app.register().await?;
     let tokens = app.login(&sam).await?;
@@ -62,10 +59,7 @@ async fn a_new_device_registers_logs_in_refreshes_and_sees_itself(db: Db) -> Res
     Ok(())
 }
 
-async fn a_second_device_joins_the_account_with_a_one_time_link(db: Db) -> Result<()> {
-    let Some(app) = TestApp::spawn(db).await? else {
-        return Ok(());
-    };
+async fn a_second_device_joins_the_account_with_a_one_time_link(app: TestApp) -> Result<()> {
     let (phone, tokens) = app.signed_in().await?;
     let response = app.post("/v1/link-tokens", &tokens.access_token).await?;
     assert_eq!(response.status(), 201);
@@ -109,10 +103,9 @@ async fn a_second_device_joins_the_account_with_a_one_time_link(db: Db) -> Resul
     Ok(())
 }
 
-async fn unknown_device_wrong_signature_and_revoked_device_look_the_same(db: Db) -> Result<()> {
-    let Some(app) = TestApp::spawn(db).await? else {
-        return Ok(());
-    };
+async fn unknown_device_wrong_signature_and_revoked_device_look_the_same(
+    app: TestApp,
+) -> Result<()> {
     let (sam, tokens) = app.signed_in().await?;
     let (revoked, revoked_tokens) = app.signed_in().await?;
     let response = app
@@ -158,10 +151,7 @@ async fn unknown_device_wrong_signature_and_revoked_device_look_the_same(db: Db)
     Ok(())
 }
 
-async fn a_replayed_refresh_token_revokes_every_token_of_that_login(db: Db) -> Result<()> {
-    let Some(app) = TestApp::spawn(db).await? else {
-        return Ok(());
-    };
+async fn a_replayed_refresh_token_revokes_every_token_of_that_login(app: TestApp) -> Result<()> {
     let (_, first) = app.signed_in().await?;
     let second: LoginTokens = app.refresh(&first.refresh_token).await?.json().await?;
     let third: LoginTokens = app.refresh(&second.refresh_token).await?.json().await?;
@@ -194,10 +184,7 @@ async fn a_replayed_refresh_token_revokes_every_token_of_that_login(db: Db) -> R
     Ok(())
 }
 
-async fn a_revoked_device_is_locked_out_on_its_next_request(db: Db) -> Result<()> {
-    let Some(app) = TestApp::spawn(db).await? else {
-        return Ok(());
-    };
+async fn a_revoked_device_is_locked_out_on_its_next_request(app: TestApp) -> Result<()> {
     let (phone, phone_tokens) = app.signed_in().await?;
     let link: LinkToken = app
         .post("/v1/link-tokens", &phone_tokens.access_token)
@@ -266,10 +253,7 @@ async fn a_revoked_device_is_locked_out_on_its_next_request(db: Db) -> Result<()
     Ok(())
 }
 
-async fn logging_out_ends_the_session_and_nothing_else(db: Db) -> Result<()> {
-    let Some(app) = TestApp::spawn(db).await? else {
-        return Ok(());
-    };
+async fn logging_out_ends_the_session_and_nothing_else(app: TestApp) -> Result<()> {
     let (sam, on_phone) = app.signed_in().await?;
     let elsewhere = app.login(&sam).await?;
     assert_eq!(
@@ -299,10 +283,7 @@ async fn logging_out_ends_the_session_and_nothing_else(db: Db) -> Result<()> {
     Ok(())
 }
 
-async fn deleting_an_account_leaves_no_row_of_it_behind(db: Db) -> Result<()> {
-    let Some(app) = TestApp::spawn(db).await? else {
-        return Ok(());
-    };
+async fn deleting_an_account_leaves_no_row_of_it_behind(app: TestApp) -> Result<()> {
     let (sam, tokens) = app.signed_in().await?;
     let link: LinkToken = app
         .post("/v1/link-tokens", &tokens.access_token)
@@ -372,10 +353,7 @@ async fn deleting_an_account_leaves_no_row_of_it_behind(db: Db) -> Result<()> {
     Ok(())
 }
 
-async fn bad_registrations_get_clear_errors_and_change_nothing(db: Db) -> Result<()> {
-    let Some(app) = TestApp::spawn(db).await? else {
-        return Ok(());
-    };
+async fn bad_registrations_get_clear_errors_and_change_nothing(app: TestApp) -> Result<()> {
     let (existing, tokens) = app.signed_in().await?;
     let post = |body: serde_json::Value| app.http.post(app.url("/v1/devices")).json(&body).send();
 

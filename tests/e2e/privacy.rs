@@ -71,9 +71,7 @@ fn lowercase(bytes: Vec<u8>) -> Vec<u8> {
 
 async fn the_server_keeps_no_trace_of_what_was_said(db: Db) -> Result<()> {
     let captured = hearth_tests::captured_logs();
-    let Some(app) = TestApp::spawn(db).await? else {
-        return Ok(());
-    };
+    let app = TestApp::spawn(db).await?;
     let canary = |what: &str| format!("CANARY-{what}-{}", hex(&rand_bytes::<8>()));
     let dirs = [
         tempfile::tempdir()?,

@@ -61,10 +61,7 @@ async fn enrolled(
     Ok((clients, circle))
 }
 
-async fn a_facilitator_invites_sam_who_joins_and_they_talk(db: Db) -> Result<()> {
-    let Some(app) = TestApp::spawn(db).await? else {
-        return Ok(());
-    };
+async fn a_facilitator_invites_sam_who_joins_and_they_talk(app: TestApp) -> Result<()> {
     let dirs = [tempfile::tempdir()?, tempfile::tempdir()?];
     let facilitator = client(&app, &dirs[0]).await?;
     let sam = client(&app, &dirs[1]).await?;
@@ -111,10 +108,7 @@ async fn a_facilitator_invites_sam_who_joins_and_they_talk(db: Db) -> Result<()>
     Ok(())
 }
 
-async fn a_client_restarted_from_its_data_directory_continues(db: Db) -> Result<()> {
-    let Some(app) = TestApp::spawn(db).await? else {
-        return Ok(());
-    };
+async fn a_client_restarted_from_its_data_directory_continues(app: TestApp) -> Result<()> {
     let dirs = [tempfile::tempdir()?, tempfile::tempdir()?];
     let (clients, circle) = enrolled(&app, &dirs).await?;
     clients[0].send_text(&circle, "before the restart").await?;
@@ -135,10 +129,7 @@ async fn a_client_restarted_from_its_data_directory_continues(db: Db) -> Result<
     Ok(())
 }
 
-async fn two_members_updating_at_once_both_land_and_agree(db: Db) -> Result<()> {
-    let Some(app) = TestApp::spawn(db).await? else {
-        return Ok(());
-    };
+async fn two_members_updating_at_once_both_land_and_agree(app: TestApp) -> Result<()> {
     let dirs = [
         tempfile::tempdir()?,
         tempfile::tempdir()?,
@@ -165,10 +156,7 @@ async fn two_members_updating_at_once_both_land_and_agree(db: Db) -> Result<()> 
     Ok(())
 }
 
-async fn sams_laptop_joins_his_circles_and_reads_along(db: Db) -> Result<()> {
-    let Some(app) = TestApp::spawn(db).await? else {
-        return Ok(());
-    };
+async fn sams_laptop_joins_his_circles_and_reads_along(app: TestApp) -> Result<()> {
     let dirs = [
         tempfile::tempdir()?,
         tempfile::tempdir()?,
@@ -224,10 +212,7 @@ fn numbered(rows: &[hearth_client::Message]) -> Vec<(u64, String)> {
         .collect()
 }
 
-async fn a_full_circle_of_twelve_sees_one_conversation_in_one_order(db: Db) -> Result<()> {
-    let Some(app) = TestApp::spawn(db).await? else {
-        return Ok(());
-    };
+async fn a_full_circle_of_twelve_sees_one_conversation_in_one_order(app: TestApp) -> Result<()> {
     let dirs: Vec<tempfile::TempDir> = (0..12)
         .map(|_| tempfile::tempdir())
         .collect::<Result<_, _>>()?;
@@ -258,10 +243,7 @@ async fn a_full_circle_of_twelve_sees_one_conversation_in_one_order(db: Db) -> R
     Ok(())
 }
 
-async fn a_removed_member_reads_nothing_new_and_the_rest_carry_on(db: Db) -> Result<()> {
-    let Some(app) = TestApp::spawn(db).await? else {
-        return Ok(());
-    };
+async fn a_removed_member_reads_nothing_new_and_the_rest_carry_on(app: TestApp) -> Result<()> {
     let dirs: Vec<tempfile::TempDir> = (0..3)
         .map(|_| tempfile::tempdir())
         .collect::<Result<_, _>>()?;
@@ -289,10 +271,7 @@ async fn a_removed_member_reads_nothing_new_and_the_rest_carry_on(db: Db) -> Res
     Ok(())
 }
 
-async fn a_member_offline_for_two_hundred_messages_catches_up_in_order(db: Db) -> Result<()> {
-    let Some(app) = TestApp::spawn(db).await? else {
-        return Ok(());
-    };
+async fn a_member_offline_for_two_hundred_messages_catches_up_in_order(app: TestApp) -> Result<()> {
     let dirs: Vec<tempfile::TempDir> = (0..2)
         .map(|_| tempfile::tempdir())
         .collect::<Result<_, _>>()?;
@@ -321,9 +300,7 @@ async fn the_live_stream_decodes_messages_and_resumes_after_the_server_restarts(
     db: Db,
 ) -> Result<()> {
     use hearth_client::Event;
-    let Some(app) = TestApp::spawn(db).await? else {
-        return Ok(());
-    };
+    let app = TestApp::spawn(db).await?;
     let dirs: Vec<tempfile::TempDir> = (0..2)
         .map(|_| tempfile::tempdir())
         .collect::<Result<_, _>>()?;
@@ -373,10 +350,7 @@ async fn the_live_stream_decodes_messages_and_resumes_after_the_server_restarts(
     Ok(())
 }
 
-async fn a_client_that_lost_its_mls_state_rejoins_by_itself(db: Db) -> Result<()> {
-    let Some(app) = TestApp::spawn(db).await? else {
-        return Ok(());
-    };
+async fn a_client_that_lost_its_mls_state_rejoins_by_itself(app: TestApp) -> Result<()> {
     let dirs: Vec<tempfile::TempDir> = (0..3)
         .map(|_| tempfile::tempdir())
         .collect::<Result<_, _>>()?;
@@ -416,10 +390,7 @@ async fn a_client_that_lost_its_mls_state_rejoins_by_itself(db: Db) -> Result<()
     Ok(())
 }
 
-async fn names_and_titles_travel_encrypted_and_reach_later_joiners(db: Db) -> Result<()> {
-    let Some(app) = TestApp::spawn(db).await? else {
-        return Ok(());
-    };
+async fn names_and_titles_travel_encrypted_and_reach_later_joiners(app: TestApp) -> Result<()> {
     let dirs: Vec<tempfile::TempDir> = (0..3)
         .map(|_| tempfile::tempdir())
         .collect::<Result<_, _>>()?;
@@ -465,9 +436,7 @@ async fn names_and_titles_travel_encrypted_and_reach_later_joiners(db: Db) -> Re
 async fn a_revoked_invite_stops_working_and_a_member_who_leaves_hears_nothing_more(
     db: Db,
 ) -> Result<()> {
-    let Some(app) = TestApp::spawn(db).await? else {
-        return Ok(());
-    };
+    let app = TestApp::spawn(db).await?;
     let dirs: Vec<tempfile::TempDir> = (0..3)
         .map(|_| tempfile::tempdir())
         .collect::<Result<_, _>>()?;

@@ -39,22 +39,89 @@ pub enum Db {
     Postgres,
 }
 
-/// Runs each named scenario (`async fn name(db: Db) -> anyhow::Result<()>`)
-/// as two tests, `name::sqlite` and `name::postgres`.
+/// Runs each named scenario as two tests, `name::sqlite` and
+/// `name::postgres`. A scenario is `async fn name(app: TestApp)` — it gets the
+/// real server on a fresh database — or `async fn name(db: Db)` when it sets
+/// up its own (a configured server, two nodes, the storage alone). Whether
+/// the PostgreSQL half runs is decided here, once (see [`postgres_wanted`]).
 #[macro_export]
 macro_rules! on_both_databases {
     ($($name:ident),+ $(,)?) => {$(
         mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() -> anyhow::Result<()> {
-                super::$name($crate::Db::Sqlite).await
+                $crate::Scenario::run(super::$name, $crate::Db::Sqlite).await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() -> anyhow::Result<()> {
-                super::$name($crate::Db::Postgres).await
+                if !$crate::postgres_wanted()? {
+                    return Ok(());
+                }
+                $crate::Scenario::run(super::$name, $crate::Db::Postgres).await
             }
         }
     )+};
+}
+
+/// Runs each named scenario on PostgreSQL only, as `name::postgres`: what
+/// only PostgreSQL does (several nodes on one database, losing the server).
+#[macro_export]
+macro_rules! on_postgres {
+    ($($name:ident),+ $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() -> anyhow::Result<()> {
+                if !$crate::postgres_wanted()? {
+                    return Ok(());
+                }
+                $crate::Scenario::run(super::$name, $crate::Db::Postgres).await
+            }
+        }
+    )+};
+}
+
+/// What a scenario takes: `TestApp` (a running server on a fresh database of
+/// the kind) or `Db` (just the kind).
+pub trait Scenario<Takes> {
+    /// Runs the scenario on `db`.
+    fn run(self, db: Db) -> impl std::future::Future<Output = Result<()>>;
+}
+
+impl<F, Fut> Scenario<TestApp> for F
+where
+    F: FnOnce(TestApp) -> Fut,
+    Fut: std::future::Future<Output = Result<()>>,
+{
+    async fn run(self, db: Db) -> Result<()> {
+        self(TestApp::spawn(db).await?).await
+    }
+}
+
+impl<F, Fut> Scenario<Db> for F
+where
+    F: FnOnce(Db) -> Fut,
+    Fut: std::future::Future<Output = Result<()>>,
+{
+    async fn run(self, db: Db) -> Result<()> {
+        self(db).await
+    }
+}
+
+/// Whether the PostgreSQL half runs: yes when `TEST_DATABASE_URL` is set; no
+/// (with a note on stderr) when it is not; a failure under `CI=true`, where
+/// the PostgreSQL half must run.
+pub fn postgres_wanted() -> Result<bool> {
+    if std::env::var(PG_ENV).is_ok() {
+        return Ok(true);
+    }
+    if postgres_required() {
+        bail!("CI=true but {PG_ENV} is not set: the PostgreSQL half must run");
+    }
+    eprintln!(
+        "SKIPPED on PostgreSQL: set {PG_ENV}=postgres://user:pass@host/db \
+         (a role that can create databases) or run scripts/test, which starts one"
+    );
+    Ok(false)
 }
 
 /// A fresh, empty database.
@@ -85,22 +152,14 @@ fn database_url_named(admin_url: &str, name: &str) -> String {
 }
 
 impl TestDb {
-    /// A fresh database, or `None` (with a note on stderr) when PostgreSQL is
-    /// wanted but not configured outside CI.
-    pub async fn create(db: Db) -> Result<Option<Self>> {
+    /// A fresh, empty database. PostgreSQL needs `TEST_DATABASE_URL` (the
+    /// test macros check [`postgres_wanted`] before getting here).
+    pub async fn create(db: Db) -> Result<Self> {
         match db {
-            Db::Sqlite => Ok(Some(Self::Sqlite(tempfile::tempdir()?))),
+            Db::Sqlite => Ok(Self::Sqlite(tempfile::tempdir()?)),
             Db::Postgres => {
-                let Ok(admin) = std::env::var(PG_ENV) else {
-                    if postgres_required() {
-                        bail!("CI=true but {PG_ENV} is not set: the PostgreSQL half must run");
-                    }
-                    eprintln!(
-                        "SKIPPED on PostgreSQL: set {PG_ENV}=postgres://user:pass@host/db \
-                         (a role that can create databases) or run scripts/test, which starts one"
-                    );
-                    return Ok(None);
-                };
+                let admin = std::env::var(PG_ENV)
+                    .with_context(|| format!("{PG_ENV} is not set: no PostgreSQL to test on"))?;
                 let name = format!("hearth_t_{}", hex(&rand_bytes::<8>()));
                 let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
                     .await
@@ -108,7 +167,7 @@ impl TestDb {
                 sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
                     .execute(&mut conn)
                     .await?;
-                Ok(Some(Self::Postgres(database_url_named(&admin, &name))))
+                Ok(Self::Postgres(database_url_named(&admin, &name)))
             }
         }
     }
@@ -260,18 +319,14 @@ pub struct TestApp {
 }
 
 impl TestApp {
-    /// Starts the server on a fresh database of the given kind; `None` when
-    /// that kind is skipped (PostgreSQL not configured outside CI).
-    pub async fn spawn(db: Db) -> Result<Option<Self>> {
+    /// Starts the server on a fresh database of the given kind.
+    pub async fn spawn(db: Db) -> Result<Self> {
         Self::spawn_with(db, |_| {}).await
     }
 
     /// Like [`TestApp::spawn`], adjusting the configuration first.
-    pub async fn spawn_with(db: Db, adjust: impl FnOnce(&mut Config)) -> Result<Option<Self>> {
-        let Some(db) = TestDb::create(db).await? else {
-            return Ok(None);
-        };
-        Self::start(db, adjust).await.map(Some)
+    pub async fn spawn_with(db: Db, adjust: impl FnOnce(&mut Config)) -> Result<Self> {
+        Self::start(TestDb::create(db).await?, adjust).await
     }
 
     /// Starts a server on an existing database.

@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use anyhow::{Result, bail};
-use hearth_tests::{Db, TestApp, on_both_databases};
+use hearth_tests::{TestApp, on_both_databases};
 use serde_json::Value;
 use std::path::Path;
 
@@ -38,10 +38,7 @@ async fn one(app: &TestApp, home: &Path, profile: &str, args: &[&str]) -> Result
     }
 }
 
-async fn a_facilitator_and_sam_walk_through_the_readme(db: Db) -> Result<()> {
-    let Some(app) = TestApp::spawn(db).await? else {
-        return Ok(());
-    };
+async fn a_facilitator_and_sam_walk_through_the_readme(app: TestApp) -> Result<()> {
     let home = tempfile::tempdir()?;
     let home = home.path();
 
