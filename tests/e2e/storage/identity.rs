@@ -1,66 +1,26 @@
-//! The storage conformance suite: the same expectations of the `Storage`
-//! trait on SQLite and on PostgreSQL.
+//! Identity: challenges, accounts and devices, link tokens, logins and
+//! refresh tokens, signing keys.
 
+use super::{NOW, account_with_device, login_for, new_device, open};
 use anyhow::Result;
-use hearth_protocol::{AccountId, DeviceId};
 use hearth_server::crypto::{new_account_id, new_device_id, random_uuid, sha256};
 use hearth_server::storage::{
-    LoginId, NewDevice, NewRefreshToken, RefreshOutcome, SigningKeyRecord, Storage, StorageError,
+    LoginId, NewDevice, NewRefreshToken, RefreshOutcome, SigningKeyRecord, StorageError,
 };
-use hearth_tests::{Db, TestDb, on_both_databases, rand_bytes};
+use hearth_tests::{Db, on_both_databases, rand_bytes};
 use secrecy::{ExposeSecret, SecretBox};
-use std::sync::Arc;
-
-const NOW: i64 = 1_800_000_000;
-
-async fn open(db: Db) -> Result<(TestDb, Arc<dyn Storage>)> {
-    let test_db = TestDb::create(db).await?;
-    let storage = test_db.storage().await?;
-    Ok((test_db, storage))
-}
-
-fn new_device() -> NewDevice {
-    NewDevice {
-        id: new_device_id().unwrap(),
-        public_key: rand_bytes(),
-        created_at: NOW,
-    }
-}
-
-async fn account_with_device(storage: &dyn Storage) -> Result<(AccountId, NewDevice)> {
-    let account = new_account_id()?;
-    let device = new_device();
-    storage.create_account(account, &device).await?;
-    Ok((account, device))
-}
-
-async fn login_for(storage: &dyn Storage, device: DeviceId) -> Result<(LoginId, [u8; 32])> {
-    let login = LoginId(random_uuid()?);
-    let token = rand_bytes::<32>();
-    storage
-        .create_login(
-            login,
-            device,
-            NOW,
-            &NewRefreshToken {
-                hash: token,
-                expires_at: NOW + 3600,
-            },
-        )
-        .await?;
-    Ok((login, token))
-}
 
 on_both_databases!(
     a_challenge_is_accepted_once_and_never_after_it_expires,
     a_duplicate_key_is_refused_without_leaving_half_an_account,
     a_link_token_adds_one_device_then_is_spent,
-    refresh_tokens_rotate_and_a_replayed_one_ends_the_session,
+    refresh_tokens_rotate_and_a_replayed_one_ends_the_login,
     concurrent_refreshes_of_one_token_rotate_it_exactly_once,
-    revoking_a_device_ends_its_sessions,
+    revoking_a_device_ends_its_logins,
     deleting_an_account_removes_everything_it_owned,
     the_sweeper_purges_only_what_has_expired,
     signing_keys_are_kept_once_per_kid,
+    logging_out_ends_one_login_and_leaves_the_others,
 );
 
 async fn a_challenge_is_accepted_once_and_never_after_it_expires(db: Db) -> Result<()> {
@@ -141,7 +101,7 @@ async fn a_link_token_adds_one_device_then_is_spent(db: Db) -> Result<()> {
     Ok(())
 }
 
-async fn refresh_tokens_rotate_and_a_replayed_one_ends_the_session(db: Db) -> Result<()> {
+async fn refresh_tokens_rotate_and_a_replayed_one_ends_the_login(db: Db) -> Result<()> {
     let (_db, storage) = open(db).await?;
     let (account, device) = account_with_device(storage.as_ref()).await?;
     let (login, first) = login_for(storage.as_ref(), device.id).await?;
@@ -211,7 +171,7 @@ async fn concurrent_refreshes_of_one_token_rotate_it_exactly_once(db: Db) -> Res
     Ok(())
 }
 
-async fn revoking_a_device_ends_its_sessions(db: Db) -> Result<()> {
+async fn revoking_a_device_ends_its_logins(db: Db) -> Result<()> {
     let (_db, storage) = open(db).await?;
     let (account, device) = account_with_device(storage.as_ref()).await?;
     let (login, token) = login_for(storage.as_ref(), device.id).await?;
@@ -336,14 +296,21 @@ async fn signing_keys_are_kept_once_per_kid(db: Db) -> Result<()> {
     Ok(())
 }
 
-#[tokio::test]
-async fn sqlite_runs_durable_and_forgetful() -> Result<()> {
-    let dir = tempfile::tempdir()?;
-    let storage = hearth_server::storage::sqlite::SqliteStorage::open(dir.path()).await?;
-    let (journal, synchronous, secure_delete, foreign_keys) = storage.pragmas().await?;
-    assert_eq!(journal, "wal");
-    assert_eq!(synchronous, 2, "synchronous=FULL");
-    assert_eq!(secure_delete, 1, "deleted rows are overwritten");
-    assert_eq!(foreign_keys, 1);
+async fn logging_out_ends_one_login_and_leaves_the_others(db: Db) -> Result<()> {
+    let (_db, storage) = open(db).await?;
+    let (_, device) = account_with_device(storage.as_ref()).await?;
+    let (phone, _) = login_for(storage.as_ref(), device.id).await?;
+    let (laptop, _) = login_for(storage.as_ref(), device.id).await?;
+    assert!(storage.end_login(phone).await?, "the phone logs out");
+    assert!(!storage.end_login(phone).await?, "once");
+    assert!(storage.live_login(phone, device.id).await?.is_none());
+    assert!(storage.live_login(laptop, device.id).await?.is_some());
+    assert!(
+        storage
+            .live_login(laptop, new_device_id()?)
+            .await?
+            .is_none(),
+        "a login speaks for its own device only"
+    );
     Ok(())
 }
