@@ -48,17 +48,8 @@ pub enum Db {
 macro_rules! on_both_databases {
     ($($name:ident),+ $(,)?) => {$(
         mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() -> anyhow::Result<()> {
-                $crate::Scenario::run(super::$name, $crate::Db::Sqlite).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() -> anyhow::Result<()> {
-                if !$crate::postgres_wanted()? {
-                    return Ok(());
-                }
-                $crate::Scenario::run(super::$name, $crate::Db::Postgres).await
-            }
+            $crate::scenario_test!($name, sqlite, Sqlite);
+            $crate::scenario_test!($name, postgres, Postgres);
         }
     )+};
 }
@@ -69,15 +60,30 @@ macro_rules! on_both_databases {
 macro_rules! on_postgres {
     ($($name:ident),+ $(,)?) => {$(
         mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() -> anyhow::Result<()> {
-                if !$crate::postgres_wanted()? {
-                    return Ok(());
-                }
-                $crate::Scenario::run(super::$name, $crate::Db::Postgres).await
-            }
+            $crate::scenario_test!($name, postgres, Postgres);
         }
     )+};
+}
+
+/// One test running a scenario on one database (used by the macros above).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! scenario_test {
+    ($name:ident, $test:ident, $db:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $test() -> anyhow::Result<()> {
+            $crate::run_scenario(super::$name, $crate::Db::$db).await
+        }
+    };
+}
+
+/// Runs a scenario on `db`, unless it is PostgreSQL and that half is
+/// skipped (see [`postgres_wanted`]).
+pub async fn run_scenario<Takes>(scenario: impl Scenario<Takes>, db: Db) -> Result<()> {
+    if db == Db::Postgres && !postgres_wanted()? {
+        return Ok(());
+    }
+    scenario.run(db).await
 }
 
 /// What a scenario takes: `TestApp` (a running server on a fresh database of
@@ -466,12 +472,20 @@ impl TestApp {
             .await?)
     }
 
+    /// A request with a bearer token.
+    fn authorized(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+    ) -> reqwest::RequestBuilder {
+        self.http.request(method, self.url(path)).bearer_auth(token)
+    }
+
     /// `GET` with a bearer token.
     pub async fn get(&self, path: &str, token: &str) -> Result<reqwest::Response> {
         Ok(self
-            .http
-            .get(self.url(path))
-            .bearer_auth(token)
+            .authorized(reqwest::Method::GET, path, token)
             .send()
             .await?)
     }
@@ -479,9 +493,7 @@ impl TestApp {
     /// `POST` with a bearer token and no body.
     pub async fn post(&self, path: &str, token: &str) -> Result<reqwest::Response> {
         Ok(self
-            .http
-            .post(self.url(path))
-            .bearer_auth(token)
+            .authorized(reqwest::Method::POST, path, token)
             .send()
             .await?)
     }
@@ -493,13 +505,8 @@ impl TestApp {
         token: &str,
         body: &impl serde::Serialize,
     ) -> Result<reqwest::Response> {
-        Ok(self
-            .http
-            .post(self.url(path))
-            .bearer_auth(token)
-            .json(body)
-            .send()
-            .await?)
+        let request = self.authorized(reqwest::Method::POST, path, token);
+        Ok(request.json(body).send().await?)
     }
 
     /// Opens `/v1/stream` with a bearer token.
@@ -517,9 +524,7 @@ impl TestApp {
     /// `DELETE` with a bearer token.
     pub async fn delete(&self, path: &str, token: &str) -> Result<reqwest::Response> {
         Ok(self
-            .http
-            .delete(self.url(path))
-            .bearer_auth(token)
+            .authorized(reqwest::Method::DELETE, path, token)
             .send()
             .await?)
     }

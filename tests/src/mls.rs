@@ -126,13 +126,8 @@ impl Member {
         )
         .map_err(profile::failed("creating the group"))?;
         self.group = Some(group);
-        let response = app
-            .post_json(
-                "/v1/circles",
-                self.token(),
-                &serde_json::json!({ "circle_id": id }),
-            )
-            .await?;
+        let body = serde_json::json!({ "circle_id": id });
+        let response = app.post_json("/v1/circles", self.token(), &body).await?;
         if response.status() != 201 {
             bail!(
                 "create circle: {} {}",
@@ -157,12 +152,9 @@ impl Member {
     /// commit that adds them: the bundle to post.
     pub async fn add_commit(&mut self, app: &TestApp, others: &[&Member]) -> Result<CommitBundle> {
         let ids: Vec<_> = others.iter().map(|m| m.device.device_id).collect();
+        let body = serde_json::json!({ "device_ids": ids });
         let response = app
-            .post_json(
-                "/v1/key-packages/claim",
-                self.token(),
-                &serde_json::json!({ "device_ids": ids }),
-            )
+            .post_json("/v1/key-packages/claim", self.token(), &body)
             .await?;
         let claimed: hearth_protocol::key_packages::ClaimedKeyPackages = response.json().await?;
         let key_packages = claimed

@@ -15,6 +15,8 @@ use hearth_protocol::key_packages::{
     ClaimKeyPackages, ClaimedKeyPackages, KeyPackageCount, UploadKeyPackages, UploadedKeyPackages,
 };
 use hearth_protocol::{CircleId, DeviceId};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 /// The live stream's path.
@@ -50,147 +52,118 @@ pub(crate) struct Authorized<'a> {
     pub token: String,
 }
 
+/// A path under a circle.
+fn circle_path(circle: &CircleId, rest: &str) -> String {
+    format!("/v1/circles/{circle}{rest}")
+}
+
+/// The four verbs, with the token.
+impl Authorized<'_> {
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        self.api.get(path, &self.token).await
+    }
+
+    async fn post<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T> {
+        self.api.post(path, Some(&self.token), body).await
+    }
+
+    async fn post_done(&self, path: &str, body: &impl Serialize) -> Result<()> {
+        self.api.post_done(path, &self.token, body).await
+    }
+
+    async fn delete(&self, path: &str) -> Result<()> {
+        self.api.delete(path, &self.token).await
+    }
+}
+
+/// The endpoints.
 impl Authorized<'_> {
     pub async fn link_token(&self) -> Result<LinkToken> {
-        self.api
-            .post("/v1/link-tokens", Some(&self.token), &())
-            .await
+        self.post("/v1/link-tokens", &()).await
     }
 
     pub async fn devices(&self) -> Result<DeviceList> {
-        self.api.get("/v1/devices", &self.token).await
-    }
-
-    pub async fn key_package_count(&self) -> Result<KeyPackageCount> {
-        self.api.get("/v1/key-packages/count", &self.token).await
+        self.get("/v1/devices").await
     }
 
     pub async fn upload_key_packages(
         &self,
         body: &UploadKeyPackages,
     ) -> Result<UploadedKeyPackages> {
-        self.api
-            .post("/v1/key-packages", Some(&self.token), body)
-            .await
+        self.post("/v1/key-packages", body).await
+    }
+
+    pub async fn key_package_count(&self) -> Result<KeyPackageCount> {
+        self.get("/v1/key-packages/count").await
     }
 
     pub async fn claim_key_packages(&self, devices: &[DeviceId]) -> Result<ClaimedKeyPackages> {
-        let body = ClaimKeyPackages {
-            device_ids: devices.to_vec(),
-        };
-        self.api
-            .post("/v1/key-packages/claim", Some(&self.token), &body)
+        let device_ids = devices.to_vec();
+        self.post("/v1/key-packages/claim", &ClaimKeyPackages { device_ids })
             .await
     }
 
     pub async fn create_circle(&self, body: &CreateCircle) -> Result<Circle> {
-        self.api.post("/v1/circles", Some(&self.token), body).await
+        self.post("/v1/circles", body).await
     }
 
     pub async fn circle(&self, circle: &CircleId) -> Result<Circle> {
-        self.api
-            .get(&format!("/v1/circles/{circle}"), &self.token)
-            .await
+        self.get(&circle_path(circle, "")).await
     }
 
     pub async fn post_commit(&self, circle: &CircleId, bundle: &CommitBundle) -> Result<Accepted> {
-        self.api
-            .post(
-                &format!("/v1/circles/{circle}/commits"),
-                Some(&self.token),
-                bundle,
-            )
-            .await
-    }
-
-    pub async fn send_message(&self, circle: &CircleId, body: &SendMessage) -> Result<Accepted> {
-        self.api
-            .post(
-                &format!("/v1/circles/{circle}/messages"),
-                Some(&self.token),
-                body,
-            )
-            .await
+        self.post(&circle_path(circle, "/commits"), bundle).await
     }
 
     pub async fn read_log(&self, circle: &CircleId, after: u64) -> Result<LogPage> {
-        self.api
-            .get(
-                &format!("/v1/circles/{circle}/messages?after={after}"),
-                &self.token,
-            )
-            .await
+        let rest = format!("/messages?after={after}");
+        self.get(&circle_path(circle, &rest)).await
+    }
+
+    pub async fn send_message(&self, circle: &CircleId, body: &SendMessage) -> Result<Accepted> {
+        self.post(&circle_path(circle, "/messages"), body).await
     }
 
     pub async fn ack(&self, circle: &CircleId, seq: u64) -> Result<()> {
-        self.api
-            .post_done(
-                &format!("/v1/circles/{circle}/ack"),
-                &self.token,
-                &Ack { seq },
-            )
+        self.post_done(&circle_path(circle, "/ack"), &Ack { seq })
             .await
     }
 
     pub async fn group_info(&self, circle: &CircleId) -> Result<GroupInfo> {
-        self.api
-            .get(&format!("/v1/circles/{circle}/group-info"), &self.token)
-            .await
+        self.get(&circle_path(circle, "/group-info")).await
     }
 
     pub async fn create_invite(&self, circle: &CircleId, body: &CreateInvite) -> Result<Invite> {
-        self.api
-            .post(
-                &format!("/v1/circles/{circle}/invites"),
-                Some(&self.token),
-                body,
-            )
-            .await
-    }
-
-    pub async fn invites(&self, circle: &CircleId) -> Result<InviteList> {
-        self.api
-            .get(&format!("/v1/circles/{circle}/invites"), &self.token)
-            .await
+        self.post(&circle_path(circle, "/invites"), body).await
     }
 
     pub async fn revoke_invite(&self, circle: &CircleId, invite: Uuid) -> Result<()> {
-        self.api
-            .delete(
-                &format!("/v1/circles/{circle}/invites/{invite}"),
-                &self.token,
-            )
-            .await
+        let rest = format!("/invites/{invite}");
+        self.delete(&circle_path(circle, &rest)).await
+    }
+
+    pub async fn invites(&self, circle: &CircleId) -> Result<InviteList> {
+        self.get(&circle_path(circle, "/invites")).await
     }
 
     pub async fn redeem_invite(&self, body: &RedeemInvite) -> Result<JoinRequestCreated> {
-        self.api
-            .post("/v1/invites/redeem", Some(&self.token), body)
-            .await
+        self.post("/v1/invites/redeem", body).await
     }
 
     pub async fn join_requests(&self, circle: &CircleId) -> Result<JoinRequestList> {
-        self.api
-            .get(&format!("/v1/circles/{circle}/join-requests"), &self.token)
-            .await
+        self.get(&circle_path(circle, "/join-requests")).await
     }
 
     pub async fn decline_join_request(&self, circle: &CircleId, request: Uuid) -> Result<()> {
-        self.api
-            .delete(
-                &format!("/v1/circles/{circle}/join-requests/{request}"),
-                &self.token,
-            )
-            .await
+        let rest = format!("/join-requests/{request}");
+        self.delete(&circle_path(circle, &rest)).await
     }
 
     pub async fn welcomes(&self) -> Result<WelcomeList> {
-        self.api.get("/v1/welcomes", &self.token).await
+        self.get("/v1/welcomes").await
     }
 
     pub async fn delete_welcome(&self, welcome: Uuid) -> Result<()> {
-        self.api
-            .delete(&format!("/v1/welcomes/{welcome}"), &self.token)
-            .await
+        self.delete(&format!("/v1/welcomes/{welcome}")).await
     }
 }
