@@ -3,13 +3,13 @@
 //! `DATABASE_URL`). Every field has a default, so no configuration is needed.
 
 use figment::Figment;
-use figment::providers::{Env, Format, Toml};
+use figment::providers::{Env, Format, Serialized, Toml};
 use secrecy::SecretString;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// Everything the server can be told.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Address to listen on. `HEARTH_LISTEN`.
@@ -19,6 +19,7 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// `postgres://...` to use PostgreSQL instead of SQLite. `DATABASE_URL` or
     /// `HEARTH_DATABASE_URL`.
+    #[serde(serialize_with = "redacted")]
     pub database_url: Option<SecretString>,
     /// PostgreSQL pool size. `HEARTH_DATABASE_MAX_CONNECTIONS`.
     pub database_max_connections: u32,
@@ -61,7 +62,7 @@ impl Default for Config {
 }
 
 /// The delivery service's limits. `HEARTH_DELIVERY__...`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DeliveryConfig {
     /// Largest ciphertext of one message or commit, in bytes.
@@ -121,7 +122,7 @@ impl Default for DeliveryConfig {
 }
 
 /// How logs are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     /// Human-readable lines.
@@ -132,7 +133,7 @@ pub enum LogFormat {
 }
 
 /// Logging. `HEARTH_LOG__FORMAT`, `HEARTH_LOG__LEVEL`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LogConfig {
     /// `pretty` or `json`.
@@ -151,7 +152,7 @@ impl Default for LogConfig {
 }
 
 /// Tokens and challenges. `HEARTH_AUTH__...`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {
     /// The `iss` claim of access tokens.
@@ -171,6 +172,7 @@ pub struct AuthConfig {
     /// An Ed25519 seed (32 bytes, unpadded base64url) to sign access tokens
     /// with. When unset, the server generates one on first start and keeps it
     /// in the database, where every node finds it.
+    #[serde(serialize_with = "redacted")]
     pub signing_key: Option<SecretString>,
 }
 
@@ -190,7 +192,7 @@ impl Default for AuthConfig {
 }
 
 /// Request size limits. `HEARTH_LIMITS__...`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LimitsConfig {
     /// Largest JSON body accepted, in bytes.
@@ -206,7 +208,7 @@ impl Default for LimitsConfig {
 }
 
 /// A token bucket: `burst` requests at once, refilled at `per_minute`.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Bucket {
     /// Requests allowed at once.
@@ -217,7 +219,7 @@ pub struct Bucket {
 
 /// Rate limits on the unauthenticated endpoints (challenges, registration,
 /// login, refresh). `HEARTH_RATE_LIMITS__...`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RateLimitsConfig {
     /// Per client address.
@@ -246,6 +248,142 @@ impl Default for RateLimitsConfig {
     }
 }
 
+/// Secrets serialise as whether they are set, never as their value.
+fn redacted<S: serde::Serializer>(value: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(_) => s.serialize_some("<set>"),
+        None => s.serialize_none(),
+    }
+}
+
+/// Every setting, by its key, with what it means: the source of
+/// `hearth-server --help` (a test holds it to the `Config` fields and to the
+/// README's table).
+pub const SETTINGS: &[(&str, &str)] = &[
+    ("listen", "address and port to listen on"),
+    ("data_dir", "SQLite directory (when no database URL is set)"),
+    (
+        "database_url",
+        "postgres://... switches to PostgreSQL (also DATABASE_URL)",
+    ),
+    ("database_max_connections", "PostgreSQL pool size"),
+    ("workers", "HTTP worker threads (unset: one per core)"),
+    (
+        "shutdown_timeout_secs",
+        "grace for in-flight requests on SIGINT/SIGTERM",
+    ),
+    ("sweep_interval_secs", "how often expired rows are purged"),
+    ("log.format", "pretty or json"),
+    (
+        "log.level",
+        "a tracing filter, e.g. info or hearth_server=debug",
+    ),
+    ("auth.issuer", "JWT iss"),
+    ("auth.audience", "JWT aud"),
+    (
+        "auth.access_token_ttl_secs",
+        "access token lifetime (at most 900)",
+    ),
+    ("auth.refresh_token_ttl_secs", "refresh token lifetime"),
+    (
+        "auth.challenge_ttl_secs",
+        "how long a challenge may be answered",
+    ),
+    (
+        "auth.link_token_ttl_secs",
+        "how long a link token may be redeemed",
+    ),
+    ("auth.leeway_secs", "clock skew allowed on exp/iat"),
+    (
+        "auth.signing_key",
+        "Ed25519 seed, 32 bytes base64url (unset: generated and kept in the database)",
+    ),
+    ("limits.json_body_bytes", "larger JSON bodies get 413"),
+    (
+        "rate_limits.per_ip.burst",
+        "challenges, registration, login, refresh per client address: bucket",
+    ),
+    ("rate_limits.per_ip.per_minute", "... refilled per minute"),
+    ("rate_limits.per_device.burst", "logins per device: bucket"),
+    (
+        "rate_limits.per_device.per_minute",
+        "... refilled per minute",
+    ),
+    (
+        "rate_limits.trust_forwarded_for",
+        "key on X-Forwarded-For (only behind a proxy that sets it)",
+    ),
+    (
+        "delivery.max_ciphertext_bytes",
+        "per message, commit, Welcome or GroupInfo (413 above)",
+    ),
+    (
+        "delivery.default_max_members",
+        "members besides facilitators, unless a circle asks",
+    ),
+    (
+        "delivery.max_members_bound",
+        "the most members a circle may ask for",
+    ),
+    (
+        "delivery.default_retention_secs",
+        "how long log entries are kept, unless a circle asks",
+    ),
+    (
+        "delivery.max_retention_secs",
+        "the longest retention a circle may ask for",
+    ),
+    ("delivery.key_packages_per_upload", "KeyPackages per upload"),
+    (
+        "delivery.key_package_pool",
+        "KeyPackages a device may have waiting",
+    ),
+    ("delivery.claim_devices", "devices per KeyPackage claim"),
+    ("delivery.page_size", "entries per page of a log"),
+    (
+        "delivery.epoch_window",
+        "epochs a message may lag behind its circle (at most 5)",
+    ),
+    ("delivery.send_rate.burst", "messages per device: bucket"),
+    ("delivery.send_rate.per_minute", "... refilled per minute"),
+    (
+        "delivery.claim_rate.burst",
+        "KeyPackage claims and invite redemptions per device: bucket",
+    ),
+    ("delivery.claim_rate.per_minute", "... refilled per minute"),
+];
+
+/// The environment variable of a setting: `HEARTH_` and the key in capitals,
+/// sections joined by `__`.
+pub fn env_var(key: &str) -> String {
+    format!("HEARTH_{}", key.to_uppercase().replace('.', "__"))
+}
+
+/// The settings with their environment variables and defaults, for `--help`.
+pub fn settings_help() -> String {
+    let defaults = serde_json::to_value(Config::default()).unwrap_or_default();
+    let mut out = String::from("Settings (TOML key / environment variable / default: meaning):\n");
+    for (key, meaning) in SETTINGS {
+        let default = key
+            .split('.')
+            .try_fold(&defaults, |value, part| value.get(part))
+            .map_or_else(|| "unset".to_owned(), show_default);
+        out.push_str(&format!(
+            "  {key}\n      {} = {default}: {meaning}\n",
+            env_var(key)
+        ));
+    }
+    out
+}
+
+fn show_default(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::Null => "unset".to_owned(),
+        serde_json::Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
+}
+
 /// The configuration cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -260,7 +398,10 @@ pub enum ConfigError {
 impl Config {
     /// Loads defaults, then `file` if given, then the environment.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
-        let mut figment = Figment::new();
+        // The defaults are the first layer, key by key, so a file or the
+        // environment may set one field of a section (one half of a rate
+        // bucket) and keep the others.
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
         if let Some(file) = file {
             figment = figment.merge(Toml::file_exact(file));
         }
@@ -312,6 +453,81 @@ impl Config {
 mod tests {
     use super::*;
     use secrecy::ExposeSecret;
+
+    fn leaves(prefix: &str, value: &serde_json::Value, out: &mut Vec<String>) {
+        match value.as_object() {
+            Some(map) => {
+                for (name, inner) in map {
+                    let key = if prefix.is_empty() {
+                        name.clone()
+                    } else {
+                        format!("{prefix}.{name}")
+                    };
+                    leaves(&key, inner, out);
+                }
+            }
+            None => out.push(prefix.to_owned()),
+        }
+    }
+
+    #[test]
+    fn help_and_readme_name_every_setting_there_is() {
+        let mut keys = Vec::new();
+        leaves(
+            "",
+            &serde_json::to_value(Config::default()).unwrap(),
+            &mut keys,
+        );
+        let mut listed: Vec<String> = SETTINGS.iter().map(|(k, _)| (*k).to_owned()).collect();
+        keys.sort();
+        listed.sort();
+        assert_eq!(keys, listed, "SETTINGS and Config differ");
+
+        let help = settings_help();
+        let readme = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"),
+        )
+        .unwrap();
+        for key in &keys {
+            let var = env_var(key);
+            assert!(help.contains(&var), "--help lacks {var}");
+            assert!(readme.contains(&format!("`{var}`")), "README lacks {var}");
+        }
+        assert!(help.contains("HEARTH_DELIVERY__EPOCH_WINDOW = 5"));
+        assert!(help.contains("HEARTH_AUTH__SIGNING_KEY = unset"));
+    }
+
+    #[test]
+    fn every_listed_variable_is_read_from_the_environment() {
+        for (key, _) in SETTINGS {
+            figment::Jail::expect_with(|jail| {
+                let value = match *key {
+                    "log.format" => "json",
+                    "log.level" | "auth.issuer" | "auth.audience" => "x",
+                    "listen" => "127.0.0.1:1",
+                    "data_dir" => "/tmp/x",
+                    "database_url" => "postgres://h/d",
+                    "auth.signing_key" => "AAAA",
+                    "rate_limits.trust_forwarded_for" => "true",
+                    "delivery.epoch_window" => "3",
+                    "auth.access_token_ttl_secs" => "600",
+                    "limits.json_body_bytes" => "4096",
+                    _ => "7",
+                };
+                jail.set_env(env_var(key), value);
+                let config = Config::load(None).map_err(|e| e.to_string())?;
+                let loaded = serde_json::to_value(&config).unwrap();
+                let default = serde_json::to_value(Config::default()).unwrap();
+                let path = format!("/{}", key.replace('.', "/"));
+                assert_ne!(
+                    loaded.pointer(&path),
+                    default.pointer(&path),
+                    "{key} was not read"
+                );
+                Ok(())
+            });
+        }
+    }
 
     #[test]
     fn environment_overrides_file_and_database_url_is_honoured() {

@@ -1,5 +1,5 @@
-//! The Hearth server: a relay that authenticates devices and (in later work)
-//! orders and delivers MLS ciphertext it cannot read.
+//! The Hearth server: a relay that authenticates devices and orders,
+//! stores and delivers MLS ciphertext it cannot read.
 //!
 //! [`startup::Application`] builds everything from a [`config::Config`]; the
 //! binary in `main.rs` only parses arguments and calls it.

@@ -1,5 +1,6 @@
 //! Periodic removal of expired rows: challenges, link tokens, refresh tokens
-//! and logins. Later work adds expired messages here.
+//! and logins, KeyPackages, invites that expired or are used up, and log
+//! entries and Welcomes past their circle's retention.
 
 use crate::storage::Storage;
 use std::sync::Arc;
@@ -16,6 +17,9 @@ pub async fn run(storage: Arc<dyn Storage>, every: Duration) {
                 challenges = purged.challenges,
                 link_tokens = purged.link_tokens,
                 logins = purged.logins,
+                key_packages = purged.key_packages,
+                log_entries = purged.log_entries,
+                invites = purged.invites,
                 "swept expired rows"
             ),
             Err(err) => tracing::warn!(error = %err, "sweep failed"),
