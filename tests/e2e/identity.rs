@@ -13,7 +13,7 @@ on_both_databases!(
     unknown_device_wrong_signature_and_revoked_device_look_the_same,
     a_replayed_refresh_token_revokes_every_token_of_that_login,
     a_revoked_device_is_locked_out_on_its_next_request,
-    logging_out_ends_the_session_and_nothing_else,
+    logging_out_ends_the_login_and_nothing_else,
     deleting_an_account_leaves_no_row_of_it_behind,
     bad_registrations_get_clear_errors_and_change_nothing,
 );
@@ -253,7 +253,7 @@ async fn a_revoked_device_is_locked_out_on_its_next_request(app: TestApp) -> Res
     Ok(())
 }
 
-async fn logging_out_ends_the_session_and_nothing_else(app: TestApp) -> Result<()> {
+async fn logging_out_ends_the_login_and_nothing_else(app: TestApp) -> Result<()> {
     let (sam, on_phone) = app.signed_in().await?;
     let elsewhere = app.login(&sam).await?;
     assert_eq!(

@@ -20,7 +20,7 @@ on_both_databases!(
 );
 
 on_postgres!(
-    two_nodes_on_one_postgres_share_keys_and_sessions,
+    two_nodes_on_one_postgres_share_keys_and_logins,
     readiness_fails_when_the_database_goes_away,
     a_node_accepts_tokens_signed_by_a_key_another_node_added,
 );
@@ -302,7 +302,7 @@ async fn a_generated_signing_key_survives_a_restart(db: Db) -> Result<()> {
     Ok(())
 }
 
-async fn two_nodes_on_one_postgres_share_keys_and_sessions(db: Db) -> Result<()> {
+async fn two_nodes_on_one_postgres_share_keys_and_logins(db: Db) -> Result<()> {
     let test_db = TestDb::create(db).await?;
     let TestDb::Postgres(url) = &test_db else {
         unreachable!()
