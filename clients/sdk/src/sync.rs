@@ -208,7 +208,7 @@ impl Client {
     /// roster: leaves of devices that left the roster (a member who left, an
     /// account that was deleted) are removed with a commit. Other clients do
     /// nothing here.
-    async fn reconcile(&self, circle: &CircleId) -> Result<crate::sync::FollowUps> {
+    async fn reconcile(&self, circle: &CircleId) -> Result<FollowUps> {
         let (me, _) = self.signing_key().await?;
         let seen = self.authorized().await?.circle(circle).await?;
         let facilitating = seen
