@@ -219,6 +219,38 @@ pub struct GroupInfo {
     pub group_info: Base64Bytes,
 }
 
+/// `PUT /v1/circles/{circle_id}/snapshot`: replace the circle's schedule
+/// snapshot (facilitators). Accepted only if `version` is the version stored
+/// now (0 when there is none); the new one is `version + 1`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PutSnapshot {
+    /// The version this one replaces (0 for the first).
+    pub version: u64,
+    /// An MLS application message at the current epoch, padded.
+    pub snapshot: Base64Bytes,
+}
+
+/// `GET /v1/circles/{circle_id}/snapshot`: the circle's schedule snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Snapshot {
+    /// Its version: 1 for the first, one more for each replacement.
+    pub version: u64,
+    /// The MLS application message.
+    pub snapshot: Base64Bytes,
+    /// Unix seconds it was written.
+    pub updated_at: i64,
+}
+
+/// The answer to a snapshot written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SnapshotWritten {
+    /// The version now stored.
+    pub version: u64,
+}
+
 /// Longest introduction note accepted with a join request, in bytes.
 pub const MAX_NOTE_BYTES: usize = 4096;
 

@@ -5,6 +5,9 @@
 //! [`Content::Unknown`]), so newer clients can add kinds without breaking
 //! older ones. The server never sees any of this.
 
+use crate::DeviceId;
+use crate::schedule::{RsvpAnswer, Series, SeriesChange, SnapshotItem};
+use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -62,9 +65,127 @@ pub enum Content {
         /// The circle's name.
         title: String,
     },
+    /// A session series (facilitators; see [`crate::schedule`]).
+    SessionSeries {
+        /// This item's id.
+        id: Uuid,
+        /// The series' id, which later changes name.
+        series_id: Uuid,
+        /// When it meets.
+        series: Series,
+    },
+    /// A change to a series (facilitators).
+    SessionChange {
+        /// This item's id.
+        id: Uuid,
+        /// The series changed.
+        series_id: Uuid,
+        /// What changes.
+        change: SeriesChange,
+    },
+    /// The sender's answer for one occurrence.
+    Rsvp {
+        /// This item's id.
+        id: Uuid,
+        /// The series.
+        series_id: Uuid,
+        /// The occurrence, by its original date.
+        occurrence: Date,
+        /// Coming or passing.
+        answer: RsvpAnswer,
+        /// An optional note; passing never needs one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
+    },
+    /// Who was present at an occurrence (facilitators).
+    Attendance {
+        /// This item's id.
+        id: Uuid,
+        /// The series.
+        series_id: Uuid,
+        /// The occurrence, by its original date.
+        occurrence: Date,
+        /// The devices present.
+        present: Vec<DeviceId>,
+    },
+    /// The circle's agreement, its norms (facilitators). Its version is the
+    /// lowercase hex SHA-256 of the text.
+    Agreement {
+        /// This item's id.
+        id: Uuid,
+        /// The text.
+        text: String,
+    },
+    /// The sender accepts a version of the agreement.
+    AgreementAccepted {
+        /// This item's id.
+        id: Uuid,
+        /// The version accepted.
+        version: String,
+    },
+    /// A check-in prompt between sessions (facilitators).
+    CheckInPrompt {
+        /// This item's id, which replies name.
+        id: Uuid,
+        /// The prompt.
+        text: String,
+    },
+    /// The sender's reply to a check-in prompt.
+    CheckInReply {
+        /// This item's id.
+        id: Uuid,
+        /// The prompt replied to.
+        prompt: Uuid,
+        /// A mood, 1 (low) to 5 (good).
+        mood: u8,
+        /// An optional line.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        line: Option<String>,
+    },
+    /// The calendar as a facilitator's client knows it, for members who join
+    /// late. Only ever in the circle's snapshot slot, never in the log.
+    ScheduleSnapshot {
+        /// Every calendar item, in log order.
+        items: Vec<SnapshotItem>,
+        /// Spaces that round the size up, so the size says little.
+        #[serde(default)]
+        padding: String,
+    },
     /// A kind this version does not know; ignored.
     #[serde(other)]
     Unknown,
+}
+
+impl Content {
+    /// The id of a calendar item (series, change, RSVP, attendance,
+    /// agreement, acceptance, check-in); `None` for conversation and profiles.
+    pub fn calendar_id(&self) -> Option<Uuid> {
+        match self {
+            Self::SessionSeries { id, .. }
+            | Self::SessionChange { id, .. }
+            | Self::Rsvp { id, .. }
+            | Self::Attendance { id, .. }
+            | Self::Agreement { id, .. }
+            | Self::AgreementAccepted { id, .. }
+            | Self::CheckInPrompt { id, .. }
+            | Self::CheckInReply { id, .. } => Some(*id),
+            _ => None,
+        }
+    }
+
+    /// Whether only a facilitator may send it (clients ignore it from
+    /// anyone else).
+    pub fn facilitators_only(&self) -> bool {
+        matches!(
+            self,
+            Self::SessionSeries { .. }
+                | Self::SessionChange { .. }
+                | Self::Attendance { .. }
+                | Self::Agreement { .. }
+                | Self::CheckInPrompt { .. }
+                | Self::ScheduleSnapshot { .. }
+        )
+    }
 }
 
 impl Envelope {

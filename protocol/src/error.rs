@@ -46,6 +46,9 @@ pub enum ErrorCode {
     AlreadyMember,
     /// 409: this message id was used before with different content.
     DuplicateMessageId,
+    /// 409: the schedule snapshot changed since the version the write names;
+    /// the body's `current_version` says which is stored.
+    SnapshotConflict,
     /// 422: the change would take the circle over its member limit.
     CircleFull,
     /// 422: a device appears more than once in a roster change.
@@ -98,6 +101,7 @@ impl ErrorCode {
             Self::CircleExists => "circle_exists",
             Self::AlreadyMember => "already_member",
             Self::DuplicateMessageId => "duplicate_message_id",
+            Self::SnapshotConflict => "snapshot_conflict",
             Self::CircleFull => "circle_full",
             Self::DuplicateDevice => "duplicate_device",
             Self::DeviceOnRoster => "device_on_roster",
@@ -131,7 +135,8 @@ impl ErrorCode {
             | Self::StaleEpoch
             | Self::CircleExists
             | Self::AlreadyMember
-            | Self::DuplicateMessageId => 409,
+            | Self::DuplicateMessageId
+            | Self::SnapshotConflict => 409,
             Self::PayloadTooLarge => 413,
             Self::UnsupportedMediaType => 415,
             Self::InvalidRequest
@@ -167,6 +172,9 @@ pub struct ErrorBody {
     /// With `stale_epoch`: the circle's current epoch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current_epoch: Option<u64>,
+    /// With `snapshot_conflict`: the snapshot version stored now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_version: Option<u64>,
 }
 
 #[cfg(test)]
@@ -189,6 +197,7 @@ mod tests {
             ErrorCode::CircleExists,
             ErrorCode::AlreadyMember,
             ErrorCode::DuplicateMessageId,
+            ErrorCode::SnapshotConflict,
             ErrorCode::CircleFull,
             ErrorCode::DuplicateDevice,
             ErrorCode::DeviceOnRoster,

@@ -15,6 +15,7 @@ pub mod ids;
 pub mod key_packages;
 #[cfg(feature = "mls")]
 pub mod mls;
+pub mod schedule;
 pub mod stream;
 
 pub use bytes::Base64Bytes;

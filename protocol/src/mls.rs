@@ -307,8 +307,14 @@ where
 /// What a processed log entry was.
 #[derive(Debug)]
 pub enum Received {
-    /// An application message's plaintext.
-    Application(Vec<u8>),
+    /// An application message's plaintext, and the device whose credential
+    /// signed it (authenticated by MLS, unlike the server's claim).
+    Application {
+        /// The plaintext.
+        plaintext: Vec<u8>,
+        /// The sender, when its credential names a device.
+        sender: Option<DeviceId>,
+    },
     /// A commit, now merged.
     Commit {
         /// Whether it added anyone (newcomers cannot read what came before).
@@ -338,8 +344,14 @@ where
     let processed = group
         .process_message(provider, message)
         .map_err(|err| MlsError::Unprocessable(Box::new(err)))?;
+    let sender = uuid::Uuid::from_slice(processed.credential().serialized_content())
+        .ok()
+        .map(DeviceId::from_uuid);
     Ok(match processed.into_content() {
-        ProcessedMessageContent::ApplicationMessage(app) => Received::Application(app.into_bytes()),
+        ProcessedMessageContent::ApplicationMessage(app) => Received::Application {
+            plaintext: app.into_bytes(),
+            sender,
+        },
         ProcessedMessageContent::StagedCommitMessage(staged) => {
             let added_members = staged.add_proposals().next().is_some();
             group

@@ -51,6 +51,12 @@ pub enum ApiError {
     /// A circle with this id exists already.
     #[error("a circle with this id exists already")]
     CircleExists,
+    /// The snapshot changed since the version the write replaces.
+    #[error("the snapshot changed; read it, rebuild, and write again")]
+    SnapshotConflict {
+        /// The version stored now.
+        current_version: u64,
+    },
     /// The invite is unknown, used up, revoked or expired.
     #[error("the invite is unknown, used up, revoked or expired")]
     InviteInvalid,
@@ -104,6 +110,7 @@ impl ApiError {
             Self::Roster(rule) => rule.code(),
             Self::StaleEpoch { .. } => ErrorCode::StaleEpoch,
             Self::CircleExists => ErrorCode::CircleExists,
+            Self::SnapshotConflict { .. } => ErrorCode::SnapshotConflict,
             Self::InviteInvalid => ErrorCode::InviteInvalid,
             Self::AlreadyMember => ErrorCode::AlreadyMember,
             Self::DuplicateMessageId => ErrorCode::DuplicateMessageId,
@@ -122,6 +129,10 @@ impl ApiError {
             message: self.to_string(),
             current_epoch: match self {
                 Self::StaleEpoch { current_epoch } => Some(*current_epoch),
+                _ => None,
+            },
+            current_version: match self {
+                Self::SnapshotConflict { current_version } => Some(*current_version),
                 _ => None,
             },
         }

@@ -1,7 +1,9 @@
 //! The OpenAPI description, generated from the handlers' annotations and the
 //! protocol types. Served at `/v1/openapi.json`.
 
-use crate::routes::{circles, devices, health, invites, key_packages, logins, ops, stream};
+use crate::routes::{
+    circles, devices, health, invites, key_packages, logins, ops, snapshots, stream,
+};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -42,6 +44,8 @@ use utoipa::{Modify, OpenApi};
         circles::group_info,
         circles::welcomes,
         circles::delete_welcome,
+        snapshots::put,
+        snapshots::get,
         invites::create,
         invites::list,
         invites::revoke,

@@ -4,7 +4,9 @@ use crate::config::Config;
 use crate::error::{self, ApiError};
 use crate::hub::{Event, Hub};
 use crate::rate_limit::{RateLimiter, retry_after_secs};
-use crate::routes::{circles, devices, health, invites, key_packages, logins, ops, stream};
+use crate::routes::{
+    circles, devices, health, invites, key_packages, logins, ops, snapshots, stream,
+};
 use crate::storage::{self, LoginId, Storage, StorageError};
 use crate::tokens::{KeyError, KeyRing};
 use crate::{crypto, sweeper, telemetry};
@@ -331,7 +333,7 @@ fn resource(path: &str) -> Resource {
 
 /// The route table.
 fn routes(cfg: &mut web::ServiceConfig) {
-    use web::{delete, get, post};
+    use web::{delete, get, post, put};
     cfg.service(resource("/healthz").route(get().to(health::healthz)))
         .service(resource("/readyz").route(get().to(health::readyz)))
         .service(resource("/metrics").route(get().to(ops::metrics)))
@@ -372,6 +374,11 @@ fn routes(cfg: &mut web::ServiceConfig) {
                 .service(
                     resource("/circles/{circle_id}/group-info")
                         .route(get().to(circles::group_info)),
+                )
+                .service(
+                    resource("/circles/{circle_id}/snapshot")
+                        .route(get().to(snapshots::get))
+                        .route(put().to(snapshots::put)),
                 )
                 .service(
                     resource("/circles/{circle_id}/invites")

@@ -9,6 +9,7 @@ mod identity;
 mod jwt_abuse;
 mod ops;
 mod privacy;
+mod schedule;
 mod sdk;
 mod storage;
 mod stream;

@@ -2,8 +2,8 @@
 //! real server, real MLS.
 
 use anyhow::Result;
-use hearth_client::Client;
 use hearth_protocol::content::Content;
+use hearth_tests::clients::{client, enrolled};
 use hearth_tests::{Db, TestApp, on_both_databases};
 use std::collections::HashSet;
 
@@ -21,10 +21,6 @@ on_both_databases!(
     a_revoked_invite_stops_working_and_a_member_who_leaves_hears_nothing_more,
 );
 
-async fn client(app: &TestApp, dir: &tempfile::TempDir) -> Result<Client> {
-    Ok(Client::open(&app.address, dir.path()).await?)
-}
-
 fn texts(rows: &[hearth_client::Message]) -> Vec<String> {
     rows.iter()
         .filter_map(|r| match &r.envelope.content {
@@ -32,33 +28,6 @@ fn texts(rows: &[hearth_client::Message]) -> Vec<String> {
             _ => None,
         })
         .collect()
-}
-
-/// A facilitator's circle with the given number of members, enrolled by
-/// invite link and approval.
-async fn enrolled(
-    app: &TestApp,
-    dirs: &[tempfile::TempDir],
-) -> Result<(Vec<Client>, hearth_protocol::CircleId)> {
-    let facilitator = client(app, &dirs[0]).await?;
-    facilitator.register(None).await?;
-    let circle = facilitator.create_circle().await?;
-    let mut clients = vec![facilitator];
-    for (i, dir) in dirs.iter().enumerate().skip(1) {
-        let member = client(app, dir).await?;
-        member.register(None).await?;
-        let link = clients[0].create_invite(&circle).await?;
-        let request = member
-            .redeem_invite(&link, &format!("hi, I'm member {i}"))
-            .await?;
-        clients[0].approve(&circle, request).await?;
-        assert_eq!(member.accept_welcomes().await?, vec![circle.clone()]);
-        clients.push(member);
-    }
-    for c in &clients {
-        c.sync(&circle).await?;
-    }
-    Ok((clients, circle))
 }
 
 async fn a_facilitator_invites_sam_who_joins_and_they_talk(app: TestApp) -> Result<()> {

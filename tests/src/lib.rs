@@ -24,6 +24,7 @@ use sqlx::Row as _;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub mod clients;
 pub mod mls;
 
 /// The variable that points the tests at a PostgreSQL server (a role that may
@@ -519,6 +520,17 @@ impl TestApp {
             .insert("authorization", format!("Bearer {token}").parse()?);
         let (socket, _) = tokio_tungstenite::connect_async(request).await?;
         Ok(Stream { socket })
+    }
+
+    /// `PUT` JSON with a bearer token.
+    pub async fn put_json(
+        &self,
+        path: &str,
+        token: &str,
+        body: &impl serde::Serialize,
+    ) -> Result<reqwest::Response> {
+        let request = self.authorized(reqwest::Method::PUT, path, token);
+        Ok(request.json(body).send().await?)
     }
 
     /// `DELETE` with a bearer token.

@@ -234,7 +234,7 @@ impl Member {
         let provider = &self.provider;
         let group = self.group.as_mut().context("no group")?;
         match profile::receive(group, provider, bytes)? {
-            Received::Application(plaintext) => Ok(Some(plaintext)),
+            Received::Application { plaintext, .. } => Ok(Some(plaintext)),
             Received::Commit { .. } | Received::Other => Ok(None),
         }
     }

@@ -154,9 +154,9 @@ fn message_json(row: &Message, names: &HashMap<DeviceId, String>) -> Value {
         Content::Text { body, .. } => ("text", body.clone()),
         Content::Reply { body, .. } => ("reply", body.clone()),
         Content::Reaction { emoji, .. } => ("reaction", emoji.clone()),
-        Content::Profile { .. } | Content::CircleProfile { .. } | Content::Unknown => {
-            ("unknown", String::new())
-        }
+        // The history holds conversation only; calendar items are shown by
+        // `hearth sessions`, `agreement` and `check-in`.
+        _ => ("unknown", String::new()),
     };
     json!({
         "seq": row.seq,

@@ -88,6 +88,19 @@ impl Api {
         Self::answer(self.request(reqwest::Method::POST, path, token).json(body)).await
     }
 
+    pub async fn put<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        token: &str,
+        body: &impl Serialize,
+    ) -> Result<T> {
+        Self::answer(
+            self.request(reqwest::Method::PUT, path, Some(token))
+                .json(body),
+        )
+        .await
+    }
+
     pub async fn post_done(&self, path: &str, token: &str, body: &impl Serialize) -> Result<()> {
         Self::done(
             self.request(reqwest::Method::POST, path, Some(token))

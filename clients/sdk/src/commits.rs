@@ -60,8 +60,10 @@ impl Client {
                 }),
             )
             .await?;
-        // The newcomers cannot read what came before them: say who we are.
+        // The newcomers cannot read what came before them: say who we are,
+        // and (facilitators) leave them the calendar.
         follow_ups.push(FollowUp::ShareProfile(circle.clone()));
+        follow_ups.push(FollowUp::WriteSnapshot(circle.clone()));
         Ok(follow_ups)
     }
 

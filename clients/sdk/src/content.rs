@@ -3,12 +3,15 @@
 //!
 //! Conversation (text, replies, reactions) goes into the history. A member's
 //! profile and the circle's title are kept apart from it, as the names and
-//! title the client shows. Unknown kinds are kept in the history as
-//! `Unknown`, so nothing a newer client sends is lost from the order.
+//! title the client shows. Calendar items (sessions, RSVPs, attendance, the
+//! agreement, check-ins) are kept as items the calendar is folded from
+//! (`calendar.rs`), where the rule about who may send what is applied.
+//! Unknown kinds are kept in the history as `Unknown`, so nothing a newer
+//! client sends is lost from the order.
 
 use crate::Result;
 use crate::messages::Message;
-use crate::store::Store;
+use crate::store::{CalendarItem, Store};
 use hearth_protocol::CircleId;
 use hearth_protocol::content::Content;
 
@@ -31,5 +34,23 @@ pub(crate) fn apply(store: &Store, circle: &CircleId, message: Message) -> Resul
             store.add_history(circle, &message)?;
             Ok(Some(message))
         }
+        Content::SessionSeries { .. }
+        | Content::SessionChange { .. }
+        | Content::Rsvp { .. }
+        | Content::Attendance { .. }
+        | Content::Agreement { .. }
+        | Content::AgreementAccepted { .. }
+        | Content::CheckInPrompt { .. }
+        | Content::CheckInReply { .. } => {
+            let item = CalendarItem {
+                seq: message.seq,
+                sender: message.sender,
+                content: message.envelope.content.clone(),
+            };
+            store.add_calendar_item(circle, &item)?;
+            Ok(None)
+        }
+        // Snapshots travel in their own slot, never in the log.
+        Content::ScheduleSnapshot { .. } => Ok(None),
     }
 }

@@ -9,7 +9,8 @@ use hearth_protocol::auth::{
 };
 use hearth_protocol::circles::{
     Accepted, Ack, Circle, CommitBundle, CreateCircle, CreateInvite, GroupInfo, Invite, InviteList,
-    JoinRequestCreated, JoinRequestList, LogPage, RedeemInvite, SendMessage, WelcomeList,
+    JoinRequestCreated, JoinRequestList, LogPage, PutSnapshot, RedeemInvite, SendMessage, Snapshot,
+    SnapshotWritten, WelcomeList,
 };
 use hearth_protocol::key_packages::{
     ClaimKeyPackages, ClaimedKeyPackages, KeyPackageCount, UploadKeyPackages, UploadedKeyPackages,
@@ -57,7 +58,7 @@ fn circle_path(circle: &CircleId, rest: &str) -> String {
     format!("/v1/circles/{circle}{rest}")
 }
 
-/// The four verbs, with the token.
+/// The verbs, with the token (PUT is used once, in `put_snapshot`).
 impl Authorized<'_> {
     async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
         self.api.get(path, &self.token).await
@@ -131,6 +132,19 @@ impl Authorized<'_> {
 
     pub async fn group_info(&self, circle: &CircleId) -> Result<GroupInfo> {
         self.get(&circle_path(circle, "/group-info")).await
+    }
+
+    pub async fn snapshot(&self, circle: &CircleId) -> Result<Snapshot> {
+        self.get(&circle_path(circle, "/snapshot")).await
+    }
+
+    pub async fn put_snapshot(
+        &self,
+        circle: &CircleId,
+        body: &PutSnapshot,
+    ) -> Result<SnapshotWritten> {
+        let path = circle_path(circle, "/snapshot");
+        self.api.put(&path, &self.token, body).await
     }
 
     pub async fn create_invite(&self, circle: &CircleId, body: &CreateInvite) -> Result<Invite> {

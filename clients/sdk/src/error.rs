@@ -45,6 +45,14 @@ pub enum ClientError {
     /// This client has no such circle.
     #[error("this device is not in that circle")]
     UnknownCircle,
+    /// Only a facilitator of the circle may do this (schedule, record
+    /// attendance, set the agreement, prompt a check-in).
+    #[error("only a facilitator of this circle may do this")]
+    NotFacilitator,
+    /// A schedule the schema does not allow (say, a session of 5 minutes or
+    /// a time zone that is not an IANA name).
+    #[error("not a valid schedule: {0}")]
+    InvalidSchedule(&'static str),
     /// No pending join request with that id.
     #[error("no such join request")]
     UnknownJoinRequest,

@@ -10,13 +10,15 @@
 //! `store` is the client's own SQLite and `provider` openmls with persistent
 //! storage; the operations are `impl Client` blocks, one module per concern
 //! (`login`, `key_packages`, `circles`, `invites`, `commits`, `sync`,
-//! `messages`, `content`, `profiles`, `repair`, `live`). Processing the log
+//! `messages`, `content`, `profiles`, `repair`, `live`, and the calendar:
+//! `schedule`, `calendar`, `snapshot`). Processing the log
 //! returns follow-up actions (`sync::FollowUp`) that one driver runs, so no
 //! operation calls back into another. Everything that touches the disk runs
 //! on tokio's blocking pool, so no async task ever blocks.
 #![deny(missing_docs)]
 
 mod api;
+mod calendar;
 mod circles;
 mod commits;
 mod content;
@@ -30,14 +32,18 @@ mod messages;
 mod profiles;
 mod provider;
 mod repair;
+mod schedule;
+mod snapshot;
 mod store;
 mod sync;
 
+pub use calendar::{AgreementView, Calendar, CheckIn, Rsvp, Session};
 pub use circles::CirclePolicy;
 pub use error::{ClientError, Result};
 pub use invites::{InviteLink, JoinRequestView};
 pub use live::Event;
 pub use messages::Message;
+pub use schedule::Reminder;
 
 use api::Api;
 use hearth_protocol::CircleId;

@@ -26,13 +26,18 @@ pub(crate) enum FollowUp {
     /// Others committed: a facilitator's client removes MLS leaves of devices
     /// that left the roster.
     Reconcile(CircleId),
+    /// Someone joined or the calendar changed: a facilitator's client
+    /// rewrites the circle's schedule snapshot at the current epoch.
+    WriteSnapshot(CircleId),
 }
 
 impl FollowUp {
     /// The circle it concerns.
     pub fn circle(&self) -> &CircleId {
         match self {
-            Self::ShareProfile(circle) | Self::Reconcile(circle) => circle,
+            Self::ShareProfile(circle) | Self::Reconcile(circle) | Self::WriteSnapshot(circle) => {
+                circle
+            }
         }
     }
 }
@@ -90,6 +95,7 @@ impl Client {
             let more = match next {
                 FollowUp::ShareProfile(circle) => self.share_profile(&circle).await?,
                 FollowUp::Reconcile(circle) => self.reconcile(&circle).await?,
+                FollowUp::WriteSnapshot(circle) => self.write_snapshot(&circle).await?,
             };
             work.extend(more);
         }
@@ -177,8 +183,11 @@ impl Client {
                         Err(err) => return Err(err.into()),
                     };
                 match received {
-                    Received::Application(plaintext) => {
-                        let message = Message::received(&entry, &plaintext);
+                    Received::Application { plaintext, sender } => {
+                        let mut message = Message::received(&entry, &plaintext);
+                        // MLS says who signed it; the server's claim is only
+                        // a hint.
+                        message.sender = sender.unwrap_or(message.sender);
                         caught
                             .messages
                             .extend(crate::content::apply(&s.store, &circle_id, message)?);

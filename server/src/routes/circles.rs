@@ -10,7 +10,7 @@ use crate::error::{ApiError, RosterRule};
 use crate::hub::Event;
 use crate::startup::AppState;
 use crate::storage::{
-    AppendOutcome, CircleRecord, CommitOutcome, NewCircle, NewCommit, NewMessage,
+    AddedDevice, AppendOutcome, CircleRecord, CommitOutcome, NewCircle, NewCommit, NewMessage,
 };
 use crate::telemetry::redact;
 use actix_web::{HttpResponse, web};
@@ -70,7 +70,7 @@ pub(crate) async fn facilitated(
 
 /// The circle, if the caller is on its roster; otherwise the same 404 as for
 /// a circle that does not exist.
-async fn membership(
+pub(crate) async fn membership(
     state: &AppState,
     circle_id: &CircleId,
     auth: &Authenticated,
@@ -170,11 +170,14 @@ pub async fn get(
 /// Checks a commit bundle against the roster of the epoch it was made in.
 /// `own_devices`: every device the bundle adds or removes belongs to the
 /// caller's account (a member bringing in, or retiring, its own devices).
+/// `added_members`: how many of the added devices join as members (a
+/// facilitator's own devices join as facilitators and take no seat).
 fn check_roster_change(
     circle: &CircleRecord,
     auth: &Authenticated,
     bundle: &CommitBundle,
     own_devices: bool,
+    added_members: usize,
 ) -> Result<(), ApiError> {
     let mut seen = HashSet::new();
     if !bundle
@@ -209,7 +212,7 @@ fn check_roster_change(
         .filter(|r| r.role == Role::Member)
         .count();
     let leaving = bundle.removed.iter().filter(|d| is_member(d)).count();
-    let after = current + bundle.added.len() - leaving;
+    let after = (current + added_members).saturating_sub(leaving);
     if i64::try_from(after).unwrap_or(i64::MAX) > circle.max_members && !bundle.added.is_empty() {
         return Err(RosterRule::CircleFull.into());
     }
@@ -250,6 +253,7 @@ pub async fn commit(
         });
     }
     let mut own_devices = true;
+    let mut own_added = HashSet::new();
     for (device, adding) in bundle
         .added
         .iter()
@@ -260,9 +264,30 @@ pub async fn commit(
         if adding && record.as_ref().is_none_or(|d| d.revoked_at.is_some()) {
             return Err(RosterRule::UnknownDevice.into());
         }
-        own_devices &= record.is_some_and(|d| d.account_id == auth.account_id);
+        let own = record.is_some_and(|d| d.account_id == auth.account_id);
+        if own && adding {
+            own_added.insert(*device);
+        }
+        own_devices &= own;
     }
-    check_roster_change(&circle, &auth, &bundle, own_devices)?;
+    // A facilitator's own devices are facilitators too: one person, several
+    // devices, the same role.
+    let facilitating = circle
+        .member(auth.device_id)
+        .is_some_and(|m| m.role == Role::Facilitator);
+    let role_of = |device: &DeviceId| {
+        if facilitating && own_added.contains(device) {
+            Role::Facilitator
+        } else {
+            Role::Member
+        }
+    };
+    let added_members = bundle
+        .added
+        .iter()
+        .filter(|d| role_of(d) == Role::Member)
+        .count();
+    check_roster_change(&circle, &auth, &bundle, own_devices, added_members)?;
     if let Some(request_id) = bundle.join_request_id {
         let request = state
             .storage
@@ -275,7 +300,11 @@ pub async fn commit(
     }
     let mut added = Vec::with_capacity(bundle.added.len());
     for device in &bundle.added {
-        added.push((*device, crypto::random_uuid()?));
+        added.push(AddedDevice {
+            device_id: *device,
+            role: role_of(device),
+            welcome_id: crypto::random_uuid()?,
+        });
     }
     let commit = NewCommit {
         sender: auth.device_id,
@@ -291,8 +320,8 @@ pub async fn commit(
     match state.storage.apply_commit(&path, &commit).await? {
         CommitOutcome::Accepted { seq, epoch } => {
             state.publish(Event::Circle(path.clone())).await;
-            for (device, _) in &commit.added {
-                state.publish(Event::Device(*device)).await;
+            for added in &commit.added {
+                state.publish(Event::Device(added.device_id)).await;
             }
             Ok(HttpResponse::Created().json(Accepted {
                 seq: unsigned(seq),

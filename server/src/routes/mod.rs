@@ -8,4 +8,5 @@ pub mod invites;
 pub mod key_packages;
 pub mod logins;
 pub mod ops;
+pub mod snapshots;
 pub mod stream;

@@ -73,6 +73,7 @@ macro_rules! impl_storage {
             $crate::storage::key_packages::key_packages_sql!();
             $crate::storage::circles::circles_sql!();
             $crate::storage::enrollment::enrollment_sql!();
+            $crate::storage::snapshots::snapshots_sql!();
         }
     };
 }

@@ -60,6 +60,17 @@ impl CircleRecord {
     }
 }
 
+/// A device a commit adds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AddedDevice {
+    /// The device.
+    pub device_id: DeviceId,
+    /// Its role from now on.
+    pub role: Role,
+    /// The id of the Welcome queued for it.
+    pub welcome_id: Uuid,
+}
+
 /// A commit bundle the caller has checked against the roster of `epoch`.
 #[derive(Debug, Clone)]
 pub struct NewCommit {
@@ -73,8 +84,8 @@ pub struct NewCommit {
     pub welcome: Option<Vec<u8>>,
     /// The new GroupInfo.
     pub group_info: Option<Vec<u8>>,
-    /// Devices joining (as members), each with the id of its queued Welcome.
-    pub added: Vec<(DeviceId, Uuid)>,
+    /// Devices joining, each with its role and the id of its queued Welcome.
+    pub added: Vec<AddedDevice>,
     /// Devices leaving.
     pub removed: Vec<DeviceId>,
     /// The join request this commit approves, consumed with it.
@@ -352,18 +363,18 @@ macro_rules! circles_sql {
                         .execute(&mut *tx)
                         .await?;
                 }
-                for (added, welcome_id) in &commit.added {
+                for added in &commit.added {
                     sqlx::query(sql::INSERT_ROSTER)
                         .bind(circle.as_bytes())
-                        .bind(added.to_string())
-                        .bind(role_name(Role::Member))
+                        .bind(added.device_id.to_string())
+                        .bind(role_name(added.role))
                         .bind(seq)
                         .execute(&mut *tx)
                         .await?;
                     if let Some(welcome) = &commit.welcome {
                         sqlx::query(sql::INSERT_WELCOME)
-                            .bind(welcome_id.to_string())
-                            .bind(added.to_string())
+                            .bind(added.welcome_id.to_string())
+                            .bind(added.device_id.to_string())
                             .bind(circle.as_bytes())
                             .bind(seq)
                             .bind(epoch)

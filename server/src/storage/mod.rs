@@ -2,7 +2,7 @@
 //!
 //! [`Storage`] is the sum of one trait per area — [`Operations`],
 //! [`IdentityStore`], [`KeyPackageStore`], [`CircleStore`],
-//! [`EnrollmentStore`] — each in its own module with the records it takes
+//! [`EnrollmentStore`], [`SnapshotStore`] — each in its own module with the records it takes
 //! and returns. Callers hold an `Arc<dyn Storage>`.
 //!
 //! [`sqlite::SqliteStorage`] is the embedded default; [`postgres::PgStorage`] is
@@ -23,12 +23,13 @@ pub mod identity;
 pub mod key_packages;
 pub mod operations;
 pub mod postgres;
+pub mod snapshots;
 mod sql;
 pub mod sqlite;
 
 pub use circles::{
-    AppendOutcome, CircleRecord, CircleStore, CommitOutcome, LogRecord, NewCircle, NewCommit,
-    NewMessage, RosterRecord, WelcomeRecord,
+    AddedDevice, AppendOutcome, CircleRecord, CircleStore, CommitOutcome, LogRecord, NewCircle,
+    NewCommit, NewMessage, RosterRecord, WelcomeRecord,
 };
 pub use enrollment::{EnrollmentStore, InviteRecord, JoinRequestRecord, NewInvite, NewJoinRequest};
 pub use identity::{
@@ -37,6 +38,7 @@ pub use identity::{
 };
 pub use key_packages::{KeyPackageStore, KeyPackageStored, NewKeyPackage};
 pub use operations::{Operations, Purged};
+pub use snapshots::{SnapshotOutcome, SnapshotRecord, SnapshotStore};
 
 use hearth_protocol::circles::{EntryKind, Role};
 use hearth_protocol::{AccountId, CircleId, DeviceId};
@@ -95,7 +97,15 @@ pub type Result<T, E = StorageError> = std::result::Result<T, E>;
 
 /// The one storage interface: every area. See the module documentation.
 pub trait Storage:
-    Operations + IdentityStore + KeyPackageStore + CircleStore + EnrollmentStore + Send + Sync + 'static
+    Operations
+    + IdentityStore
+    + KeyPackageStore
+    + CircleStore
+    + EnrollmentStore
+    + SnapshotStore
+    + Send
+    + Sync
+    + 'static
 {
 }
 
@@ -105,6 +115,7 @@ impl<T> Storage for T where
         + KeyPackageStore
         + CircleStore
         + EnrollmentStore
+        + SnapshotStore
         + Send
         + Sync
         + 'static

@@ -124,3 +124,11 @@ pub const SELECT_JOIN_REQUESTS: &str = "SELECT id, device_ids, note, created_at 
 pub const SELECT_JOIN_REQUEST: &str = "SELECT id, device_ids, note, created_at FROM join_requests \
      WHERE circle_id = $1 AND id = $2";
 pub const DELETE_JOIN_REQUEST: &str = "DELETE FROM join_requests WHERE circle_id = $1 AND id = $2";
+
+pub const INSERT_SNAPSHOT: &str = "INSERT INTO snapshots (circle_id, version, data, updated_at) \
+     VALUES ($1, 1, $2, $3) ON CONFLICT (circle_id) DO NOTHING";
+pub const REPLACE_SNAPSHOT: &str = "UPDATE snapshots SET version = version + 1, data = $3, \
+     updated_at = $4 WHERE circle_id = $1 AND version = $2 RETURNING version";
+pub const SELECT_SNAPSHOT: &str =
+    "SELECT version, data, updated_at FROM snapshots WHERE circle_id = $1";
+pub const SELECT_SNAPSHOT_VERSION: &str = "SELECT version FROM snapshots WHERE circle_id = $1";

@@ -8,7 +8,8 @@ use hearth_protocol::circles::{EntryKind, Role};
 use hearth_protocol::{CircleId, DeviceId};
 use hearth_server::crypto::{random_uuid, sha256};
 use hearth_server::storage::{
-    AppendOutcome, CommitOutcome, NewCircle, NewCommit, NewMessage, Storage, StorageError,
+    AddedDevice, AppendOutcome, CommitOutcome, NewCircle, NewCommit, NewMessage, Storage,
+    StorageError,
 };
 use hearth_tests::{Db, on_both_databases, rand_bytes};
 
@@ -54,7 +55,11 @@ async fn circle_with(
     let circle = circle_of(storage, facilitator).await?;
     let mut added = Vec::new();
     for _ in 0..members {
-        added.push((device(storage).await?, random_uuid()?));
+        added.push(AddedDevice {
+            device_id: device(storage).await?,
+            role: Role::Member,
+            welcome_id: random_uuid()?,
+        });
     }
     let mut add = commit(facilitator, 0);
     add.welcome = Some(b"welcome".to_vec());
@@ -63,7 +68,7 @@ async fn circle_with(
     Ok((
         circle,
         facilitator,
-        added.into_iter().map(|(d, _)| d).collect(),
+        added.into_iter().map(|a| a.device_id).collect(),
     ))
 }
 
@@ -116,7 +121,11 @@ async fn a_commit_lands_only_at_the_current_epoch_with_its_roster_change_and_wel
     let mut add = commit(facilitator, 0);
     add.welcome = Some(b"welcome for sam".to_vec());
     add.group_info = Some(b"group info at epoch 1".to_vec());
-    add.added = vec![(sam, welcome_id)];
+    add.added = vec![AddedDevice {
+        device_id: sam,
+        role: Role::Member,
+        welcome_id,
+    }];
     assert_eq!(
         storage.apply_commit(&circle, &add).await?,
         CommitOutcome::Accepted { seq: 1, epoch: 1 }
@@ -267,7 +276,11 @@ async fn a_device_reads_only_what_came_after_it_joined_in_pages(db: Db) -> Resul
     let sam = device(storage.as_ref()).await?;
     let mut add = commit(facilitator, 0);
     add.welcome = Some(b"welcome".to_vec());
-    add.added = vec![(sam, random_uuid()?)];
+    add.added = vec![AddedDevice {
+        device_id: sam,
+        role: Role::Member,
+        welcome_id: random_uuid()?,
+    }];
     storage.apply_commit(&circle, &add).await?;
     for text in [b"one", b"two", b"six"] {
         storage

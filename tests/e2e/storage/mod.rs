@@ -7,6 +7,7 @@ mod enrollment;
 mod identity;
 mod key_packages;
 mod operations;
+mod snapshots;
 
 use anyhow::Result;
 use hearth_protocol::{AccountId, CircleId, DeviceId};

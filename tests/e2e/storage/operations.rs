@@ -4,7 +4,9 @@
 use super::{NOW, circle_of, device, open};
 use anyhow::Result;
 use hearth_server::crypto::{random_uuid, sha256};
-use hearth_server::storage::{Backend, NewCommit, NewInvite, NewKeyPackage, NewMessage};
+use hearth_server::storage::{
+    AddedDevice, Backend, NewCommit, NewInvite, NewKeyPackage, NewMessage,
+};
 use hearth_tests::{Db, TestDb, on_both_databases, rand_bytes};
 use std::time::Duration;
 
@@ -39,7 +41,11 @@ async fn the_sweeper_purges_delivery_rows_past_their_time(db: Db) -> Result<()> 
         commit: b"commit".to_vec(),
         welcome: Some(b"welcome nobody collected".to_vec()),
         group_info: None,
-        added: vec![(sam, random_uuid()?)],
+        added: vec![AddedDevice {
+            device_id: sam,
+            role: hearth_protocol::circles::Role::Member,
+            welcome_id: random_uuid()?,
+        }],
         removed: Vec::new(),
         join_request: None,
         now: old,

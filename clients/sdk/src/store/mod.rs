@@ -13,8 +13,12 @@ use rusqlite::{Connection, OptionalExtension as _};
 use secrecy::SecretBox;
 use std::path::Path;
 
+mod calendar;
+
+pub(crate) use calendar::CalendarItem;
+
 /// Migration `i` brings the schema from version `i` to `i + 1`. Append only.
-const MIGRATIONS: [&str; 2] = [SCHEMA_1, LOGIN_2];
+const MIGRATIONS: [&str; 3] = [SCHEMA_1, LOGIN_2, calendar::CALENDAR_3];
 
 /// The first schema. (Data directories from before versioning hold exactly
 /// these tables, which is why every statement says `IF NOT EXISTS`.)
@@ -83,6 +87,11 @@ pub(crate) struct LoginRow {
 
 pub(crate) struct Store {
     conn: Connection,
+}
+
+/// A device id read back from a column.
+fn device_id(text: &str) -> Result<DeviceId> {
+    text.parse().map_err(|_| corrupt("device id"))
 }
 
 fn corrupt(what: &'static str) -> ClientError {
@@ -264,7 +273,7 @@ impl Store {
         })?;
         rows.map(|row| {
             let (device, name) = row?;
-            Ok((device.parse().map_err(|_| corrupt("device id"))?, name))
+            Ok((device_id(&device)?, name))
         })
         .collect()
     }
@@ -319,7 +328,7 @@ impl Store {
             let (seq, sender, envelope, received_at) = row?;
             Ok(Message {
                 seq: u64::try_from(seq).unwrap_or_default(),
-                sender: sender.parse().map_err(|_| corrupt("sender"))?,
+                sender: device_id(&sender)?,
                 envelope: hearth_protocol::content::Envelope::from_bytes(&envelope),
                 received_at,
             })

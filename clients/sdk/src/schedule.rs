@@ -1,0 +1,276 @@
+//! Scheduling: a facilitator schedules and changes session series, records
+//! attendance, sets the agreement and prompts check-ins; every member RSVPs,
+//! accepts the agreement and replies to check-ins. All of it is encrypted
+//! content (`hearth_protocol::schedule`); the server never learns when a
+//! circle meets. Reminders are computed here, for the phone to schedule as
+//! local notifications.
+
+use crate::calendar::{self, Calendar};
+use crate::sync::{FollowUp, FollowUps};
+use crate::{Client, ClientError, Result};
+use hearth_protocol::circles::Role;
+use hearth_protocol::content::Content;
+use hearth_protocol::schedule::{RsvpAnswer, Series, SeriesChange};
+use hearth_protocol::{CircleId, DeviceId};
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
+use jiff::{SignedDuration, Timestamp, ZonedDateTime};
+use uuid::Uuid;
+
+/// How long before a session its reminders fire.
+const REMINDER_LEADS: [SignedDuration; 2] = [
+    SignedDuration::from_hours(24),
+    SignedDuration::from_mins(15),
+];
+
+/// A local notification for the phone to schedule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reminder {
+    /// The circle.
+    pub circle_id: CircleId,
+    /// The series.
+    pub series_id: Uuid,
+    /// The session, by its original date.
+    pub occurrence: Date,
+    /// The series' title.
+    pub title: Option<String>,
+    /// When the session starts, in the device's zone.
+    pub starts_at: ZonedDateTime,
+    /// When to remind.
+    pub remind_at: Timestamp,
+}
+
+impl Client {
+    /// The circle's facilitators: read from the server's roster when it
+    /// answers (and remembered), else as remembered.
+    pub(crate) async fn facilitators(&self, circle: &CircleId) -> Result<Vec<DeviceId>> {
+        let seen = match self.authorized().await {
+            Ok(api) => api.circle(circle).await.ok(),
+            Err(_) => None,
+        };
+        let facilitating: Vec<DeviceId> = seen
+            .map(|c| c.roster)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| r.role == Role::Facilitator)
+            .map(|r| r.device_id)
+            .collect();
+        let circle = circle.clone();
+        self.with(move |s| {
+            s.store.add_facilitators(&circle, &facilitating)?;
+            s.store.facilitators(&circle)
+        })
+        .await
+    }
+
+    /// Sends a calendar item; facilitator-only items need this device to be
+    /// a facilitator, and bring the snapshot up to date.
+    async fn send_calendar(&self, circle: &CircleId, content: Content) -> Result<()> {
+        let facilitating = content.facilitators_only();
+        if facilitating {
+            let (me, _) = self.signing_key().await?;
+            if !self.facilitators(circle).await?.contains(&me) {
+                return Err(ClientError::NotFacilitator);
+            }
+        }
+        self.send(circle, content).await?;
+        if facilitating {
+            let mut follow_ups = FollowUps::default();
+            follow_ups.push(FollowUp::WriteSnapshot(circle.clone()));
+            self.drive(follow_ups).await?;
+        }
+        Ok(())
+    }
+
+    /// Schedules a session series (facilitators). Returns its id.
+    pub async fn schedule_series(&self, circle: &CircleId, series: Series) -> Result<Uuid> {
+        calendar::check_series(&series).map_err(ClientError::InvalidSchedule)?;
+        let series_id = Uuid::new_v4();
+        let content = Content::SessionSeries {
+            id: Uuid::new_v4(),
+            series_id,
+            series,
+        };
+        self.send_calendar(circle, content).await?;
+        Ok(series_id)
+    }
+
+    /// Moves or cancels a session, changes the series from a session on, or
+    /// cancels it (facilitators).
+    pub async fn change_series(
+        &self,
+        circle: &CircleId,
+        series_id: Uuid,
+        change: SeriesChange,
+    ) -> Result<()> {
+        if let SeriesChange::ChangeFrom { series, .. } = &change {
+            calendar::check_series(series).map_err(ClientError::InvalidSchedule)?;
+        }
+        let content = Content::SessionChange {
+            id: Uuid::new_v4(),
+            series_id,
+            change,
+        };
+        self.send_calendar(circle, content).await
+    }
+
+    /// Answers for one session: coming, or passing (a note is optional, a
+    /// reason is never asked for).
+    pub async fn rsvp(
+        &self,
+        circle: &CircleId,
+        series_id: Uuid,
+        occurrence: Date,
+        answer: RsvpAnswer,
+        note: Option<&str>,
+    ) -> Result<()> {
+        let content = Content::Rsvp {
+            id: Uuid::new_v4(),
+            series_id,
+            occurrence,
+            answer,
+            note: note.map(str::to_owned),
+        };
+        self.send_calendar(circle, content).await
+    }
+
+    /// Records who was present at a session (facilitators).
+    pub async fn record_attendance(
+        &self,
+        circle: &CircleId,
+        series_id: Uuid,
+        occurrence: Date,
+        present: &[DeviceId],
+    ) -> Result<()> {
+        let content = Content::Attendance {
+            id: Uuid::new_v4(),
+            series_id,
+            occurrence,
+            present: present.to_vec(),
+        };
+        self.send_calendar(circle, content).await
+    }
+
+    /// Sets the circle's agreement (facilitators). Returns its version.
+    pub async fn set_agreement(&self, circle: &CircleId, text: &str) -> Result<String> {
+        let content = Content::Agreement {
+            id: Uuid::new_v4(),
+            text: text.to_owned(),
+        };
+        self.send_calendar(circle, content).await?;
+        Ok(calendar::agreement_version(text))
+    }
+
+    /// Accepts the circle's current agreement. Returns the version accepted.
+    pub async fn accept_agreement(&self, circle: &CircleId) -> Result<String> {
+        let version = self
+            .calendar(circle)
+            .await?
+            .agreement
+            .map(|a| a.version)
+            .ok_or(ClientError::InvalidSchedule(
+                "the circle has no agreement yet",
+            ))?;
+        let content = Content::AgreementAccepted {
+            id: Uuid::new_v4(),
+            version: version.clone(),
+        };
+        self.send_calendar(circle, content).await?;
+        Ok(version)
+    }
+
+    /// Prompts a check-in between sessions (facilitators). Returns its id.
+    pub async fn prompt_check_in(&self, circle: &CircleId, text: &str) -> Result<Uuid> {
+        let id = Uuid::new_v4();
+        let content = Content::CheckInPrompt {
+            id,
+            text: text.to_owned(),
+        };
+        self.send_calendar(circle, content).await?;
+        Ok(id)
+    }
+
+    /// Replies to a check-in: a mood from 1 (low) to 5 (good) and an
+    /// optional line.
+    pub async fn reply_check_in(
+        &self,
+        circle: &CircleId,
+        prompt: Uuid,
+        mood: u8,
+        line: Option<&str>,
+    ) -> Result<()> {
+        if !(1..=5).contains(&mood) {
+            return Err(ClientError::InvalidSchedule("a mood is 1 to 5"));
+        }
+        let content = Content::CheckInReply {
+            id: Uuid::new_v4(),
+            prompt,
+            mood,
+            line: line.map(str::to_owned),
+        };
+        self.send_calendar(circle, content).await
+    }
+
+    /// The circle's calendar, local times in this device's zone.
+    pub async fn calendar(&self, circle: &CircleId) -> Result<Calendar> {
+        self.calendar_in(circle, &TimeZone::system()).await
+    }
+
+    /// The circle's calendar, local times in `viewer`. Catches up with the
+    /// circle and reads a newer snapshot first.
+    pub async fn calendar_in(&self, circle: &CircleId, viewer: &TimeZone) -> Result<Calendar> {
+        self.sync(circle).await?;
+        let facilitators = self.facilitators(circle).await?;
+        self.read_snapshot(circle, &facilitators).await?;
+        let members: Vec<DeviceId> = self
+            .members(circle)
+            .await?
+            .into_iter()
+            .filter(|d| !facilitators.contains(d))
+            .collect();
+        let (circle, viewer) = (circle.clone(), viewer.clone());
+        self.with(move |s| {
+            let items = s.store.calendar_items(&circle)?;
+            Ok(calendar::fold(items, &facilitators, &members, &viewer))
+        })
+        .await
+    }
+
+    /// Reminders due within `horizon` from now, across every circle, for the
+    /// phone to schedule as local notifications: 24 hours and 15 minutes
+    /// before each session this device has not passed on.
+    pub async fn upcoming_reminders(&self, horizon: SignedDuration) -> Result<Vec<Reminder>> {
+        let (me, _) = self.signing_key().await?;
+        let now = Timestamp::now();
+        let until = now.checked_add(horizon).unwrap_or(Timestamp::MAX);
+        let mut reminders = Vec::new();
+        for circle in self.circles().await? {
+            for session in self.calendar(&circle).await?.sessions {
+                let passing = session
+                    .rsvps
+                    .get(&me)
+                    .is_some_and(|r| r.answer == RsvpAnswer::Passing);
+                if session.cancelled || passing {
+                    continue;
+                }
+                for lead in REMINDER_LEADS {
+                    let Ok(remind_at) = session.start.timestamp().checked_sub(lead) else {
+                        continue;
+                    };
+                    if (now..=until).contains(&remind_at) {
+                        reminders.push(Reminder {
+                            circle_id: circle.clone(),
+                            series_id: session.series_id,
+                            occurrence: session.occurrence,
+                            title: session.title.clone(),
+                            starts_at: session.local_start.clone(),
+                            remind_at,
+                        });
+                    }
+                }
+            }
+        }
+        reminders.sort_by_key(|r| r.remind_at);
+        Ok(reminders)
+    }
+}

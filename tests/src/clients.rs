@@ -1,0 +1,48 @@
+//! Real SDK clients for the scenarios: each with its own data directory,
+//! enrolled the way people are (invite link, note, approval, Welcome).
+
+use crate::TestApp;
+use anyhow::Result;
+use hearth_client::Client;
+use hearth_protocol::CircleId;
+
+/// A client of the app in its own data directory.
+pub async fn client(app: &TestApp, dir: &tempfile::TempDir) -> Result<Client> {
+    Ok(Client::open(&app.address, dir.path()).await?)
+}
+
+/// Brings a registered `member` into the circle: the facilitator invites,
+/// the member redeems with a note, the facilitator approves, the member
+/// joins from the Welcome.
+pub async fn join(facilitator: &Client, member: &Client, circle: &CircleId) -> Result<()> {
+    let link = facilitator.create_invite(circle).await?;
+    let request = member.redeem_invite(&link, "hello").await?;
+    facilitator.approve(circle, request).await?;
+    anyhow::ensure!(
+        member.accept_welcomes().await? == vec![circle.clone()],
+        "the member joined from its Welcome"
+    );
+    Ok(())
+}
+
+/// A facilitator's circle with one client per directory after the first,
+/// enrolled by invite link and approval, everyone caught up.
+pub async fn enrolled(
+    app: &TestApp,
+    dirs: &[tempfile::TempDir],
+) -> Result<(Vec<Client>, CircleId)> {
+    let facilitator = client(app, &dirs[0]).await?;
+    facilitator.register(None).await?;
+    let circle = facilitator.create_circle().await?;
+    let mut clients = vec![facilitator];
+    for dir in dirs.iter().skip(1) {
+        let member = client(app, dir).await?;
+        member.register(None).await?;
+        join(&clients[0], &member, &circle).await?;
+        clients.push(member);
+    }
+    for c in &clients {
+        c.sync(&circle).await?;
+    }
+    Ok((clients, circle))
+}
