@@ -1,5 +1,6 @@
-//! The privacy proof: a scripted conversation whose every plaintext carries a
-//! unique canary runs against a server logging at debug level. Afterwards
+//! The privacy proof: a scripted conversation and calendar whose every
+//! plaintext (and the exact time the circle meets) carries a unique canary
+//! runs against a server logging at debug level. Afterwards
 //! the database (SQLite files with their WAL, or every PostgreSQL row) and the
 //! server's logs are searched for every canary in raw, hex and base64 form.
 //! Zero hits, or the test fails.
@@ -7,6 +8,7 @@
 use anyhow::Result;
 use base64::Engine as _;
 use hearth_client::Client;
+use hearth_protocol::schedule::{RsvpAnswer, Series};
 use hearth_tests::{Db, TestApp, TestDb, hex, on_both_databases, rand_bytes};
 
 on_both_databases!(the_server_keeps_no_trace_of_what_was_said);
@@ -112,6 +114,40 @@ async fn the_server_keeps_no_trace_of_what_was_said(db: Db) -> Result<()> {
     // The conversation really happened: every client decrypted the canaries.
     let seen = sam.history(&circle).await?.len();
     assert_eq!(seen, 9);
+
+    // The calendar is content too: titles, agendas, the agreement, RSVP
+    // notes, check-ins, and when the circle meets.
+    let (title, agenda, agreement) = (canary("title"), canary("agenda"), canary("agreement"));
+    let (note, prompt_text, reply) = (canary("rsvp"), canary("prompt"), canary("reply"));
+    let first = jiff::civil::date(2027, 5, 13);
+    let series = Series {
+        first_date: first,
+        start_time: jiff::civil::time(18, 47, 0, 0),
+        time_zone: "Europe/Berlin".into(),
+        duration_minutes: 75,
+        every_weeks: 2,
+        count: Some(6),
+        until: None,
+        title: Some(title.clone()),
+        agenda: Some(agenda.clone()),
+        video_room: true,
+    };
+    let series = facilitator.schedule_series(&circle, series).await?;
+    sam.rsvp(&circle, series, first, RsvpAnswer::Passing, Some(&note))
+        .await?;
+    facilitator.set_agreement(&circle, &agreement).await?;
+    let prompt = facilitator.prompt_check_in(&circle, &prompt_text).await?;
+    alex.reply_check_in(&circle, prompt, 3, Some(&reply))
+        .await?;
+    let calendar = alex.calendar(&circle).await?;
+    assert_eq!(calendar.sessions.len(), 6, "the schedule really arrived");
+    let start = first
+        .at(18, 47, 0, 0)
+        .to_zoned_datetime(jiff::tz::TimeZone::get("Europe/Berlin")?)?;
+    assert_eq!(calendar.sessions[0].start, start);
+    canaries.extend([title, agenda, agreement, note, prompt_text, reply]);
+    canaries.push("2027-05-13T18:47".to_owned());
+    canaries.push(start.timestamp().as_second().to_string());
 
     // The search can find a canary: Sam's own device keeps the history.
     let mut on_device = Vec::new();

@@ -1,6 +1,8 @@
 //! `hearth`: the reference command-line client. Every command is a thin call
 //! into `hearth-client`; output is for people, or JSON with `--json`.
 
+mod schedule;
+
 use anyhow::{Context as _, Result, bail};
 use clap::{Parser, Subcommand};
 use hearth_client::{Client, Event, Message};
@@ -58,6 +60,9 @@ enum Command {
     /// Circles: create, list, show.
     #[command(subcommand)]
     Circle(CircleCommand),
+    /// Sessions, the agreement and check-ins.
+    #[command(flatten)]
+    Calendar(schedule::ScheduleCommand),
     /// Mint an invite link to a circle (facilitators).
     Invite {
         /// The circle.
@@ -210,6 +215,7 @@ async fn main() -> Result<()> {
         );
     }
     match cli.command {
+        Command::Calendar(command) => schedule::run(&client, command, j).await?,
         Command::Register { link, name } => {
             let device = client.register(link.as_deref()).await?;
             if let Some(name) = name {

@@ -113,6 +113,83 @@ async fn a_facilitator_and_sam_walk_through_the_readme(app: TestApp) -> Result<(
         "one view of the circle"
     );
 
+    // The facilitator schedules six sessions every two weeks; Sam passes on
+    // the first, sees the others, and accepts the agreement.
+    let scheduled = one(
+        &app,
+        home,
+        "alice",
+        &[
+            "schedule",
+            &circle,
+            "--first",
+            "2027-01-05T18:00",
+            "--tz",
+            "Europe/Berlin",
+            "--every",
+            "2",
+            "--count",
+            "6",
+            "--minutes",
+            "90",
+            "--title",
+            "Grief circle",
+            "--video",
+        ],
+    )
+    .await?;
+    let series = scheduled["series_id"].as_str().unwrap().to_owned();
+    one(
+        &app,
+        home,
+        "sam",
+        &["rsvp", &circle, &series, "2027-01-05", "pass"],
+    )
+    .await?;
+    one(
+        &app,
+        home,
+        "alice",
+        &["cancel", &circle, &series, "2027-01-19"],
+    )
+    .await?;
+    one(
+        &app,
+        home,
+        "alice",
+        &[
+            "agreement",
+            "set",
+            &circle,
+            "What",
+            "is",
+            "said",
+            "here",
+            "stays",
+            "here.",
+        ],
+    )
+    .await?;
+    let sessions = one(
+        &app,
+        home,
+        "sam",
+        &["sessions", &circle, "--tz", "America/New_York"],
+    )
+    .await?;
+    let sessions = sessions["sessions"].as_array().unwrap();
+    assert_eq!(sessions.len(), 6);
+    assert_eq!(
+        sessions[0]["start"],
+        "2027-01-05T12:00:00-05:00[America/New_York]"
+    );
+    assert_eq!(sessions[0]["rsvps"][0]["answer"], "passing");
+    assert_eq!(sessions[1]["cancelled"], true);
+    one(&app, home, "sam", &["agreement", "accept", &circle]).await?;
+    let agreement = one(&app, home, "alice", &["agreement", "show", &circle]).await?;
+    assert_eq!(agreement["text"], "What is said here stays here.");
+    assert_eq!(agreement["pending"].as_array().map(Vec::len), Some(0));
+
     let devices = one(&app, home, "sam", &["devices"]).await?;
     assert_eq!(devices["devices"].as_array().map(Vec::len), Some(1));
     assert_eq!(devices["devices"][0]["current"], true);

@@ -1,0 +1,455 @@
+//! `hearth sessions`, `schedule`, `move`, `cancel`, `rsvp`, `attendance`,
+//! `missed`, `agreement` and `check-in`: the circle's calendar from the
+//! command line. All of it is encrypted; the server never learns when a
+//! circle meets.
+
+use crate::say;
+use anyhow::{Result, bail};
+use clap::Subcommand;
+use hearth_client::{Calendar, Client, Session};
+use hearth_protocol::schedule::{RsvpAnswer, Series, SeriesChange};
+use hearth_protocol::{CircleId, DeviceId};
+use jiff::civil::{Date, DateTime};
+use jiff::tz::TimeZone;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+#[derive(Debug, Subcommand)]
+pub enum ScheduleCommand {
+    /// Schedule a session series (facilitators).
+    Schedule {
+        /// The circle.
+        circle: CircleId,
+        /// The first session's local date and time, e.g. 2027-01-07T18:00.
+        #[arg(long)]
+        first: DateTime,
+        /// Its IANA time zone, e.g. Europe/Berlin (default: this machine's).
+        #[arg(long)]
+        tz: Option<String>,
+        /// Repeat every N weeks (1: weekly, 2: every two weeks).
+        #[arg(long, default_value_t = 1)]
+        every: u8,
+        /// How many sessions (default 12).
+        #[arg(long, conflicts_with = "until")]
+        count: Option<u16>,
+        /// The last date a session may fall on, instead of a count.
+        #[arg(long)]
+        until: Option<Date>,
+        /// Minutes per session (15 to 240).
+        #[arg(long, default_value_t = 90)]
+        minutes: u16,
+        /// A title.
+        #[arg(long)]
+        title: Option<String>,
+        /// An agenda.
+        #[arg(long)]
+        agenda: Option<String>,
+        /// Meet in the circle's video room.
+        #[arg(long)]
+        video: bool,
+    },
+    /// The circle's sessions, in local time, with RSVPs.
+    Sessions {
+        /// The circle.
+        circle: CircleId,
+        /// Show times in this zone (default: this machine's).
+        #[arg(long)]
+        tz: Option<String>,
+    },
+    /// Move one session (facilitators).
+    Move {
+        /// The circle.
+        circle: CircleId,
+        /// The series.
+        series: Uuid,
+        /// The session, by its scheduled date.
+        occurrence: Date,
+        /// The new local date and time, in the series' zone.
+        #[arg(long)]
+        to: DateTime,
+        /// A new length in minutes.
+        #[arg(long)]
+        minutes: Option<u16>,
+    },
+    /// Cancel one session, or with no date the whole series (facilitators).
+    Cancel {
+        /// The circle.
+        circle: CircleId,
+        /// The series.
+        series: Uuid,
+        /// The session, by its scheduled date.
+        occurrence: Option<Date>,
+    },
+    /// Say whether you are coming: `yes`, or `pass` (no reason needed).
+    Rsvp {
+        /// The circle.
+        circle: CircleId,
+        /// The series.
+        series: Uuid,
+        /// The session, by its scheduled date.
+        occurrence: Date,
+        /// yes or pass.
+        answer: String,
+        /// An optional note.
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Record who was present at a session (facilitators).
+    Attendance {
+        /// The circle.
+        circle: CircleId,
+        /// The series.
+        series: Uuid,
+        /// The session, by its scheduled date.
+        occurrence: Date,
+        /// The devices present.
+        present: Vec<DeviceId>,
+    },
+    /// Who missed sessions (present neither in person nor by passing).
+    Missed {
+        /// The circle.
+        circle: CircleId,
+    },
+    /// The circle agreement: set, show, accept.
+    #[command(subcommand)]
+    Agreement(AgreementCommand),
+    /// Check-ins between sessions: prompt, reply, show.
+    #[command(subcommand, name = "check-in")]
+    CheckIn(CheckInCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AgreementCommand {
+    /// Set the agreement's text (facilitators).
+    Set {
+        /// The circle.
+        circle: CircleId,
+        /// The text.
+        #[arg(required = true, num_args = 1..)]
+        text: Vec<String>,
+    },
+    /// Show the agreement and who has not accepted it.
+    Show {
+        /// The circle.
+        circle: CircleId,
+    },
+    /// Accept the current agreement.
+    Accept {
+        /// The circle.
+        circle: CircleId,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CheckInCommand {
+    /// Ask the circle how they are (facilitators).
+    Prompt {
+        /// The circle.
+        circle: CircleId,
+        /// The prompt.
+        #[arg(required = true, num_args = 1..)]
+        text: Vec<String>,
+    },
+    /// Reply to a prompt with a mood from 1 (low) to 5 (good).
+    Reply {
+        /// The circle.
+        circle: CircleId,
+        /// The prompt.
+        prompt: Uuid,
+        /// 1 to 5.
+        mood: u8,
+        /// An optional line.
+        #[arg(long)]
+        line: Option<String>,
+    },
+    /// Prompts and replies.
+    Show {
+        /// The circle.
+        circle: CircleId,
+    },
+}
+
+fn zone(name: Option<&str>) -> Result<TimeZone> {
+    Ok(match name {
+        Some(name) => TimeZone::get(name)?,
+        None => TimeZone::system(),
+    })
+}
+
+fn session_json(session: &Session) -> Value {
+    let rsvps: Vec<Value> = session
+        .rsvps
+        .iter()
+        .map(|(device, r)| json!({ "device_id": device, "answer": r.answer, "note": r.note }))
+        .collect();
+    json!({
+        "series_id": session.series_id,
+        "occurrence": session.occurrence.to_string(),
+        "start": session.local_start.to_string(),
+        "series_start": session.start.to_string(),
+        "minutes": session.duration_minutes,
+        "title": session.title,
+        "video_room": session.video_room,
+        "moved": session.moved,
+        "cancelled": session.cancelled,
+        "rsvps": rsvps,
+        "present": session.present,
+        "missed": session.missed,
+    })
+}
+
+fn session_line(session: &Session) -> String {
+    let status = if session.cancelled {
+        "  CANCELLED"
+    } else if session.moved {
+        "  moved"
+    } else {
+        ""
+    };
+    let passing = session
+        .rsvps
+        .values()
+        .filter(|r| r.answer == RsvpAnswer::Passing)
+        .count();
+    format!(
+        "{}  {}  {} min  {}  series {} session {}  ({} coming, {} passing){status}",
+        session.local_start.strftime("%a %Y-%m-%d %H:%M %Z"),
+        session.title.as_deref().unwrap_or("session"),
+        session.duration_minutes,
+        if session.video_room { "video" } else { "" },
+        session.series_id,
+        session.occurrence,
+        session.rsvps.len() - passing,
+        passing,
+    )
+}
+
+fn agreement_json(calendar: &Calendar) -> Value {
+    match &calendar.agreement {
+        Some(a) => json!({
+            "version": a.version, "text": a.text,
+            "accepted_by": a.accepted_by, "pending": a.pending,
+        }),
+        None => Value::Null,
+    }
+}
+
+/// Runs a scheduling command.
+pub async fn run(client: &Client, command: ScheduleCommand, j: bool) -> Result<()> {
+    match command {
+        ScheduleCommand::Schedule {
+            circle,
+            first,
+            tz,
+            every,
+            count,
+            until,
+            minutes,
+            title,
+            agenda,
+            video,
+        } => {
+            let time_zone = match tz {
+                Some(tz) => tz,
+                None => match TimeZone::system().iana_name() {
+                    Some(name) => name.to_owned(),
+                    None => bail!("this machine's time zone has no IANA name: pass --tz"),
+                },
+            };
+            let series = Series {
+                first_date: first.date(),
+                start_time: first.time(),
+                time_zone,
+                duration_minutes: minutes,
+                every_weeks: every,
+                count,
+                until,
+                title,
+                agenda,
+                video_room: video,
+            };
+            let id = client.schedule_series(&circle, series).await?;
+            say(j, json!({ "series_id": id }), || {
+                format!("scheduled series {id}")
+            });
+        }
+        ScheduleCommand::Sessions { circle, tz } => {
+            let calendar = client.calendar_in(&circle, &zone(tz.as_deref())?).await?;
+            let value: Vec<Value> = calendar.sessions.iter().map(session_json).collect();
+            say(j, json!({ "sessions": value }), || {
+                if calendar.sessions.is_empty() {
+                    return "no sessions scheduled".to_owned();
+                }
+                let lines: Vec<String> = calendar.sessions.iter().map(session_line).collect();
+                lines.join("\n")
+            });
+        }
+        ScheduleCommand::Move {
+            circle,
+            series,
+            occurrence,
+            to,
+            minutes,
+        } => {
+            let change = SeriesChange::MoveOccurrence {
+                occurrence,
+                date: to.date(),
+                start_time: to.time(),
+                duration_minutes: minutes,
+            };
+            client.change_series(&circle, series, change).await?;
+            say(j, json!({ "moved": occurrence.to_string() }), || {
+                "moved".to_owned()
+            });
+        }
+        ScheduleCommand::Cancel {
+            circle,
+            series,
+            occurrence,
+        } => {
+            let change = match occurrence {
+                Some(occurrence) => SeriesChange::CancelOccurrence { occurrence },
+                None => SeriesChange::CancelSeries,
+            };
+            client.change_series(&circle, series, change).await?;
+            say(j, json!({ "cancelled": true }), || "cancelled".to_owned());
+        }
+        ScheduleCommand::Rsvp {
+            circle,
+            series,
+            occurrence,
+            answer,
+            note,
+        } => {
+            let answer = match answer.as_str() {
+                "yes" | "coming" => RsvpAnswer::Coming,
+                "pass" | "no" => RsvpAnswer::Passing,
+                other => bail!("answer yes or pass, not {other:?}"),
+            };
+            client
+                .rsvp(&circle, series, occurrence, answer, note.as_deref())
+                .await?;
+            say(j, json!({ "answer": answer }), || "answered".to_owned());
+        }
+        ScheduleCommand::Attendance {
+            circle,
+            series,
+            occurrence,
+            present,
+        } => {
+            client
+                .record_attendance(&circle, series, occurrence, &present)
+                .await?;
+            say(j, json!({ "present": present }), || "recorded".to_owned());
+        }
+        ScheduleCommand::Missed { circle } => {
+            let calendar = client.calendar(&circle).await?;
+            let names = client.names(&circle).await?;
+            let name = |d: &DeviceId| names.get(d).cloned().unwrap_or_else(|| d.to_string());
+            let missed: Vec<&Session> = calendar
+                .sessions
+                .iter()
+                .filter(|s| !s.missed.is_empty())
+                .collect();
+            let value: Vec<Value> = missed
+                .iter()
+                .map(|s| json!({ "occurrence": s.occurrence.to_string(), "missed": s.missed }))
+                .collect();
+            say(j, json!({ "missed": value }), || {
+                if missed.is_empty() {
+                    return "nobody missed a session".to_owned();
+                }
+                let lines: Vec<String> = missed
+                    .iter()
+                    .map(|s| {
+                        let who: Vec<String> = s.missed.iter().map(name).collect();
+                        format!("{}: {}", s.occurrence, who.join(", "))
+                    })
+                    .collect();
+                lines.join("\n")
+            });
+        }
+        ScheduleCommand::Agreement(command) => agreement(client, command, j).await?,
+        ScheduleCommand::CheckIn(command) => check_in(client, command, j).await?,
+    }
+    Ok(())
+}
+
+async fn agreement(client: &Client, command: AgreementCommand, j: bool) -> Result<()> {
+    match command {
+        AgreementCommand::Set { circle, text } => {
+            let version = client.set_agreement(&circle, &text.join(" ")).await?;
+            say(j, json!({ "version": version }), || {
+                format!("agreement {version}")
+            });
+        }
+        AgreementCommand::Show { circle } => {
+            let calendar = client.calendar(&circle).await?;
+            let names = client.names(&circle).await?;
+            say(j, agreement_json(&calendar), || match &calendar.agreement {
+                None => "no agreement yet".to_owned(),
+                Some(a) => {
+                    let pending: Vec<String> = a
+                        .pending
+                        .iter()
+                        .map(|d| names.get(d).cloned().unwrap_or_else(|| d.to_string()))
+                        .collect();
+                    if pending.is_empty() {
+                        format!("{}\n\neveryone has accepted it", a.text)
+                    } else {
+                        format!("{}\n\nnot accepted yet: {}", a.text, pending.join(", "))
+                    }
+                }
+            });
+        }
+        AgreementCommand::Accept { circle } => {
+            let version = client.accept_agreement(&circle).await?;
+            say(j, json!({ "accepted": version }), || "accepted".to_owned());
+        }
+    }
+    Ok(())
+}
+
+async fn check_in(client: &Client, command: CheckInCommand, j: bool) -> Result<()> {
+    match command {
+        CheckInCommand::Prompt { circle, text } => {
+            let id = client.prompt_check_in(&circle, &text.join(" ")).await?;
+            say(j, json!({ "prompt_id": id }), || format!("prompt {id}"));
+        }
+        CheckInCommand::Reply {
+            circle,
+            prompt,
+            mood,
+            line,
+        } => {
+            client
+                .reply_check_in(&circle, prompt, mood, line.as_deref())
+                .await?;
+            say(j, json!({ "replied": prompt }), || "replied".to_owned());
+        }
+        CheckInCommand::Show { circle } => {
+            let calendar = client.calendar(&circle).await?;
+            let value: Vec<Value> = calendar
+                .check_ins
+                .iter()
+                .map(|c| {
+                    let replies: Vec<Value> = c
+                        .replies
+                        .iter()
+                        .map(|(d, (mood, line))| json!({ "device_id": d, "mood": mood, "line": line }))
+                        .collect();
+                    json!({ "prompt_id": c.id, "text": c.text, "replies": replies })
+                })
+                .collect();
+            say(j, json!({ "check_ins": value }), || {
+                let lines: Vec<String> = calendar
+                    .check_ins
+                    .iter()
+                    .map(|c| format!("{}  {} ({} replies)", c.id, c.text, c.replies.len()))
+                    .collect();
+                lines.join("\n")
+            });
+        }
+    }
+    Ok(())
+}
