@@ -132,61 +132,45 @@ fn twelve_weeks_with_a_move_a_cancellation_a_pass_and_attendance() {
     assert!(calendar.sessions[3].present.is_none());
 }
 
-#[test]
-fn a_berlin_circle_moves_by_an_hour_for_new_york_only_while_one_zone_has_changed() {
+/// The start hours of a series' sessions at home and in `viewer`.
+fn hours(series: Series, viewer: &str) -> (Vec<i8>, Vec<i8>) {
     let alice = device();
-    let id = Uuid::new_v4();
-    let autumn = series(date(2026, 10, 15), "Europe/Berlin", 1, 4);
     let calendar = fold(
-        vec![scheduled(alice, id, autumn)],
+        vec![scheduled(alice, Uuid::new_v4(), series)],
         &[alice],
         &[],
-        &tz("America/New_York"),
+        &tz(viewer),
     );
-    let berlin: Vec<i8> = calendar.sessions.iter().map(|s| s.start.hour()).collect();
-    let new_york: Vec<i8> = calendar
-        .sessions
-        .iter()
-        .map(|s| s.local_start.hour())
-        .collect();
+    let sessions = calendar.sessions.iter();
+    let home = sessions.clone().map(|s| s.start.hour()).collect();
+    (home, sessions.map(|s| s.local_start.hour()).collect())
+}
+
+#[test]
+fn a_berlin_circle_moves_by_an_hour_for_new_york_only_while_one_zone_has_changed() {
+    let autumn = series(date(2026, 10, 15), "Europe/Berlin", 1, 4);
+    let (berlin, new_york) = hours(autumn, "America/New_York");
     assert_eq!(berlin, [18, 18, 18, 18], "always 18:00 in Berlin");
     // Europe leaves summer time on 25 October 2026, the US on 1 November.
     assert_eq!(new_york, [12, 12, 13, 12]);
 
     // And in spring 2027: the US on 14 March, Europe on 28 March.
     let spring = series(date(2027, 3, 11), "Europe/Berlin", 1, 4);
-    let calendar = fold(
-        vec![scheduled(alice, id, spring)],
-        &[alice],
-        &[],
-        &tz("America/New_York"),
-    );
-    let new_york: Vec<i8> = calendar
-        .sessions
-        .iter()
-        .map(|s| s.local_start.hour())
-        .collect();
-    assert_eq!(new_york, [12, 13, 13, 12]);
+    assert_eq!(hours(spring, "America/New_York").1, [12, 13, 13, 12]);
 }
 
 #[test]
 fn a_new_york_series_keeps_its_hour_at_home_across_the_change() {
     let alice = device();
-    let id = Uuid::new_v4();
     let mut weekly = series(date(2026, 10, 22), "America/New_York", 1, 3);
     weekly.start_time = time(19, 0, 0, 0);
+    let (at_home, in_berlin) = hours(weekly.clone(), "Europe/Berlin");
     let calendar = fold(
-        vec![scheduled(alice, id, weekly)],
+        vec![scheduled(alice, Uuid::new_v4(), weekly)],
         &[alice],
         &[],
         &tz("Europe/Berlin"),
     );
-    let at_home: Vec<i8> = calendar.sessions.iter().map(|s| s.start.hour()).collect();
-    let in_berlin: Vec<i8> = calendar
-        .sessions
-        .iter()
-        .map(|s| s.local_start.hour())
-        .collect();
     assert_eq!(at_home, [19, 19, 19]);
     assert_eq!(
         in_berlin,

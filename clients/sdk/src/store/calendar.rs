@@ -6,7 +6,6 @@ use super::{Store, device_id};
 use crate::error::Result;
 use hearth_protocol::content::{Content, Envelope};
 use hearth_protocol::{CircleId, DeviceId};
-use rusqlite::OptionalExtension as _;
 
 pub(super) const CALENDAR_3: &str = "
 CREATE TABLE IF NOT EXISTS calendar (
@@ -65,25 +64,18 @@ impl Store {
 
     /// The circle's calendar items in log order.
     pub fn calendar_items(&self, circle: &CircleId) -> Result<Vec<CalendarItem>> {
-        let mut statement = self.conn.prepare(
-            "SELECT seq, sender, envelope FROM calendar WHERE circle_id = ?1 ORDER BY seq, item_id",
+        let rows = self.envelope_rows(
+            "SELECT seq, sender, envelope, 0 FROM calendar WHERE circle_id = ?1 ORDER BY seq, item_id",
+            circle,
         )?;
-        let rows = statement.query_map([circle.as_bytes()], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, Vec<u8>>(2)?,
-            ))
-        })?;
-        rows.map(|row| {
-            let (seq, sender, envelope) = row?;
-            Ok(CalendarItem {
-                seq: u64::try_from(seq).unwrap_or_default(),
-                sender: device_id(&sender)?,
-                content: Envelope::from_bytes(&envelope).content,
+        Ok(rows
+            .into_iter()
+            .map(|(seq, sender, envelope, _)| CalendarItem {
+                seq,
+                sender,
+                content: envelope.content,
             })
-        })
-        .collect()
+            .collect())
     }
 
     /// Remembers devices as facilitators of the circle. Never forgets one:
@@ -109,15 +101,8 @@ impl Store {
 
     /// The snapshot version this device has read (0: none).
     pub fn snapshot_read(&self, circle: &CircleId) -> Result<u64> {
-        let version: Option<i64> = self
-            .conn
-            .query_row(
-                "SELECT version FROM snapshot_read WHERE circle_id = ?1",
-                [circle.as_bytes()],
-                |r| r.get(0),
-            )
-            .optional()?;
-        Ok(version.map_or(0, |v| u64::try_from(v).unwrap_or_default()))
+        let query = "SELECT version FROM snapshot_read WHERE circle_id = ?1";
+        Ok(self.circle_number(query, circle)?.unwrap_or(0))
     }
 
     /// Records that the snapshot up to `version` was read.

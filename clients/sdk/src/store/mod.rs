@@ -195,15 +195,16 @@ impl Store {
     }
 
     pub fn cursor(&self, circle: &CircleId) -> Result<Option<u64>> {
-        let cursor: Option<i64> = self
+        self.circle_number("SELECT cursor FROM circles WHERE circle_id = ?1", circle)
+    }
+
+    /// One non-negative number a query selects for a circle, if any.
+    fn circle_number(&self, query: &str, circle: &CircleId) -> Result<Option<u64>> {
+        let value: Option<i64> = self
             .conn
-            .query_row(
-                "SELECT cursor FROM circles WHERE circle_id = ?1",
-                [circle.as_bytes()],
-                |r| r.get(0),
-            )
+            .query_row(query, [circle.as_bytes()], |r| r.get(0))
             .optional()?;
-        Ok(cursor.map(|c| u64::try_from(c).unwrap_or_default()))
+        Ok(value.map(|v| u64::try_from(v).unwrap_or_default()))
     }
 
     pub fn set_cursor(&self, circle: &CircleId, cursor: u64) -> Result<()> {
@@ -313,9 +314,29 @@ impl Store {
     }
 
     pub fn history(&self, circle: &CircleId) -> Result<Vec<Message>> {
-        let mut statement = self.conn.prepare(
+        let rows = self.envelope_rows(
             "SELECT seq, sender, envelope, received_at FROM history WHERE circle_id = ?1 ORDER BY seq",
+            circle,
         )?;
+        Ok(rows
+            .into_iter()
+            .map(|(seq, sender, envelope, received_at)| Message {
+                seq,
+                sender,
+                envelope,
+                received_at,
+            })
+            .collect())
+    }
+
+    /// `(seq, sender, envelope, received_at)` rows of a circle, from a query
+    /// that selects those four columns.
+    fn envelope_rows(
+        &self,
+        query: &str,
+        circle: &CircleId,
+    ) -> Result<Vec<(u64, DeviceId, hearth_protocol::content::Envelope, i64)>> {
+        let mut statement = self.conn.prepare(query)?;
         let rows = statement.query_map([circle.as_bytes()], |r| {
             Ok((
                 r.get::<_, i64>(0)?,
@@ -326,12 +347,12 @@ impl Store {
         })?;
         rows.map(|row| {
             let (seq, sender, envelope, received_at) = row?;
-            Ok(Message {
-                seq: u64::try_from(seq).unwrap_or_default(),
-                sender: device_id(&sender)?,
-                envelope: hearth_protocol::content::Envelope::from_bytes(&envelope),
+            Ok((
+                u64::try_from(seq).unwrap_or_default(),
+                device_id(&sender)?,
+                hearth_protocol::content::Envelope::from_bytes(&envelope),
                 received_at,
-            })
+            ))
         })
         .collect()
     }
