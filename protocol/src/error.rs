@@ -79,6 +79,8 @@ pub enum ErrorCode {
     Internal,
     /// 503: the server cannot reach its database.
     Unavailable,
+    /// 503: this server has no video server (SFU) configured.
+    VideoUnconfigured,
     /// A code this version of the protocol does not know.
     #[serde(other)]
     Unknown,
@@ -116,6 +118,7 @@ impl ErrorCode {
             Self::RateLimited => "rate_limited",
             Self::Internal => "internal",
             Self::Unavailable => "unavailable",
+            Self::VideoUnconfigured => "video_unconfigured",
             Self::Unknown => "unknown",
         }
     }
@@ -150,7 +153,7 @@ impl ErrorCode {
             | Self::JoinRequestMismatch => 422,
             Self::RateLimited => 429,
             Self::Internal | Self::Unknown => 500,
-            Self::Unavailable => 503,
+            Self::Unavailable | Self::VideoUnconfigured => 503,
         }
     }
 }
@@ -212,6 +215,7 @@ mod tests {
             ErrorCode::RateLimited,
             ErrorCode::Internal,
             ErrorCode::Unavailable,
+            ErrorCode::VideoUnconfigured,
         ] {
             let json = serde_json::to_string(&code).unwrap();
             assert_eq!(json, format!("\"{}\"", code.as_str()));

@@ -17,6 +17,7 @@ pub mod key_packages;
 pub mod mls;
 pub mod schedule;
 pub mod stream;
+pub mod video;
 
 pub use bytes::Base64Bytes;
 pub use error::{ErrorBody, ErrorCode};

@@ -4,7 +4,7 @@
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -40,6 +40,8 @@ pub struct Config {
     pub rate_limits: RateLimitsConfig,
     /// The delivery service: circles, KeyPackages, the log.
     pub delivery: DeliveryConfig,
+    /// The video server (SFU) circles meet on.
+    pub video: VideoConfig,
 }
 
 impl Default for Config {
@@ -57,6 +59,35 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             rate_limits: RateLimitsConfig::default(),
             delivery: DeliveryConfig::default(),
+            video: VideoConfig::default(),
+        }
+    }
+}
+
+/// The video server (a LiveKit SFU) circles meet on. `HEARTH_VIDEO__...`.
+/// Without `url`, `api_key` and `api_secret` the call endpoint answers 503
+/// `video_unconfigured`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VideoConfig {
+    /// The SFU's URL as clients reach it (`wss://...`).
+    pub url: Option<String>,
+    /// The SFU's API key (the tokens' `iss`).
+    pub api_key: Option<String>,
+    /// The SFU's API secret, which signs the tokens (at least 32 bytes).
+    #[serde(serialize_with = "redacted")]
+    pub api_secret: Option<SecretString>,
+    /// Seconds a call token lasts (default 300, at most 600).
+    pub token_ttl_secs: u64,
+}
+
+impl Default for VideoConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            api_key: None,
+            api_secret: None,
+            token_ttl_secs: 300,
         }
     }
 }
@@ -351,6 +382,16 @@ pub const SETTINGS: &[(&str, &str)] = &[
         "KeyPackage claims and invite redemptions per device: bucket",
     ),
     ("delivery.claim_rate.per_minute", "... refilled per minute"),
+    (
+        "video.url",
+        "the video server (LiveKit SFU) as clients reach it, wss://...",
+    ),
+    ("video.api_key", "its API key"),
+    (
+        "video.api_secret",
+        "its API secret, which signs call tokens (at least 32 bytes)",
+    ),
+    ("video.token_ttl_secs", "call token lifetime (at most 600)"),
 ];
 
 /// The environment variable of a setting: `HEARTH_` and the key in capitals,
@@ -439,6 +480,31 @@ impl Config {
                 hearth_protocol::circles::EPOCH_WINDOW
             )));
         }
+        let video = &self.video;
+        let parts = [
+            video.url.is_some(),
+            video.api_key.is_some(),
+            video.api_secret.is_some(),
+        ];
+        if parts.contains(&true) && parts.contains(&false) {
+            return Err(ConfigError::Invalid(
+                "video needs url, api_key and api_secret together".into(),
+            ));
+        }
+        if video
+            .api_secret
+            .as_ref()
+            .is_some_and(|s| s.expose_secret().len() < 32)
+        {
+            return Err(ConfigError::Invalid(
+                "video.api_secret must be at least 32 bytes".into(),
+            ));
+        }
+        if video.token_ttl_secs == 0 || video.token_ttl_secs > 600 {
+            return Err(ConfigError::Invalid(
+                "video.token_ttl_secs must be between 1 and 600".into(),
+            ));
+        }
         if self.limits.json_body_bytes < 1024 {
             return Err(ConfigError::Invalid(
                 "limits.json_body_bytes must be at least 1024".into(),
@@ -510,6 +576,13 @@ mod tests {
                     "auth.signing_key" => "AAAA",
                     "rate_limits.trust_forwarded_for" => "true",
                     "delivery.epoch_window" => "3",
+                    "video.url" | "video.api_key" | "video.api_secret" => {
+                        jail.set_env("HEARTH_VIDEO__URL", "wss://sfu.example");
+                        jail.set_env("HEARTH_VIDEO__API_KEY", "devkey");
+                        jail.set_env("HEARTH_VIDEO__API_SECRET", "x".repeat(32));
+                        "wss://sfu.example/0123456789abcdef"
+                    }
+                    "video.token_ttl_secs" => "120",
                     "auth.access_token_ttl_secs" => "600",
                     "limits.json_body_bytes" => "4096",
                     _ => "7",

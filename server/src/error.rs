@@ -84,6 +84,12 @@ pub enum ApiError {
     /// The database cannot be reached.
     #[error("the database is unavailable")]
     Unavailable,
+    /// No video server is configured.
+    #[error(
+        "this server has no video server: set video.url, video.api_key and video.api_secret \
+         (HEARTH_VIDEO__URL, HEARTH_VIDEO__API_KEY, HEARTH_VIDEO__API_SECRET)"
+    )]
+    VideoUnconfigured,
     /// Storage failed.
     #[error("internal error")]
     Storage(#[source] StorageError),
@@ -118,6 +124,7 @@ impl ApiError {
             Self::UnsupportedMediaType => ErrorCode::UnsupportedMediaType,
             Self::RateLimited { .. } => ErrorCode::RateLimited,
             Self::Unavailable => ErrorCode::Unavailable,
+            Self::VideoUnconfigured => ErrorCode::VideoUnconfigured,
             Self::Storage(_) | Self::Random(_) | Self::Signing(_) => ErrorCode::Internal,
         }
     }

@@ -2,7 +2,7 @@
 //! protocol types. Served at `/v1/openapi.json`.
 
 use crate::routes::{
-    circles, devices, health, invites, key_packages, logins, ops, snapshots, stream,
+    circles, devices, health, invites, key_packages, logins, ops, snapshots, stream, video,
 };
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -46,6 +46,7 @@ use utoipa::{Modify, OpenApi};
         circles::delete_welcome,
         snapshots::put,
         snapshots::get,
+        video::call,
         invites::create,
         invites::list,
         invites::revoke,

@@ -5,7 +5,7 @@ use crate::error::{self, ApiError};
 use crate::hub::{Event, Hub};
 use crate::rate_limit::{RateLimiter, retry_after_secs};
 use crate::routes::{
-    circles, devices, health, invites, key_packages, logins, ops, snapshots, stream,
+    circles, devices, health, invites, key_packages, logins, ops, snapshots, stream, video,
 };
 use crate::storage::{self, LoginId, Storage, StorageError};
 use crate::tokens::{KeyError, KeyRing};
@@ -375,6 +375,7 @@ fn routes(cfg: &mut web::ServiceConfig) {
                     resource("/circles/{circle_id}/group-info")
                         .route(get().to(circles::group_info)),
                 )
+                .service(resource("/circles/{circle_id}/call").route(post().to(video::call)))
                 .service(
                     resource("/circles/{circle_id}/snapshot")
                         .route(get().to(snapshots::get))

@@ -80,6 +80,10 @@ pub struct KeyRing {
     issuer: String,
     audience: String,
     ttl_secs: u64,
+    /// Keys the opaque ids the server shows others (video rooms and
+    /// identities): derived from the oldest signing key, so every node on
+    /// the database derives the same.
+    id_key: SecretBox<[u8; 32]>,
 }
 
 impl std::fmt::Debug for KeyRing {
@@ -169,8 +173,19 @@ impl KeyRing {
         validation.validate_exp = true;
         validation.validate_nbf = true;
 
+        let oldest = records
+            .first()
+            .ok_or(KeyError::Storage(StorageError::Corrupt("signing key")))?;
+        let id_key = crypto::sha256(
+            &[
+                b"hearth/v1 opaque ids\0".as_slice(),
+                oldest.seed.expose_secret(),
+            ]
+            .concat(),
+        );
         Ok(Self {
             signer,
+            id_key: SecretBox::new(Box::new(id_key)),
             verifiers: RwLock::new(verifiers(&records)),
             last_reload: Mutex::new(None),
             validation,
@@ -178,6 +193,26 @@ impl KeyRing {
             audience: config.audience.clone(),
             ttl_secs: config.access_token_ttl_secs,
         })
+    }
+
+    /// An opaque id for what `parts` name (a keyed hash, 128 bits in hex):
+    /// the same on every node, meaningless to whoever sees it.
+    pub fn opaque_id(&self, parts: &[&[u8]]) -> String {
+        use hmac::Mac as _;
+        let mut mac = match hmac::Hmac::<sha2::Sha256>::new_from_slice(self.id_key.expose_secret())
+        {
+            Ok(mac) => mac,
+            // HMAC takes keys of any length.
+            Err(_) => return String::new(),
+        };
+        for part in parts {
+            mac.update(&u64::try_from(part.len()).unwrap_or(u64::MAX).to_be_bytes());
+            mac.update(part);
+        }
+        mac.finalize().into_bytes()[..16]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 
     /// The `kid` of the key that signs new tokens.

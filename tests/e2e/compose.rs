@@ -44,7 +44,7 @@ fn compose_runs_postgres_two_nodes_and_a_balancer() -> Result<()> {
     doc.apply_merge()?; // resolve `<<: *hearth`
     let services = doc["services"].as_mapping().context("services")?;
     let names: Vec<&str> = services.keys().filter_map(Value::as_str).collect();
-    for expected in ["postgres", "hearth-1", "hearth-2", "balancer"] {
+    for expected in ["postgres", "hearth-1", "hearth-2", "balancer", "livekit"] {
         assert!(names.contains(&expected), "service {expected} in {names:?}");
     }
 
@@ -56,6 +56,7 @@ fn compose_runs_postgres_two_nodes_and_a_balancer() -> Result<()> {
     );
     assert!(postgres["healthcheck"]["test"].is_sequence());
 
+    let mut livekit_keys = Vec::new();
     for node in ["hearth-1", "hearth-2"] {
         let service = &doc["services"][node];
         assert_eq!(
@@ -99,6 +100,32 @@ fn compose_runs_postgres_two_nodes_and_a_balancer() -> Result<()> {
             config.rate_limits.trust_forwarded_for,
             "{node} sits behind the balancer"
         );
+        livekit_keys.push((
+            config.video.api_key.clone().context("video.api_key")?,
+            config
+                .video
+                .api_secret
+                .as_ref()
+                .map(|s| secrecy::ExposeSecret::expose_secret(s).to_owned())
+                .context("video.api_secret")?,
+        ));
+        assert!(config.video.url.is_some(), "{node} names the SFU");
+    }
+
+    // LiveKit runs with the key pair both nodes sign with.
+    let livekit = &doc["services"]["livekit"];
+    assert!(
+        livekit["image"]
+            .as_str()
+            .is_some_and(|i| i.starts_with("livekit/livekit-server:"))
+    );
+    let keys = environment(livekit)
+        .into_iter()
+        .find(|(k, _)| k == "LIVEKIT_KEYS")
+        .map(|(_, v)| v)
+        .context("LIVEKIT_KEYS")?;
+    for (key, secret) in &livekit_keys {
+        assert_eq!(keys, format!("{key}: {secret}"), "the nodes' key pair");
     }
 
     let balancer = &doc["services"]["balancer"];

@@ -13,3 +13,4 @@ mod schedule;
 mod sdk;
 mod storage;
 mod stream;
+mod video;

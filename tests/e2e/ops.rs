@@ -128,6 +128,7 @@ async fn the_openapi_document_describes_every_endpoint_and_its_errors(app: TestA
         ("get", "/v1/circles/{circle_id}/group-info"),
         ("get", "/v1/circles/{circle_id}/snapshot"),
         ("put", "/v1/circles/{circle_id}/snapshot"),
+        ("post", "/v1/circles/{circle_id}/call"),
         ("get", "/v1/welcomes"),
         ("delete", "/v1/welcomes/{welcome_id}"),
         ("post", "/v1/circles/{circle_id}/invites"),

@@ -10,3 +10,4 @@ pub mod logins;
 pub mod ops;
 pub mod snapshots;
 pub mod stream;
+pub mod video;

@@ -1,0 +1,193 @@
+//! Video: a member gets a token to the circle's room that LiveKit's own
+//! verifier accepts, for that room only, with opaque names; outsiders and
+//! removed members get the usual 404; without a video server the endpoint
+//! says what to configure.
+
+use anyhow::{Context as _, Result, bail};
+use hearth_protocol::ErrorCode;
+use hearth_protocol::video::CallAccess;
+use hearth_tests::mls::Member;
+use hearth_tests::{Db, TestApp, expect_error, hex, on_both_databases};
+use secrecy::SecretString;
+use serde_json::Value;
+
+on_both_databases!(
+    members_get_tokens_livekit_accepts_for_their_circles_room_only,
+    video_is_off_until_configured,
+);
+
+const API_KEY: &str = "devkey";
+const API_SECRET: &str = "hearth-test-secret-0123456789abcdef";
+
+async fn with_video(db: Db) -> Result<TestApp> {
+    TestApp::spawn_with(db, |c| {
+        c.video.url = Some("wss://sfu.localhost".into());
+        c.video.api_key = Some(API_KEY.into());
+        c.video.api_secret = Some(SecretString::from(API_SECRET));
+        c.video.token_ttl_secs = 300;
+    })
+    .await
+}
+
+/// Checks a token with LiveKit's own verifier (PyPI `livekit-api`, which
+/// scripts/test installs) and returns the claims it read.
+async fn livekit_verifies(token: &str) -> Result<Option<Value>> {
+    let Ok(python) = std::env::var("LIVEKIT_VERIFIER_PYTHON") else {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            bail!("CI=true but LIVEKIT_VERIFIER_PYTHON is not set (scripts/test installs it)");
+        }
+        eprintln!("SKIPPED LiveKit's verifier: run scripts/test, which installs it");
+        return Ok(None);
+    };
+    let script = r#"
+import json, sys
+from livekit import api
+claims = api.TokenVerifier(sys.argv[1], sys.argv[2]).verify(sys.argv[3])
+v = claims.video
+print(json.dumps({"identity": claims.identity, "room": v.room, "room_join": v.room_join,
+    "can_publish": v.can_publish, "can_subscribe": v.can_subscribe,
+    "can_publish_data": v.can_publish_data, "room_admin": v.room_admin,
+    "room_create": v.room_create, "room_list": v.room_list, "metadata": claims.metadata,
+    "name": claims.name}))
+"#;
+    let output = tokio::process::Command::new(python)
+        .args(["-c", script, API_KEY, API_SECRET, token])
+        .output()
+        .await?;
+    if !output.status.success() {
+        bail!(
+            "LiveKit refused the token: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(Some(serde_json::from_slice(&output.stdout)?))
+}
+
+/// The token's claims, read without checking (the check is LiveKit's).
+fn claims(token: &str) -> Result<Value> {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1).context("a JWT")?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload)?;
+    Ok(serde_json::from_slice(&bytes)?)
+}
+
+async fn members_get_tokens_livekit_accepts_for_their_circles_room_only(db: Db) -> Result<()> {
+    let captured = hearth_tests::captured_logs();
+    let app = with_video(db).await?;
+    let mut facilitator = Member::sign_up(&app).await?;
+    let mut sam = Member::sign_up(&app).await?;
+    sam.publish_key_packages(&app, 2).await?;
+    let circle = facilitator.create_circle(&app).await?;
+    let add = facilitator.add_commit(&app, &[&sam]).await?;
+    facilitator.commit_accepted(&app, &circle, &add).await?;
+    sam.join(&app).await?;
+    let call = format!("/v1/circles/{circle}/call");
+
+    let mine: CallAccess = app.post(&call, facilitator.token()).await?.json().await?;
+    let sams: CallAccess = app.post(&call, sam.token()).await?.json().await?;
+    assert_eq!(mine.url, "wss://sfu.localhost");
+    assert_eq!(mine.room, sams.room, "one room per circle");
+    assert_ne!(mine.identity, sams.identity, "one identity per device");
+    let circle_text = circle.to_string();
+    for opaque in [&mine.room, &mine.identity, &sams.identity] {
+        assert_eq!(opaque.len(), 32, "128 bits in hex");
+        assert!(!opaque.contains(&circle_text));
+        assert!(!opaque.contains(&hex(circle.as_bytes())));
+        assert!(!opaque.contains(&facilitator.device.device_id.to_string()));
+    }
+
+    let read = claims(&sams.token)?;
+    assert_eq!(read["iss"], API_KEY);
+    assert_eq!(read["sub"], sams.identity.as_str());
+    let (nbf, exp) = (
+        read["nbf"].as_i64().unwrap_or(0),
+        read["exp"].as_i64().unwrap_or(0),
+    );
+    assert_eq!(exp - nbf, 300, "the configured lifetime");
+    assert_eq!(exp, sams.expires_at);
+    let grant = read["video"].as_object().context("a video grant")?;
+    let mut granted: Vec<&str> = grant.keys().map(String::as_str).collect();
+    granted.sort();
+    assert_eq!(
+        granted,
+        [
+            "canPublish",
+            "canPublishData",
+            "canSubscribe",
+            "room",
+            "roomJoin"
+        ],
+        "nothing beyond joining this room"
+    );
+    assert_eq!(grant["canPublishData"], false);
+
+    if let Some(verified) = livekit_verifies(&sams.token).await? {
+        assert_eq!(verified["identity"], sams.identity.as_str());
+        assert_eq!(verified["room"], sams.room.as_str());
+        assert_eq!(verified["room_join"], true);
+        assert_eq!(verified["can_publish"], true);
+        assert_eq!(verified["can_subscribe"], true);
+        assert_eq!(verified["can_publish_data"], false);
+        for nothing in ["room_admin", "room_create", "room_list"] {
+            assert!(
+                verified[nothing].is_null() || verified[nothing] == false,
+                "{nothing}"
+            );
+        }
+        assert_eq!(
+            (verified["metadata"].as_str(), verified["name"].as_str()),
+            (Some(""), Some(""))
+        );
+        // A token signed with another secret is refused by LiveKit.
+        let forged = {
+            use jsonwebtoken::{EncodingKey, Header, encode};
+            let key = EncodingKey::from_secret(b"not-the-secret-not-the-secret-000");
+            encode(&Header::default(), &read, &key)?
+        };
+        assert!(livekit_verifies(&forged).await.is_err());
+    }
+
+    // Outsiders and removed members: the same 404 as any circle route.
+    let stranger = Member::sign_up(&app).await?;
+    expect_error(
+        app.post(&call, stranger.token()).await?,
+        404,
+        ErrorCode::NotFound,
+    )
+    .await?;
+    let remove = facilitator.remove_commit(&[&sam])?;
+    facilitator.commit_accepted(&app, &circle, &remove).await?;
+    expect_error(
+        app.post(&call, sam.token()).await?,
+        404,
+        ErrorCode::NotFound,
+    )
+    .await?;
+
+    // Nothing of it reaches the logs.
+    let logged = String::from_utf8_lossy(&captured.bytes()).to_string();
+    for secret in [
+        &mine.room,
+        &mine.identity,
+        &sams.identity,
+        &mine.token,
+        &sams.token,
+    ] {
+        assert!(
+            !logged.contains(secret.as_str()),
+            "a call detail was logged"
+        );
+    }
+    Ok(())
+}
+
+async fn video_is_off_until_configured(app: TestApp) -> Result<()> {
+    let mut facilitator = Member::sign_up(&app).await?;
+    let circle = facilitator.create_circle(&app).await?;
+    let answer = app
+        .post(&format!("/v1/circles/{circle}/call"), facilitator.token())
+        .await?;
+    let body = expect_error(answer, 503, ErrorCode::VideoUnconfigured).await?;
+    assert!(body.message.contains("video.url"), "says what to configure");
+    Ok(())
+}
