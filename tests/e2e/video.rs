@@ -4,8 +4,10 @@
 //! says what to configure.
 
 use anyhow::{Context as _, Result, bail};
+use hearth_client::ClientError;
 use hearth_protocol::ErrorCode;
 use hearth_protocol::video::CallAccess;
+use hearth_tests::clients::enrolled;
 use hearth_tests::mls::Member;
 use hearth_tests::{Db, TestApp, expect_error, hex, on_both_databases};
 use secrecy::SecretString;
@@ -14,6 +16,7 @@ use serde_json::Value;
 on_both_databases!(
     members_get_tokens_livekit_accepts_for_their_circles_room_only,
     video_is_off_until_configured,
+    members_share_media_keys_and_a_removed_member_cannot_follow,
 );
 
 const API_KEY: &str = "devkey";
@@ -189,5 +192,74 @@ async fn video_is_off_until_configured(app: TestApp) -> Result<()> {
         .await?;
     let body = expect_error(answer, 503, ErrorCode::VideoUnconfigured).await?;
     assert!(body.message.contains("video.url"), "says what to configure");
+    Ok(())
+}
+
+async fn members_share_media_keys_and_a_removed_member_cannot_follow(db: Db) -> Result<()> {
+    let app = with_video(db).await?;
+    let dirs = [
+        tempfile::tempdir()?,
+        tempfile::tempdir()?,
+        tempfile::tempdir()?,
+    ];
+    let (clients, circle) = enrolled(&app, &dirs).await?;
+    let [alice, sam, kim] = &clients[..] else {
+        bail!("three clients")
+    };
+    let (a, s, k) = (
+        alice.join_call(&circle).await?,
+        sam.join_call(&circle).await?,
+        kim.join_call(&circle).await?,
+    );
+    assert_eq!(
+        (a.room.as_str(), a.url.as_str()),
+        (s.room.as_str(), "wss://sfu.localhost")
+    );
+    let epoch = a.keys.epoch()?;
+    assert_eq!(
+        (s.keys.epoch()?, k.keys.epoch()?),
+        (epoch, epoch),
+        "one epoch, one base key"
+    );
+    let ids = [a.keys.key_id()?, s.keys.key_id()?, k.keys.key_id()?];
+    assert!(
+        ids[0] != ids[1] && ids[1] != ids[2] && ids[0] != ids[2],
+        "a key id per sender"
+    );
+
+    let hello = a.keys.encrypt(b"alice's frame")?;
+    assert_eq!(s.keys.decrypt(&hello)?, b"alice's frame");
+    assert_eq!(k.keys.decrypt(&hello)?, b"alice's frame");
+    assert_eq!(
+        a.keys.decrypt(&s.keys.encrypt(b"sam's frame")?)?,
+        b"sam's frame"
+    );
+
+    // Kim is removed: the others move to the new epoch's keys by
+    // themselves; Kim cannot follow.
+    let changes = s.keys.changes()?;
+    let kim_id = kim.device_id().await?.context("registered")?;
+    alice.remove_devices(&circle, &[kim_id]).await?;
+    assert!(a.keys.epoch()? > epoch, "the committer moved on");
+    sam.sync(&circle).await?;
+    assert!(changes.has_changed()?, "sam was told");
+    assert_eq!(s.keys.epoch()?, a.keys.epoch()?);
+    let after = a.keys.encrypt(b"after kim left")?;
+    assert_eq!(s.keys.decrypt(&after)?, b"after kim left");
+    assert!(kim.sync(&circle).await.is_err(), "kim reads nothing new");
+    assert!(
+        k.keys.decrypt(&after).is_err(),
+        "nor decrypts the new epoch"
+    );
+    assert_eq!(k.keys.epoch()?, epoch);
+
+    // A frame from before the change still plays for a while, then not.
+    assert_eq!(s.keys.decrypt(&hello)?, b"alice's frame");
+    s.keys.set_grace(std::time::Duration::ZERO)?;
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    assert!(matches!(
+        s.keys.decrypt(&hello),
+        Err(ClientError::KeyUnavailable)
+    ));
     Ok(())
 }

@@ -60,6 +60,12 @@ enum Command {
     /// Circles: create, list, show.
     #[command(subcommand)]
     Circle(CircleCommand),
+    /// Join the circle's video call: prints the video server, the room and a
+    /// token (never a media key).
+    Call {
+        /// The circle.
+        circle: CircleId,
+    },
     /// Sessions, the agreement and check-ins.
     #[command(flatten)]
     Calendar(schedule::ScheduleCommand),
@@ -216,6 +222,19 @@ async fn main() -> Result<()> {
     }
     match cli.command {
         Command::Calendar(command) => schedule::run(&client, command, j).await?,
+        Command::Call { circle } => {
+            let call = client.join_call(&circle).await?;
+            say(
+                j,
+                json!({ "url": call.url, "room": call.room, "token": call.token, "expires_at": call.expires_at }),
+                || {
+                    format!(
+                        "video server {}\nroom {}\ntoken {}",
+                        call.url, call.room, call.token
+                    )
+                },
+            );
+        }
         Command::Register { link, name } => {
             let device = client.register(link.as_deref()).await?;
             if let Some(name) = name {

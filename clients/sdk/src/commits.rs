@@ -197,6 +197,8 @@ impl Client {
                     group
                         .merge_pending_commit(&s.provider)
                         .map_err(profile::failed("merging our commit"))?;
+                    s.calls
+                        .rekey(circle_id.as_bytes(), &group, s.provider.crypto())?;
                     s.store.set_cursor(&circle_id, seq)
                 }
                 None => Ok(group

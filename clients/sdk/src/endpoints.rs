@@ -15,6 +15,7 @@ use hearth_protocol::circles::{
 use hearth_protocol::key_packages::{
     ClaimKeyPackages, ClaimedKeyPackages, KeyPackageCount, UploadKeyPackages, UploadedKeyPackages,
 };
+use hearth_protocol::video::CallAccess;
 use hearth_protocol::{CircleId, DeviceId};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -132,6 +133,10 @@ impl Authorized<'_> {
 
     pub async fn group_info(&self, circle: &CircleId) -> Result<GroupInfo> {
         self.get(&circle_path(circle, "/group-info")).await
+    }
+
+    pub async fn call(&self, circle: &CircleId) -> Result<CallAccess> {
+        self.post(&circle_path(circle, "/call"), &()).await
     }
 
     pub async fn snapshot(&self, circle: &CircleId) -> Result<Snapshot> {

@@ -53,6 +53,13 @@ pub enum ClientError {
     /// a time zone that is not an IANA name).
     #[error("not a valid schedule: {0}")]
     InvalidSchedule(&'static str),
+    /// A media frame could not be encrypted or decrypted (SFrame).
+    #[error("media frame")]
+    Frame(#[source] Box<sframe::error::SframeError>),
+    /// A media frame of an epoch whose keys this device does not hold (from
+    /// before it joined, after it was removed, or past the grace period).
+    #[error("no media key for this frame")]
+    KeyUnavailable,
     /// No pending join request with that id.
     #[error("no such join request")]
     UnknownJoinRequest,

@@ -19,6 +19,7 @@
 
 mod api;
 mod calendar;
+mod call;
 mod circles;
 mod commits;
 mod content;
@@ -36,14 +37,17 @@ mod schedule;
 mod snapshot;
 mod store;
 mod sync;
+mod video;
 
 pub use calendar::{AgreementView, Calendar, CheckIn, Rsvp, Session};
+pub use call::{CallKeys, KeyChange};
 pub use circles::CirclePolicy;
 pub use error::{ClientError, Result};
 pub use invites::{InviteLink, JoinRequestView};
 pub use live::Event;
 pub use messages::Message;
 pub use schedule::Reminder;
+pub use video::Call;
 
 use api::Api;
 use hearth_protocol::CircleId;
@@ -57,10 +61,12 @@ use store::Store;
 /// gives up with [`ClientError::Contended`].
 const ATTEMPTS: usize = 8;
 
-/// What the blocking pool works on: the client's store and its MLS state.
+/// What the blocking pool works on: the client's store, its MLS state, and
+/// the media key handles of calls in progress.
 struct State {
     store: Store,
     provider: Provider,
+    calls: call::CallRegistry,
 }
 
 /// A Hearth client: one device, one data directory, one server.
@@ -91,6 +97,7 @@ impl Client {
             Ok(State {
                 store: Store::open(&opened)?,
                 provider: Provider::open(&opened)?,
+                calls: call::CallRegistry::default(),
             })
         })
         .await

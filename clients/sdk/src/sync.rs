@@ -12,6 +12,7 @@ use crate::{Client, ClientError, Result, load};
 use hearth_protocol::circles::{EntryKind, LogEntry, Role};
 use hearth_protocol::mls::{self as profile, MlsError, Received};
 use hearth_protocol::{CircleId, DeviceId};
+use openmls::prelude::OpenMlsProvider as _;
 use std::collections::VecDeque;
 
 /// At most this many follow-ups per driven operation: a circle that keeps
@@ -162,6 +163,7 @@ impl Client {
             let mut group = load(s, &circle_id)?;
             let mut caught = CaughtUp::default();
             let mut last = None;
+            let mut new_epoch = false;
             for entry in entries.into_iter().filter(|e| e.seq > done) {
                 last = Some(entry.seq);
                 // Our own commits were merged when accepted; our own messages
@@ -193,6 +195,7 @@ impl Client {
                             .extend(crate::content::apply(&s.store, &circle_id, message)?);
                     }
                     Received::Commit { added_members } => {
+                        new_epoch = true;
                         if added_members {
                             caught
                                 .follow_ups
@@ -207,6 +210,10 @@ impl Client {
             }
             if let Some(last) = last {
                 s.store.set_cursor(&circle_id, last)?;
+            }
+            if new_epoch {
+                s.calls
+                    .rekey(circle_id.as_bytes(), &group, s.provider.crypto())?;
             }
             Ok(caught)
         })
