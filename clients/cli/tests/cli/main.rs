@@ -194,6 +194,11 @@ async fn a_facilitator_and_sam_walk_through_the_readme(app: TestApp) -> Result<(
     assert_eq!(devices["devices"].as_array().map(Vec::len), Some(1));
     assert_eq!(devices["devices"][0]["current"], true);
 
+    // This server has no video server: the CLI says what to configure.
+    let call = hearth(&app, home, "alice", &["call", &circle]).await;
+    let message = call.expect_err("no video server").to_string();
+    assert!(message.contains("video_unconfigured"), "{message}");
+
     // A profile with no device says what to do.
     let unregistered = hearth(&app, home, "nobody", &["status"]).await;
     let message = unregistered.expect_err("no device").to_string();
