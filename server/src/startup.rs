@@ -270,6 +270,13 @@ fn serve(listener: TcpListener, state: web::Data<AppState>) -> Result<Server, St
             .configure(routes)
             .default_service(web::to(error::not_found))
     })
+    // Live frames go out at once: with Nagle's algorithm on, a small frame
+    // waits for the client's delayed ACK (tens of milliseconds).
+    .on_connect(|connection, _| {
+        if let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {
+            let _ = tcp.set_nodelay(true);
+        }
+    })
     .shutdown_timeout(shutdown)
     // Signals are ours (see `run_until_stopped`), so sockets close first.
     .disable_signals();

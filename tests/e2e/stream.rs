@@ -16,6 +16,7 @@ on_both_databases!(
     a_message_sent_over_the_socket_is_answered_and_delivered,
     welcomes_and_join_requests_arrive_as_they_happen,
     removal_and_revocation_cut_a_socket_off_within_a_second,
+    a_replayed_refresh_token_closes_that_logins_socket_at_once,
 );
 
 on_postgres!(an_entry_accepted_on_one_node_reaches_a_socket_on_another,);
@@ -294,6 +295,36 @@ async fn removal_and_revocation_cut_a_socket_off_within_a_second(app: TestApp) -
     }
     assert!(closed, "the revoked device's socket closed");
     assert!(started.elapsed() < Duration::from_millis(1500));
+    Ok(())
+}
+
+/// Waits (at most `within`) for the server to close the stream.
+async fn closes_within(stream: &mut Stream, within: Duration) -> bool {
+    let started = std::time::Instant::now();
+    while started.elapsed() < within {
+        if stream.next(Duration::from_millis(100)).await.is_err() {
+            return true;
+        }
+    }
+    false
+}
+
+async fn a_replayed_refresh_token_closes_that_logins_socket_at_once(app: TestApp) -> Result<()> {
+    // No database polling tells the socket: the login's end is an event.
+    let (_, tokens) = app.signed_in().await?;
+    let mut stream = app.stream(&tokens.access_token).await?;
+    stream.resume(&[]).await?;
+    assert_eq!(app.refresh(&tokens.refresh_token).await?.status(), 200);
+    assert!(
+        !closes_within(&mut stream, Duration::from_millis(300)).await,
+        "a normal refresh leaves the login alone"
+    );
+    let replay = app.refresh(&tokens.refresh_token).await?;
+    assert_eq!(replay.status(), 401, "a spent token is refused");
+    assert!(
+        closes_within(&mut stream, Duration::from_secs(1)).await,
+        "and the login's socket closes at once"
+    );
     Ok(())
 }
 

@@ -223,8 +223,10 @@ pub async fn refresh(
             device_id,
             login_id,
         } => Ok(HttpResponse::Ok().json(state.tokens(device_id, login_id, next.token, now)?)),
-        RefreshOutcome::Reused => {
+        RefreshOutcome::Reused { device_id } => {
             tracing::warn!("a spent refresh token was presented again; its login is revoked");
+            // Its sockets hear of it now, not at their next safety check.
+            state.publish(Event::Device(device_id)).await;
             Err(ApiError::Unauthorized)
         }
         RefreshOutcome::Invalid => Err(ApiError::Unauthorized),

@@ -4,9 +4,11 @@
 //! A socket keeps a cursor per circle. Whenever the hub says a circle
 //! changed, it reads the log after its cursor and sends what it finds, so
 //! ordering and exactly-once delivery come from the database, not from the
-//! events. Every second it checks that its login is still alive; a revoked
-//! device's socket closes within that second. A device removed from a circle
-//! learns it at the removing commit and gets nothing more of that circle.
+//! events. When the login ends (revocation, logout, account deletion, a
+//! replayed refresh token) the handler publishes the device's event and the
+//! socket closes at once, on every node; a check once a minute is only a
+//! safety net for an event lost between nodes. A device removed from a
+//! circle learns it at the removing commit and gets nothing more of it.
 
 use super::circles::append;
 use crate::auth::Authenticated;
@@ -27,7 +29,10 @@ use uuid::Uuid;
 
 const PING_EVERY: Duration = Duration::from_secs(15);
 const PONG_TIMEOUT: Duration = Duration::from_secs(45);
-const CHECK_LOGIN_EVERY: Duration = Duration::from_secs(1);
+/// Sockets learn that their login ended from events (revocation, logout,
+/// account deletion, a replayed refresh token); this slow check is only a
+/// safety net for an event lost between nodes.
+const CHECK_LOGIN_EVERY: Duration = Duration::from_secs(60);
 const RESUME_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Opens the live stream. Authenticate with the `Authorization` header, then
@@ -94,9 +99,12 @@ impl Socket {
     ) {
         let mut events = self.state.hub.subscribe();
         let mut ping = tokio::time::interval(PING_EVERY);
-        let mut check = tokio::time::interval(CHECK_LOGIN_EVERY);
+        let mut check = tokio::time::interval_at(
+            tokio::time::Instant::now() + CHECK_LOGIN_EVERY,
+            CHECK_LOGIN_EVERY,
+        );
+        let resume_by = tokio::time::Instant::now() + RESUME_TIMEOUT;
         let mut last_pong = Instant::now();
-        let opened = Instant::now();
         let mut resumed = false;
         let stop = loop {
             let step = tokio::select! {
@@ -137,13 +145,8 @@ impl Socket {
                         self.socket.ping(b"").await.map_err(|_| Stop::Gone)
                     }
                 }
-                _ = check.tick() => {
-                    if !resumed && opened.elapsed() > RESUME_TIMEOUT {
-                        Err(Stop::NoResume)
-                    } else {
-                        self.check_login().await
-                    }
-                }
+                _ = tokio::time::sleep_until(resume_by), if !resumed => Err(Stop::NoResume),
+                _ = check.tick() => self.check_login().await,
             };
             if let Err(stop) = step {
                 break stop;

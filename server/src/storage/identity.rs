@@ -57,7 +57,10 @@ pub enum RefreshOutcome {
         login_id: LoginId,
     },
     /// The token had already been rotated: the whole login is now revoked.
-    Reused,
+    Reused {
+        /// The device whose login ended (its live sockets close).
+        device_id: DeviceId,
+    },
     /// Unknown, expired, or belongs to a revoked device.
     Invalid,
 }
@@ -401,7 +404,7 @@ macro_rules! identity_sql {
                         .execute(&mut *tx)
                         .await?;
                     tx.commit().await?;
-                    return Ok(RefreshOutcome::Reused);
+                    return Ok(RefreshOutcome::Reused { device_id });
                 }
                 if expires_at < now || device_revoked.is_some() {
                     tx.rollback().await?;

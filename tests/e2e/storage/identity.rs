@@ -125,7 +125,9 @@ async fn refresh_tokens_rotate_and_a_replayed_one_ends_the_login(db: Db) -> Resu
     };
     assert_eq!(
         storage.rotate_refresh_token(&first, &third, NOW).await?,
-        RefreshOutcome::Reused
+        RefreshOutcome::Reused {
+            device_id: device.id
+        }
     );
     assert!(
         storage.live_login(login, device.id).await?.is_none(),
