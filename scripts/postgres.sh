@@ -24,7 +24,7 @@ hearth_pg_start() {
   "${as[@]}" "$bin/initdb" -D "$HEARTH_PG_DIR/data" -A trust -U postgres --no-sync -E UTF8 \
     >"$HEARTH_PG_DIR/initdb.log" 2>&1 || { cat "$HEARTH_PG_DIR/initdb.log" >&2; return 1; }
   "${HEARTH_PG_CTL[@]}" -l "$HEARTH_PG_DIR/server.log" -w \
-    -o "-c listen_addresses='' -c unix_socket_directories=$HEARTH_PG_DIR -c max_connections=300 -c fsync=off" \
+    -o "-c listen_addresses='' -c unix_socket_directories=$HEARTH_PG_DIR -c max_connections=300 -c fsync=${HEARTH_PG_FSYNC:-off}" \
     start >/dev/null || { cat "$HEARTH_PG_DIR/server.log" >&2; return 1; }
   export TEST_DATABASE_URL="postgres://postgres@localhost/postgres?host=$HEARTH_PG_DIR"
   echo "scripts/test: started a throwaway PostgreSQL in $HEARTH_PG_DIR"
