@@ -10,7 +10,7 @@ use hearth_protocol::content::Content;
 use hearth_protocol::schedule::{RsvpAnswer, Series, SeriesChange};
 use hearth_protocol::{Base64Bytes, ErrorCode};
 use hearth_tests::clients::{client, enrolled, join};
-use hearth_tests::mls::Member;
+use hearth_tests::mls::{Member, strangers_and_the_removed_get_404};
 use hearth_tests::{TestApp, expect_error, on_both_databases};
 use jiff::civil::{Date, time};
 use jiff::tz::TimeZone;
@@ -376,17 +376,10 @@ async fn the_snapshot_slot_takes_one_writer_per_version_and_only_facilitators(
         ErrorCode::PayloadTooLarge,
     )
     .await?;
-    let stranger = Member::sign_up(&app).await?;
-    expect_error(
-        app.get(&url, stranger.token()).await?,
-        404,
-        ErrorCode::NotFound,
-    )
+    // Strangers read no snapshot; once removed, neither does Sam.
+    strangers_and_the_removed_get_404(&app, &mut facilitator, &sam, &circle, async |token| {
+        app.get(&url, token).await
+    })
     .await?;
-
-    // Once removed, Sam reads no snapshot.
-    let remove = facilitator.remove_commit(&[&sam])?;
-    facilitator.commit_accepted(&app, &circle, &remove).await?;
-    expect_error(app.get(&url, sam.token()).await?, 404, ErrorCode::NotFound).await?;
     Ok(())
 }

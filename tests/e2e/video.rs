@@ -8,7 +8,7 @@ use hearth_client::ClientError;
 use hearth_protocol::ErrorCode;
 use hearth_protocol::video::CallAccess;
 use hearth_tests::clients::enrolled;
-use hearth_tests::mls::Member;
+use hearth_tests::mls::{Member, strangers_and_the_removed_get_404};
 use hearth_tests::{Db, TestApp, expect_error, hex, on_both_databases};
 use secrecy::SecretString;
 use serde_json::Value;
@@ -151,20 +151,9 @@ async fn members_get_tokens_livekit_accepts_for_their_circles_room_only(db: Db) 
     }
 
     // Outsiders and removed members: the same 404 as any circle route.
-    let stranger = Member::sign_up(&app).await?;
-    expect_error(
-        app.post(&call, stranger.token()).await?,
-        404,
-        ErrorCode::NotFound,
-    )
-    .await?;
-    let remove = facilitator.remove_commit(&[&sam])?;
-    facilitator.commit_accepted(&app, &circle, &remove).await?;
-    expect_error(
-        app.post(&call, sam.token()).await?,
-        404,
-        ErrorCode::NotFound,
-    )
+    strangers_and_the_removed_get_404(&app, &mut facilitator, &sam, &circle, async |token| {
+        app.post(&call, token).await
+    })
     .await?;
 
     // Nothing of it reaches the logs.

@@ -365,3 +365,21 @@ impl Member {
         .await
     }
 }
+
+/// A stranger gets 404 from `request`, and so does `member` once the
+/// facilitator has removed it: outsiders and the removed are alike.
+pub async fn strangers_and_the_removed_get_404(
+    app: &TestApp,
+    facilitator: &mut Member,
+    member: &Member,
+    circle: &CircleId,
+    request: impl AsyncFn(&str) -> Result<reqwest::Response>,
+) -> Result<()> {
+    let stranger = Member::sign_up(app).await?;
+    let not_found = hearth_protocol::ErrorCode::NotFound;
+    crate::expect_error(request(stranger.token()).await?, 404, not_found).await?;
+    let remove = facilitator.remove_commit(&[member])?;
+    facilitator.commit_accepted(app, circle, &remove).await?;
+    crate::expect_error(request(member.token()).await?, 404, not_found).await?;
+    Ok(())
+}
