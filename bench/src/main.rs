@@ -138,13 +138,36 @@ async fn sends(app: &TestApp, senders: &[Sender], concurrency: usize, seconds: u
     Ok(done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64())
 }
 
-/// The database's own durable single-row commit rate on the same disk:
-/// `concurrency` writers, one 1 KiB row per transaction.
-async fn commits(db: &TestDb, concurrency: usize, seconds: u64) -> Result<f64> {
-    let row = rand_bytes::<1024>().to_vec();
+/// Runs `concurrency` writers of `insert` until `seconds` pass: inserts per
+/// second.
+async fn writers<F, Fut>(concurrency: usize, seconds: u64, insert: F) -> Result<f64>
+where
+    F: Fn() -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Result<()>> + Send,
+{
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let done = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
+    let tasks = (0..concurrency).map(|_| {
+        let (insert, done) = (insert.clone(), done.clone());
+        tokio::spawn(async move {
+            while Instant::now() < deadline {
+                insert().await?;
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+            anyhow::Ok(())
+        })
+    });
+    for task in futures_util::future::join_all(tasks).await {
+        task??;
+    }
+    Ok(done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64())
+}
+
+/// The database's own durable single-row commit rate on the same disk:
+/// `concurrency` writers, one 1 KiB row per transaction.
+async fn commits(db: &TestDb, concurrency: usize, seconds: u64) -> Result<f64> {
+    let row = Arc::new(rand_bytes::<1024>().to_vec());
     match db {
         TestDb::Sqlite(dir) => {
             // Like the server's writer: one connection, WAL, synchronous=FULL.
@@ -160,25 +183,23 @@ async fn commits(db: &TestDb, concurrency: usize, seconds: u64) -> Result<f64> {
             sqlx::query("CREATE TABLE IF NOT EXISTS rows (id INTEGER PRIMARY KEY, data BLOB)")
                 .execute(&pool)
                 .await?;
-            let writers = (0..concurrency).map(|_| {
-                let (pool, row, done) = (pool.clone(), row.clone(), done.clone());
-                tokio::spawn(async move {
-                    while Instant::now() < deadline {
+            let rate = writers(concurrency, seconds, {
+                let pool = pool.clone();
+                move || {
+                    let (pool, row) = (pool.clone(), row.clone());
+                    async move {
                         let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
                         sqlx::query("INSERT INTO rows (data) VALUES ($1)")
-                            .bind(&row)
+                            .bind(row.as_slice())
                             .execute(&mut *tx)
                             .await?;
-                        tx.commit().await?;
-                        done.fetch_add(1, Ordering::Relaxed);
+                        Ok(tx.commit().await?)
                     }
-                    anyhow::Ok(())
-                })
-            });
-            for writer in futures_util::future::join_all(writers).await {
-                writer??;
-            }
+                }
+            })
+            .await;
             pool.close().await;
+            rate
         }
         TestDb::Postgres(url) => {
             let pool = sqlx::postgres::PgPoolOptions::new()
@@ -190,26 +211,24 @@ async fn commits(db: &TestDb, concurrency: usize, seconds: u64) -> Result<f64> {
             )
             .execute(&pool)
             .await?;
-            let writers = (0..concurrency).map(|_| {
-                let (pool, row, done) = (pool.clone(), row.clone(), done.clone());
-                tokio::spawn(async move {
-                    while Instant::now() < deadline {
+            let rate = writers(concurrency, seconds, {
+                let pool = pool.clone();
+                move || {
+                    let (pool, row) = (pool.clone(), row.clone());
+                    async move {
                         sqlx::query("INSERT INTO bench_rows (data) VALUES ($1)")
-                            .bind(&row)
+                            .bind(row.as_slice())
                             .execute(&pool)
                             .await?;
-                        done.fetch_add(1, Ordering::Relaxed);
+                        Ok(())
                     }
-                    anyhow::Ok(())
-                })
-            });
-            for writer in futures_util::future::join_all(writers).await {
-                writer??;
-            }
+                }
+            })
+            .await;
             pool.close().await;
+            rate
         }
     }
-    Ok(done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64())
 }
 
 async fn run(db: Db, args: &Args, levels: &[usize]) -> Result<()> {

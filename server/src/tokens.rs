@@ -64,6 +64,9 @@ pub enum KeyError {
     /// No randomness for a new key.
     #[error(transparent)]
     Random(#[from] RandomError),
+    /// The key for opaque ids could not be set up.
+    #[error("the opaque-id key could not be set up")]
+    IdKey,
 }
 
 struct Signer {
@@ -82,8 +85,8 @@ pub struct KeyRing {
     ttl_secs: u64,
     /// Keys the opaque ids the server shows others (video rooms and
     /// identities): derived from the oldest signing key, so every node on
-    /// the database derives the same.
-    id_key: SecretBox<[u8; 32]>,
+    /// the database derives the same. Set up once, cloned per id.
+    id_mac: hmac::Hmac<sha2::Sha256>,
 }
 
 impl std::fmt::Debug for KeyRing {
@@ -185,7 +188,7 @@ impl KeyRing {
         );
         Ok(Self {
             signer,
-            id_key: SecretBox::new(Box::new(id_key)),
+            id_mac: hmac::Mac::new_from_slice(&id_key).map_err(|_| KeyError::IdKey)?,
             verifiers: RwLock::new(verifiers(&records)),
             last_reload: Mutex::new(None),
             validation,
@@ -199,12 +202,7 @@ impl KeyRing {
     /// the same on every node, meaningless to whoever sees it.
     pub fn opaque_id(&self, parts: &[&[u8]]) -> String {
         use hmac::Mac as _;
-        let mut mac = match hmac::Hmac::<sha2::Sha256>::new_from_slice(self.id_key.expose_secret())
-        {
-            Ok(mac) => mac,
-            // HMAC takes keys of any length.
-            Err(_) => return String::new(),
-        };
+        let mut mac = self.id_mac.clone();
         for part in parts {
             mac.update(&u64::try_from(part.len()).unwrap_or(u64::MAX).to_be_bytes());
             mac.update(part);
