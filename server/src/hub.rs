@@ -1,22 +1,36 @@
 //! Wake-ups for live sockets. When something a socket may care about
 //! happens — a circle's log grew, a device got a Welcome or was revoked — the
-//! handler publishes an [`Event`]. Events are hints: a socket that hears one
-//! reads from the database after its own cursor, so a missed or repeated
-//! event never causes a gap or a duplicate.
+//! server publishes an [`Event`], and the hub hands it to the sockets that
+//! follow that circle or belong to that device, and to no other.
 //!
-//! Within a node the hub is a broadcast channel. Across nodes on one
-//! PostgreSQL database, events also travel as `NOTIFY` and every node's
-//! listener republishes them locally (see `Operations::notify`/`listen`).
-//! Payloads carry only ids.
+//! Events are hints: a socket that hears one reads from the database after
+//! its own cursor, so a missed or repeated event never causes a gap or a
+//! duplicate. The one exception is the common case made cheap: an
+//! [`Event::Appended`] carries a committed application message as a
+//! ready-made frame, encoded once, and a socket whose cursor sits just before
+//! it sends those bytes without touching the database. Any other cursor reads
+//! the log as before.
+//!
+//! Within a node the hub is a registry of mailboxes (a bounded queue per
+//! socket); a socket that falls a whole mailbox behind is told it lagged and
+//! catches up from the database. Across nodes on one PostgreSQL database,
+//! events travel as `NOTIFY` and every node's listener republishes them
+//! locally (see `Operations::notify`/`listen`). Payloads carry only ids.
 
+use bytestring::ByteString;
 use hearth_protocol::{CircleId, DeviceId};
-use tokio::sync::broadcast;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::mpsc;
 
 /// Something happened that sockets may need to look at.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Event {
     /// The circle's log, roster or join requests changed.
     Circle(CircleId),
+    /// An application message was committed to a circle's log.
+    Appended(Arc<Appended>),
     /// The device got a Welcome, or its logins changed (revoked, logged out).
     Device(DeviceId),
     /// This node is shutting down: sockets close so clients reconnect
@@ -24,11 +38,24 @@ pub enum Event {
     Shutdown,
 }
 
+/// A committed application message, ready to go out on sockets.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct Appended {
+    /// Its circle.
+    pub circle: CircleId,
+    /// Its sequence number.
+    pub seq: i64,
+    /// The `entry` server frame, encoded once for every socket.
+    pub frame: ByteString,
+}
+
 impl Event {
-    /// The text form used in `NOTIFY` payloads.
+    /// The text form used in `NOTIFY` payloads (an appended message travels
+    /// as its circle's id: other nodes read it from the database).
     pub fn encode(&self) -> String {
         match self {
             Self::Circle(id) => format!("c:{id}"),
+            Self::Appended(entry) => format!("c:{}", entry.circle),
             Self::Device(id) => format!("d:{id}"),
             Self::Shutdown => "s:".to_owned(),
         }
@@ -43,32 +70,243 @@ impl Event {
             _ => None,
         }
     }
+
+    fn circle(&self) -> Option<&CircleId> {
+        match self {
+            Self::Circle(id) => Some(id),
+            Self::Appended(entry) => Some(&entry.circle),
+            Self::Device(_) | Self::Shutdown => None,
+        }
+    }
 }
 
-/// The node's broadcast of events.
+/// What a socket hears.
+#[derive(Debug)]
+pub enum Heard {
+    /// An event for it.
+    Event(Event),
+    /// Its mailbox overflowed and events were dropped: it must look at
+    /// everything it follows.
+    Lagged,
+}
+
+/// The node's registry of sockets and what they follow.
 #[derive(Debug, Clone)]
 pub struct Hub {
-    sender: broadcast::Sender<Event>,
+    registry: Arc<Mutex<Registry>>,
+    capacity: usize,
+}
+
+#[derive(Debug, Default)]
+struct Registry {
+    next_id: u64,
+    mailboxes: HashMap<u64, Mailbox>,
+    circles: HashMap<CircleId, HashSet<u64>>,
+    devices: HashMap<DeviceId, HashSet<u64>>,
+}
+
+#[derive(Debug)]
+struct Mailbox {
+    sender: mpsc::Sender<Event>,
+    lagged: Arc<AtomicBool>,
+    device: DeviceId,
+    circles: HashSet<CircleId>,
+}
+
+impl Mailbox {
+    fn post(&self, event: Event) {
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.sender.try_send(event) {
+            self.lagged.store(true, Ordering::Release);
+        }
+    }
 }
 
 impl Hub {
-    /// A hub whose subscribers may fall `capacity` events behind before they
-    /// are told they lagged (and then resynchronise everything).
+    /// A hub whose sockets may fall `capacity` events behind before they are
+    /// told they lagged (and then resynchronise everything).
     pub fn new(capacity: usize) -> Self {
         Self {
-            sender: broadcast::channel(capacity).0,
+            registry: Arc::default(),
+            capacity: capacity.max(1),
         }
     }
 
-    /// Listens to every event from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
-        self.sender.subscribe()
+    fn registry(&self) -> MutexGuard<'_, Registry> {
+        // The registry holds no invariant a panicking holder could break
+        // half-way that matters more than keeping sockets served.
+        self.registry
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Publishes an event to this node's sockets.
+    /// A mailbox for a socket of `device`: it hears the device's events and
+    /// shutdown at once, and a circle's events once it follows the circle.
+    pub fn subscribe(&self, device: DeviceId) -> Subscription {
+        let (sender, receiver) = mpsc::channel(self.capacity);
+        let lagged = Arc::new(AtomicBool::new(false));
+        let mut registry = self.registry();
+        let id = registry.next_id;
+        registry.next_id += 1;
+        registry.devices.entry(device).or_default().insert(id);
+        registry.mailboxes.insert(
+            id,
+            Mailbox {
+                sender,
+                lagged: lagged.clone(),
+                device,
+                circles: HashSet::new(),
+            },
+        );
+        Subscription {
+            follower: Follower {
+                hub: self.clone(),
+                id,
+            },
+            receiver,
+            lagged,
+        }
+    }
+
+    /// Hands an event to the sockets it concerns on this node.
     pub fn publish(&self, event: Event) {
-        // No receiver means no open socket: nothing to wake.
-        let _ = self.sender.send(event);
+        let registry = self.registry();
+        let post = |id: &u64| {
+            if let Some(mailbox) = registry.mailboxes.get(id) {
+                mailbox.post(event.clone());
+            }
+        };
+        match &event {
+            Event::Shutdown => registry.mailboxes.keys().for_each(post),
+            Event::Device(device) => registry
+                .devices
+                .get(device)
+                .into_iter()
+                .flatten()
+                .for_each(post),
+            _ => {
+                if let Some(circle) = event.circle() {
+                    registry
+                        .circles
+                        .get(circle)
+                        .into_iter()
+                        .flatten()
+                        .for_each(post);
+                }
+            }
+        }
+    }
+
+    /// How many sockets are registered on this node.
+    pub fn sockets(&self) -> usize {
+        self.registry().mailboxes.len()
+    }
+}
+
+/// One socket's mailbox; dropping it unregisters the socket.
+#[derive(Debug)]
+pub struct Subscription {
+    follower: Follower,
+    receiver: mpsc::Receiver<Event>,
+    lagged: Arc<AtomicBool>,
+}
+
+/// Changes which circles a socket follows (while its [`Subscription`] waits
+/// for the next event).
+#[derive(Debug, Clone)]
+pub struct Follower {
+    hub: Hub,
+    id: u64,
+}
+
+impl Follower {
+    /// Follows exactly these circles from now on.
+    pub fn follow_only<'a>(&self, circles: impl IntoIterator<Item = &'a CircleId>) {
+        let wanted: HashSet<CircleId> = circles.into_iter().cloned().collect();
+        let mut guard = self.hub.registry();
+        let registry = &mut *guard;
+        let Some(mailbox) = registry.mailboxes.get_mut(&self.id) else {
+            return;
+        };
+        for gone in mailbox.circles.difference(&wanted) {
+            unlink(&mut registry.circles, gone, self.id);
+        }
+        for new in wanted.difference(&mailbox.circles) {
+            registry
+                .circles
+                .entry(new.clone())
+                .or_default()
+                .insert(self.id);
+        }
+        mailbox.circles = wanted;
+    }
+
+    /// Follows one more circle.
+    pub fn follow(&self, circle: &CircleId) {
+        let mut guard = self.hub.registry();
+        let registry = &mut *guard;
+        if let Some(mailbox) = registry.mailboxes.get_mut(&self.id)
+            && mailbox.circles.insert(circle.clone())
+        {
+            registry
+                .circles
+                .entry(circle.clone())
+                .or_default()
+                .insert(self.id);
+        }
+    }
+
+    /// Stops following a circle.
+    pub fn unfollow(&self, circle: &CircleId) {
+        let mut guard = self.hub.registry();
+        let registry = &mut *guard;
+        if let Some(mailbox) = registry.mailboxes.get_mut(&self.id)
+            && mailbox.circles.remove(circle)
+        {
+            unlink(&mut registry.circles, circle, self.id);
+        }
+    }
+}
+
+impl Subscription {
+    /// A handle that changes what this socket follows.
+    pub fn follower(&self) -> Follower {
+        self.follower.clone()
+    }
+
+    /// The next thing heard; `None` when the hub is gone.
+    pub async fn recv(&mut self) -> Option<Heard> {
+        if self.lagged.swap(false, Ordering::Acquire) {
+            return Some(Heard::Lagged);
+        }
+        self.receiver.recv().await.map(Heard::Event)
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        let Follower { hub, id } = &self.follower;
+        let mut guard = hub.registry();
+        let registry = &mut *guard;
+        if let Some(mailbox) = registry.mailboxes.remove(id) {
+            for circle in &mailbox.circles {
+                unlink(&mut registry.circles, circle, *id);
+            }
+            if let Some(ids) = registry.devices.get_mut(&mailbox.device) {
+                ids.remove(id);
+                if ids.is_empty() {
+                    registry.devices.remove(&mailbox.device);
+                }
+            }
+        }
+    }
+}
+
+fn unlink<K: std::hash::Hash + Eq>(index: &mut HashMap<K, HashSet<u64>>, key: &K, id: u64) {
+    if let Some(ids) = index.get_mut(key) {
+        ids.remove(&id);
+        if ids.is_empty() {
+            index.remove(key);
+        }
     }
 }
 
@@ -76,13 +314,58 @@ impl Hub {
 mod tests {
     use super::*;
 
+    fn circle(n: u8) -> CircleId {
+        CircleId::from_bytes(vec![n; 16]).unwrap()
+    }
+
     #[test]
     fn events_round_trip_through_text() {
-        let circle: CircleId = "AAAAAAAAAAAAAAAAAAAAAA".parse().unwrap();
         let device: DeviceId = "6f1c2a4e-8a3b-4c5d-9e0f-1a2b3c4d5e6f".parse().unwrap();
-        for event in [Event::Circle(circle), Event::Device(device)] {
+        for event in [Event::Circle(circle(1)), Event::Device(device)] {
             assert_eq!(Event::decode(&event.encode()), Some(event));
         }
         assert_eq!(Event::decode("x:1"), None);
+    }
+
+    #[tokio::test]
+    async fn a_socket_hears_its_device_and_the_circles_it_follows_and_nothing_else() {
+        let hub = Hub::new(8);
+        let (sam, kai): (DeviceId, DeviceId) = (
+            "6f1c2a4e-8a3b-4c5d-9e0f-1a2b3c4d5e6f".parse().unwrap(),
+            "7f1c2a4e-8a3b-4c5d-9e0f-1a2b3c4d5e6f".parse().unwrap(),
+        );
+        let mut sams = hub.subscribe(sam);
+        sams.follower().follow_only([&circle(1), &circle(2)]);
+        hub.publish(Event::Circle(circle(3)));
+        hub.publish(Event::Device(kai));
+        hub.publish(Event::Circle(circle(2)));
+        hub.publish(Event::Device(sam));
+        let heard = |h: Option<Heard>| match h {
+            Some(Heard::Event(event)) => event,
+            other => panic!("expected an event, heard {other:?}"),
+        };
+        assert_eq!(heard(sams.recv().await), Event::Circle(circle(2)));
+        assert_eq!(heard(sams.recv().await), Event::Device(sam));
+        sams.follower().unfollow(&circle(2));
+        hub.publish(Event::Circle(circle(2)));
+        hub.publish(Event::Shutdown);
+        assert_eq!(heard(sams.recv().await), Event::Shutdown);
+        drop(sams);
+        assert_eq!(hub.sockets(), 0);
+        assert!(hub.registry().circles.is_empty() && hub.registry().devices.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_socket_that_falls_a_mailbox_behind_is_told_it_lagged() {
+        let hub = Hub::new(2);
+        let device: DeviceId = "6f1c2a4e-8a3b-4c5d-9e0f-1a2b3c4d5e6f".parse().unwrap();
+        let mut socket = hub.subscribe(device);
+        socket.follower().follow(&circle(1));
+        for _ in 0..3 {
+            hub.publish(Event::Circle(circle(1)));
+        }
+        assert!(matches!(socket.recv().await, Some(Heard::Lagged)));
+        assert!(matches!(socket.recv().await, Some(Heard::Event(_))));
+        assert!(matches!(socket.recv().await, Some(Heard::Event(_))));
     }
 }

@@ -1,5 +1,6 @@
 //! Building and running the application: state, the route table, the server.
 
+use crate::appender::Appender;
 use crate::config::Config;
 use crate::error::{self, ApiError};
 use crate::hub::{Event, Hub};
@@ -35,6 +36,8 @@ pub struct AppState {
     claim_limiter: RateLimiter<DeviceId>,
     /// Wake-ups for live sockets.
     pub hub: Hub,
+    /// Group commit for application messages.
+    pub appender: Appender,
 }
 
 impl AppState {
@@ -139,6 +142,10 @@ pub enum StartupError {
     Random(#[from] crypto::RandomError),
 }
 
+/// How many events a live socket may have waiting before it is told it
+/// lagged (and reads everything it follows from the database).
+const SOCKET_MAILBOX: usize = 256;
+
 /// A built server, listening, not yet running.
 pub struct Application {
     port: u16,
@@ -181,8 +188,10 @@ impl Application {
             })?
             .port();
         let _ = telemetry::metrics_handle();
-        let hub = Hub::new(4096);
+        let hub = Hub::new(SOCKET_MAILBOX);
+        let epoch_window = i64::try_from(config.delivery.epoch_window).unwrap_or(0);
         let state = web::Data::new(AppState {
+            appender: Appender::start(storage.clone(), hub.clone(), epoch_window),
             hub: hub.clone(),
             storage: storage.clone(),
             keys,

@@ -377,6 +377,7 @@ pub(crate) async fn append(
     )?;
     state.limit_sends(&sender)?;
     let message = NewMessage {
+        circle: circle.clone(),
         sender,
         message_id: body.message_id,
         epoch: signed(body.epoch),
@@ -384,22 +385,14 @@ pub(crate) async fn append(
         ciphertext: body.ciphertext.into_inner(),
         now: crate::now(),
     };
-    let window = signed(state.config.delivery.epoch_window);
-    match state
-        .storage
-        .append_message(circle, &message, window)
-        .await?
-    {
-        AppendOutcome::Accepted { seq, epoch } => {
-            state.publish(Event::Circle(circle.clone())).await;
-            Ok((
-                Accepted {
-                    seq: unsigned(seq),
-                    epoch: unsigned(epoch),
-                },
-                false,
-            ))
-        }
+    match state.appender.append(message).await? {
+        AppendOutcome::Accepted { seq, epoch } => Ok((
+            Accepted {
+                seq: unsigned(seq),
+                epoch: unsigned(epoch),
+            },
+            false,
+        )),
         AppendOutcome::Repeated { seq, epoch } => Ok((
             Accepted {
                 seq: unsigned(seq),

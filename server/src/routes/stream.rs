@@ -13,7 +13,7 @@
 use super::circles::append;
 use crate::auth::Authenticated;
 use crate::error::ApiError;
-use crate::hub::Event;
+use crate::hub::{Appended, Event, Follower, Heard, Subscription};
 use crate::startup::AppState;
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::{AggregatedMessage, CloseCode, CloseReason, ProtocolError, Session as WsSession};
@@ -24,7 +24,6 @@ use hearth_protocol::{CircleId, ErrorBody};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::broadcast::error::RecvError;
 use uuid::Uuid;
 
 const PING_EVERY: Duration = Duration::from_secs(15);
@@ -53,7 +52,9 @@ pub async fn stream(
         .max_frame_size(state.config.limits.json_body_bytes)
         .aggregate_continuations()
         .max_continuation_size(state.config.limits.json_body_bytes);
+    let events = state.hub.subscribe(auth.device_id);
     let socket = Socket {
+        follows: events.follower(),
         state: state.into_inner(),
         auth,
         socket,
@@ -62,7 +63,7 @@ pub async fn stream(
         sent_welcomes: HashSet::new(),
         sent_requests: HashSet::new(),
     };
-    actix_web::rt::spawn(socket.run(messages));
+    actix_web::rt::spawn(socket.run(messages, events));
     Ok(response)
 }
 
@@ -82,6 +83,8 @@ enum Stop {
 
 struct Socket {
     state: Arc<AppState>,
+    /// Which circles' events reach this socket: kept equal to `cursors`.
+    follows: Follower,
     auth: Authenticated,
     socket: WsSession,
     cursors: HashMap<CircleId, i64>,
@@ -96,8 +99,8 @@ impl Socket {
     async fn run(
         mut self,
         mut messages: impl futures_util::Stream<Item = Result<AggregatedMessage, ProtocolError>> + Unpin,
+        mut events: Subscription,
     ) {
-        let mut events = self.state.hub.subscribe();
         let mut ping = tokio::time::interval(PING_EVERY);
         let mut check = tokio::time::interval_at(
             tokio::time::Instant::now() + CHECK_LOGIN_EVERY,
@@ -124,19 +127,17 @@ impl Socket {
                     }
                     Some(Ok(AggregatedMessage::Close(_))) | Some(Err(_)) | None => Err(Stop::Gone),
                 },
-                event = events.recv(), if resumed => match event {
-                    Ok(Event::Circle(circle)) => self.on_circle(&circle).await,
-                    Ok(Event::Device(device)) if device == self.auth.device_id => {
-                        match self.check_login().await {
-                            Ok(()) => self.deliver_welcomes().await,
-                            Err(stop) => Err(stop),
-                        }
-                    }
-                    Ok(Event::Device(_)) => Ok(()),
-                    Ok(Event::Shutdown) => Err(Stop::Shutdown),
-                    // Fell behind the hub: catch up on everything.
-                    Err(RecvError::Lagged(_)) => self.catch_up().await,
-                    Err(RecvError::Closed) => Err(Stop::Gone),
+                heard = events.recv(), if resumed => match heard {
+                    Some(Heard::Event(Event::Appended(entry))) => self.on_appended(&entry).await,
+                    Some(Heard::Event(Event::Circle(circle))) => self.on_circle(&circle).await,
+                    Some(Heard::Event(Event::Device(_))) => match self.check_login().await {
+                        Ok(()) => self.deliver_welcomes().await,
+                        Err(stop) => Err(stop),
+                    },
+                    Some(Heard::Event(Event::Shutdown)) => Err(Stop::Shutdown),
+                    // Fell a whole mailbox behind: catch up on everything.
+                    Some(Heard::Lagged) => self.catch_up().await,
+                    None => Err(Stop::Gone),
                 },
                 _ = ping.tick() => {
                     if last_pong.elapsed() > PONG_TIMEOUT {
@@ -276,6 +277,7 @@ impl Socket {
                 self.facilitating.insert(circle.id.clone());
             }
         }
+        self.follows.follow_only(self.cursors.keys());
         let ready = ServerFrame::Ready {
             circles: circles.into_iter().map(|c| c.id).collect(),
         };
@@ -289,6 +291,25 @@ impl Socket {
             self.on_circle(&circle).await?;
         }
         self.deliver_welcomes().await
+    }
+
+    /// A message just committed on this node: when it is the next entry
+    /// this socket owes, its frame goes out as encoded, without a read.
+    /// Otherwise (a gap, or a circle it does not follow) the log decides.
+    async fn on_appended(&mut self, entry: &Appended) -> Step {
+        match self.cursors.get(&entry.circle).copied() {
+            Some(cursor) if cursor.checked_add(1) == Some(entry.seq) => {
+                self.socket
+                    .text(entry.frame.clone())
+                    .await
+                    .map_err(|_| Stop::Gone)?;
+                self.cursors.insert(entry.circle.clone(), entry.seq);
+                Ok(())
+            }
+            Some(cursor) if cursor >= entry.seq => Ok(()),
+            Some(_) => self.on_circle(&entry.circle).await,
+            None => Ok(()),
+        }
     }
 
     /// Sends what is new in a circle: log entries after the cursor and, to
@@ -308,6 +329,7 @@ impl Socket {
                 Ok(Some(records)) => records,
                 Ok(None) => {
                     self.cursors.remove(circle);
+                    self.follows.unfollow(circle);
                     self.facilitating.remove(circle);
                     return self
                         .send(&ServerFrame::Removed {
@@ -375,6 +397,7 @@ impl Socket {
             self.cursors
                 .entry(welcome.circle_id.clone())
                 .or_insert(welcome.seq);
+            self.follows.follow(&welcome.circle_id);
             let frame = ServerFrame::Welcome {
                 welcome: PendingWelcome {
                     welcome_id: welcome.id,

@@ -25,6 +25,10 @@ pub trait SqlBackend: Send + Sync + 'static {
     /// concurrent claims never return the same row.
     const CLAIM_KEY_PACKAGE: &'static str;
 
+    /// [`super::sql::append_check!`] with the backend's lock on the circle
+    /// row, so that appends to one circle queue behind each other.
+    const APPEND_CHECK: &'static str;
+
     /// The pool for reads.
     fn reader(&self) -> &Pool<Self::Db>;
 
@@ -40,6 +44,13 @@ pub trait SqlBackend: Send + Sync + 'static {
 
     /// Tells the other server nodes on this database about an event.
     fn notify_nodes(&self, event: &str) -> impl Future<Output = Result<()>> + Send;
+
+    /// Tells the other server nodes about `events` (one per line) when `tx`
+    /// commits, and not at all if it rolls back.
+    fn notify_nodes_in<'a>(
+        tx: &'a mut Transaction<'static, Self::Db>,
+        events: &'a str,
+    ) -> impl Future<Output = Result<()>> + Send + 'a;
 
     /// Passes every event other nodes send to `deliver`, until dropped.
     fn listen_nodes(

@@ -116,6 +116,8 @@ pub enum CommitOutcome {
 /// An application message about to be appended.
 #[derive(Debug, Clone)]
 pub struct NewMessage {
+    /// The circle it is for.
+    pub circle: CircleId,
     /// The sending device.
     pub sender: DeviceId,
     /// The client's id for it.
@@ -207,15 +209,18 @@ pub trait CircleStore {
     /// change, keeps the GroupInfo, queues the Welcomes.
     async fn apply_commit(&self, circle: &CircleId, commit: &NewCommit) -> Result<CommitOutcome>;
 
-    /// Appends an application message, idempotently by message id, if the
-    /// sender is on the roster and the epoch is within `epoch_window` of the
-    /// current one.
-    async fn append_message(
+    /// Appends application messages in one transaction — group commit: one
+    /// durable write for the lot — each judged as if it came alone:
+    /// idempotent by message id, only from a device on the roster, only
+    /// within `epoch_window` of the current epoch. Outcomes come back in the
+    /// order given; a circle's messages take numbers in that order. The
+    /// other server nodes hear of the circles that grew with the commit
+    /// itself (PostgreSQL), not in a write of their own.
+    async fn append_messages(
         &self,
-        circle: &CircleId,
-        message: &NewMessage,
+        messages: &[NewMessage],
         epoch_window: i64,
-    ) -> Result<AppendOutcome>;
+    ) -> Result<Vec<AppendOutcome>>;
 
     /// Up to `limit` entries after `after` (and after the device joined).
     /// `None` when the device is not on the roster.
@@ -395,74 +400,90 @@ macro_rules! circles_sql {
                 Ok(CommitOutcome::Accepted { seq, epoch })
             }
 
-            async fn append_message(
+            async fn append_messages(
                 &self,
-                circle: &CircleId,
-                message: &NewMessage,
+                messages: &[NewMessage],
                 epoch_window: i64,
-            ) -> Result<AppendOutcome> {
+            ) -> Result<Vec<AppendOutcome>> {
+                // Circles are locked in one order (by id), so two batches on
+                // two nodes cannot deadlock; a stable sort keeps each
+                // circle's messages in the order given.
+                let mut order: Vec<usize> = (0..messages.len()).collect();
+                order.sort_by(|&a, &b| {
+                    messages[a]
+                        .circle
+                        .as_bytes()
+                        .cmp(messages[b].circle.as_bytes())
+                });
+                let mut outcomes = vec![AppendOutcome::NotMember; messages.len()];
+                let mut grown: Vec<&CircleId> = Vec::new();
                 let mut tx = self.write().await?;
-                // Taking the next number first locks the circle (PostgreSQL's row
-                // lock; SQLite's single writer), so what follows sees every
-                // earlier append of this circle.
-                let Some(next) = sqlx::query(sql::NEXT_SEQ)
-                    .bind(circle.as_bytes())
-                    .fetch_optional(&mut *tx)
-                    .await?
-                else {
-                    tx.rollback().await?;
-                    return Ok(AppendOutcome::NotMember);
-                };
-                let epoch: i64 = next.try_get("epoch")?;
-                let seq: i64 = next.try_get("last_seq")?;
-                let member = sqlx::query(sql::SELECT_MEMBER)
-                    .bind(circle.as_bytes())
-                    .bind(message.sender.to_string())
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                if member.is_none() {
-                    tx.rollback().await?;
-                    return Ok(AppendOutcome::NotMember);
-                }
-                let earlier = sqlx::query(sql::SELECT_BY_MESSAGE_ID)
-                    .bind(circle.as_bytes())
-                    .bind(message.sender.to_string())
-                    .bind(message.message_id.to_string())
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                if let Some(earlier) = earlier {
-                    let digest: Option<Vec<u8>> = earlier.try_get("digest")?;
-                    let earlier_seq: i64 = earlier.try_get("seq")?;
-                    tx.rollback().await?;
-                    return Ok(if digest.as_deref() == Some(message.digest.as_slice()) {
-                        AppendOutcome::Repeated {
-                            seq: earlier_seq,
-                            epoch,
+                for index in order {
+                    let message = &messages[index];
+                    // Locks the circle (PostgreSQL's row lock; SQLite's single
+                    // writer), so what follows sees every earlier append.
+                    let Some(row) = sqlx::query(This::APPEND_CHECK)
+                        .bind(message.circle.as_bytes())
+                        .bind(message.sender.to_string())
+                        .bind(message.message_id.to_string())
+                        .fetch_optional(&mut *tx)
+                        .await?
+                    else {
+                        continue;
+                    };
+                    let epoch: i64 = row.try_get("epoch")?;
+                    let member: i64 = row.try_get("member")?;
+                    let earlier: Option<i64> = row.try_get("earlier_seq")?;
+                    outcomes[index] = if member == 0 {
+                        AppendOutcome::NotMember
+                    } else if let Some(seq) = earlier {
+                        let digest: Option<Vec<u8>> = row.try_get("earlier_digest")?;
+                        if digest.as_deref() == Some(message.digest.as_slice()) {
+                            AppendOutcome::Repeated { seq, epoch }
+                        } else {
+                            AppendOutcome::Conflict
+                        }
+                    } else if message.epoch > epoch
+                        || message.epoch < epoch.saturating_sub(epoch_window)
+                    {
+                        AppendOutcome::Stale {
+                            current_epoch: epoch,
                         }
                     } else {
-                        AppendOutcome::Conflict
-                    });
+                        let seq = row.try_get::<i64, _>("last_seq")? + 1;
+                        sqlx::query(sql::INSERT_LOG_ENTRY)
+                            .bind(message.circle.as_bytes())
+                            .bind(seq)
+                            .bind(message.epoch)
+                            .bind(kind_code(EntryKind::Application))
+                            .bind(message.sender.to_string())
+                            .bind(message.message_id.to_string())
+                            .bind(message.digest.as_slice())
+                            .bind(message.ciphertext.as_slice())
+                            .bind(message.now)
+                            .execute(&mut *tx)
+                            .await?;
+                        sqlx::query(sql::SET_LAST_SEQ)
+                            .bind(message.circle.as_bytes())
+                            .bind(seq)
+                            .execute(&mut *tx)
+                            .await?;
+                        grown.push(&message.circle);
+                        AppendOutcome::Accepted { seq, epoch }
+                    };
                 }
-                if message.epoch > epoch || message.epoch < epoch.saturating_sub(epoch_window) {
+                if grown.is_empty() {
                     tx.rollback().await?;
-                    return Ok(AppendOutcome::Stale {
-                        current_epoch: epoch,
-                    });
+                    return Ok(outcomes);
                 }
-                sqlx::query(sql::INSERT_LOG_ENTRY)
-                    .bind(circle.as_bytes())
-                    .bind(seq)
-                    .bind(message.epoch)
-                    .bind(kind_code(EntryKind::Application))
-                    .bind(message.sender.to_string())
-                    .bind(message.message_id.to_string())
-                    .bind(message.digest.as_slice())
-                    .bind(message.ciphertext.as_slice())
-                    .bind(message.now)
-                    .execute(&mut *tx)
-                    .await?;
+                grown.dedup();
+                let events: Vec<String> = grown
+                    .into_iter()
+                    .map(|circle| $crate::hub::Event::Circle(circle.clone()).encode())
+                    .collect();
+                This::notify_nodes_in(&mut tx, &events.join("\n")).await?;
                 tx.commit().await?;
-                Ok(AppendOutcome::Accepted { seq, epoch })
+                Ok(outcomes)
             }
 
             async fn read_log(

@@ -46,6 +46,9 @@ impl SqlBackend for PgStorage {
          WHERE device_id = $1 AND last_resort = 0 AND expires_at > $2 ORDER BY id LIMIT 1 \
          FOR UPDATE SKIP LOCKED) RETURNING data";
 
+    /// The circle's row lock orders appends (and commits) to one circle.
+    const APPEND_CHECK: &str = super::sql::append_check!(" FOR UPDATE OF c");
+
     fn reader(&self) -> &PgPool {
         &self.pool
     }
@@ -71,6 +74,17 @@ impl SqlBackend for PgStorage {
         Ok(())
     }
 
+    /// Inside the transaction, so the notification leaves with its commit
+    /// instead of costing a commit of its own.
+    async fn notify_nodes_in(tx: &mut Transaction<'static, Postgres>, events: &str) -> Result<()> {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(EVENT_CHANNEL)
+            .bind(events)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
     async fn listen_nodes(&self, deliver: Box<dyn Fn(String) + Send + Sync>) -> Result<()> {
         let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
         listener.listen(EVENT_CHANNEL).await?;
@@ -78,7 +92,11 @@ impl SqlBackend for PgStorage {
             // `recv` reconnects by itself after a lost connection; an error
             // here is one it could not recover from right away.
             match listener.recv().await {
-                Ok(notification) => deliver(notification.payload().to_owned()),
+                Ok(notification) => {
+                    for event in notification.payload().lines() {
+                        deliver(event.to_owned());
+                    }
+                }
                 Err(err) => {
                     tracing::warn!(error = %err, "event listener lost its connection; retrying");
                     tokio::time::sleep(Duration::from_millis(500)).await;

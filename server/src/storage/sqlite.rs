@@ -84,6 +84,9 @@ impl SqlBackend for SqliteStorage {
          WHERE device_id = $1 AND last_resort = 0 AND expires_at > $2 ORDER BY id LIMIT 1) \
          RETURNING data";
 
+    /// The writer connection is the lock: nothing to add.
+    const APPEND_CHECK: &str = super::sql::append_check!("");
+
     fn reader(&self) -> &SqlitePool {
         &self.reader
     }
@@ -103,6 +106,10 @@ impl SqlBackend for SqliteStorage {
 
     /// One process owns the file: there are no other nodes to tell.
     async fn notify_nodes(&self, _event: &str) -> Result<()> {
+        Ok(())
+    }
+
+    async fn notify_nodes_in(_tx: &mut Transaction<'static, Sqlite>, _events: &str) -> Result<()> {
         Ok(())
     }
 

@@ -17,6 +17,7 @@ on_both_databases!(
     a_circle_starts_at_epoch_zero_with_its_creator_facilitating,
     a_commit_lands_only_at_the_current_epoch_with_its_roster_change_and_welcomes,
     messages_take_gap_free_numbers_and_a_resend_keeps_its_own,
+    a_batch_of_sends_commits_together_and_each_is_judged_as_if_alone,
     a_device_reads_only_what_came_after_it_joined_in_pages,
     entries_every_device_acknowledged_are_deleted,
 );
@@ -35,8 +36,9 @@ fn commit(sender: DeviceId, epoch: i64) -> NewCommit {
     }
 }
 
-fn message(sender: DeviceId, epoch: i64, text: &[u8]) -> NewMessage {
+fn message(circle: &CircleId, sender: DeviceId, epoch: i64, text: &[u8]) -> NewMessage {
     NewMessage {
+        circle: circle.clone(),
         sender,
         message_id: random_uuid().unwrap(),
         epoch,
@@ -44,6 +46,15 @@ fn message(sender: DeviceId, epoch: i64, text: &[u8]) -> NewMessage {
         digest: sha256(text),
         now: NOW,
     }
+}
+
+/// Appends one message alone (a batch of one).
+async fn append(storage: &dyn Storage, message: &NewMessage, window: i64) -> Result<AppendOutcome> {
+    let outcomes = storage
+        .append_messages(std::slice::from_ref(message), window)
+        .await?;
+    assert_eq!(outcomes.len(), 1, "one outcome per message");
+    Ok(outcomes[0])
 }
 
 /// A circle whose creator has added `members` in one commit (at seq 1).
@@ -192,19 +203,22 @@ async fn messages_take_gap_free_numbers_and_a_resend_keeps_its_own(db: Db) -> Re
     let (_db, storage) = open(db).await?;
     let (circle, facilitator, members) = circle_with(storage.as_ref(), 1).await?;
     let window = 5;
-    let first = message(facilitator, 1, b"first");
+    let first = message(&circle, facilitator, 1, b"first");
     assert_eq!(
-        storage.append_message(&circle, &first, window).await?,
+        append(storage.as_ref(), &first, window).await?,
         AppendOutcome::Accepted { seq: 2, epoch: 1 }
     );
     assert_eq!(
-        storage
-            .append_message(&circle, &message(members[0], 1, b"second"), window)
-            .await?,
+        append(
+            storage.as_ref(),
+            &message(&circle, members[0], 1, b"second"),
+            window
+        )
+        .await?,
         AppendOutcome::Accepted { seq: 3, epoch: 1 }
     );
     assert_eq!(
-        storage.append_message(&circle, &first, window).await?,
+        append(storage.as_ref(), &first, window).await?,
         AppendOutcome::Repeated { seq: 2, epoch: 1 },
         "the same id and bytes: the original number"
     );
@@ -214,27 +228,36 @@ async fn messages_take_gap_free_numbers_and_a_resend_keeps_its_own(db: Db) -> Re
         ..first.clone()
     };
     assert_eq!(
-        storage.append_message(&circle, &changed, window).await?,
+        append(storage.as_ref(), &changed, window).await?,
         AppendOutcome::Conflict
     );
     assert_eq!(
-        storage
-            .append_message(&circle, &message(facilitator, 2, b"future"), window)
-            .await?,
+        append(
+            storage.as_ref(),
+            &message(&circle, facilitator, 2, b"future"),
+            window
+        )
+        .await?,
         AppendOutcome::Stale { current_epoch: 1 }
     );
     let stranger = device(storage.as_ref()).await?;
     assert_eq!(
-        storage
-            .append_message(&circle, &message(stranger, 1, b"intruder"), window)
-            .await?,
+        append(
+            storage.as_ref(),
+            &message(&circle, stranger, 1, b"intruder"),
+            window
+        )
+        .await?,
         AppendOutcome::NotMember
     );
     let made_up = CircleId::from_bytes(rand_bytes::<16>().to_vec())?;
     assert_eq!(
-        storage
-            .append_message(&made_up, &message(facilitator, 1, b"nowhere"), window)
-            .await?,
+        append(
+            storage.as_ref(),
+            &message(&made_up, facilitator, 1, b"nowhere"),
+            window
+        )
+        .await?,
         AppendOutcome::NotMember
     );
 
@@ -245,15 +268,21 @@ async fn messages_take_gap_free_numbers_and_a_resend_keeps_its_own(db: Db) -> Re
             .await?;
     }
     assert_eq!(
-        storage
-            .append_message(&circle, &message(facilitator, 1, b"too old"), window)
-            .await?,
+        append(
+            storage.as_ref(),
+            &message(&circle, facilitator, 1, b"too old"),
+            window
+        )
+        .await?,
         AppendOutcome::Stale { current_epoch: 8 }
     );
     assert_eq!(
-        storage
-            .append_message(&circle, &message(facilitator, 3, b"just in"), window)
-            .await?,
+        append(
+            storage.as_ref(),
+            &message(&circle, facilitator, 3, b"just in"),
+            window
+        )
+        .await?,
         AppendOutcome::Accepted { seq: 11, epoch: 8 },
         "numbers stay gap-free across refusals"
     );
@@ -266,13 +295,105 @@ async fn messages_take_gap_free_numbers_and_a_resend_keeps_its_own(db: Db) -> Re
     Ok(())
 }
 
+async fn a_batch_of_sends_commits_together_and_each_is_judged_as_if_alone(db: Db) -> Result<()> {
+    let (_db, storage) = open(db).await?;
+    let (tuesday, facilitator, members) = circle_with(storage.as_ref(), 1).await?;
+    let sam = members[0];
+    let kai = device(storage.as_ref()).await?;
+    let thursday = circle_of(storage.as_ref(), kai).await?;
+    let earlier = message(&tuesday, sam, 1, b"sent before the batch");
+    append(storage.as_ref(), &earlier, 5).await?;
+    let hello = message(&tuesday, facilitator, 1, b"hello");
+    let stranger = device(storage.as_ref()).await?;
+    let batch = vec![
+        hello.clone(),
+        message(&thursday, kai, 0, b"thursday's first"),
+        message(&tuesday, sam, 1, b"sam answers"),
+        // The same send twice in one batch (a retry racing its original).
+        hello.clone(),
+        NewMessage {
+            ciphertext: b"other bytes".to_vec(),
+            digest: sha256(b"other bytes"),
+            ..earlier.clone()
+        },
+        message(&tuesday, stranger, 1, b"intruder"),
+        message(&thursday, kai, 3, b"from the future"),
+        message(&thursday, kai, 0, b"thursday's second"),
+        earlier.clone(),
+    ];
+    let outcomes = storage.append_messages(&batch, 5).await?;
+    assert_eq!(
+        outcomes,
+        [
+            AppendOutcome::Accepted { seq: 3, epoch: 1 },
+            AppendOutcome::Accepted { seq: 1, epoch: 0 },
+            AppendOutcome::Accepted { seq: 4, epoch: 1 },
+            AppendOutcome::Repeated { seq: 3, epoch: 1 },
+            AppendOutcome::Conflict,
+            AppendOutcome::NotMember,
+            AppendOutcome::Stale { current_epoch: 0 },
+            AppendOutcome::Accepted { seq: 2, epoch: 0 },
+            AppendOutcome::Repeated { seq: 2, epoch: 1 },
+        ],
+        "outcomes in the order given; each circle numbers its own in that order"
+    );
+    let texts = |log: Vec<hearth_server::storage::LogRecord>| -> Vec<(i64, Vec<u8>)> {
+        log.into_iter().map(|e| (e.seq, e.ciphertext)).collect()
+    };
+    assert_eq!(
+        texts(
+            storage
+                .read_log(&tuesday, sam, 1, 100)
+                .await?
+                .expect("member")
+        ),
+        [
+            (2, b"sent before the batch".to_vec()),
+            (3, b"hello".to_vec()),
+            (4, b"sam answers".to_vec())
+        ]
+    );
+    assert_eq!(
+        texts(
+            storage
+                .read_log(&thursday, kai, 0, 100)
+                .await?
+                .expect("member")
+        ),
+        [
+            (1, b"thursday's first".to_vec()),
+            (2, b"thursday's second".to_vec())
+        ]
+    );
+    assert_eq!(
+        storage
+            .append_messages(&[batch[5].clone(), batch[6].clone()], 5)
+            .await?,
+        [
+            AppendOutcome::NotMember,
+            AppendOutcome::Stale { current_epoch: 0 }
+        ],
+        "a batch of refusals writes nothing"
+    );
+    assert_eq!(
+        append(storage.as_ref(), &message(&thursday, kai, 0, b"third"), 5).await?,
+        AppendOutcome::Accepted { seq: 3, epoch: 0 },
+        "and leaves no gap"
+    );
+    assert!(storage.append_messages(&[], 5).await?.is_empty());
+    Ok(())
+}
+
 async fn a_device_reads_only_what_came_after_it_joined_in_pages(db: Db) -> Result<()> {
     let (_db, storage) = open(db).await?;
     let facilitator = device(storage.as_ref()).await?;
     let circle = circle_of(storage.as_ref(), facilitator).await?;
-    storage
-        .append_message(&circle, &message(facilitator, 0, b"before sam"), 5)
-        .await?;
+    append(
+        storage.as_ref(),
+        &message(&circle, facilitator, 0, b"before sam"),
+        5,
+    )
+    .await?;
     let sam = device(storage.as_ref()).await?;
     let mut add = commit(facilitator, 0);
     add.welcome = Some(b"welcome".to_vec());
@@ -283,9 +404,7 @@ async fn a_device_reads_only_what_came_after_it_joined_in_pages(db: Db) -> Resul
     }];
     storage.apply_commit(&circle, &add).await?;
     for text in [b"one", b"two", b"six"] {
-        storage
-            .append_message(&circle, &message(sam, 1, text), 5)
-            .await?;
+        append(storage.as_ref(), &message(&circle, sam, 1, text), 5).await?;
     }
 
     let everything = storage
@@ -338,9 +457,7 @@ async fn entries_every_device_acknowledged_are_deleted(db: Db) -> Result<()> {
     let (circle, facilitator, members) = circle_with(storage.as_ref(), 1).await?;
     let sam = members[0];
     for text in [b"a", b"b", b"c"] {
-        storage
-            .append_message(&circle, &message(facilitator, 1, text), 5)
-            .await?;
+        append(storage.as_ref(), &message(&circle, facilitator, 1, text), 5).await?;
     }
     assert!(storage.acknowledge(&circle, facilitator, 4).await?);
     assert_eq!(

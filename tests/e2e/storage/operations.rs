@@ -53,6 +53,7 @@ async fn the_sweeper_purges_delivery_rows_past_their_time(db: Db) -> Result<()> 
     storage.apply_commit(&circle, &added).await?;
     for (text, at) in [(&b"old"[..], old), (b"new", NOW)] {
         let message = NewMessage {
+            circle: circle.clone(),
             sender: facilitator,
             message_id: random_uuid()?,
             epoch: 1,
@@ -60,7 +61,7 @@ async fn the_sweeper_purges_delivery_rows_past_their_time(db: Db) -> Result<()> 
             digest: sha256(text),
             now: at,
         };
-        storage.append_message(&circle, &message, 5).await?;
+        storage.append_messages(&[message], 5).await?;
     }
     let expiring = NewKeyPackage {
         hash_ref: rand_bytes::<32>().to_vec(),

@@ -1,0 +1,134 @@
+//! Group commit for application messages.
+//!
+//! Sends from every worker thread (HTTP and WebSocket alike) queue here. One
+//! task takes everything queued, appends it in one transaction
+//! (`CircleStore::append_messages`) and only then answers each sender:
+//! acknowledged still means durable, but a batch of sends costs one commit
+//! and one fsync instead of one each. While a batch commits, the next one
+//! gathers, so the batch grows with the load and a lone send waits for no
+//! one.
+//!
+//! The committed messages then reach this node's live sockets as ready-made
+//! frames ([`Event::Appended`]), encoded once; the other nodes heard of the
+//! circles that grew with the commit itself.
+
+use crate::error::ApiError;
+use crate::hub::{Appended, Event, Hub};
+use crate::storage::{AppendOutcome, NewMessage, Storage, StorageError};
+use hearth_protocol::circles::{EntryKind, LogEntry};
+use hearth_protocol::stream::ServerFrame;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+
+/// The most messages one transaction takes.
+const MAX_BATCH: usize = 256;
+
+/// The queue in front of the batch writer.
+#[derive(Debug, Clone)]
+pub struct Appender {
+    jobs: mpsc::Sender<Job>,
+}
+
+#[derive(Debug)]
+struct Job {
+    message: NewMessage,
+    answer: oneshot::Sender<Result<AppendOutcome, StorageError>>,
+}
+
+impl Appender {
+    /// Starts the batch writer on the current runtime. It stops when every
+    /// clone of the returned queue is gone.
+    pub fn start(storage: Arc<dyn Storage>, hub: Hub, epoch_window: i64) -> Self {
+        let (jobs, queue) = mpsc::channel(MAX_BATCH * 4);
+        tokio::spawn(run(storage, hub, epoch_window, queue));
+        Self { jobs }
+    }
+
+    /// Appends one message; returns once it is durable (or refused).
+    pub async fn append(&self, message: NewMessage) -> Result<AppendOutcome, ApiError> {
+        let (answer, answered) = oneshot::channel();
+        self.jobs
+            .send(Job { message, answer })
+            .await
+            .map_err(|_| ApiError::Unavailable)?;
+        answered
+            .await
+            .map_err(|_| ApiError::Unavailable)?
+            .map_err(ApiError::from)
+    }
+}
+
+async fn run(
+    storage: Arc<dyn Storage>,
+    hub: Hub,
+    epoch_window: i64,
+    mut queue: mpsc::Receiver<Job>,
+) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let (messages, answers): (Vec<NewMessage>, Vec<_>) =
+            batch.drain(..).map(|job| (job.message, job.answer)).unzip();
+        match storage.append_messages(&messages, epoch_window).await {
+            Ok(outcomes) => {
+                for ((message, answer), outcome) in messages.into_iter().zip(answers).zip(outcomes)
+                {
+                    let _ = answer.send(Ok(outcome));
+                    announce(&hub, message, outcome);
+                }
+            }
+            // One failed transaction must not fail every sender in it (a
+            // deadlock, a value the database refused): each goes again
+            // alone, and gets its own answer.
+            Err(err) if messages.len() > 1 => {
+                tracing::warn!(error = %err, size = messages.len(), "batch append failed; appending one by one");
+                for (message, answer) in messages.into_iter().zip(answers) {
+                    let outcome = storage
+                        .append_messages(std::slice::from_ref(&message), epoch_window)
+                        .await
+                        .and_then(|mut outcomes| {
+                            outcomes
+                                .pop()
+                                .ok_or(StorageError::Corrupt("append outcome"))
+                        });
+                    let accepted = outcome.as_ref().ok().copied();
+                    let _ = answer.send(outcome);
+                    if let Some(outcome) = accepted {
+                        announce(&hub, message, outcome);
+                    }
+                }
+            }
+            Err(err) => {
+                if let Some(answer) = answers.into_iter().next() {
+                    let _ = answer.send(Err(err));
+                }
+            }
+        }
+    }
+}
+
+/// Hands a newly committed message to this node's sockets as a frame.
+fn announce(hub: &Hub, message: NewMessage, outcome: AppendOutcome) {
+    let AppendOutcome::Accepted { seq, .. } = outcome else {
+        return;
+    };
+    let frame = ServerFrame::Entry {
+        circle_id: message.circle.clone(),
+        entry: LogEntry {
+            seq: u64::try_from(seq).unwrap_or_default(),
+            epoch: u64::try_from(message.epoch).unwrap_or_default(),
+            kind: EntryKind::Application,
+            sender: message.sender,
+            ciphertext: message.ciphertext.into(),
+            received_at: message.now,
+        },
+    };
+    match serde_json::to_string(&frame) {
+        Ok(text) => hub.publish(Event::Appended(Arc::new(Appended {
+            circle: message.circle.clone(),
+            seq,
+            frame: text.into(),
+        }))),
+        // Cannot happen for these types; the sockets still read the log.
+        Err(_) => hub.publish(Event::Circle(message.circle.clone())),
+    }
+}
