@@ -512,14 +512,7 @@ impl TestApp {
 
     /// Opens `/v1/stream` with a bearer token.
     pub async fn stream(&self, token: &str) -> Result<Stream> {
-        use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
-        let url = format!("{}/v1/stream", self.address.replacen("http://", "ws://", 1));
-        let mut request = url.into_client_request()?;
-        request
-            .headers_mut()
-            .insert("authorization", format!("Bearer {token}").parse()?);
-        let (socket, _) = tokio_tungstenite::connect_async(request).await?;
-        Ok(Stream { socket })
+        Stream::open(&self.address, token).await
     }
 
     /// `PUT` JSON with a bearer token.
@@ -580,6 +573,19 @@ pub struct Stream {
 }
 
 impl Stream {
+    /// Opens `/v1/stream` on the server at `address` (`http://host:port`)
+    /// with a bearer token, on the runtime that calls it.
+    pub async fn open(address: &str, token: &str) -> Result<Self> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+        let url = format!("{}/v1/stream", address.replacen("http://", "ws://", 1));
+        let mut request = url.into_client_request()?;
+        request
+            .headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse()?);
+        let (socket, _) = tokio_tungstenite::connect_async(request).await?;
+        Ok(Self { socket })
+    }
+
     /// Sends a frame.
     pub async fn send(&mut self, frame: &hearth_protocol::stream::ClientFrame) -> Result<()> {
         use futures_util::SinkExt as _;

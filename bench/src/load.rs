@@ -1,0 +1,141 @@
+//! The load: circles set up through the real API, then sends of 1 KiB
+//! ciphertext from their members, as fast as answers come or at a set rate.
+//! Every send runs on the load generator's runtime.
+
+use crate::live::stamped;
+use anyhow::{Result, bail};
+use hearth_protocol::circles::{Accepted, CommitBundle, SendMessage};
+use hearth_protocol::{Base64Bytes, CircleId};
+use hearth_tests::{TestApp, rand_bytes};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tokio::runtime::Handle;
+
+/// A device that may send into a circle.
+#[derive(Clone)]
+pub struct Sender {
+    pub circle: CircleId,
+    /// Its access token.
+    pub token: String,
+}
+
+/// Circles of a facilitator and eleven members, set up through the API.
+pub async fn circles(app: &TestApp, count: usize) -> Result<Vec<Sender>> {
+    let mut senders = Vec::new();
+    for _ in 0..count {
+        let (_, facilitator) = app.signed_in().await?;
+        let circle = CircleId::from_bytes(rand_bytes::<16>().to_vec())?;
+        let created = app
+            .post_json(
+                "/v1/circles",
+                &facilitator.access_token,
+                &serde_json::json!({ "circle_id": circle }),
+            )
+            .await?;
+        if created.status() != 201 {
+            bail!("creating a circle: {}", created.status());
+        }
+        let mut members = Vec::new();
+        for _ in 0..11 {
+            members.push(app.signed_in().await?);
+        }
+        let bundle = CommitBundle {
+            epoch: 0,
+            commit: Base64Bytes::from(rand_bytes::<256>().to_vec()),
+            welcome: Some(Base64Bytes::from(rand_bytes::<1024>().to_vec())),
+            group_info: None,
+            added: members.iter().map(|(d, _)| d.device_id).collect(),
+            removed: Vec::new(),
+            join_request_id: None,
+        };
+        let path = format!("/v1/circles/{circle}/commits");
+        let added = app
+            .post_json(&path, &facilitator.access_token, &bundle)
+            .await?;
+        if added.status() != 201 {
+            bail!("adding members: {}", added.status());
+        }
+        senders.push(Sender {
+            circle: circle.clone(),
+            token: facilitator.access_token,
+        });
+        senders.extend(members.into_iter().map(|(_, tokens)| Sender {
+            circle: circle.clone(),
+            token: tokens.access_token,
+        }));
+    }
+    Ok(senders)
+}
+
+/// How sends are paced.
+#[derive(Debug, Clone, Copy)]
+pub enum Pace {
+    /// Each sender sends its next message as soon as the last is answered.
+    Flat,
+    /// All senders together aim at this many sends per second, and their
+    /// latency is measured.
+    Rate(f64),
+}
+
+/// Drives `concurrency` senders for `seconds`: sends per second answered.
+pub async fn sends(
+    load: &Handle,
+    address: &str,
+    senders: &[Sender],
+    concurrency: usize,
+    seconds: u64,
+    pace: Pace,
+    origin: Instant,
+) -> Result<f64> {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let done = Arc::new(AtomicU64::new(0));
+    let filler = Arc::new(rand_bytes::<1024>().to_vec());
+    let http = reqwest::Client::new();
+    let mut tasks = Vec::new();
+    for worker in 0..concurrency {
+        let (http, base, done) = (http.clone(), address.to_owned(), done.clone());
+        let (senders, filler) = (senders.to_vec(), filler.clone());
+        tasks.push(load.spawn(async move {
+            let mut next = worker;
+            let mut ticks = match pace {
+                Pace::Flat => None,
+                Pace::Rate(rate) => {
+                    let every = Duration::from_secs_f64(concurrency as f64 / rate.max(1.0));
+                    let mut ticks = tokio::time::interval(every);
+                    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+                    Some(ticks)
+                }
+            };
+            while Instant::now() < deadline {
+                if let Some(ticks) = &mut ticks {
+                    ticks.tick().await;
+                }
+                let sender = &senders[next % senders.len()];
+                next += concurrency;
+                let body = SendMessage {
+                    message_id: uuid::Uuid::new_v4(),
+                    epoch: 1,
+                    ciphertext: Base64Bytes::from(stamped(origin, ticks.is_some(), &filler)),
+                };
+                let answer = http
+                    .post(format!("{base}/v1/circles/{}/messages", sender.circle))
+                    .bearer_auth(&sender.token)
+                    .json(&body)
+                    .send()
+                    .await?;
+                if answer.status() != 201 {
+                    bail!("a send was refused: {}", answer.status());
+                }
+                let _: Accepted = answer.json().await?;
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(())
+        }));
+    }
+    let started = Instant::now();
+    for task in tasks {
+        task.await??;
+    }
+    Ok(done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64())
+}
