@@ -6,26 +6,42 @@
 //! runtime, SQLite's worker threads) is the server. Linux counts in clock
 //! ticks of 1/100 s (`USER_HZ`), so figures are meaningful over seconds.
 
+use std::collections::HashMap;
 use std::fs;
 
 /// Clock ticks per second of `/proc`'s `utime`/`stime` (Linux's `USER_HZ`).
 const TICKS_PER_SEC: f64 = 100.0;
 
-/// CPU seconds used so far.
+/// CPU used so far.
+#[derive(Debug, Clone, Default)]
+pub struct Sample {
+    /// This process minus the load generator's threads, in ticks.
+    server: u64,
+    /// Each process named `postgres` (the throwaway cluster's), by pid.
+    postgres: HashMap<String, u64>,
+}
+
+/// CPU seconds used between two samples.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Cpu {
-    /// This process minus the load generator's threads.
+pub struct Used {
+    /// By the server.
     pub server: f64,
-    /// Every process named `postgres` (the throwaway cluster's).
+    /// By PostgreSQL: processes alive at the end (a connection that closed
+    /// in between is missed, one that opened counts from its start).
     pub postgres: f64,
 }
 
-impl std::ops::Sub for Cpu {
-    type Output = Cpu;
-    fn sub(self, earlier: Cpu) -> Cpu {
-        Cpu {
-            server: self.server - earlier.server,
-            postgres: self.postgres - earlier.postgres,
+impl Sample {
+    /// What was used since `earlier`.
+    pub fn since(&self, earlier: &Sample) -> Used {
+        let postgres: u64 = self
+            .postgres
+            .iter()
+            .map(|(pid, ticks)| ticks.saturating_sub(earlier.postgres.get(pid).copied().unwrap_or(0)))
+            .sum();
+        Used {
+            server: self.server.saturating_sub(earlier.server) as f64 / TICKS_PER_SEC,
+            postgres: postgres as f64 / TICKS_PER_SEC,
         }
     }
 }
@@ -43,30 +59,30 @@ fn stat(path: &str) -> Option<(String, u64)> {
     Some((name, utime + stime))
 }
 
-fn ticks_where(dir: &str, keep: impl Fn(&str) -> bool) -> u64 {
+/// `(pid, ticks)` of every process or thread in `dir` whose name passes.
+fn ticks_where(dir: &str, keep: impl Fn(&str) -> bool) -> HashMap<String, u64> {
     let Ok(entries) = fs::read_dir(dir) else {
-        return 0;
+        return HashMap::new();
     };
     entries
         .flatten()
         .filter_map(|entry| {
-            let name = entry.file_name();
-            let name = name.to_str()?;
-            name.bytes().all(|b| b.is_ascii_digit()).then_some(())?;
-            stat(&format!("{dir}/{name}/stat"))
+            let pid = entry.file_name().to_str()?.to_owned();
+            pid.bytes().all(|b| b.is_ascii_digit()).then_some(())?;
+            let (name, ticks) = stat(&format!("{dir}/{pid}/stat"))?;
+            keep(&name).then_some((pid, ticks))
         })
-        .filter(|(name, _)| keep(name))
-        .map(|(_, ticks)| ticks)
-        .sum()
+        .collect()
 }
 
 /// CPU used so far by the server and by PostgreSQL.
-pub fn sample() -> Cpu {
+pub fn sample() -> Sample {
     let process = stat("/proc/self/stat").map_or(0, |(_, ticks)| ticks);
-    let load = ticks_where("/proc/self/task", |name| name.starts_with("load"));
-    let postgres = ticks_where("/proc", |name| name == "postgres");
-    Cpu {
-        server: process.saturating_sub(load) as f64 / TICKS_PER_SEC,
-        postgres: postgres as f64 / TICKS_PER_SEC,
+    let load: u64 = ticks_where("/proc/self/task", |name| name.starts_with("load"))
+        .values()
+        .sum();
+    Sample {
+        server: process.saturating_sub(load),
+        postgres: ticks_where("/proc", |name| name == "postgres"),
     }
 }

@@ -87,7 +87,7 @@ async fn run(db: Db, args: &Args, levels: &[usize], load: &Handle) -> Result<Fig
         .await?;
         let sends = sent * args.seconds as f64;
         live.drained().await;
-        let used = cpu::sample() - cpu;
+        let used = cpu::sample().since(&cpu);
         let fan_out = (live.deliveries() - delivered) as f64 / started.elapsed().as_secs_f64();
         best = best.max(sent);
         let committed = baseline::commits(&app.db, concurrency, args.seconds).await?;
@@ -111,7 +111,7 @@ async fn run(db: Db, args: &Args, levels: &[usize], load: &Handle) -> Result<Fig
     )
     .await?;
     live.drained().await;
-    let used = cpu::sample() - cpu;
+    let used = cpu::sample().since(&cpu);
     let deliveries = (live.deliveries() - delivered) as f64;
     let elapsed = started.elapsed().as_secs_f64();
     let latencies = live.close().await?;

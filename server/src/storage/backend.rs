@@ -48,6 +48,7 @@ pub trait SqlBackend: Send + Sync + 'static {
     /// Tells the other server nodes about `events` (one per line) when `tx`
     /// commits, and not at all if it rolls back.
     fn notify_nodes_in<'a>(
+        &'a self,
         tx: &'a mut Transaction<'static, Self::Db>,
         events: &'a str,
     ) -> impl Future<Output = Result<()>> + Send + 'a;

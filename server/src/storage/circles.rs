@@ -481,7 +481,7 @@ macro_rules! circles_sql {
                     .into_iter()
                     .map(|circle| $crate::hub::Event::Circle(circle.clone()).encode())
                     .collect();
-                This::notify_nodes_in(&mut tx, &events.join("\n")).await?;
+                self.notify_nodes_in(&mut tx, &events.join("\n")).await?;
                 tx.commit().await?;
                 Ok(outcomes)
             }

@@ -19,6 +19,10 @@ const EVENT_CHANNEL: &str = "hearth_events";
 #[derive(Debug, Clone)]
 pub struct PgStorage {
     pool: PgPool,
+    /// This node's first line in every notification it sends (`n:<hex>`),
+    /// so that its listener skips its own: this node has told its sockets
+    /// already, often with the entry itself.
+    node: String,
 }
 
 impl PgStorage {
@@ -31,7 +35,20 @@ impl PgStorage {
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-        Ok(Self { pool })
+        // Only needs to differ between nodes; should the OS refuse
+        // randomness, the process id and the clock still do.
+        let node = crate::crypto::random_bytes::<8>()
+            .map(u64::from_ne_bytes)
+            .unwrap_or_else(|_| {
+                let nanos = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.subsec_nanos());
+                u64::from(std::process::id()) << 32 | u64::from(nanos)
+            });
+        Ok(Self {
+            pool,
+            node: format!("n:{node:016x}"),
+        })
     }
 }
 
@@ -68,7 +85,7 @@ impl SqlBackend for PgStorage {
     async fn notify_nodes(&self, event: &str) -> Result<()> {
         sqlx::query("SELECT pg_notify($1, $2)")
             .bind(EVENT_CHANNEL)
-            .bind(event)
+            .bind(format!("{}\n{event}", self.node))
             .execute(&self.pool)
             .await?;
         Ok(())
@@ -76,10 +93,14 @@ impl SqlBackend for PgStorage {
 
     /// Inside the transaction, so the notification leaves with its commit
     /// instead of costing a commit of its own.
-    async fn notify_nodes_in(tx: &mut Transaction<'static, Postgres>, events: &str) -> Result<()> {
+    async fn notify_nodes_in(
+        &self,
+        tx: &mut Transaction<'static, Postgres>,
+        events: &str,
+    ) -> Result<()> {
         sqlx::query("SELECT pg_notify($1, $2)")
             .bind(EVENT_CHANNEL)
-            .bind(events)
+            .bind(format!("{}\n{events}", self.node))
             .execute(&mut **tx)
             .await?;
         Ok(())
@@ -93,7 +114,11 @@ impl SqlBackend for PgStorage {
             // here is one it could not recover from right away.
             match listener.recv().await {
                 Ok(notification) => {
-                    for event in notification.payload().lines() {
+                    let mut lines = notification.payload().lines();
+                    if lines.next() == Some(self.node.as_str()) {
+                        continue;
+                    }
+                    for event in lines {
                         deliver(event.to_owned());
                     }
                 }

@@ -109,7 +109,11 @@ impl SqlBackend for SqliteStorage {
         Ok(())
     }
 
-    async fn notify_nodes_in(_tx: &mut Transaction<'static, Sqlite>, _events: &str) -> Result<()> {
+    async fn notify_nodes_in(
+        &self,
+        _tx: &mut Transaction<'static, Sqlite>,
+        _events: &str,
+    ) -> Result<()> {
         Ok(())
     }
 

@@ -138,7 +138,48 @@ async fn events_reach_the_other_nodes_on_postgres(db: Db) -> Result<()> {
             break;
         }
     }
-    listener.abort();
     assert_eq!(arrived.as_deref(), Some("c:hello"));
+
+    // A node does not hear itself: its own sockets were told already.
+    let (sender, mut heard_by_a) = tokio::sync::mpsc::unbounded_channel();
+    let own_listener = tokio::spawn({
+        let node_a = node_a.clone();
+        async move {
+            let deliver = Box::new(move |event: String| {
+                let _ = sender.send(event);
+            });
+            node_a.listen(deliver).await
+        }
+    });
+    let mut subscribed = false;
+    for _ in 0..50 {
+        node_b_notify(&test_db, "c:ping").await?;
+        if let Ok(Some(_)) =
+            tokio::time::timeout(Duration::from_millis(100), heard_by_a.recv()).await
+        {
+            subscribed = true;
+            break;
+        }
+    }
+    assert!(subscribed, "node a hears node b");
+    while heard_by_a.try_recv().is_ok() {}
+    node_a.notify("c:self").await?;
+    node_b_notify(&test_db, "c:after").await?;
+    let next = tokio::time::timeout(Duration::from_secs(5), heard_by_a.recv()).await?;
+    assert_eq!(
+        next.as_deref(),
+        Some("c:after"),
+        "node a skipped its own notification, which was committed first"
+    );
+    listener.abort();
+    own_listener.abort();
+    Ok(())
+}
+
+/// Notifies from a fresh node (a storage of its own on the same database).
+async fn node_b_notify(test_db: &TestDb, event: &str) -> Result<()> {
+    let node = test_db.storage().await?;
+    node.notify(event).await?;
+    node.close().await;
     Ok(())
 }
