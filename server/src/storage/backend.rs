@@ -25,9 +25,10 @@ pub trait SqlBackend: Send + Sync + 'static {
     /// concurrent claims never return the same row.
     const CLAIM_KEY_PACKAGE: &'static str;
 
-    /// [`super::sql::append_check!`] with the backend's lock on the circle
-    /// row, so that appends to one circle queue behind each other.
-    const APPEND_CHECK: &'static str;
+    /// What ends a `SELECT` of circle rows that a batch of appends will
+    /// advance, so that appends to one circle queue behind each other
+    /// (PostgreSQL: ` FOR UPDATE`; SQLite's single writer needs nothing).
+    const LOCK_ROWS: &'static str;
 
     /// The pool for reads.
     fn reader(&self) -> &Pool<Self::Db>;
@@ -73,6 +74,7 @@ macro_rules! impl_storage {
             use hearth_protocol::{AccountId, CircleId, DeviceId};
             use secrecy::ExposeSecret as _;
             use sqlx::{Row as _, Transaction};
+            use std::collections::{HashMap, HashSet};
             use uuid::Uuid;
             use $crate::storage::backend::SqlBackend;
             use $crate::storage::*;

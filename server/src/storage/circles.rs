@@ -405,41 +405,105 @@ macro_rules! circles_sql {
                 messages: &[NewMessage],
                 epoch_window: i64,
             ) -> Result<Vec<AppendOutcome>> {
-                // Circles are locked in one order (by id), so two batches on
-                // two nodes cannot deadlock; a stable sort keeps each
-                // circle's messages in the order given.
-                let mut order: Vec<usize> = (0..messages.len()).collect();
-                order.sort_by(|&a, &b| {
-                    messages[a]
-                        .circle
-                        .as_bytes()
-                        .cmp(messages[b].circle.as_bytes())
-                });
-                let mut outcomes = vec![AppendOutcome::NotMember; messages.len()];
-                let mut grown: Vec<&CircleId> = Vec::new();
+                if messages.is_empty() {
+                    return Ok(Vec::new());
+                }
+                // A handful of statements per batch, whatever its size: each
+                // statement is a round trip to the database (on SQLite, to
+                // its writer thread), and those, not the database's work,
+                // are what a send costs.
+                let mut circles: Vec<&CircleId> = messages.iter().map(|m| &m.circle).collect();
+                circles.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+                circles.dedup();
+                let mut senders: Vec<String> = messages.iter().map(|m| m.sender.to_string()).collect();
+                senders.sort();
+                senders.dedup();
                 let mut tx = self.write().await?;
-                for index in order {
-                    let message = &messages[index];
-                    // Locks the circle (PostgreSQL's row lock; SQLite's single
-                    // writer), so what follows sees every earlier append.
-                    let Some(row) = sqlx::query(This::APPEND_CHECK)
-                        .bind(message.circle.as_bytes())
-                        .bind(message.sender.to_string())
-                        .bind(message.message_id.to_string())
-                        .fetch_optional(&mut *tx)
-                        .await?
-                    else {
+
+                // The circles, locked in one order (by id) so that two
+                // batches on two nodes cannot deadlock.
+                let mut query = sqlx::QueryBuilder::<Db>::new(
+                    "SELECT id, epoch, last_seq FROM circles WHERE id IN (",
+                );
+                let mut list = query.separated(", ");
+                for circle in &circles {
+                    list.push_bind(circle.as_bytes());
+                }
+                query.push(") ORDER BY id").push(This::LOCK_ROWS);
+                let mut heads: HashMap<Vec<u8>, (i64, i64)> = HashMap::new();
+                for row in query.build().fetch_all(&mut *tx).await? {
+                    heads.insert(
+                        row.try_get("id")?,
+                        (row.try_get("epoch")?, row.try_get("last_seq")?),
+                    );
+                }
+
+                // Which senders are on which roster.
+                let mut query = sqlx::QueryBuilder::<Db>::new(
+                    "SELECT circle_id, device_id FROM roster WHERE circle_id IN (",
+                );
+                let mut list = query.separated(", ");
+                for circle in &circles {
+                    list.push_bind(circle.as_bytes());
+                }
+                query.push(") AND device_id IN (");
+                let mut list = query.separated(", ");
+                for sender in &senders {
+                    list.push_bind(sender.as_str());
+                }
+                query.push(")");
+                let mut members: HashSet<(Vec<u8>, String)> = HashSet::new();
+                for row in query.build().fetch_all(&mut *tx).await? {
+                    members.insert((row.try_get("circle_id")?, row.try_get("device_id")?));
+                }
+
+                // Earlier entries with the same ids (resends).
+                let mut query = sqlx::QueryBuilder::<Db>::new(
+                    "SELECT circle_id, sender_id, message_id, seq, digest FROM log_entries WHERE ",
+                );
+                for (index, message) in messages.iter().enumerate() {
+                    if index > 0 {
+                        query.push(" OR ");
+                    }
+                    query
+                        .push("(circle_id = ")
+                        .push_bind(message.circle.as_bytes())
+                        .push(" AND sender_id = ")
+                        .push_bind(message.sender.to_string())
+                        .push(" AND message_id = ")
+                        .push_bind(message.message_id.to_string())
+                        .push(")");
+                }
+                type Key = (Vec<u8>, String, String);
+                let mut seen: HashMap<Key, (i64, Option<Vec<u8>>)> = HashMap::new();
+                for row in query.build().fetch_all(&mut *tx).await? {
+                    seen.insert(
+                        (
+                            row.try_get("circle_id")?,
+                            row.try_get("sender_id")?,
+                            row.try_get("message_id")?,
+                        ),
+                        (row.try_get("seq")?, row.try_get("digest")?),
+                    );
+                }
+
+                // Judge each as if it came alone, in the order given.
+                let mut outcomes = Vec::with_capacity(messages.len());
+                let mut accepted: Vec<(&NewMessage, i64)> = Vec::new();
+                for message in messages {
+                    let circle = message.circle.as_bytes().to_vec();
+                    let sender = message.sender.to_string();
+                    let Some((epoch, last_seq)) = heads.get_mut(&circle) else {
+                        outcomes.push(AppendOutcome::NotMember);
                         continue;
                     };
-                    let epoch: i64 = row.try_get("epoch")?;
-                    let member: i64 = row.try_get("member")?;
-                    let earlier: Option<i64> = row.try_get("earlier_seq")?;
-                    outcomes[index] = if member == 0 {
+                    let epoch = *epoch;
+                    let key = (circle, sender, message.message_id.to_string());
+                    let outcome = if !members.contains(&(key.0.clone(), key.1.clone())) {
                         AppendOutcome::NotMember
-                    } else if let Some(seq) = earlier {
-                        let digest: Option<Vec<u8>> = row.try_get("earlier_digest")?;
+                    } else if let Some((seq, digest)) = seen.get(&key) {
                         if digest.as_deref() == Some(message.digest.as_slice()) {
-                            AppendOutcome::Repeated { seq, epoch }
+                            AppendOutcome::Repeated { seq: *seq, epoch }
                         } else {
                             AppendOutcome::Conflict
                         }
@@ -450,33 +514,56 @@ macro_rules! circles_sql {
                             current_epoch: epoch,
                         }
                     } else {
-                        let seq = row.try_get::<i64, _>("last_seq")? + 1;
-                        sqlx::query(sql::INSERT_LOG_ENTRY)
-                            .bind(message.circle.as_bytes())
-                            .bind(seq)
-                            .bind(message.epoch)
-                            .bind(kind_code(EntryKind::Application))
-                            .bind(message.sender.to_string())
-                            .bind(message.message_id.to_string())
-                            .bind(message.digest.as_slice())
-                            .bind(message.ciphertext.as_slice())
-                            .bind(message.now)
-                            .execute(&mut *tx)
-                            .await?;
-                        sqlx::query(sql::SET_LAST_SEQ)
-                            .bind(message.circle.as_bytes())
-                            .bind(seq)
-                            .execute(&mut *tx)
-                            .await?;
-                        grown.push(&message.circle);
+                        *last_seq += 1;
+                        let seq = *last_seq;
+                        seen.insert(key, (seq, Some(message.digest.to_vec())));
+                        accepted.push((message, seq));
                         AppendOutcome::Accepted { seq, epoch }
                     };
+                    outcomes.push(outcome);
                 }
-                if grown.is_empty() {
+                if accepted.is_empty() {
                     tx.rollback().await?;
                     return Ok(outcomes);
                 }
+
+                let mut query = sqlx::QueryBuilder::<Db>::new(
+                    "INSERT INTO log_entries (circle_id, seq, epoch, kind, sender_id, \
+                     message_id, digest, ciphertext, created_at) ",
+                );
+                query.push_values(&accepted, |mut row, (message, seq)| {
+                    row.push_bind(message.circle.as_bytes())
+                        .push_bind(*seq)
+                        .push_bind(message.epoch)
+                        .push_bind(kind_code(EntryKind::Application))
+                        .push_bind(message.sender.to_string())
+                        .push_bind(message.message_id.to_string())
+                        .push_bind(message.digest.as_slice())
+                        .push_bind(message.ciphertext.as_slice())
+                        .push_bind(message.now);
+                });
+                query.build().execute(&mut *tx).await?;
+
+                let mut grown: Vec<&CircleId> = accepted.iter().map(|(m, _)| &m.circle).collect();
+                grown.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
                 grown.dedup();
+                let mut query = sqlx::QueryBuilder::<Db>::new("UPDATE circles SET last_seq = CASE id");
+                for circle in &grown {
+                    let last = heads.get(circle.as_bytes()).map_or(0, |head| head.1);
+                    query
+                        .push(" WHEN ")
+                        .push_bind(circle.as_bytes())
+                        .push(" THEN ")
+                        .push_bind(last);
+                }
+                query.push(" ELSE last_seq END WHERE id IN (");
+                let mut list = query.separated(", ");
+                for circle in &grown {
+                    list.push_bind(circle.as_bytes());
+                }
+                query.push(")");
+                query.build().execute(&mut *tx).await?;
+
                 let events: Vec<String> = grown
                     .into_iter()
                     .map(|circle| $crate::hub::Event::Circle(circle.clone()).encode())

@@ -64,7 +64,7 @@ impl SqlBackend for PgStorage {
          FOR UPDATE SKIP LOCKED) RETURNING data";
 
     /// The circle's row lock orders appends (and commits) to one circle.
-    const APPEND_CHECK: &str = super::sql::append_check!(" FOR UPDATE OF c");
+    const LOCK_ROWS: &str = " FOR UPDATE";
 
     fn reader(&self) -> &PgPool {
         &self.pool

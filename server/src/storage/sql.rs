@@ -83,25 +83,6 @@ pub const SELECT_EPOCH: &str = "SELECT epoch FROM circles WHERE id = $1";
 pub const ADVANCE_EPOCH: &str = "UPDATE circles SET epoch = epoch + 1, last_seq = last_seq + 1, \
      group_info = COALESCE($3, group_info) WHERE id = $1 AND epoch = $2 \
      RETURNING epoch, last_seq";
-/// What an append must know about circle `$1`, sender `$2` and message id
-/// `$3`: the epoch and last number, whether the sender is on the roster, and
-/// an earlier entry with the same id. Each backend appends its row lock
-/// (`SqlBackend::APPEND_CHECK`).
-macro_rules! append_check {
-    ($lock:literal) => {
-        concat!(
-            "SELECT c.epoch, c.last_seq, \
-             (SELECT COUNT(*) FROM roster r WHERE r.circle_id = c.id AND r.device_id = $2) AS member, \
-             e.seq AS earlier_seq, e.digest AS earlier_digest \
-             FROM circles c LEFT JOIN log_entries e \
-             ON e.circle_id = c.id AND e.sender_id = $2 AND e.message_id = $3 \
-             WHERE c.id = $1",
-            $lock
-        )
-    };
-}
-pub(crate) use append_check;
-pub const SET_LAST_SEQ: &str = "UPDATE circles SET last_seq = $2 WHERE id = $1";
 pub const INSERT_LOG_ENTRY: &str = "INSERT INTO log_entries \
      (circle_id, seq, epoch, kind, sender_id, message_id, digest, ciphertext, created_at) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";

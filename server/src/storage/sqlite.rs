@@ -85,7 +85,7 @@ impl SqlBackend for SqliteStorage {
          RETURNING data";
 
     /// The writer connection is the lock: nothing to add.
-    const APPEND_CHECK: &str = super::sql::append_check!("");
+    const LOCK_ROWS: &str = "";
 
     fn reader(&self) -> &SqlitePool {
         &self.reader
