@@ -46,6 +46,9 @@ struct Args {
     /// Circles of twelve devices, every device with a live socket.
     #[arg(long, default_value_t = 100)]
     circles: usize,
+    /// Open no live sockets (to see what fan-out costs).
+    #[arg(long)]
+    no_sockets: bool,
     /// Concurrent senders (and concurrent writers), comma-separated.
     #[arg(long, default_value = "1,8,32")]
     concurrency: String,
@@ -65,7 +68,11 @@ async fn run(db: Db, args: &Args, levels: &[usize], load: &Handle) -> Result<Fig
     .await?;
     let senders = load::circles(&app, args.circles).await?;
     let origin = Instant::now();
-    let tokens: Vec<String> = senders.iter().map(|s| s.token.clone()).collect();
+    let tokens: Vec<String> = if args.no_sockets {
+        Vec::new()
+    } else {
+        senders.iter().map(|s| s.token.clone()).collect()
+    };
     let live = Live::open(load, &app.address, &tokens, origin).await?;
     let name = match db {
         Db::Sqlite => "SQLite",

@@ -6,6 +6,7 @@ use hearth_server::config::Config;
 use hearth_server::startup::Application;
 use hearth_server::telemetry;
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::Duration;
 
 /// The Hearth relay server.
@@ -23,9 +24,20 @@ struct Args {
     config: Option<PathBuf>,
 }
 
+/// One line on failure — what went wrong and why, without a backtrace (an
+/// operator reads it, not a debugger) — and a failing exit status.
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+async fn main() -> ExitCode {
+    match run(Args::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("hearth-server: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
     let config = Config::load(args.config.as_deref()).context("loading configuration")?;
     telemetry::init_logging(&config.log);
     let sweep_every = Duration::from_secs(config.sweep_interval_secs.max(1));

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod compose;
+mod crash;
 mod delivery;
 mod identity;
 mod jwt_abuse;

@@ -1,0 +1,128 @@
+//! The real `hearth-server` binary as a child process, for what only a
+//! separate process can show: what survives `SIGKILL`, and what a database
+//! looks like after it.
+
+use crate::{TestDb, b64};
+use anyhow::{Context as _, Result, bail};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt as _, BufReader};
+use tokio::process::{Child, Command};
+
+/// Where cargo put the server binary: `target/<profile>/hearth-server`, the
+/// directory above the test executable's (`target/<profile>/deps/`). The
+/// server crate's own integration test makes cargo build it with the suite.
+pub fn server_binary() -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let profile = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .context("the test executable is not under target/<profile>/deps")?;
+    let binary = profile.join("hearth-server");
+    if !binary.exists() {
+        bail!(
+            "{} is missing: build it with `cargo build -p hearth-server` \
+             (the whole suite, `scripts/test`, builds it)",
+            binary.display()
+        );
+    }
+    Ok(binary)
+}
+
+/// A running `hearth-server` process on a test database.
+pub struct ServerProcess {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub address: String,
+}
+
+impl ServerProcess {
+    /// Starts the binary on `db`, signing access tokens with `signing_seed`
+    /// (so tokens from an earlier server on the same database stay valid),
+    /// and returns once it listens.
+    pub async fn start(db: &TestDb, signing_seed: &[u8; 32]) -> Result<Self> {
+        let mut command = Command::new(server_binary()?);
+        for (key, _) in std::env::vars() {
+            if key.starts_with("HEARTH_") || key == "DATABASE_URL" {
+                command.env_remove(key);
+            }
+        }
+        let generous = "100000";
+        command
+            .env("HEARTH_LISTEN", "127.0.0.1:0")
+            .env("HEARTH_WORKERS", "2")
+            .env("HEARTH_LOG__FORMAT", "json")
+            .env("HEARTH_LOG__LEVEL", "info")
+            .env("HEARTH_AUTH__SIGNING_KEY", b64(signing_seed))
+            .env("HEARTH_RATE_LIMITS__PER_IP__BURST", generous)
+            .env("HEARTH_RATE_LIMITS__PER_IP__PER_MINUTE", generous)
+            .env("HEARTH_DELIVERY__SEND_RATE__BURST", generous)
+            .env("HEARTH_DELIVERY__SEND_RATE__PER_MINUTE", generous)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        match db {
+            TestDb::Sqlite(dir) => command.env("HEARTH_DATA_DIR", dir.path()),
+            TestDb::Postgres(url) => command.env("DATABASE_URL", url),
+        };
+        let mut child = command.spawn().context("starting hearth-server")?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let port = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Some(line) = lines.next_line().await? {
+                if line.contains("hearth-server listening") {
+                    let log: serde_json::Value = serde_json::from_str(&line)?;
+                    return log["port"].as_u64().context("no port in the log line");
+                }
+            }
+            bail!("hearth-server exited before listening")
+        })
+        .await;
+        let port = match port {
+            Ok(Ok(port)) => port,
+            failed => {
+                let mut error = String::new();
+                if let Some(stderr) = child.stderr.take() {
+                    let mut stderr = BufReader::new(stderr).lines();
+                    while let Ok(Some(line)) = stderr.next_line().await {
+                        error.push_str(&line);
+                    }
+                }
+                bail!("hearth-server did not start ({failed:?}): {error}");
+            }
+        };
+        // Keep reading its output, so that a full pipe never blocks it.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Ok(Self {
+            child,
+            address: format!("http://127.0.0.1:{port}"),
+        })
+    }
+
+    /// `SIGKILL`: no shutdown, no flush, no goodbye.
+    pub async fn kill(mut self) -> Result<()> {
+        self.child.start_kill()?;
+        self.child.wait().await?;
+        Ok(())
+    }
+
+    /// `SIGTERM`, then waits for the graceful stop; fails if it did not exit
+    /// cleanly.
+    pub async fn stop(mut self) -> Result<()> {
+        let pid = self.child.id().context("already exited")?;
+        let status = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .await?;
+        if !status.success() {
+            bail!("kill -TERM failed");
+        }
+        let exit = tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await??;
+        if !exit.success() {
+            bail!("hearth-server exited with {exit}");
+        }
+        Ok(())
+    }
+}
