@@ -87,7 +87,24 @@ pub struct KeyRing {
     /// identities): derived from the oldest signing key, so every node on
     /// the database derives the same. Set up once, cloned per id.
     id_mac: hmac::Hmac<sha2::Sha256>,
+    /// Tokens whose signature and claims were checked, by SHA-256 of the
+    /// token: a phone sends many requests with one token, and an Ed25519
+    /// verification costs more than the rest of a send. Entries last until
+    /// the token expires; a change of keys empties it.
+    verified: Mutex<HashMap<[u8; 32], Verified>>,
 }
+
+/// A token that passed [`KeyRing::verify`].
+#[derive(Debug, Clone, Copy)]
+struct Verified {
+    device_id: DeviceId,
+    login_id: LoginId,
+    /// Unix seconds after which it fails (`exp` plus the leeway).
+    until: i64,
+}
+
+/// How many verified tokens are remembered (about 100 bytes each).
+const VERIFIED_CAPACITY: usize = 65_536;
 
 impl std::fmt::Debug for KeyRing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -190,6 +207,7 @@ impl KeyRing {
             signer,
             id_mac: hmac::Mac::new_from_slice(&id_key).map_err(|_| KeyError::IdKey)?,
             verifiers: RwLock::new(verifiers(&records)),
+            verified: Mutex::new(HashMap::new()),
             last_reload: Mutex::new(None),
             validation,
             issuer: config.issuer.clone(),
@@ -252,6 +270,10 @@ impl KeyRing {
         storage: &dyn Storage,
         now: i64,
     ) -> Option<(DeviceId, LoginId)> {
+        let digest = crypto::sha256(token.as_bytes());
+        if let Some(known) = self.remembered(&digest, now) {
+            return Some((known.device_id, known.login_id));
+        }
         let header = jsonwebtoken::decode_header(token).ok()?;
         if header.alg != Algorithm::EdDSA || header.typ.as_deref() != Some(ACCESS_TOKEN_TYP) {
             return None;
@@ -273,7 +295,34 @@ impl KeyRing {
         }
         let device_id = claims.sub.parse().ok()?;
         let login_id = LoginId(Uuid::try_parse(&claims.sid).ok()?);
+        self.remember(
+            digest,
+            Verified {
+                device_id,
+                login_id,
+                until: claims.exp.saturating_add(leeway),
+            },
+            now,
+        );
         Some((device_id, login_id))
+    }
+
+    fn remembered(&self, digest: &[u8; 32], now: i64) -> Option<Verified> {
+        let verified = self.verified.lock().ok()?;
+        verified.get(digest).copied().filter(|known| now < known.until)
+    }
+
+    fn remember(&self, digest: [u8; 32], token: Verified, now: i64) {
+        let Ok(mut verified) = self.verified.lock() else {
+            return;
+        };
+        if verified.len() >= VERIFIED_CAPACITY {
+            verified.retain(|_, known| now < known.until);
+            if verified.len() >= VERIFIED_CAPACITY {
+                verified.clear();
+            }
+        }
+        verified.insert(digest, token);
     }
 
     fn knows(&self, kid: &str) -> bool {
@@ -297,6 +346,10 @@ impl KeyRing {
             Ok(records) => {
                 if let Ok(mut map) = self.verifiers.write() {
                     *map = verifiers(&records);
+                }
+                // A key that left the ring takes its tokens with it.
+                if let Ok(mut verified) = self.verified.lock() {
+                    verified.clear();
                 }
             }
             Err(err) => tracing::warn!(error = %err, "could not reload signing keys"),
