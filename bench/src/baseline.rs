@@ -99,4 +99,3 @@ pub async fn commits(db: &TestDb, concurrency: usize, seconds: u64) -> Result<f6
         }
     }
 }
-

@@ -37,7 +37,9 @@ impl Sample {
         let postgres: u64 = self
             .postgres
             .iter()
-            .map(|(pid, ticks)| ticks.saturating_sub(earlier.postgres.get(pid).copied().unwrap_or(0)))
+            .map(|(pid, ticks)| {
+                ticks.saturating_sub(earlier.postgres.get(pid).copied().unwrap_or(0))
+            })
             .sum();
         Used {
             server: self.server.saturating_sub(earlier.server) as f64 / TICKS_PER_SEC,

@@ -36,7 +36,12 @@ pub struct Live {
 impl Live {
     /// Opens and resumes one socket per token (on `load`), and returns once
     /// all are ready.
-    pub async fn open(load: &Handle, address: &str, tokens: &[String], origin: Instant) -> Result<Self> {
+    pub async fn open(
+        load: &Handle,
+        address: &str,
+        tokens: &[String],
+        origin: Instant,
+    ) -> Result<Self> {
         let (stop, stopped) = watch::channel(false);
         let deliveries = Arc::new(AtomicU64::new(0));
         let mut tasks = Vec::new();

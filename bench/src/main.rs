@@ -132,10 +132,7 @@ async fn run(db: Db, args: &Args, levels: &[usize], load: &Handle) -> Result<Fig
         postgres_share(db, used.postgres / deliveries.max(1.0)),
     );
     app.stop().await?;
-    Ok(Figures {
-        rows,
-        latency,
-    })
+    Ok(Figures { rows, latency })
 }
 
 /// PostgreSQL's CPU per unit, or a dash on SQLite.

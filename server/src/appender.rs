@@ -16,7 +16,6 @@ use crate::error::ApiError;
 use crate::hub::{Appended, Event, Hub};
 use crate::storage::{AppendOutcome, NewMessage, Storage, StorageError};
 use hearth_protocol::circles::{EntryKind, LogEntry};
-use hearth_protocol::stream::ServerFrame;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
@@ -111,24 +110,17 @@ fn announce(hub: &Hub, message: NewMessage, outcome: AppendOutcome) {
     let AppendOutcome::Accepted { seq, .. } = outcome else {
         return;
     };
-    let frame = ServerFrame::Entry {
-        circle_id: message.circle.clone(),
-        entry: LogEntry {
-            seq: u64::try_from(seq).unwrap_or_default(),
-            epoch: u64::try_from(message.epoch).unwrap_or_default(),
-            kind: EntryKind::Application,
-            sender: message.sender,
-            ciphertext: message.ciphertext.into(),
-            received_at: message.now,
-        },
+    let entry = LogEntry {
+        seq: u64::try_from(seq).unwrap_or_default(),
+        epoch: u64::try_from(message.epoch).unwrap_or_default(),
+        kind: EntryKind::Application,
+        sender: message.sender,
+        ciphertext: message.ciphertext.into(),
+        received_at: message.now,
     };
-    match serde_json::to_string(&frame) {
-        Ok(text) => hub.publish(Event::Appended(Arc::new(Appended {
-            circle: message.circle.clone(),
-            seq,
-            frame: text.into(),
-        }))),
+    match Appended::new(message.circle.clone(), entry) {
+        Ok(appended) => hub.publish(Event::Appended(Arc::new(appended))),
         // Cannot happen for these types; the sockets still read the log.
-        Err(_) => hub.publish(Event::Circle(message.circle.clone())),
+        Err(_) => hub.publish(Event::Circle(message.circle)),
     }
 }

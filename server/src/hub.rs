@@ -18,6 +18,8 @@
 //! locally (see `Operations::notify`/`listen`). Payloads carry only ids.
 
 use bytestring::ByteString;
+use hearth_protocol::circles::LogEntry;
+use hearth_protocol::stream::ServerFrame;
 use hearth_protocol::{CircleId, DeviceId};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -47,6 +49,62 @@ pub struct Appended {
     pub seq: i64,
     /// The `entry` server frame, encoded once for every socket.
     pub frame: ByteString,
+}
+
+impl Appended {
+    /// A committed entry as the frame every socket of its circle gets.
+    pub fn new(circle: CircleId, entry: LogEntry) -> Result<Self, serde_json::Error> {
+        let seq = i64::try_from(entry.seq).unwrap_or(i64::MAX);
+        let frame = serde_json::to_string(&ServerFrame::Entry {
+            circle_id: circle.clone(),
+            entry,
+        })?;
+        Ok(Self {
+            circle,
+            seq,
+            frame: frame.into(),
+        })
+    }
+}
+
+/// What another node said, in a `NOTIFY` payload line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// An event to pass on as it is.
+    Event(Event),
+    /// Application messages `first..=last` were appended to a circle: read
+    /// them once, and hand them to this node's sockets as frames.
+    Appended {
+        /// The circle.
+        circle: CircleId,
+        /// The first new number.
+        first: i64,
+        /// The last new number.
+        last: i64,
+    },
+}
+
+impl Notice {
+    /// The line for appended numbers `first..=last`.
+    pub fn appended(circle: &CircleId, first: i64, last: i64) -> String {
+        format!("a:{circle}:{first}:{last}")
+    }
+
+    /// Parses a line (an [`Event::encode`] or [`Notice::appended`]).
+    pub fn parse(text: &str) -> Option<Self> {
+        if let Some(rest) = text.strip_prefix("a:") {
+            let mut parts = rest.split(':');
+            let circle = parts.next()?.parse().ok()?;
+            let first = parts.next()?.parse().ok()?;
+            let last = parts.next()?.parse().ok()?;
+            return (parts.next().is_none() && first <= last).then_some(Self::Appended {
+                circle,
+                first,
+                last,
+            });
+        }
+        Event::decode(text).map(Self::Event)
+    }
 }
 
 impl Event {
@@ -196,6 +254,11 @@ impl Hub {
         }
     }
 
+    /// Whether any socket on this node follows the circle.
+    pub fn followed(&self, circle: &CircleId) -> bool {
+        self.registry().circles.contains_key(circle)
+    }
+
     /// How many sockets are registered on this node.
     pub fn sockets(&self) -> usize {
         self.registry().mailboxes.len()
@@ -325,6 +388,27 @@ mod tests {
             assert_eq!(Event::decode(&event.encode()), Some(event));
         }
         assert_eq!(Event::decode("x:1"), None);
+        let line = Notice::appended(&circle(1), 7, 9);
+        assert_eq!(
+            Notice::parse(&line),
+            Some(Notice::Appended {
+                circle: circle(1),
+                first: 7,
+                last: 9
+            })
+        );
+        assert_eq!(
+            Notice::parse(&format!("d:{device}")),
+            Some(Notice::Event(Event::Device(device)))
+        );
+        for bad in [
+            "a:",
+            "a:x:1:2",
+            "a:AQEBAQEBAQEBAQEBAQEBAQ:2:1",
+            "a:AQEBAQEBAQEBAQEBAQEBAQ:1:2:3",
+        ] {
+            assert_eq!(Notice::parse(bad), None, "{bad}");
+        }
     }
 
     #[tokio::test]

@@ -3,7 +3,7 @@
 use crate::appender::Appender;
 use crate::config::Config;
 use crate::error::{self, ApiError};
-use crate::hub::{Event, Hub};
+use crate::hub::{Appended, Event, Hub, Notice};
 use crate::rate_limit::{RateLimiter, retry_after_secs};
 use crate::routes::{
     circles, devices, health, invites, key_packages, logins, ops, snapshots, stream, video,
@@ -239,12 +239,12 @@ impl Application {
             stopper.stop().await;
         });
         let sweeper = tokio::spawn(sweeper::run(self.storage.clone(), sweep_every));
-        let (storage, hub) = (self.storage.clone(), self.hub.clone());
+        let (notices, heard) = tokio::sync::mpsc::unbounded_channel();
+        let relay = tokio::spawn(relay_notices(heard, self.storage.clone(), self.hub.clone()));
+        let storage = self.storage.clone();
         let listener = tokio::spawn(async move {
             let deliver = Box::new(move |text: String| {
-                if let Some(event) = Event::decode(&text) {
-                    hub.publish(event);
-                }
+                let _ = notices.send(text);
             });
             if let Err(err) = storage.listen(deliver).await {
                 tracing::error!(error = %err, "the cross-node event listener stopped");
@@ -254,8 +254,56 @@ impl Application {
         signals.abort();
         sweeper.abort();
         listener.abort();
+        relay.abort();
         self.storage.close().await;
         result
+    }
+}
+
+/// Passes what other nodes say to this node's sockets. Messages appended
+/// elsewhere are read here once, for every socket that follows their circle,
+/// and go out as frames; if that read fails, the sockets read for
+/// themselves.
+async fn relay_notices(
+    mut heard: tokio::sync::mpsc::UnboundedReceiver<String>,
+    storage: Arc<dyn Storage>,
+    hub: Hub,
+) {
+    while let Some(text) = heard.recv().await {
+        match Notice::parse(&text) {
+            Some(Notice::Event(event)) => hub.publish(event),
+            Some(Notice::Appended {
+                circle,
+                first,
+                last,
+            }) => {
+                if !hub.followed(&circle) {
+                    continue;
+                }
+                let count = last.saturating_sub(first).saturating_add(1);
+                match storage.log_entries(&circle, first - 1, count).await {
+                    Ok(records) => {
+                        let complete = i64::try_from(records.len()).ok() == Some(count);
+                        for record in records {
+                            match Appended::new(circle.clone(), record.into_entry()) {
+                                Ok(appended) => hub.publish(Event::Appended(Arc::new(appended))),
+                                Err(_) => hub.publish(Event::Circle(circle.clone())),
+                            }
+                        }
+                        // Something was already gone (or not yet there):
+                        // let each socket look for itself.
+                        if !complete {
+                            hub.publish(Event::Circle(circle));
+                        }
+                    }
+                    Err(err) => {
+                        tracing::warn!(error = %err, "could not read entries another node appended");
+                        hub.publish(Event::Circle(circle));
+                    }
+                }
+            }
+            None => {}
+        }
     }
 }
 

@@ -309,7 +309,10 @@ impl KeyRing {
 
     fn remembered(&self, digest: &[u8; 32], now: i64) -> Option<Verified> {
         let verified = self.verified.lock().ok()?;
-        verified.get(digest).copied().filter(|known| now < known.until)
+        verified
+            .get(digest)
+            .copied()
+            .filter(|known| now < known.until)
     }
 
     fn remember(&self, digest: [u8; 32], token: Verified, now: i64) {

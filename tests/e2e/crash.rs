@@ -237,7 +237,8 @@ async fn read_log(
             .await?;
         for entry in page.entries {
             ensure!(
-                log.insert(entry.seq, entry.ciphertext.into_inner()).is_none(),
+                log.insert(entry.seq, entry.ciphertext.into_inner())
+                    .is_none(),
                 "a number was read twice"
             );
         }
@@ -296,5 +297,7 @@ async fn integrity(db: &TestDb) -> Result<()> {
 }
 
 fn lock(ledger: &Mutex<Ledger>) -> std::sync::MutexGuard<'_, Ledger> {
-    ledger.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    ledger
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

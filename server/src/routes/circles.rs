@@ -15,7 +15,7 @@ use crate::storage::{
 use crate::telemetry::redact;
 use actix_web::{HttpResponse, web};
 use hearth_protocol::circles::{
-    Accepted, Ack, Circle, CircleList, CommitBundle, CreateCircle, GroupInfo, LogEntry, LogPage,
+    Accepted, Ack, Circle, CircleList, CommitBundle, CreateCircle, GroupInfo, LogPage,
     PendingWelcome, Role, RosterEntry, SendMessage, WelcomeList,
 };
 use hearth_protocol::{Base64Bytes, CircleId, DeviceId, ErrorBody};
@@ -452,14 +452,7 @@ pub async fn read(
     Ok(HttpResponse::Ok().json(LogPage {
         entries: records
             .into_iter()
-            .map(|r| LogEntry {
-                seq: unsigned(r.seq),
-                epoch: unsigned(r.epoch),
-                kind: r.kind,
-                sender: r.sender,
-                ciphertext: r.ciphertext.into(),
-                received_at: r.created_at,
-            })
+            .map(crate::storage::LogRecord::into_entry)
             .collect(),
         next_after,
         more,

@@ -18,7 +18,7 @@ use crate::startup::AppState;
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::{AggregatedMessage, CloseCode, CloseReason, ProtocolError, Session as WsSession};
 use futures_util::StreamExt as _;
-use hearth_protocol::circles::{JoinRequest, LogEntry, PendingWelcome, Role};
+use hearth_protocol::circles::{JoinRequest, PendingWelcome, Role};
 use hearth_protocol::stream::{ClientFrame, ServerFrame};
 use hearth_protocol::{CircleId, ErrorBody};
 use std::collections::{HashMap, HashSet};
@@ -344,14 +344,7 @@ impl Socket {
                 cursor = record.seq;
                 let frame = ServerFrame::Entry {
                     circle_id: circle.clone(),
-                    entry: LogEntry {
-                        seq: u64::try_from(record.seq).unwrap_or_default(),
-                        epoch: u64::try_from(record.epoch).unwrap_or_default(),
-                        kind: record.kind,
-                        sender: record.sender,
-                        ciphertext: record.ciphertext.into(),
-                        received_at: record.created_at,
-                    },
+                    entry: record.into_entry(),
                 };
                 self.send(&frame).await?;
                 self.cursors.insert(circle.clone(), cursor);

@@ -177,6 +177,20 @@ pub struct LogRecord {
     pub created_at: i64,
 }
 
+impl LogRecord {
+    /// The entry as clients see it.
+    pub fn into_entry(self) -> hearth_protocol::circles::LogEntry {
+        hearth_protocol::circles::LogEntry {
+            seq: u64::try_from(self.seq).unwrap_or_default(),
+            epoch: u64::try_from(self.epoch).unwrap_or_default(),
+            kind: self.kind,
+            sender: self.sender,
+            ciphertext: self.ciphertext.into(),
+            received_at: self.created_at,
+        }
+    }
+}
+
 /// A Welcome waiting for a device.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WelcomeRecord {
@@ -231,6 +245,15 @@ pub trait CircleStore {
         after: i64,
         limit: i64,
     ) -> Result<Option<Vec<LogRecord>>>;
+
+    /// Up to `limit` entries after `after`, for whoever follows the circle on
+    /// this node (the server's own read: no roster check).
+    async fn log_entries(
+        &self,
+        circle: &CircleId,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<LogRecord>>;
 
     /// Records that the device processed everything up to `seq`, then deletes
     /// the entries every device on the roster has acknowledged. False when the
@@ -415,7 +438,8 @@ macro_rules! circles_sql {
                 let mut circles: Vec<&CircleId> = messages.iter().map(|m| &m.circle).collect();
                 circles.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
                 circles.dedup();
-                let mut senders: Vec<String> = messages.iter().map(|m| m.sender.to_string()).collect();
+                let mut senders: Vec<String> =
+                    messages.iter().map(|m| m.sender.to_string()).collect();
                 senders.sort();
                 senders.dedup();
                 let mut tx = self.write().await?;
@@ -430,11 +454,13 @@ macro_rules! circles_sql {
                     list.push_bind(circle.as_bytes());
                 }
                 query.push(") ORDER BY id").push(This::LOCK_ROWS);
-                let mut heads: HashMap<Vec<u8>, (i64, i64)> = HashMap::new();
+                // Each circle's epoch and last number: (epoch, as found, as now).
+                let mut heads: HashMap<Vec<u8>, (i64, i64, i64)> = HashMap::new();
                 for row in query.build().fetch_all(&mut *tx).await? {
+                    let last_seq: i64 = row.try_get("last_seq")?;
                     heads.insert(
                         row.try_get("id")?,
-                        (row.try_get("epoch")?, row.try_get("last_seq")?),
+                        (row.try_get("epoch")?, last_seq, last_seq),
                     );
                 }
 
@@ -493,7 +519,7 @@ macro_rules! circles_sql {
                 for message in messages {
                     let circle = message.circle.as_bytes().to_vec();
                     let sender = message.sender.to_string();
-                    let Some((epoch, last_seq)) = heads.get_mut(&circle) else {
+                    let Some((epoch, _, last_seq)) = heads.get_mut(&circle) else {
                         outcomes.push(AppendOutcome::NotMember);
                         continue;
                     };
@@ -547,9 +573,10 @@ macro_rules! circles_sql {
                 let mut grown: Vec<&CircleId> = accepted.iter().map(|(m, _)| &m.circle).collect();
                 grown.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
                 grown.dedup();
-                let mut query = sqlx::QueryBuilder::<Db>::new("UPDATE circles SET last_seq = CASE id");
+                let mut query =
+                    sqlx::QueryBuilder::<Db>::new("UPDATE circles SET last_seq = CASE id");
                 for circle in &grown {
-                    let last = heads.get(circle.as_bytes()).map_or(0, |head| head.1);
+                    let last = heads.get(circle.as_bytes()).map_or(0, |head| head.2);
                     query
                         .push(" WHEN ")
                         .push_bind(circle.as_bytes())
@@ -564,9 +591,14 @@ macro_rules! circles_sql {
                 query.push(")");
                 query.build().execute(&mut *tx).await?;
 
+                // Other nodes learn which numbers are new, so each reads them
+                // once for all its sockets.
                 let events: Vec<String> = grown
                     .into_iter()
-                    .map(|circle| $crate::hub::Event::Circle(circle.clone()).encode())
+                    .filter_map(|circle| {
+                        let (_, found, now) = heads.get(circle.as_bytes())?;
+                        Some($crate::hub::Notice::appended(circle, found + 1, *now))
+                    })
                     .collect();
                 self.notify_nodes_in(&mut tx, &events.join("\n")).await?;
                 tx.commit().await?;
@@ -589,9 +621,20 @@ macro_rules! circles_sql {
                     return Ok(None);
                 };
                 let joined: i64 = member.try_get("joined_seq")?;
+                self.log_entries(circle, after.max(joined), limit)
+                    .await
+                    .map(Some)
+            }
+
+            async fn log_entries(
+                &self,
+                circle: &CircleId,
+                after: i64,
+                limit: i64,
+            ) -> Result<Vec<LogRecord>> {
                 let rows = sqlx::query(sql::SELECT_LOG)
                     .bind(circle.as_bytes())
-                    .bind(after.max(joined))
+                    .bind(after)
                     .bind(limit)
                     .fetch_all(self.reader())
                     .await?;
@@ -606,8 +649,7 @@ macro_rules! circles_sql {
                             created_at: row.try_get("created_at")?,
                         })
                     })
-                    .collect::<Result<Vec<_>>>()
-                    .map(Some)
+                    .collect()
             }
 
             async fn acknowledge(

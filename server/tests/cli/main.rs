@@ -33,11 +33,17 @@ fn help_names_every_setting_and_its_environment_variable() {
 
 #[test]
 fn a_misspelt_variable_is_one_line_naming_it_and_a_failing_exit() {
-    let out = server(&[], &[("HEARTH_LISTN", "127.0.0.1:0"), ("RUST_BACKTRACE", "1")]);
+    let out = server(
+        &[],
+        &[("HEARTH_LISTN", "127.0.0.1:0"), ("RUST_BACKTRACE", "1")],
+    );
     assert!(!out.status.success());
     let error = String::from_utf8_lossy(&out.stderr);
     assert_eq!(error.trim_end().lines().count(), 1, "one line: {error}");
-    assert!(error.starts_with("hearth-server: loading configuration"), "{error}");
+    assert!(
+        error.starts_with("hearth-server: loading configuration"),
+        "{error}"
+    );
     assert!(error.contains("LISTN"), "names the variable: {error}");
     assert!(!error.contains("backtrace"), "{error}");
 }

@@ -449,6 +449,13 @@ async fn a_device_reads_only_what_came_after_it_joined_in_pages(db: Db) -> Resul
     assert_eq!(page.iter().map(|e| e.seq).collect::<Vec<_>>(), [2, 3]);
     let stranger = device(storage.as_ref()).await?;
     assert!(storage.read_log(&circle, stranger, 0, 100).await?.is_none());
+    let servers_own = storage.log_entries(&circle, 0, 2).await?;
+    assert_eq!(
+        servers_own.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        [1, 2],
+        "the server's own read (for its sockets) sees the whole log, pages alike"
+    );
+    assert_eq!(servers_own[0].ciphertext, b"before sam");
     Ok(())
 }
 
