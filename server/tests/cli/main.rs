@@ -1,6 +1,7 @@
 //! The `hearth-server` binary as an operator meets it: `--help` names every
 //! setting with its environment variable, and a mistake in the configuration
 //! is one line naming the mistake, with a failing exit status.
+#![allow(clippy::expect_used)]
 
 use hearth_server::config::SETTINGS;
 use std::process::{Command, Output};
