@@ -23,6 +23,7 @@
 
 mod baseline;
 mod cpu;
+mod idle;
 mod live;
 mod load;
 
@@ -49,6 +50,14 @@ struct Args {
     /// Open no live sockets (to see what fan-out costs).
     #[arg(long)]
     no_sockets: bool,
+    /// Idle sockets to hold against the server binary (0: skip). This
+    /// machine allows a process 20,000 open files, so about 19,000 at most.
+    #[arg(long, default_value_t = 10_000)]
+    idle: usize,
+    /// Seconds to watch the idle sockets (the login safety check runs once a
+    /// minute per socket).
+    #[arg(long, default_value_t = 65)]
+    idle_seconds: u64,
     /// Concurrent senders (and concurrent writers), comma-separated.
     #[arg(long, default_value = "1,8,32")]
     concurrency: String,
@@ -74,10 +83,7 @@ async fn run(db: Db, args: &Args, levels: &[usize], load: &Handle) -> Result<Fig
         senders.iter().map(|s| s.token.clone()).collect()
     };
     let live = Live::open(load, &app.address, &tokens, origin).await?;
-    let name = match db {
-        Db::Sqlite => "SQLite",
-        Db::Postgres => "PostgreSQL",
-    };
+    let name = name(db);
     let mut rows = Vec::new();
     let mut best = 0.0_f64;
     for &concurrency in levels {
@@ -135,6 +141,13 @@ async fn run(db: Db, args: &Args, levels: &[usize], load: &Handle) -> Result<Fig
     Ok(Figures { rows, latency })
 }
 
+fn name(db: Db) -> &'static str {
+    match db {
+        Db::Sqlite => "SQLite",
+        Db::Postgres => "PostgreSQL",
+    }
+}
+
 /// PostgreSQL's CPU per unit, or a dash on SQLite.
 fn postgres_share(db: Db, seconds: f64) -> String {
     match db {
@@ -169,8 +182,14 @@ fn main() -> Result<()> {
         .enable_all()
         .build()?;
     let mut figures = Vec::new();
+    let mut idle = Vec::new();
     for db in dbs {
         figures.push(server.block_on(run(db, &args, &levels, load.handle()))?);
+        if args.idle > 0 {
+            let measured =
+                server.block_on(idle::measure(db, args.idle, args.idle_seconds, load.handle()))?;
+            idle.push((db, measured));
+        }
     }
     println!(
         "{} circles of 12 with every socket live, 1 KiB ciphertext, {} s per figure, {} cores",
@@ -199,6 +218,31 @@ fn main() -> Result<()> {
     println!("|---|---|---|---|---|---|---|---|");
     for f in &figures {
         println!("{}", f.latency);
+    }
+    if !idle.is_empty() {
+        println!();
+        println!("Idle sockets held against the server binary (a child process):");
+        println!();
+        println!(
+            "| database | sockets | server memory | per socket | server CPU | per 10,000 sockets | PostgreSQL CPU | window |"
+        );
+        println!("|---|---|---|---|---|---|---|---|");
+        for (db, i) in &idle {
+            println!(
+                "| {} | {} | {:.0} MiB | {:.1} KiB | {:.3} cores | {:.3} cores | {} | {} s |",
+                name(*db),
+                i.sockets,
+                i.rss_mib,
+                i.bytes_per_socket / 1024.0,
+                i.server_cores,
+                i.server_cores * 10_000.0 / i.sockets.max(1) as f64,
+                match db {
+                    Db::Sqlite => "–".to_owned(),
+                    Db::Postgres => format!("{:.3} cores", i.postgres_cores),
+                },
+                i.window,
+            );
+        }
     }
     Ok(())
 }

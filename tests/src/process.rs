@@ -10,24 +10,26 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::process::{Child, Command};
 
-/// Where cargo put the server binary: `target/<profile>/hearth-server`, the
-/// directory above the test executable's (`target/<profile>/deps/`). The
-/// server crate's own integration test makes cargo build it with the suite.
+/// Where cargo put the server binary: `target/<profile>/hearth-server`,
+/// beside the calling executable (a binary such as the bench) or in the
+/// directory above it (a test, in `target/<profile>/deps/`). The server
+/// crate's own integration test makes cargo build it with the suite.
 pub fn server_binary() -> Result<PathBuf> {
     let exe = std::env::current_exe()?;
-    let profile = exe
-        .parent()
-        .and_then(std::path::Path::parent)
-        .context("the test executable is not under target/<profile>/deps")?;
-    let binary = profile.join("hearth-server");
-    if !binary.exists() {
-        bail!(
-            "{} is missing: build it with `cargo build -p hearth-server` \
-             (the whole suite, `scripts/test`, builds it)",
-            binary.display()
-        );
-    }
-    Ok(binary)
+    let beside = exe.parent().context("the executable has no directory")?;
+    let candidates = [Some(beside), beside.parent()];
+    candidates
+        .into_iter()
+        .flatten()
+        .map(|dir| dir.join("hearth-server"))
+        .find(|binary| binary.exists())
+        .with_context(|| {
+            format!(
+                "no hearth-server beside {}: build it with `cargo build -p hearth-server` \
+                 (scripts/test and scripts/bench do)",
+                exe.display()
+            )
+        })
 }
 
 /// A running `hearth-server` process on a test database.
@@ -99,6 +101,11 @@ impl ServerProcess {
             child,
             address: format!("http://127.0.0.1:{port}"),
         })
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
     }
 
     /// `SIGKILL`: no shutdown, no flush, no goodbye.
