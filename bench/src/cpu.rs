@@ -91,7 +91,7 @@ pub fn sample() -> Sample {
 
 /// CPU seconds another process has used so far.
 pub fn process(pid: u32) -> anyhow::Result<f64> {
-    let (_, ticks) = stat(&format!("/proc/{pid}/stat"))
-        .ok_or_else(|| anyhow::anyhow!("no /proc/{pid}/stat"))?;
+    let (_, ticks) =
+        stat(&format!("/proc/{pid}/stat")).ok_or_else(|| anyhow::anyhow!("no /proc/{pid}/stat"))?;
     Ok(ticks as f64 / TICKS_PER_SEC)
 }

@@ -26,6 +26,7 @@ mod cpu;
 mod idle;
 mod live;
 mod load;
+mod sdk;
 
 use anyhow::{Context as _, Result, bail};
 use clap::Parser;
@@ -58,6 +59,9 @@ struct Args {
     /// minute per socket).
     #[arg(long, default_value_t = 65)]
     idle_seconds: u64,
+    /// Messages for the SDK's figures (0: skip).
+    #[arg(long, default_value_t = 1000)]
+    sdk_messages: usize,
     /// Concurrent senders (and concurrent writers), comma-separated.
     #[arg(long, default_value = "1,8,32")]
     concurrency: String,
@@ -181,13 +185,22 @@ fn main() -> Result<()> {
         .thread_name("load")
         .enable_all()
         .build()?;
+    let sdk = if args.sdk_messages > 0 {
+        Some(server.block_on(sdk::measure(args.sdk_messages))?)
+    } else {
+        None
+    };
     let mut figures = Vec::new();
     let mut idle = Vec::new();
     for db in dbs {
         figures.push(server.block_on(run(db, &args, &levels, load.handle()))?);
         if args.idle > 0 {
-            let measured =
-                server.block_on(idle::measure(db, args.idle, args.idle_seconds, load.handle()))?;
+            let measured = server.block_on(idle::measure(
+                db,
+                args.idle,
+                args.idle_seconds,
+                load.handle(),
+            ))?;
             idle.push((db, measured));
         }
     }
@@ -218,6 +231,25 @@ fn main() -> Result<()> {
     println!("|---|---|---|---|---|---|---|---|");
     for f in &figures {
         println!("{}", f.latency);
+    }
+    if let Some(sdk) = &sdk {
+        println!();
+        println!("The SDK (release, client data on this disk, server in-process on SQLite):");
+        println!();
+        println!(
+            "| messages | send_text each | offline catch-up of all | per message | raw openmls encrypt + decrypt | catch-up ÷ raw |"
+        );
+        println!("|---|---|---|---|---|---|");
+        let per_message_us = sdk.catch_up_s * 1e6 / sdk.count.max(1) as f64;
+        println!(
+            "| {} | {:.2} ms | {:.3} s | {:.0} µs | {:.0} µs | {:.1} |",
+            sdk.count,
+            sdk.send_ms,
+            sdk.catch_up_s,
+            per_message_us,
+            sdk.raw_us,
+            per_message_us / sdk.raw_us.max(1.0),
+        );
     }
     if !idle.is_empty() {
         println!();

@@ -4,7 +4,7 @@ use anyhow::Result;
 use ed25519_dalek::{Signer as _, SigningKey};
 use hearth_protocol::auth::{DeviceList, LinkToken, LoginTokens, register_message};
 use hearth_protocol::{ErrorBody, ErrorCode};
-use hearth_tests::{TestApp, b64, expect_error, on_both_databases, rand_bytes};
+use hearth_tests::{Db, TestApp, b64, expect_error, on_both_databases, rand_bytes};
 use serde_json::json;
 
 on_both_databases!(
@@ -16,6 +16,7 @@ on_both_databases!(
     logging_out_ends_the_login_and_nothing_else,
     deleting_an_account_leaves_no_row_of_it_behind,
     bad_registrations_get_clear_errors_and_change_nothing,
+    an_access_token_works_until_it_expires_and_not_a_second_longer,
 );
 
 async fn a_new_device_registers_logs_in_refreshes_and_sees_itself(app: TestApp) -> Result<()> {
@@ -419,5 +420,33 @@ async fn bad_registrations_get_clear_errors_and_change_nothing(app: TestApp) -> 
         200
     );
     app.login(&existing).await?;
+    Ok(())
+}
+
+async fn an_access_token_works_until_it_expires_and_not_a_second_longer(db: Db) -> Result<()> {
+    // Tokens live two seconds here, with no leeway.
+    let app = TestApp::spawn_with(db, |c| {
+        c.auth.access_token_ttl_secs = 2;
+        c.auth.leeway_secs = 0;
+    })
+    .await?;
+    let (_, tokens) = app.signed_in().await?;
+    // Sam's phone makes several requests with one token: the server checks
+    // its signature once and remembers the answer...
+    for _ in 0..3 {
+        assert_eq!(
+            app.get("/v1/devices", &tokens.access_token).await?.status(),
+            200
+        );
+    }
+    // ...but only until the token expires.
+    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
+    expect_error(
+        app.get("/v1/devices", &tokens.access_token).await?,
+        401,
+        ErrorCode::Unauthorized,
+    )
+    .await?;
+    app.stop().await?;
     Ok(())
 }

@@ -64,6 +64,7 @@ enum Command {
     /// token (never a media key).
     Call {
         /// The circle.
+        #[arg(allow_hyphen_values = true)]
         circle: CircleId,
     },
     /// Sessions, the agreement and check-ins.
@@ -72,6 +73,7 @@ enum Command {
     /// Mint an invite link to a circle (facilitators).
     Invite {
         /// The circle.
+        #[arg(allow_hyphen_values = true)]
         circle: CircleId,
     },
     /// Ask to join a circle with an invite link.
@@ -85,11 +87,13 @@ enum Command {
     /// Join requests waiting in a circle (facilitators).
     Requests {
         /// The circle.
+        #[arg(allow_hyphen_values = true)]
         circle: CircleId,
     },
     /// Approve a join request (facilitators).
     Approve {
         /// The circle.
+        #[arg(allow_hyphen_values = true)]
         circle: CircleId,
         /// The request.
         request: uuid::Uuid,
@@ -97,6 +101,7 @@ enum Command {
     /// Decline a join request (facilitators).
     Decline {
         /// The circle.
+        #[arg(allow_hyphen_values = true)]
         circle: CircleId,
         /// The request.
         request: uuid::Uuid,
@@ -104,6 +109,7 @@ enum Command {
     /// Remove a member's device (facilitators).
     Remove {
         /// The circle.
+        #[arg(allow_hyphen_values = true)]
         circle: CircleId,
         /// The device.
         device: hearth_protocol::DeviceId,
@@ -111,11 +117,13 @@ enum Command {
     /// Leave a circle.
     Leave {
         /// The circle.
+        #[arg(allow_hyphen_values = true)]
         circle: CircleId,
     },
     /// Send a message.
     Send {
         /// The circle.
+        #[arg(allow_hyphen_values = true)]
         circle: CircleId,
         /// The text.
         #[arg(required = true, num_args = 1..)]
@@ -124,6 +132,7 @@ enum Command {
     /// Show a circle's messages (with --follow, keep showing new ones).
     Read {
         /// The circle.
+        #[arg(allow_hyphen_values = true)]
         circle: CircleId,
         /// Keep watching for new messages.
         #[arg(long)]
@@ -144,6 +153,7 @@ enum CircleCommand {
     /// A circle's epoch and its epoch authenticator (compare it with others').
     Show {
         /// The circle.
+        #[arg(allow_hyphen_values = true)]
         circle: CircleId,
     },
 }
@@ -409,4 +419,26 @@ async fn main() -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "-AAAAAAAAAAAAAAAAAAAAA";
+
+    #[test]
+    fn a_circle_id_that_begins_with_a_hyphen_is_an_id() {
+        let cli = Cli::try_parse_from(["hearth", "invite", ID]).unwrap();
+        assert!(matches!(cli.command, Command::Invite { circle } if circle.to_string() == ID));
+        let cli = Cli::try_parse_from(["hearth", "sessions", ID]);
+        assert!(cli.is_ok(), "{cli:?}");
+    }
+
+    #[test]
+    fn flags_before_a_circle_id_are_still_flags() {
+        let cli = Cli::try_parse_from(["hearth", "invite", "--json", "AAAAAAAAAAAAAAAAAAAAAA"]);
+        let cli = cli.unwrap();
+        assert!(cli.json);
+    }
 }

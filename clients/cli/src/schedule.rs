@@ -19,6 +19,7 @@ pub enum ScheduleCommand {
     /// Schedule a session series (facilitators).
     Schedule {
         /// The circle.
+        #[arg(allow_hyphen_values = true)]
         circle: CircleId,
         /// The first session's local date and time, e.g. 2027-01-07T18:00.
         #[arg(long)]
@@ -51,6 +52,7 @@ pub enum ScheduleCommand {
     /// The circle's sessions, in local time, with RSVPs.
     Sessions {
         /// The circle.
+        #[arg(allow_hyphen_values = true)]
         circle: CircleId,
         /// Show times in this zone (default: this machine's).
         #[arg(long)]
@@ -59,6 +61,7 @@ pub enum ScheduleCommand {
     /// Move one session (facilitators).
     Move {
         /// The circle.
+        #[arg(allow_hyphen_values = true)]
         circle: CircleId,
         /// The series.
         series: Uuid,
@@ -74,6 +77,7 @@ pub enum ScheduleCommand {
     /// Cancel one session, or with no date the whole series (facilitators).
     Cancel {
         /// The circle.
+        #[arg(allow_hyphen_values = true)]
         circle: CircleId,
         /// The series.
         series: Uuid,
@@ -83,6 +87,7 @@ pub enum ScheduleCommand {
     /// Say whether you are coming: `yes`, or `pass` (no reason needed).
     Rsvp {
         /// The circle.
+        #[arg(allow_hyphen_values = true)]
         circle: CircleId,
         /// The series.
         series: Uuid,
@@ -97,6 +102,7 @@ pub enum ScheduleCommand {
     /// Record who was present at a session (facilitators).
     Attendance {
         /// The circle.
+        #[arg(allow_hyphen_values = true)]
         circle: CircleId,
         /// The series.
         series: Uuid,
@@ -108,6 +114,7 @@ pub enum ScheduleCommand {
     /// Who missed sessions (present neither in person nor by passing).
     Missed {
         /// The circle.
+        #[arg(allow_hyphen_values = true)]
         circle: CircleId,
     },
     /// The circle agreement: set, show, accept.
@@ -123,6 +130,7 @@ pub enum AgreementCommand {
     /// Set the agreement's text (facilitators).
     Set {
         /// The circle.
+        #[arg(allow_hyphen_values = true)]
         circle: CircleId,
         /// The text.
         #[arg(required = true, num_args = 1..)]
@@ -131,11 +139,13 @@ pub enum AgreementCommand {
     /// Show the agreement and who has not accepted it.
     Show {
         /// The circle.
+        #[arg(allow_hyphen_values = true)]
         circle: CircleId,
     },
     /// Accept the current agreement.
     Accept {
         /// The circle.
+        #[arg(allow_hyphen_values = true)]
         circle: CircleId,
     },
 }
@@ -145,6 +155,7 @@ pub enum CheckInCommand {
     /// Ask the circle how they are (facilitators).
     Prompt {
         /// The circle.
+        #[arg(allow_hyphen_values = true)]
         circle: CircleId,
         /// The prompt.
         #[arg(required = true, num_args = 1..)]
@@ -153,6 +164,7 @@ pub enum CheckInCommand {
     /// Reply to a prompt with a mood from 1 (low) to 5 (good).
     Reply {
         /// The circle.
+        #[arg(allow_hyphen_values = true)]
         circle: CircleId,
         /// The prompt.
         prompt: Uuid,
@@ -165,6 +177,7 @@ pub enum CheckInCommand {
     /// Prompts and replies.
     Show {
         /// The circle.
+        #[arg(allow_hyphen_values = true)]
         circle: CircleId,
     },
 }

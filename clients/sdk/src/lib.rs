@@ -23,6 +23,7 @@ mod call;
 mod circles;
 mod commits;
 mod content;
+mod durable;
 mod endpoints;
 mod error;
 mod invites;
@@ -118,7 +119,12 @@ impl Client {
         let state = self.state.clone();
         tokio::task::spawn_blocking(move || {
             let mut guard = state.lock().map_err(|_| ClientError::Task)?;
-            f(&mut guard)
+            let done = f(&mut guard);
+            // What the step wrote is durable before the SDK acts on it (see
+            // `durable`): the MLS state first, then what it decrypted.
+            guard.provider.make_durable()?;
+            guard.store.make_durable()?;
+            done
         })
         .await
         .map_err(|_| ClientError::Task)?

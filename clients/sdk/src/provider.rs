@@ -1,7 +1,11 @@
 //! The device's MLS provider: RustCrypto for cryptography and openmls's
 //! SQLite storage (`mls.db`) for group state, so groups survive restarts.
 //! What the groups look like is Hearth's profile (`hearth_protocol::mls`).
+//!
+//! `mls.db` commits without waiting for the disk; see `durable` for when it
+//! is made durable.
 
+use crate::durable::Wal;
 use hearth_protocol::mls::failed;
 use openmls::prelude::*;
 use openmls_rust_crypto::RustCrypto;
@@ -28,6 +32,8 @@ impl Codec for JsonCodec {
 pub struct Provider {
     crypto: RustCrypto,
     storage: SqliteStorageProvider<JsonCodec, Connection>,
+    /// `mls.db`'s write-ahead log, synced at the end of each step.
+    wal: Wal,
 }
 
 impl std::fmt::Debug for Provider {
@@ -39,8 +45,11 @@ impl std::fmt::Debug for Provider {
 impl Provider {
     /// Opens (creating) `mls.db` in the data directory.
     pub fn open(dir: &Path) -> Result<Self, crate::ClientError> {
-        let connection = Connection::open(dir.join("mls.db"))?;
-        connection.execute_batch("PRAGMA journal_mode = WAL; PRAGMA secure_delete = ON;")?;
+        let path = dir.join("mls.db");
+        let connection = Connection::open(&path)?;
+        connection.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA secure_delete = ON;",
+        )?;
         let mut storage = SqliteStorageProvider::new(connection);
         storage
             .run_migrations()
@@ -48,7 +57,13 @@ impl Provider {
         Ok(Self {
             crypto: RustCrypto::default(),
             storage,
+            wal: Wal::of(&path),
         })
+    }
+
+    /// Makes every MLS write so far durable.
+    pub fn make_durable(&mut self) -> Result<(), crate::ClientError> {
+        Ok(self.wal.sync()?)
     }
 }
 
