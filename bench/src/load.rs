@@ -2,7 +2,7 @@
 //! ciphertext from their members, as fast as answers come or at a set rate.
 //! Every send runs on the load generator's runtime.
 
-use crate::live::stamped;
+use crate::live::{Live, stamped};
 use anyhow::{Result, bail};
 use hearth_protocol::circles::{Accepted, CommitBundle, SendMessage};
 use hearth_protocol::{Base64Bytes, CircleId};
@@ -78,7 +78,18 @@ pub enum Pace {
     Rate(f64),
 }
 
+/// How a send travels.
+#[derive(Clone)]
+pub enum Via {
+    /// `POST /v1/circles/{circle_id}/messages`, authenticated each time.
+    Http,
+    /// A `send` frame on the sender's open socket (sockets in the order of
+    /// the senders).
+    Socket(Arc<Live>),
+}
+
 /// Drives `concurrency` senders for `seconds`: sends per second answered.
+#[allow(clippy::too_many_arguments)]
 pub async fn sends(
     load: &Handle,
     address: &str,
@@ -86,6 +97,7 @@ pub async fn sends(
     concurrency: usize,
     seconds: u64,
     pace: Pace,
+    via: Via,
     origin: Instant,
 ) -> Result<f64> {
     let deadline = Instant::now() + Duration::from_secs(seconds);
@@ -95,7 +107,7 @@ pub async fn sends(
     let mut tasks = Vec::new();
     for worker in 0..concurrency {
         let (http, base, done) = (http.clone(), address.to_owned(), done.clone());
-        let (senders, filler) = (senders.to_vec(), filler.clone());
+        let (senders, filler, via) = (senders.to_vec(), filler.clone(), via.clone());
         tasks.push(load.spawn(async move {
             let mut next = worker;
             let mut ticks = match pace {
@@ -111,13 +123,19 @@ pub async fn sends(
                 if let Some(ticks) = &mut ticks {
                     ticks.tick().await;
                 }
-                let sender = &senders[next % senders.len()];
+                let index = next % senders.len();
+                let sender = &senders[index];
                 next += concurrency;
                 let body = SendMessage {
                     message_id: uuid::Uuid::new_v4(),
                     epoch: 1,
                     ciphertext: Base64Bytes::from(stamped(origin, ticks.is_some(), &filler)),
                 };
+                if let Via::Socket(live) = &via {
+                    live.send(index, &sender.circle, body).await?;
+                    done.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
                 let answer = http
                     .post(format!("{base}/v1/circles/{}/messages", sender.circle))
                     .bearer_auth(&sender.token)

@@ -32,7 +32,8 @@ use anyhow::{Context as _, Result, bail};
 use clap::Parser;
 use hearth_tests::{Db, TestApp};
 use live::{Live, percentile_ms};
-use load::Pace;
+use load::{Pace, Via};
+use std::sync::Arc;
 use std::time::Instant;
 use tokio::runtime::Handle;
 
@@ -86,34 +87,47 @@ async fn run(db: Db, args: &Args, levels: &[usize], load: &Handle) -> Result<Fig
     } else {
         senders.iter().map(|s| s.token.clone()).collect()
     };
-    let live = Live::open(load, &app.address, &tokens, origin).await?;
+    let live = Arc::new(Live::open(load, &app.address, &tokens, origin).await?);
     let name = name(db);
+    let mut vias = vec![("HTTP", Via::Http)];
+    if live.len() > 0 {
+        vias.push(("socket", Via::Socket(live.clone())));
+    }
     let mut rows = Vec::new();
     let mut best = 0.0_f64;
     for &concurrency in levels {
-        let (cpu, delivered, started) = (cpu::sample(), live.deliveries(), Instant::now());
-        let sent = load::sends(
-            load,
-            &app.address,
-            &senders,
-            concurrency,
-            args.seconds,
-            Pace::Flat,
-            origin,
-        )
-        .await?;
-        let sends = sent * args.seconds as f64;
-        live.drained().await;
-        let used = cpu::sample().since(&cpu);
-        let fan_out = (live.deliveries() - delivered) as f64 / started.elapsed().as_secs_f64();
-        best = best.max(sent);
+        let mut measured = Vec::new();
+        for (how, via) in &vias {
+            let (cpu, delivered, started) = (cpu::sample(), live.deliveries(), Instant::now());
+            let sent = load::sends(
+                load,
+                &app.address,
+                &senders,
+                concurrency,
+                args.seconds,
+                Pace::Flat,
+                via.clone(),
+                origin,
+            )
+            .await?;
+            let sends = sent * args.seconds as f64;
+            live.drained().await;
+            let used = cpu::sample().since(&cpu);
+            let fan_out = (live.deliveries() - delivered) as f64 / started.elapsed().as_secs_f64();
+            if matches!(via, Via::Http) {
+                best = best.max(sent);
+            }
+            measured.push((how, sent, used, sends, fan_out));
+        }
         let committed = baseline::commits(&app.db, concurrency, args.seconds).await?;
-        rows.push(format!(
-            "| {name} | {concurrency} | {sent:.0} | {committed:.0} | {:.2} | {:.0} µs | {} | {fan_out:.0} |",
-            sent / committed.max(1.0),
-            used.server / sends.max(1.0) * 1e6,
-            postgres_share(db, used.postgres / sends.max(1.0)),
-        ));
+        for (how, sent, used, sends, fan_out) in measured {
+            rows.push(format!(
+                "| {name} | {how} | {concurrency} | {sent:.0} | {committed:.0} | {:.2} | {:.0} µs | {} | {fan_out:.0} |",
+                sent / committed.max(1.0),
+                used.server / sends.max(1.0) * 1e6,
+                postgres_share(db, used.postgres / sends.max(1.0)),
+            ));
+        }
     }
     let rate = best / 2.0;
     let (cpu, delivered, started) = (cpu::sample(), live.deliveries(), Instant::now());
@@ -124,6 +138,7 @@ async fn run(db: Db, args: &Args, levels: &[usize], load: &Handle) -> Result<Fig
         8,
         args.seconds,
         Pace::Rate(rate),
+        Via::Http,
         origin,
     )
     .await?;
@@ -131,6 +146,8 @@ async fn run(db: Db, args: &Args, levels: &[usize], load: &Handle) -> Result<Fig
     let used = cpu::sample().since(&cpu);
     let deliveries = (live.deliveries() - delivered) as f64;
     let elapsed = started.elapsed().as_secs_f64();
+    drop(vias);
+    let live = Arc::try_unwrap(live).map_err(|_| anyhow::anyhow!("sockets still in use"))?;
     let latencies = live.close().await?;
     let latency = format!(
         "| {name} | {paced:.0} | {:.2} | {:.2} | {:.0} | {} | {:.1} µs | {} |",
@@ -212,9 +229,9 @@ fn main() -> Result<()> {
     );
     println!();
     println!(
-        "| database | concurrent | Hearth sends/s | durable single-row commits/s | ratio | server CPU per send | PostgreSQL CPU per send | deliveries/s |"
+        "| database | sent by | concurrent | Hearth sends/s | durable single-row commits/s | ratio | server CPU per send | PostgreSQL CPU per send | deliveries/s |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for f in &figures {
         for row in &f.rows {
             println!("{row}");
