@@ -30,6 +30,12 @@ pub trait SqlBackend: Send + Sync + 'static {
     /// (PostgreSQL: ` FOR UPDATE`; SQLite's single writer needs nothing).
     const LOCK_ROWS: &'static str;
 
+    /// Locks the login that refresh token `$1` belongs to (nothing else),
+    /// so that everything done to a login — rotation, replay, logout,
+    /// revocation — takes the login first and the token after, and two
+    /// of them never wait on each other in opposite orders.
+    const LOCK_LOGIN_OF_REFRESH_TOKEN: &'static str;
+
     /// The pool for reads.
     fn reader(&self) -> &Pool<Self::Db>;
 

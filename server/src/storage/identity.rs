@@ -376,6 +376,12 @@ macro_rules! identity_sql {
                 now: i64,
             ) -> Result<RefreshOutcome> {
                 let mut tx = self.write().await?;
+                // The login first: a racing rotation or replay of the same
+                // token waits here, then sees what the first one did.
+                sqlx::query(This::LOCK_LOGIN_OF_REFRESH_TOKEN)
+                    .bind(presented_hash.as_slice())
+                    .fetch_optional(&mut *tx)
+                    .await?;
                 let Some(row) = sqlx::query(sql::SELECT_REFRESH_TOKEN)
                     .bind(presented_hash.as_slice())
                     .fetch_optional(&mut *tx)

@@ -66,6 +66,11 @@ impl SqlBackend for PgStorage {
     /// The circle's row lock orders appends (and commits) to one circle.
     const LOCK_ROWS: &str = " FOR UPDATE";
 
+    /// Only the login row (`OF s`): locking the token too would take the two
+    /// in the opposite order to a logout's cascade.
+    const LOCK_LOGIN_OF_REFRESH_TOKEN: &str = "SELECT s.id FROM logins s \
+         JOIN refresh_tokens r ON r.login_id = s.id WHERE r.token_hash = $1 FOR UPDATE OF s";
+
     fn reader(&self) -> &PgPool {
         &self.pool
     }

@@ -87,6 +87,10 @@ impl SqlBackend for SqliteStorage {
     /// The writer connection is the lock: nothing to add.
     const LOCK_ROWS: &str = "";
 
+    /// The writer connection is the lock: reading the row is enough.
+    const LOCK_LOGIN_OF_REFRESH_TOKEN: &str = "SELECT s.id FROM logins s \
+         JOIN refresh_tokens r ON r.login_id = s.id WHERE r.token_hash = $1";
+
     fn reader(&self) -> &SqlitePool {
         &self.reader
     }
