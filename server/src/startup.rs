@@ -260,6 +260,9 @@ impl Application {
     }
 }
 
+/// The most entries one notice is read for on the sockets' behalf.
+const RELAYED_AT_MOST: i64 = 512;
+
 /// Passes what other nodes say to this node's sockets. Messages appended
 /// elsewhere are read here once, for every socket that follows their circle,
 /// and go out as frames; if that read fails, the sockets read for
@@ -281,6 +284,12 @@ async fn relay_notices(
                     continue;
                 }
                 let count = last.saturating_sub(first).saturating_add(1);
+                // A batch appends at most a few hundred; anything larger is
+                // left to the sockets' own paged reads.
+                if count > RELAYED_AT_MOST {
+                    hub.publish(Event::Circle(circle));
+                    continue;
+                }
                 match storage.log_entries(&circle, first - 1, count).await {
                     Ok(records) => {
                         let complete = i64::try_from(records.len()).ok() == Some(count);
