@@ -9,8 +9,8 @@
 //! one.
 //!
 //! The committed messages then reach this node's live sockets as ready-made
-//! frames ([`Event::Appended`]), encoded once; the other nodes heard of the
-//! circles that grew with the commit itself.
+//! frames ([`Event::Appended`]), encoded once; the other nodes learn which
+//! numbers are new from a notification sent inside the same transaction.
 
 use crate::error::ApiError;
 use crate::hub::{Appended, Event, Hub};
