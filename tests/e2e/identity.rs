@@ -468,7 +468,11 @@ async fn eight_racing_refreshes_of_one_token_rotate_once_and_end_the_login(
             .collect::<Result<_>>()?;
         let mut sorted = statuses.clone();
         sorted.sort_unstable();
-        assert_eq!(sorted, [200, 401, 401, 401, 401, 401, 401, 401], "{statuses:?}");
+        assert_eq!(
+            sorted,
+            [200, 401, 401, 401, 401, 401, 401, 401],
+            "{statuses:?}"
+        );
         expect_error(
             app.get("/v1/devices", &tokens.access_token).await?,
             401,
