@@ -444,29 +444,22 @@ macro_rules! circles_sql {
                 senders.dedup();
                 let mut tx = self.write().await?;
 
-                // The circles, locked in one order (by id) so that two
-                // batches on two nodes cannot deadlock.
+                // One statement reads what the batch must know: the circles
+                // (locked in one order, by id, so two batches on two nodes
+                // cannot deadlock), which senders are on which roster, and
+                // earlier entries with the same ids (resends).
                 let mut query = sqlx::QueryBuilder::<Db>::new(
-                    "SELECT id, epoch, last_seq FROM circles WHERE id IN (",
+                    "WITH locked AS (SELECT id, epoch, last_seq FROM circles WHERE id IN (",
                 );
                 let mut list = query.separated(", ");
                 for circle in &circles {
                     list.push_bind(circle.as_bytes());
                 }
-                query.push(") ORDER BY id").push(This::LOCK_ROWS);
-                // Each circle's epoch and last number: (epoch, as found, as now).
-                let mut heads: HashMap<Vec<u8>, (i64, i64, i64)> = HashMap::new();
-                for row in query.build().fetch_all(&mut *tx).await? {
-                    let last_seq: i64 = row.try_get("last_seq")?;
-                    heads.insert(
-                        row.try_get("id")?,
-                        (row.try_get("epoch")?, last_seq, last_seq),
-                    );
-                }
-
-                // Which senders are on which roster.
-                let mut query = sqlx::QueryBuilder::<Db>::new(
-                    "SELECT circle_id, device_id FROM roster WHERE circle_id IN (",
+                query.push(") ORDER BY id").push(This::LOCK_ROWS).push(
+                    ") SELECT 0 AS part, id AS circle_id, '' AS who, '' AS what, \
+                     epoch AS a, last_seq AS b, CAST(NULL AS bytea) AS digest FROM locked \
+                     UNION ALL SELECT 1, circle_id, device_id, '', 0, 0, NULL FROM roster \
+                     WHERE circle_id IN (",
                 );
                 let mut list = query.separated(", ");
                 for circle in &circles {
@@ -477,15 +470,9 @@ macro_rules! circles_sql {
                 for sender in &senders {
                     list.push_bind(sender.as_str());
                 }
-                query.push(")");
-                let mut members: HashSet<(Vec<u8>, String)> = HashSet::new();
-                for row in query.build().fetch_all(&mut *tx).await? {
-                    members.insert((row.try_get("circle_id")?, row.try_get("device_id")?));
-                }
-
-                // Earlier entries with the same ids (resends).
-                let mut query = sqlx::QueryBuilder::<Db>::new(
-                    "SELECT circle_id, sender_id, message_id, seq, digest FROM log_entries WHERE ",
+                query.push(
+                    ") UNION ALL SELECT 2, circle_id, sender_id, message_id, seq, 0, digest \
+                     FROM log_entries WHERE ",
                 );
                 for (index, message) in messages.iter().enumerate() {
                     if index > 0 {
@@ -500,17 +487,29 @@ macro_rules! circles_sql {
                         .push_bind(message.message_id.to_string())
                         .push(")");
                 }
+                // Each circle's epoch and last number: (epoch, as found, as now).
+                let mut heads: HashMap<Vec<u8>, (i64, i64, i64)> = HashMap::new();
+                let mut members: HashSet<(Vec<u8>, String)> = HashSet::new();
                 type Key = (Vec<u8>, String, String);
                 let mut seen: HashMap<Key, (i64, Option<Vec<u8>>)> = HashMap::new();
                 for row in query.build().fetch_all(&mut *tx).await? {
-                    seen.insert(
-                        (
-                            row.try_get("circle_id")?,
-                            row.try_get("sender_id")?,
-                            row.try_get("message_id")?,
-                        ),
-                        (row.try_get("seq")?, row.try_get("digest")?),
-                    );
+                    let part: i32 = row.try_get("part")?;
+                    let circle: Vec<u8> = row.try_get("circle_id")?;
+                    match part {
+                        0 => {
+                            let (epoch, last): (i64, i64) = (row.try_get("a")?, row.try_get("b")?);
+                            heads.insert(circle, (epoch, last, last));
+                        }
+                        1 => {
+                            members.insert((circle, row.try_get("who")?));
+                        }
+                        _ => {
+                            seen.insert(
+                                (circle, row.try_get("who")?, row.try_get("what")?),
+                                (row.try_get("a")?, row.try_get("digest")?),
+                            );
+                        }
+                    }
                 }
 
                 // Judge each as if it came alone, in the order given.
