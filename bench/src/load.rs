@@ -4,7 +4,7 @@
 
 use crate::live::{Live, stamped};
 use anyhow::{Result, bail};
-use hearth_protocol::circles::{Accepted, CommitBundle, SendMessage};
+use hearth_protocol::circles::{Accepted, SendMessage};
 use hearth_protocol::{Base64Bytes, CircleId};
 use hearth_tests::{TestApp, rand_bytes};
 use std::sync::Arc;
@@ -24,45 +24,10 @@ pub struct Sender {
 pub async fn circles(app: &TestApp, count: usize) -> Result<Vec<Sender>> {
     let mut senders = Vec::new();
     for _ in 0..count {
-        let (_, facilitator) = app.signed_in().await?;
-        let circle = CircleId::from_bytes(rand_bytes::<16>().to_vec())?;
-        let created = app
-            .post_json(
-                "/v1/circles",
-                &facilitator.access_token,
-                &serde_json::json!({ "circle_id": circle }),
-            )
-            .await?;
-        if created.status() != 201 {
-            bail!("creating a circle: {}", created.status());
-        }
-        let mut members = Vec::new();
-        for _ in 0..11 {
-            members.push(app.signed_in().await?);
-        }
-        let bundle = CommitBundle {
-            epoch: 0,
-            commit: Base64Bytes::from(rand_bytes::<256>().to_vec()),
-            welcome: Some(Base64Bytes::from(rand_bytes::<1024>().to_vec())),
-            group_info: None,
-            added: members.iter().map(|(d, _)| d.device_id).collect(),
-            removed: Vec::new(),
-            join_request_id: None,
-        };
-        let path = format!("/v1/circles/{circle}/commits");
-        let added = app
-            .post_json(&path, &facilitator.access_token, &bundle)
-            .await?;
-        if added.status() != 201 {
-            bail!("adding members: {}", added.status());
-        }
-        senders.push(Sender {
+        let (circle, tokens) = app.opaque_circle(11).await?;
+        senders.extend(tokens.into_iter().map(|token| Sender {
             circle: circle.clone(),
-            token: facilitator.access_token,
-        });
-        senders.extend(members.into_iter().map(|(_, tokens)| Sender {
-            circle: circle.clone(),
-            token: tokens.access_token,
+            token,
         }));
     }
     Ok(senders)

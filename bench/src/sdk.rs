@@ -9,7 +9,7 @@
 //! messages of the same size with no storage and no network.
 
 use anyhow::{Result, ensure};
-use hearth_tests::clients::enrolled;
+use hearth_tests::clients::{data_dirs, enrolled};
 use hearth_tests::mls::Member;
 use hearth_tests::{Db, TestApp};
 use std::time::Instant;
@@ -32,7 +32,7 @@ pub struct Sdk {
 /// Measures `count` messages.
 pub async fn measure(count: usize) -> Result<Sdk> {
     let app = TestApp::spawn(Db::Sqlite).await?;
-    let dirs = [tempfile::tempdir()?, tempfile::tempdir()?];
+    let dirs = data_dirs(2)?;
     let (clients, circle) = enrolled(&app, &dirs).await?;
     let (facilitator, member) = (&clients[0], &clients[1]);
     let text = "a".repeat(TEXT_BYTES);

@@ -110,6 +110,10 @@ fn announce(hub: &Hub, message: NewMessage, outcome: AppendOutcome) {
     let AppendOutcome::Accepted { seq, .. } = outcome else {
         return;
     };
+    // No socket here follows the circle: nothing to encode a frame for.
+    if !hub.followed(&message.circle) {
+        return;
+    }
     let entry = LogEntry {
         seq: u64::try_from(seq).unwrap_or_default(),
         epoch: u64::try_from(message.epoch).unwrap_or_default(),

@@ -258,11 +258,6 @@ impl Hub {
     pub fn followed(&self, circle: &CircleId) -> bool {
         self.registry().circles.contains_key(circle)
     }
-
-    /// How many sockets are registered on this node.
-    pub fn sockets(&self) -> usize {
-        self.registry().mailboxes.len()
-    }
 }
 
 /// One socket's mailbox; dropping it unregisters the socket.
@@ -435,8 +430,9 @@ mod tests {
         hub.publish(Event::Shutdown);
         assert_eq!(heard(sams.recv().await), Event::Shutdown);
         drop(sams);
-        assert_eq!(hub.sockets(), 0);
-        assert!(hub.registry().circles.is_empty() && hub.registry().devices.is_empty());
+        let registry = hub.registry();
+        assert!(registry.mailboxes.is_empty(), "the socket is unregistered");
+        assert!(registry.circles.is_empty() && registry.devices.is_empty());
     }
 
     #[tokio::test]

@@ -8,7 +8,7 @@
 //! the number it already gave, or appends it now — never twice.
 
 use anyhow::{Result, bail, ensure};
-use hearth_protocol::circles::{Accepted, CommitBundle, LogPage, SendMessage};
+use hearth_protocol::circles::{Accepted, LogPage, SendMessage};
 use hearth_protocol::{Base64Bytes, CircleId};
 use hearth_tests::process::ServerProcess;
 use hearth_tests::{TestApp, TestDb, on_both_databases, rand_bytes};
@@ -51,37 +51,8 @@ async fn every_acknowledged_send_survives_sigkill_once_in_order_without_gaps(
     app: TestApp,
 ) -> Result<()> {
     // A facilitator and three members, set up on an in-process server.
-    let (_, facilitator) = app.signed_in().await?;
-    let circle = CircleId::from_bytes(rand_bytes::<16>().to_vec())?;
-    let created = app
-        .post_json(
-            "/v1/circles",
-            &facilitator.access_token,
-            &serde_json::json!({ "circle_id": circle }),
-        )
-        .await?;
-    ensure!(created.status() == 201, "creating the circle");
-    let mut tokens: Vec<Arc<str>> = vec![facilitator.access_token.as_str().into()];
-    let mut added = Vec::new();
-    for _ in 0..3 {
-        let (device, login) = app.signed_in().await?;
-        added.push(device.device_id);
-        tokens.push(login.access_token.as_str().into());
-    }
-    let bundle = CommitBundle {
-        epoch: 0,
-        commit: Base64Bytes::from(rand_bytes::<64>().to_vec()),
-        welcome: Some(Base64Bytes::from(rand_bytes::<256>().to_vec())),
-        group_info: None,
-        added,
-        removed: Vec::new(),
-        join_request_id: None,
-    };
-    let path = format!("/v1/circles/{circle}/commits");
-    let committed = app
-        .post_json(&path, &facilitator.access_token, &bundle)
-        .await?;
-    ensure!(committed.status() == 201, "adding the members");
+    let (circle, tokens) = app.opaque_circle(3).await?;
+    let tokens: Vec<Arc<str>> = tokens.into_iter().map(Arc::from).collect();
     let seed = app.signing_seed;
     let db = app.stop().await?;
 

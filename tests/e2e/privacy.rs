@@ -9,6 +9,7 @@ use anyhow::Result;
 use base64::Engine as _;
 use hearth_client::Client;
 use hearth_protocol::schedule::{RsvpAnswer, Series};
+use hearth_tests::clients::data_dirs;
 use hearth_tests::{Db, TestApp, TestDb, hex, on_both_databases, rand_bytes};
 
 on_both_databases!(the_server_keeps_no_trace_of_what_was_said);
@@ -75,11 +76,7 @@ async fn the_server_keeps_no_trace_of_what_was_said(db: Db) -> Result<()> {
     let captured = hearth_tests::captured_logs();
     let app = TestApp::spawn(db).await?;
     let canary = |what: &str| format!("CANARY-{what}-{}", hex(&rand_bytes::<8>()));
-    let dirs = [
-        tempfile::tempdir()?,
-        tempfile::tempdir()?,
-        tempfile::tempdir()?,
-    ];
+    let dirs = data_dirs(3)?;
     let facilitator = Client::open(&app.address, dirs[0].path()).await?;
     let sam = Client::open(&app.address, dirs[1].path()).await?;
     let alex = Client::open(&app.address, dirs[2].path()).await?;

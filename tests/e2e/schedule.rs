@@ -9,7 +9,7 @@ use hearth_protocol::circles::{Accepted, PutSnapshot, Snapshot};
 use hearth_protocol::content::Content;
 use hearth_protocol::schedule::{RsvpAnswer, Series, SeriesChange};
 use hearth_protocol::{Base64Bytes, ErrorCode};
-use hearth_tests::clients::{client, enrolled, join};
+use hearth_tests::clients::{client, data_dirs, enrolled, join};
 use hearth_tests::mls::{Member, strangers_and_the_removed_get_404};
 use hearth_tests::{TestApp, expect_error, on_both_databases};
 use jiff::civil::{Date, time};
@@ -49,11 +49,7 @@ fn weekly(first: Date) -> Series {
 async fn a_facilitator_schedules_twelve_weeks_and_every_calendar_agrees(
     app: TestApp,
 ) -> Result<()> {
-    let dirs = [
-        tempfile::tempdir()?,
-        tempfile::tempdir()?,
-        tempfile::tempdir()?,
-    ];
+    let dirs = data_dirs(3)?;
     let (clients, circle) = enrolled(&app, &dirs).await?;
     let [alice, sam, kim] = &clients[..] else {
         bail!("three clients")
@@ -168,11 +164,7 @@ async fn a_facilitator_schedules_twelve_weeks_and_every_calendar_agrees(
 async fn a_member_who_joins_in_week_five_sees_the_series_and_the_agreement(
     app: TestApp,
 ) -> Result<()> {
-    let dirs = [
-        tempfile::tempdir()?,
-        tempfile::tempdir()?,
-        tempfile::tempdir()?,
-    ];
+    let dirs = data_dirs(3)?;
     let (clients, circle) = enrolled(&app, &dirs[..2]).await?;
     let [alice, sam] = &clients[..] else {
         bail!("two clients")
@@ -221,11 +213,7 @@ async fn a_member_who_joins_in_week_five_sees_the_series_and_the_agreement(
 }
 
 async fn a_members_schedule_is_ignored_by_every_client(app: TestApp) -> Result<()> {
-    let dirs = [
-        tempfile::tempdir()?,
-        tempfile::tempdir()?,
-        tempfile::tempdir()?,
-    ];
+    let dirs = data_dirs(3)?;
     let (clients, circle) = enrolled(&app, &dirs).await?;
     let [alice, sam, _] = &clients[..] else {
         bail!("three clients")
@@ -257,12 +245,7 @@ async fn a_members_schedule_is_ignored_by_every_client(app: TestApp) -> Result<(
 }
 
 async fn a_facilitators_phone_and_laptop_both_keep_the_calendar(app: TestApp) -> Result<()> {
-    let dirs = [
-        tempfile::tempdir()?,
-        tempfile::tempdir()?,
-        tempfile::tempdir()?,
-        tempfile::tempdir()?,
-    ];
+    let dirs = data_dirs(4)?;
     let (clients, circle) = enrolled(&app, &dirs[..2]).await?;
     let [phone, sam] = &clients[..] else {
         bail!("two clients")
@@ -296,7 +279,7 @@ async fn a_facilitators_phone_and_laptop_both_keep_the_calendar(app: TestApp) ->
 }
 
 async fn check_ins_are_apart_from_the_conversation(app: TestApp) -> Result<()> {
-    let dirs = [tempfile::tempdir()?, tempfile::tempdir()?];
+    let dirs = data_dirs(2)?;
     let (clients, circle) = enrolled(&app, &dirs).await?;
     let [alice, sam] = &clients[..] else {
         bail!("two clients")

@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 use hearth_protocol::content::Content;
-use hearth_tests::clients::{client, enrolled};
+use hearth_tests::clients::{client, data_dirs, enrolled};
 use hearth_tests::{Db, TestApp, on_both_databases};
 use std::collections::HashSet;
 
@@ -31,7 +31,7 @@ fn texts(rows: &[hearth_client::Message]) -> Vec<String> {
 }
 
 async fn a_facilitator_invites_sam_who_joins_and_they_talk(app: TestApp) -> Result<()> {
-    let dirs = [tempfile::tempdir()?, tempfile::tempdir()?];
+    let dirs = data_dirs(2)?;
     let facilitator = client(&app, &dirs[0]).await?;
     let sam = client(&app, &dirs[1]).await?;
     facilitator.register(None).await?;
@@ -78,7 +78,7 @@ async fn a_facilitator_invites_sam_who_joins_and_they_talk(app: TestApp) -> Resu
 }
 
 async fn a_client_restarted_from_its_data_directory_continues(app: TestApp) -> Result<()> {
-    let dirs = [tempfile::tempdir()?, tempfile::tempdir()?];
+    let dirs = data_dirs(2)?;
     let (clients, circle) = enrolled(&app, &dirs).await?;
     clients[0].send_text(&circle, "before the restart").await?;
     clients[1].sync(&circle).await?;
@@ -99,11 +99,7 @@ async fn a_client_restarted_from_its_data_directory_continues(app: TestApp) -> R
 }
 
 async fn two_members_updating_at_once_both_land_and_agree(app: TestApp) -> Result<()> {
-    let dirs = [
-        tempfile::tempdir()?,
-        tempfile::tempdir()?,
-        tempfile::tempdir()?,
-    ];
+    let dirs = data_dirs(3)?;
     let (clients, circle) = enrolled(&app, &dirs).await?;
     let before = clients[0].epoch(&circle).await?;
     let (a, b) = tokio::join!(clients[1].update(&circle), clients[2].update(&circle));
@@ -126,11 +122,7 @@ async fn two_members_updating_at_once_both_land_and_agree(app: TestApp) -> Resul
 }
 
 async fn sams_laptop_joins_his_circles_and_reads_along(app: TestApp) -> Result<()> {
-    let dirs = [
-        tempfile::tempdir()?,
-        tempfile::tempdir()?,
-        tempfile::tempdir()?,
-    ];
+    let dirs = data_dirs(3)?;
     let (clients, circle) = enrolled(&app, &dirs[..2]).await?;
     let (facilitator, phone) = (&clients[0], &clients[1]);
 
@@ -182,9 +174,7 @@ fn numbered(rows: &[hearth_client::Message]) -> Vec<(u64, String)> {
 }
 
 async fn a_full_circle_of_twelve_sees_one_conversation_in_one_order(app: TestApp) -> Result<()> {
-    let dirs: Vec<tempfile::TempDir> = (0..12)
-        .map(|_| tempfile::tempdir())
-        .collect::<Result<_, _>>()?;
+    let dirs = data_dirs(12)?;
     let (clients, circle) = enrolled(&app, &dirs).await?;
     // Four people speak, twice each, interleaved.
     for round in 0..2 {
@@ -213,9 +203,7 @@ async fn a_full_circle_of_twelve_sees_one_conversation_in_one_order(app: TestApp
 }
 
 async fn a_removed_member_reads_nothing_new_and_the_rest_carry_on(app: TestApp) -> Result<()> {
-    let dirs: Vec<tempfile::TempDir> = (0..3)
-        .map(|_| tempfile::tempdir())
-        .collect::<Result<_, _>>()?;
+    let dirs = data_dirs(3)?;
     let (clients, circle) = enrolled(&app, &dirs).await?;
     let removed = clients[2].device_id().await?.expect("registered");
     clients[0].remove_devices(&circle, &[removed]).await?;
@@ -241,9 +229,7 @@ async fn a_removed_member_reads_nothing_new_and_the_rest_carry_on(app: TestApp) 
 }
 
 async fn a_member_offline_for_two_hundred_messages_catches_up_in_order(app: TestApp) -> Result<()> {
-    let dirs: Vec<tempfile::TempDir> = (0..2)
-        .map(|_| tempfile::tempdir())
-        .collect::<Result<_, _>>()?;
+    let dirs = data_dirs(2)?;
     let (clients, circle) = enrolled(&app, &dirs).await?;
     let (facilitator, sam) = (&clients[0], &clients[1]);
     let sent: Vec<String> = (0..200).map(|n| format!("message {n:03}")).collect();
@@ -270,9 +256,7 @@ async fn the_live_stream_decodes_messages_and_resumes_after_the_server_restarts(
 ) -> Result<()> {
     use hearth_client::Event;
     let app = TestApp::spawn(db).await?;
-    let dirs: Vec<tempfile::TempDir> = (0..2)
-        .map(|_| tempfile::tempdir())
-        .collect::<Result<_, _>>()?;
+    let dirs = data_dirs(2)?;
     let (clients, circle) = enrolled(&app, &dirs).await?;
     let mut clients = clients.into_iter();
     let facilitator = clients.next().expect("facilitator");
@@ -320,9 +304,7 @@ async fn the_live_stream_decodes_messages_and_resumes_after_the_server_restarts(
 }
 
 async fn a_client_that_lost_its_mls_state_rejoins_by_itself(app: TestApp) -> Result<()> {
-    let dirs: Vec<tempfile::TempDir> = (0..3)
-        .map(|_| tempfile::tempdir())
-        .collect::<Result<_, _>>()?;
+    let dirs = data_dirs(3)?;
     let (clients, circle) = enrolled(&app, &dirs).await?;
     let mut clients = clients.into_iter();
     let (facilitator, sam, alex) = (
@@ -360,9 +342,7 @@ async fn a_client_that_lost_its_mls_state_rejoins_by_itself(app: TestApp) -> Res
 }
 
 async fn names_and_titles_travel_encrypted_and_reach_later_joiners(app: TestApp) -> Result<()> {
-    let dirs: Vec<tempfile::TempDir> = (0..3)
-        .map(|_| tempfile::tempdir())
-        .collect::<Result<_, _>>()?;
+    let dirs = data_dirs(3)?;
     let alice = client(&app, &dirs[0]).await?;
     alice.register(None).await?;
     alice.set_display_name("Alice").await?;
@@ -406,9 +386,7 @@ async fn a_revoked_invite_stops_working_and_a_member_who_leaves_hears_nothing_mo
     db: Db,
 ) -> Result<()> {
     let app = TestApp::spawn(db).await?;
-    let dirs: Vec<tempfile::TempDir> = (0..3)
-        .map(|_| tempfile::tempdir())
-        .collect::<Result<_, _>>()?;
+    let dirs = data_dirs(3)?;
     let (clients, circle) = enrolled(&app, &dirs[..2]).await?;
     let (facilitator, sam) = (&clients[0], &clients[1]);
 

@@ -7,7 +7,7 @@ use anyhow::{Context as _, Result, bail};
 use hearth_client::ClientError;
 use hearth_protocol::ErrorCode;
 use hearth_protocol::video::CallAccess;
-use hearth_tests::clients::enrolled;
+use hearth_tests::clients::{data_dirs, enrolled};
 use hearth_tests::mls::{Member, strangers_and_the_removed_get_404};
 use hearth_tests::{Db, TestApp, expect_error, hex, on_both_databases};
 use secrecy::SecretString;
@@ -186,11 +186,7 @@ async fn video_is_off_until_configured(app: TestApp) -> Result<()> {
 
 async fn members_share_media_keys_and_a_removed_member_cannot_follow(db: Db) -> Result<()> {
     let app = with_video(db).await?;
-    let dirs = [
-        tempfile::tempdir()?,
-        tempfile::tempdir()?,
-        tempfile::tempdir()?,
-    ];
+    let dirs = data_dirs(3)?;
     let (clients, circle) = enrolled(&app, &dirs).await?;
     let [alice, sam, kim] = &clients[..] else {
         bail!("three clients")

@@ -6,6 +6,14 @@ use anyhow::Result;
 use hearth_client::Client;
 use hearth_protocol::CircleId;
 
+/// `n` fresh data directories, one per client (kept alive as long as the
+/// clients that use them).
+pub fn data_dirs(n: usize) -> Result<Vec<tempfile::TempDir>> {
+    Ok((0..n)
+        .map(|_| tempfile::tempdir())
+        .collect::<Result<_, _>>()?)
+}
+
 /// A client of the app in its own data directory.
 pub async fn client(app: &TestApp, dir: &tempfile::TempDir) -> Result<Client> {
     Ok(Client::open(&app.address, dir.path()).await?)

@@ -464,6 +464,52 @@ impl TestApp {
         Ok((device, tokens))
     }
 
+    /// A circle of a signed-in facilitator and `members` signed-in members,
+    /// added by one commit of opaque bytes (the server never reads them):
+    /// for load and crash scenarios that need senders, not MLS. Returns the
+    /// circle and the access tokens, the facilitator's first.
+    pub async fn opaque_circle(
+        &self,
+        members: usize,
+    ) -> Result<(hearth_protocol::CircleId, Vec<String>)> {
+        use hearth_protocol::Base64Bytes;
+        use hearth_protocol::circles::CommitBundle;
+        let (_, facilitator) = self.signed_in().await?;
+        let circle = hearth_protocol::CircleId::from_bytes(rand_bytes::<16>().to_vec())?;
+        let created = self
+            .post_json(
+                "/v1/circles",
+                &facilitator.access_token,
+                &serde_json::json!({ "circle_id": circle }),
+            )
+            .await?;
+        if created.status() != 201 {
+            bail!("creating a circle: {}", created.status());
+        }
+        let mut tokens = vec![facilitator.access_token];
+        let mut added = Vec::new();
+        for _ in 0..members {
+            let (device, login) = self.signed_in().await?;
+            added.push(device.device_id);
+            tokens.push(login.access_token);
+        }
+        let bundle = CommitBundle {
+            epoch: 0,
+            commit: Base64Bytes::from(rand_bytes::<256>().to_vec()),
+            welcome: Some(Base64Bytes::from(rand_bytes::<1024>().to_vec())),
+            group_info: None,
+            added,
+            removed: Vec::new(),
+            join_request_id: None,
+        };
+        let path = format!("/v1/circles/{circle}/commits");
+        let answer = self.post_json(&path, &tokens[0], &bundle).await?;
+        if answer.status() != 201 {
+            bail!("adding members: {}", answer.status());
+        }
+        Ok((circle, tokens))
+    }
+
     /// Presents a refresh token.
     pub async fn refresh(&self, refresh_token: &str) -> Result<reqwest::Response> {
         Ok(self
