@@ -81,6 +81,12 @@ pub enum ErrorCode {
     Unavailable,
     /// 503: this server has no video server (SFU) configured.
     VideoUnconfigured,
+    /// 422: this server does not send pushes of the kind the target names
+    /// (the transport is not configured here).
+    PushUnconfigured,
+    /// 422: a Web Push endpoint the server will not call: not `https`, or a
+    /// loopback, private or link-local address.
+    PushEndpointRefused,
     /// A code this version of the protocol does not know.
     #[serde(other)]
     Unknown,
@@ -119,6 +125,8 @@ impl ErrorCode {
             Self::Internal => "internal",
             Self::Unavailable => "unavailable",
             Self::VideoUnconfigured => "video_unconfigured",
+            Self::PushUnconfigured => "push_unconfigured",
+            Self::PushEndpointRefused => "push_endpoint_refused",
             Self::Unknown => "unknown",
         }
     }
@@ -150,7 +158,9 @@ impl ErrorCode {
             | Self::UnknownDevice
             | Self::WelcomeMissing
             | Self::UnknownJoinRequest
-            | Self::JoinRequestMismatch => 422,
+            | Self::JoinRequestMismatch
+            | Self::PushUnconfigured
+            | Self::PushEndpointRefused => 422,
             Self::RateLimited => 429,
             Self::Internal | Self::Unknown => 500,
             Self::Unavailable | Self::VideoUnconfigured => 503,
@@ -216,6 +226,8 @@ mod tests {
             ErrorCode::Internal,
             ErrorCode::Unavailable,
             ErrorCode::VideoUnconfigured,
+            ErrorCode::PushUnconfigured,
+            ErrorCode::PushEndpointRefused,
         ] {
             let json = serde_json::to_string(&code).unwrap();
             assert_eq!(json, format!("\"{}\"", code.as_str()));

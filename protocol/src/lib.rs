@@ -15,6 +15,7 @@ pub mod ids;
 pub mod key_packages;
 #[cfg(feature = "mls")]
 pub mod mls;
+pub mod push;
 pub mod schedule;
 pub mod stream;
 pub mod video;

@@ -14,7 +14,8 @@
 
 use crate::error::ApiError;
 use crate::hub::{Appended, Event, Hub};
-use crate::storage::{AppendOutcome, NewMessage, Storage, StorageError};
+use crate::push::Push;
+use crate::storage::{AppendOutcome, NewMessage, Storage, StorageError, WakeFor};
 use hearth_protocol::circles::{EntryKind, LogEntry};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
@@ -37,9 +38,16 @@ struct Job {
 impl Appender {
     /// Starts the batch writer on the current runtime. It stops when every
     /// clone of the returned queue is gone.
-    pub fn start(storage: Arc<dyn Storage>, hub: Hub, epoch_window: i64) -> Self {
+    /// Accepted messages also queue wakes through `push`, when given.
+    pub fn start(
+        storage: Arc<dyn Storage>,
+        hub: Hub,
+        epoch_window: i64,
+        push: Option<Arc<Push>>,
+    ) -> Self {
         let (jobs, queue) = mpsc::channel(MAX_BATCH * 4);
-        tokio::spawn(run(storage, hub, epoch_window, queue));
+        let announcer = Announcer { hub, push };
+        tokio::spawn(run(storage, announcer, epoch_window, queue));
         Self { jobs }
     }
 
@@ -59,7 +67,7 @@ impl Appender {
 
 async fn run(
     storage: Arc<dyn Storage>,
-    hub: Hub,
+    hub: Announcer,
     epoch_window: i64,
     mut queue: mpsc::Receiver<Job>,
 ) {
@@ -105,11 +113,26 @@ async fn run(
     }
 }
 
-/// Hands a newly committed message to this node's sockets as a frame.
-fn announce(hub: &Hub, message: NewMessage, outcome: AppendOutcome) {
+/// Who hears of a committed message: this node's sockets, and the devices
+/// push wakes.
+struct Announcer {
+    hub: Hub,
+    push: Option<Arc<Push>>,
+}
+
+/// Hands a newly committed message to this node's sockets as a frame, and
+/// queues wakes for the circle's devices that have no live socket.
+fn announce(announcer: &Announcer, message: NewMessage, outcome: AppendOutcome) {
     let AppendOutcome::Accepted { seq, .. } = outcome else {
         return;
     };
+    if let Some(push) = &announcer.push {
+        push.wake(WakeFor::Circle {
+            circle: message.circle.clone(),
+            except: Some(message.sender),
+        });
+    }
+    let hub = &announcer.hub;
     // No socket here follows the circle: nothing to encode a frame for.
     if !hub.followed(&message.circle) {
         return;

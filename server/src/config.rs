@@ -42,6 +42,8 @@ pub struct Config {
     pub delivery: DeliveryConfig,
     /// The video server (SFU) circles meet on.
     pub video: VideoConfig,
+    /// Waking phones: Web Push, APNs, FCM.
+    pub push: PushConfig,
 }
 
 impl Default for Config {
@@ -60,6 +62,7 @@ impl Default for Config {
             rate_limits: RateLimitsConfig::default(),
             delivery: DeliveryConfig::default(),
             video: VideoConfig::default(),
+            push: PushConfig::default(),
         }
     }
 }
@@ -88,6 +91,130 @@ impl Default for VideoConfig {
             api_key: None,
             api_secret: None,
             token_ttl_secs: 300,
+        }
+    }
+}
+
+/// Waking phones. `HEARTH_PUSH__...`. Each transport is configured on its
+/// own; a device registering a target of a kind that is not configured gets
+/// 422 `push_unconfigured`. Any transport needs `target_key`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PushConfig {
+    /// 32 bytes, unpadded base64url: the AES-256-GCM key targets are sealed
+    /// with in the database. Keep it outside the database (and its backups).
+    #[serde(serialize_with = "redacted")]
+    pub target_key: Option<SecretString>,
+    /// At most one wake per device per this many seconds.
+    pub wake_interval_secs: u64,
+    /// Each wake waits a random 0..=this many seconds, so one circle's phones
+    /// are not woken in the same instant.
+    pub max_delay_secs: u64,
+    /// Decoy wakes per hour sent to random registered devices (0: none).
+    pub decoys_per_hour: u32,
+    /// For tests only: Web Push endpoints may be `http` and on loopback or
+    /// private addresses.
+    pub allow_private_endpoints: bool,
+    /// Web Push (RFC 8030/8291/8292), which UnifiedPush distributors speak.
+    pub web_push: WebPushConfig,
+    /// Apple Push Notification service, with token (.p8) authentication.
+    pub apns: ApnsConfig,
+    /// Firebase Cloud Messaging, HTTP v1.
+    pub fcm: FcmConfig,
+}
+
+impl Default for PushConfig {
+    fn default() -> Self {
+        Self {
+            target_key: None,
+            wake_interval_secs: 30,
+            max_delay_secs: 10,
+            decoys_per_hour: 0,
+            allow_private_endpoints: false,
+            web_push: WebPushConfig::default(),
+            apns: ApnsConfig::default(),
+            fcm: FcmConfig::default(),
+        }
+    }
+}
+
+impl PushConfig {
+    /// Whether any transport is configured.
+    pub fn enabled(&self) -> bool {
+        self.web_push.vapid_private_key.is_some()
+            || self.apns.key.is_some()
+            || self.fcm.service_account.is_some()
+    }
+}
+
+/// Web Push. `HEARTH_PUSH__WEB_PUSH__...`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebPushConfig {
+    /// The VAPID private key: a P-256 scalar, 32 bytes unpadded base64url.
+    /// Its public half is what apps subscribe with
+    /// (`GET /v1/push/config`).
+    #[serde(serialize_with = "redacted")]
+    pub vapid_private_key: Option<SecretString>,
+    /// Who push services may contact about this server: `mailto:` or
+    /// `https:`.
+    pub subject: Option<String>,
+}
+
+/// APNs. `HEARTH_PUSH__APNS__...`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApnsConfig {
+    /// The token signing key (.p8): the PEM text, or a path to the file.
+    #[serde(serialize_with = "redacted")]
+    pub key: Option<SecretString>,
+    /// The key's id (10 characters, from Apple).
+    pub key_id: Option<String>,
+    /// The team id the key belongs to.
+    pub team_id: Option<String>,
+    /// The app's bundle id, for targets that name none.
+    pub topic: Option<String>,
+    /// Targets that name no environment are development (sandbox) tokens.
+    pub sandbox: bool,
+    /// APNs production base URL.
+    pub production_url: String,
+    /// APNs development base URL.
+    pub sandbox_url: String,
+}
+
+impl Default for ApnsConfig {
+    fn default() -> Self {
+        Self {
+            key: None,
+            key_id: None,
+            team_id: None,
+            topic: None,
+            sandbox: false,
+            production_url: "https://api.push.apple.com".into(),
+            sandbox_url: "https://api.sandbox.push.apple.com".into(),
+        }
+    }
+}
+
+/// FCM. `HEARTH_PUSH__FCM__...`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FcmConfig {
+    /// The service account key: its JSON text, or a path to the file.
+    #[serde(serialize_with = "redacted")]
+    pub service_account: Option<SecretString>,
+    /// The Firebase project id (the service account's when unset).
+    pub project_id: Option<String>,
+    /// FCM's base URL.
+    pub base_url: String,
+}
+
+impl Default for FcmConfig {
+    fn default() -> Self {
+        Self {
+            service_account: None,
+            project_id: None,
+            base_url: "https://fcm.googleapis.com".into(),
         }
     }
 }
@@ -392,6 +519,50 @@ pub const SETTINGS: &[(&str, &str)] = &[
         "its API secret, which signs call tokens (at least 32 bytes)",
     ),
     ("video.token_ttl_secs", "call token lifetime (at most 600)"),
+    (
+        "push.target_key",
+        "32 bytes base64url sealing push targets in the database (needed by any transport)",
+    ),
+    (
+        "push.wake_interval_secs",
+        "at most one wake per device per this many seconds",
+    ),
+    (
+        "push.max_delay_secs",
+        "each wake waits a random 0..=this many seconds",
+    ),
+    ("push.decoys_per_hour", "decoy wakes to random devices (0: none)"),
+    (
+        "push.allow_private_endpoints",
+        "tests only: Web Push endpoints may be http and on private addresses",
+    ),
+    (
+        "push.web_push.vapid_private_key",
+        "VAPID P-256 private key, 32 bytes base64url (turns Web Push on)",
+    ),
+    ("push.web_push.subject", "VAPID contact, mailto: or https:"),
+    (
+        "push.apns.key",
+        "APNs .p8 signing key: PEM text or a path (turns APNs on)",
+    ),
+    ("push.apns.key_id", "its key id"),
+    ("push.apns.team_id", "its team id"),
+    ("push.apns.topic", "the app's bundle id"),
+    (
+        "push.apns.sandbox",
+        "targets without an environment are sandbox tokens",
+    ),
+    ("push.apns.production_url", "APNs production base URL"),
+    ("push.apns.sandbox_url", "APNs sandbox base URL"),
+    (
+        "push.fcm.service_account",
+        "FCM service account key: JSON text or a path (turns FCM on)",
+    ),
+    (
+        "push.fcm.project_id",
+        "Firebase project id (default: the service account's)",
+    ),
+    ("push.fcm.base_url", "FCM base URL"),
 ];
 
 /// The environment variable of a setting: `HEARTH_` and the key in capitals,
@@ -570,11 +741,25 @@ mod tests {
                 let value = match *key {
                     "log.format" => "json",
                     "log.level" | "auth.issuer" | "auth.audience" => "x",
+                    "push.target_key"
+                    | "push.web_push.vapid_private_key"
+                    | "push.web_push.subject"
+                    | "push.apns.key"
+                    | "push.apns.key_id"
+                    | "push.apns.team_id"
+                    | "push.apns.topic"
+                    | "push.apns.production_url"
+                    | "push.apns.sandbox_url"
+                    | "push.fcm.service_account"
+                    | "push.fcm.project_id"
+                    | "push.fcm.base_url" => "x",
                     "listen" => "127.0.0.1:1",
                     "data_dir" => "/tmp/x",
                     "database_url" => "postgres://h/d",
                     "auth.signing_key" => "AAAA",
-                    "rate_limits.trust_forwarded_for" => "true",
+                    "rate_limits.trust_forwarded_for"
+                    | "push.allow_private_endpoints"
+                    | "push.apns.sandbox" => "true",
                     "delivery.epoch_window" => "3",
                     "video.url" | "video.api_key" | "video.api_secret" => {
                         jail.set_env("HEARTH_VIDEO__URL", "wss://sfu.example");

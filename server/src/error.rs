@@ -90,6 +90,15 @@ pub enum ApiError {
          (HEARTH_VIDEO__URL, HEARTH_VIDEO__API_KEY, HEARTH_VIDEO__API_SECRET)"
     )]
     VideoUnconfigured,
+    /// The server does not send pushes of this kind.
+    #[error("this server does not send {} pushes", .0.as_str())]
+    PushUnconfigured(hearth_protocol::push::PushKind),
+    /// A Web Push endpoint the server will not call.
+    #[error("{0}")]
+    PushEndpointRefused(crate::push::endpoint::EndpointError),
+    /// Something failed that the log explains.
+    #[error("internal error")]
+    Internal,
     /// Storage failed.
     #[error("internal error")]
     Storage(#[source] StorageError),
@@ -125,7 +134,11 @@ impl ApiError {
             Self::RateLimited { .. } => ErrorCode::RateLimited,
             Self::Unavailable => ErrorCode::Unavailable,
             Self::VideoUnconfigured => ErrorCode::VideoUnconfigured,
-            Self::Storage(_) | Self::Random(_) | Self::Signing(_) => ErrorCode::Internal,
+            Self::PushUnconfigured(_) => ErrorCode::PushUnconfigured,
+            Self::PushEndpointRefused(_) => ErrorCode::PushEndpointRefused,
+            Self::Internal | Self::Storage(_) | Self::Random(_) | Self::Signing(_) => {
+                ErrorCode::Internal
+            }
         }
     }
 

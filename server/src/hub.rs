@@ -258,6 +258,11 @@ impl Hub {
     pub fn followed(&self, circle: &CircleId) -> bool {
         self.registry().circles.contains_key(circle)
     }
+
+    /// Whether any socket of the device is open on this node.
+    pub fn connected(&self, device: &DeviceId) -> bool {
+        self.registry().devices.contains_key(device)
+    }
 }
 
 /// One socket's mailbox; dropping it unregisters the socket.

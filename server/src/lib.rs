@@ -13,6 +13,7 @@ pub mod error;
 pub mod hub;
 pub mod mls;
 pub mod openapi;
+pub mod push;
 pub mod rate_limit;
 pub mod routes;
 pub mod startup;

@@ -6,9 +6,10 @@ use crate::error::{self, ApiError};
 use crate::hub::{Appended, Event, Hub, Notice};
 use crate::rate_limit::{RateLimiter, retry_after_secs};
 use crate::routes::{
-    circles, devices, health, invites, key_packages, logins, ops, snapshots, stream, video,
+    circles, devices, health, invites, key_packages, logins, ops, push, snapshots, stream, video,
 };
-use crate::storage::{self, LoginId, Storage, StorageError};
+use crate::push::{Push, ProviderError, WakeQueue};
+use crate::storage::{self, LoginId, Storage, StorageError, WakeFor};
 use crate::tokens::{KeyError, KeyRing};
 use crate::{crypto, sweeper, telemetry};
 use actix_web::dev::{Server, ServerHandle};
@@ -38,6 +39,8 @@ pub struct AppState {
     pub hub: Hub,
     /// Group commit for application messages.
     pub appender: Appender,
+    /// Waking phones, when a push transport is configured.
+    pub push: Option<Arc<Push>>,
 }
 
 impl AppState {
@@ -73,6 +76,14 @@ impl AppState {
             tracing::warn!(error = %err, "could not notify other nodes of an event");
         }
         self.hub.publish(event);
+    }
+
+    /// Queues wakes for whoever `wake` names that has no live socket (after
+    /// the caller's commit; nothing without push).
+    pub fn wake(&self, wake: WakeFor) {
+        if let Some(push) = &self.push {
+            push.wake(wake);
+        }
     }
 
     /// Applies the per-device send rate.
@@ -140,6 +151,9 @@ pub enum StartupError {
     /// Randomness failed.
     #[error(transparent)]
     Random(#[from] crypto::RandomError),
+    /// Push is configured wrongly.
+    #[error("push: {0}")]
+    Push(#[from] ProviderError),
 }
 
 /// How many events a live socket may have waiting before it is told it
@@ -152,6 +166,7 @@ pub struct Application {
     server: Server,
     storage: Arc<dyn Storage>,
     hub: Hub,
+    push: Option<(Arc<Push>, WakeQueue)>,
 }
 
 impl std::fmt::Debug for Application {
@@ -190,8 +205,11 @@ impl Application {
         let _ = telemetry::metrics_handle();
         let hub = Hub::new(SOCKET_MAILBOX);
         let epoch_window = i64::try_from(config.delivery.epoch_window).unwrap_or(0);
+        let push = Push::from_config(&config.push, storage.clone())?;
+        let pusher = push.as_ref().map(|(push, _)| push.clone());
         let state = web::Data::new(AppState {
-            appender: Appender::start(storage.clone(), hub.clone(), epoch_window),
+            appender: Appender::start(storage.clone(), hub.clone(), epoch_window, pusher.clone()),
+            push: pusher,
             hub: hub.clone(),
             storage: storage.clone(),
             keys,
@@ -207,6 +225,7 @@ impl Application {
             server,
             storage,
             hub,
+            push,
         })
     }
 
@@ -239,6 +258,9 @@ impl Application {
             stopper.stop().await;
         });
         let sweeper = tokio::spawn(sweeper::run(self.storage.clone(), sweep_every));
+        let pusher = self
+            .push
+            .map(|(push, queue)| tokio::spawn(push.run(queue)));
         let (notices, heard) = tokio::sync::mpsc::unbounded_channel();
         let relay = tokio::spawn(relay_notices(heard, self.storage.clone(), self.hub.clone()));
         let storage = self.storage.clone();
@@ -255,6 +277,9 @@ impl Application {
         sweeper.abort();
         listener.abort();
         relay.abort();
+        if let Some(pusher) = pusher {
+            pusher.abort();
+        }
         self.storage.close().await;
         result
     }
@@ -423,6 +448,13 @@ fn routes(cfg: &mut web::ServiceConfig) {
                 .service(
                     resource("/devices/{device_id}").route(delete().to(devices::revoke_device)),
                 )
+                .service(
+                    resource("/devices/current/push")
+                        .route(put().to(push::put))
+                        .route(get().to(push::get))
+                        .route(delete().to(push::delete)),
+                )
+                .service(resource("/push/services").route(get().to(push::services)))
                 .service(resource("/logins").route(post().to(logins::login)))
                 .service(resource("/logins/refresh").route(post().to(logins::refresh)))
                 .service(resource("/logins/current").route(delete().to(logins::logout)))

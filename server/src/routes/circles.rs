@@ -11,6 +11,7 @@ use crate::hub::Event;
 use crate::startup::AppState;
 use crate::storage::{
     AddedDevice, AppendOutcome, CircleRecord, CommitOutcome, NewCircle, NewCommit, NewMessage,
+    WakeFor,
 };
 use crate::telemetry::redact;
 use actix_web::{HttpResponse, web};
@@ -320,8 +321,13 @@ pub async fn commit(
     match state.storage.apply_commit(&path, &commit).await? {
         CommitOutcome::Accepted { seq, epoch } => {
             state.publish(Event::Circle(path.clone())).await;
+            state.wake(WakeFor::Circle {
+                circle: path.clone(),
+                except: Some(auth.device_id),
+            });
             for added in &commit.added {
                 state.publish(Event::Device(added.device_id)).await;
+                state.wake(WakeFor::Device(added.device_id));
             }
             Ok(HttpResponse::Created().json(Accepted {
                 seq: unsigned(seq),

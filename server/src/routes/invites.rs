@@ -8,7 +8,7 @@ use crate::crypto::{self, INVITE_PREFIX};
 use crate::error::ApiError;
 use crate::hub::Event;
 use crate::startup::AppState;
-use crate::storage::{NewInvite, NewJoinRequest};
+use crate::storage::{NewInvite, NewJoinRequest, WakeFor};
 use crate::telemetry::redact;
 use actix_web::{HttpResponse, web};
 use hearth_protocol::circles::{
@@ -173,6 +173,7 @@ pub async fn redeem(
     }
     tracing::info!(circle = %redact(&circle_id), "join request queued");
     state.publish(Event::Circle(circle_id.clone())).await;
+    state.wake(WakeFor::Facilitators(circle_id.clone()));
     Ok(HttpResponse::Created().json(JoinRequestCreated {
         join_request_id: request.id,
         circle_id,

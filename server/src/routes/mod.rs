@@ -8,6 +8,7 @@ pub mod invites;
 pub mod key_packages;
 pub mod logins;
 pub mod ops;
+pub mod push;
 pub mod snapshots;
 pub mod stream;
 pub mod video;

@@ -53,6 +53,10 @@ pub async fn stream(
         .aggregate_continuations()
         .max_continuation_size(state.config.limits.json_body_bytes);
     let events = state.hub.subscribe(auth.device_id);
+    // Live now: no node wakes this device until its last socket closes.
+    if let Some(push) = &state.push {
+        push.socket_opened(auth.device_id).await;
+    }
     let socket = Socket {
         follows: events.follower(),
         state: state.into_inner(),
@@ -173,6 +177,12 @@ impl Socket {
             }),
         };
         let _ = self.socket.close(reason).await;
+        drop(events);
+        if let Some(push) = &self.state.push
+            && !self.state.hub.connected(&self.auth.device_id)
+        {
+            push.socket_closed(self.auth.device_id).await;
+        }
     }
 
     async fn send(&mut self, frame: &ServerFrame) -> Step {

@@ -30,6 +30,12 @@ pub trait SqlBackend: Send + Sync + 'static {
     /// (PostgreSQL: ` FOR UPDATE`; SQLite's single writer needs nothing).
     const LOCK_ROWS: &'static str;
 
+    /// Marks up to `$3` due, unclaimed (or lapsed) wakes at time `$1` as
+    /// claimed until `$2`, one more attempt each, and returns their
+    /// `device_id, attempts, coalesced`, such that two nodes claiming at once
+    /// never take the same row.
+    const CLAIM_WAKES: &'static str;
+
     /// Locks the login that refresh token `$1` belongs to (nothing else),
     /// so that everything done to a login — rotation, replay, logout,
     /// revocation — takes the login first and the token after, and two
@@ -94,6 +100,7 @@ macro_rules! impl_storage {
             $crate::storage::circles::circles_sql!();
             $crate::storage::enrollment::enrollment_sql!();
             $crate::storage::snapshots::snapshots_sql!();
+            $crate::storage::push::push_sql!();
         }
     };
 }

@@ -125,8 +125,8 @@ pub trait IdentityStore {
     /// An account's devices that are not revoked, oldest first.
     async fn account_devices(&self, account_id: AccountId) -> Result<Vec<DeviceRecord>>;
 
-    /// Revokes a device of the account and ends its logins. False when the
-    /// account has no such active device.
+    /// Revokes a device of the account, ends its logins and deletes its push
+    /// target. False when the account has no such active device.
     async fn revoke_device(
         &self,
         account_id: AccountId,
@@ -328,6 +328,11 @@ macro_rules! identity_sql {
                     == 1;
                 if revoked {
                     sqlx::query(sql::DELETE_DEVICE_LOGINS)
+                        .bind(device_id.to_string())
+                        .execute(&mut *tx)
+                        .await?;
+                    // A revoked device is never woken again.
+                    sqlx::query(sql::DELETE_PUSH_TARGET)
                         .bind(device_id.to_string())
                         .execute(&mut *tx)
                         .await?;

@@ -2,7 +2,7 @@
 //!
 //! [`Storage`] is the sum of one trait per area — [`Operations`],
 //! [`IdentityStore`], [`KeyPackageStore`], [`CircleStore`],
-//! [`EnrollmentStore`], [`SnapshotStore`] — each in its own module with the records it takes
+//! [`EnrollmentStore`], [`SnapshotStore`], [`PushStore`] — each in its own module with the records it takes
 //! and returns. Callers hold an `Arc<dyn Storage>`.
 //!
 //! [`sqlite::SqliteStorage`] is the embedded default; [`postgres::PgStorage`] is
@@ -23,6 +23,7 @@ pub mod identity;
 pub mod key_packages;
 pub mod operations;
 pub mod postgres;
+pub mod push;
 pub mod snapshots;
 mod sql;
 pub mod sqlite;
@@ -38,6 +39,7 @@ pub use identity::{
 };
 pub use key_packages::{KeyPackageStore, KeyPackageStored, NewKeyPackage};
 pub use operations::{Operations, Purged};
+pub use push::{ClaimedWake, PushStore, PushTargetRecord, WakeCandidate, WakeFor, WakeOutcome};
 pub use snapshots::{SnapshotOutcome, SnapshotRecord, SnapshotStore};
 
 use hearth_protocol::circles::{EntryKind, Role};
@@ -103,6 +105,7 @@ pub trait Storage:
     + CircleStore
     + EnrollmentStore
     + SnapshotStore
+    + PushStore
     + Send
     + Sync
     + 'static
@@ -116,6 +119,7 @@ impl<T> Storage for T where
         + CircleStore
         + EnrollmentStore
         + SnapshotStore
+        + PushStore
         + Send
         + Sync
         + 'static

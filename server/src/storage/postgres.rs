@@ -63,6 +63,12 @@ impl SqlBackend for PgStorage {
          WHERE device_id = $1 AND last_resort = 0 AND expires_at > $2 ORDER BY id LIMIT 1 \
          FOR UPDATE SKIP LOCKED) RETURNING data";
 
+    /// Rows another node is claiming are skipped, not waited for.
+    const CLAIM_WAKES: &str = "UPDATE push_wakes SET claimed_until = $2, attempts = attempts + 1 \
+         WHERE device_id IN (SELECT device_id FROM push_wakes WHERE due_at <= $1 \
+         AND (claimed_until IS NULL OR claimed_until <= $1) ORDER BY due_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
+         RETURNING device_id, attempts, coalesced";
+
     /// The circle's row lock orders appends (and commits) to one circle.
     const LOCK_ROWS: &str = " FOR UPDATE";
 

@@ -128,3 +128,52 @@ pub const REPLACE_SNAPSHOT: &str = "UPDATE snapshots SET version = version + 1, 
 pub const SELECT_SNAPSHOT: &str =
     "SELECT version, data, updated_at FROM snapshots WHERE circle_id = $1";
 pub const SELECT_SNAPSHOT_VERSION: &str = "SELECT version FROM snapshots WHERE circle_id = $1";
+
+pub const UPSERT_PUSH_TARGET: &str = "INSERT INTO push_targets \
+     (device_id, sealed, registered_at, last_wake_at, dead_at, dead_reason) \
+     VALUES ($1, $2, $3, NULL, NULL, NULL) ON CONFLICT (device_id) DO UPDATE SET \
+     sealed = excluded.sealed, registered_at = excluded.registered_at, \
+     last_wake_at = NULL, dead_at = NULL, dead_reason = NULL";
+pub const SELECT_PUSH_TARGET: &str = "SELECT sealed, registered_at, last_wake_at, dead_at, \
+     dead_reason FROM push_targets WHERE device_id = $1";
+pub const DELETE_PUSH_TARGET: &str = "DELETE FROM push_targets WHERE device_id = $1";
+pub const SELECT_ROSTER_TO_WAKE: &str = "SELECT t.device_id, t.last_wake_at FROM roster r \
+     JOIN push_targets t ON t.device_id = r.device_id \
+     WHERE r.circle_id = $1 AND t.dead_at IS NULL AND NOT EXISTS \
+     (SELECT 1 FROM push_presence p WHERE p.device_id = t.device_id AND p.expires_at > $2)";
+pub const SELECT_FACILITATORS_TO_WAKE: &str = "SELECT t.device_id, t.last_wake_at FROM roster r \
+     JOIN push_targets t ON t.device_id = r.device_id \
+     WHERE r.circle_id = $1 AND r.role = 'facilitator' AND t.dead_at IS NULL AND NOT EXISTS \
+     (SELECT 1 FROM push_presence p WHERE p.device_id = t.device_id AND p.expires_at > $2)";
+pub const SELECT_DEVICE_TO_WAKE: &str = "SELECT t.device_id, t.last_wake_at FROM push_targets t \
+     WHERE t.device_id = $1 AND t.dead_at IS NULL AND NOT EXISTS \
+     (SELECT 1 FROM push_presence p WHERE p.device_id = t.device_id AND p.expires_at > $2)";
+pub const QUEUE_WAKE: &str = "INSERT INTO push_wakes \
+     (device_id, due_at, attempts, coalesced, requeued, claimed_until) \
+     SELECT $1, $2, 0, 0, 0, NULL WHERE EXISTS \
+     (SELECT 1 FROM push_targets WHERE device_id = $1 AND dead_at IS NULL) \
+     ON CONFLICT (device_id) DO UPDATE SET coalesced = push_wakes.coalesced + 1, \
+     requeued = CASE WHEN push_wakes.claimed_until IS NULL THEN 0 ELSE 1 END";
+pub const SELECT_QUEUED_WAKE: &str = "SELECT due_at FROM push_wakes WHERE device_id = $1";
+pub const DROP_WAKES_OF_PRESENT: &str = "DELETE FROM push_wakes WHERE device_id IN \
+     (SELECT device_id FROM push_presence WHERE expires_at > $1)";
+pub const SELECT_SEALED_TARGET: &str =
+    "SELECT sealed FROM push_targets WHERE device_id = $1 AND dead_at IS NULL";
+pub const FINISH_WAKE: &str = "DELETE FROM push_wakes WHERE device_id = $1 AND requeued = 0";
+pub const REQUEUE_WAKE: &str = "UPDATE push_wakes SET due_at = $2, attempts = 0, \
+     requeued = 0, claimed_until = NULL WHERE device_id = $1";
+pub const RECORD_WAKE: &str = "UPDATE push_targets SET last_wake_at = $2 WHERE device_id = $1";
+pub const RETRY_WAKE: &str =
+    "UPDATE push_wakes SET due_at = $2, claimed_until = NULL WHERE device_id = $1";
+pub const DROP_WAKE: &str = "DELETE FROM push_wakes WHERE device_id = $1";
+pub const KILL_PUSH_TARGET: &str = "UPDATE push_targets SET dead_at = $2, dead_reason = $3 \
+     WHERE device_id = $1 AND dead_at IS NULL";
+pub const NEXT_WAKE_DUE: &str = "SELECT MIN(CASE WHEN claimed_until IS NULL THEN due_at \
+     WHEN claimed_until > due_at THEN claimed_until ELSE due_at END) FROM push_wakes";
+pub const RANDOM_LIVE_TARGET: &str =
+    "SELECT device_id FROM push_targets WHERE dead_at IS NULL ORDER BY RANDOM() LIMIT 1";
+pub const UPSERT_PRESENCE: &str = "INSERT INTO push_presence (device_id, node, expires_at) \
+     VALUES ($1, $2, $3) ON CONFLICT (device_id, node) DO UPDATE SET expires_at = excluded.expires_at";
+pub const DELETE_PRESENCE: &str = "DELETE FROM push_presence WHERE device_id = $1 AND node = $2";
+pub const RENEW_PRESENCE: &str = "UPDATE push_presence SET expires_at = $2 WHERE node = $1";
+pub const PURGE_PRESENCE: &str = "DELETE FROM push_presence WHERE expires_at <= $1";

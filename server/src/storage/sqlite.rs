@@ -84,6 +84,12 @@ impl SqlBackend for SqliteStorage {
          WHERE device_id = $1 AND last_resort = 0 AND expires_at > $2 ORDER BY id LIMIT 1) \
          RETURNING data";
 
+    /// The writer connection is the lock.
+    const CLAIM_WAKES: &str = "UPDATE push_wakes SET claimed_until = $2, attempts = attempts + 1 \
+         WHERE device_id IN (SELECT device_id FROM push_wakes WHERE due_at <= $1 \
+         AND (claimed_until IS NULL OR claimed_until <= $1) ORDER BY due_at LIMIT $3) \
+         RETURNING device_id, attempts, coalesced";
+
     /// The writer connection is the lock: nothing to add.
     const LOCK_ROWS: &str = "";
 

@@ -1,0 +1,199 @@
+//! Apple Push Notification service over HTTP/2 with token (.p8)
+//! authentication: a background notification (`content-available`, no
+//! alert, no sound, priority 5), the same for every wake.
+//!
+//! Why not the `a2` crate: its endpoints are fixed to Apple's hosts and its
+//! TLS to the public roots, so it cannot be pointed at a local stand-in; the
+//! protocol is one POST, and the provider token is an ES256 JWT.
+
+use super::jwt::es256;
+use super::{Delivery, Provider, ProviderError, retry_after};
+use async_trait::async_trait;
+use hearth_protocol::push::{ApnsEnvironment, PushDeadReason, PushTarget};
+use p256::ecdsa::SigningKey;
+use p256::pkcs8::DecodePrivateKey as _;
+use serde::{Deserialize, Serialize};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Apple accepts a provider token for an hour and refuses new ones more
+/// often than every twenty minutes: one is used for forty.
+const PROVIDER_TOKEN_SECS: i64 = 40 * 60;
+
+/// The one payload every APNs wake carries.
+pub const APNS_WAKE: &str = r#"{"aps":{"content-available":1}}"#;
+
+/// The APNs transport.
+pub struct Apns {
+    key: SigningKey,
+    key_id: String,
+    team_id: String,
+    topic: Option<String>,
+    sandbox_by_default: bool,
+    production_url: reqwest::Url,
+    sandbox_url: reqwest::Url,
+    client: reqwest::Client,
+    token: Mutex<Option<(String, i64)>>,
+}
+
+impl std::fmt::Debug for Apns {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Apns").finish_non_exhaustive()
+    }
+}
+
+#[derive(Serialize)]
+struct ProviderClaims<'a> {
+    iss: &'a str,
+    iat: i64,
+}
+
+#[derive(Deserialize)]
+struct ApnsError {
+    reason: String,
+}
+
+/// The APNs settings, checked.
+#[derive(Debug)]
+pub struct ApnsSettings<'a> {
+    /// The .p8 key's PEM text.
+    pub key_pem: &'a str,
+    /// Its key id.
+    pub key_id: &'a str,
+    /// Its team id.
+    pub team_id: &'a str,
+    /// The default topic.
+    pub topic: Option<&'a str>,
+    /// Whether targets without an environment are sandbox tokens.
+    pub sandbox: bool,
+    /// Base URLs.
+    pub production_url: &'a str,
+    /// Base URLs.
+    pub sandbox_url: &'a str,
+}
+
+impl Apns {
+    /// The transport.
+    pub fn new(settings: ApnsSettings<'_>) -> Result<Self, ProviderError> {
+        let key = SigningKey::from_pkcs8_pem(settings.key_pem)
+            .map_err(|_| ProviderError::Key("push.apns.key"))?;
+        let url = |text: &str, name| {
+            reqwest::Url::parse(text).map_err(|_| ProviderError::Setting(name))
+        };
+        let client = reqwest::Client::builder()
+            .http2_prior_knowledge()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(15))
+            .build()
+            .map_err(ProviderError::Client)?;
+        Ok(Self {
+            key,
+            key_id: settings.key_id.to_owned(),
+            team_id: settings.team_id.to_owned(),
+            topic: settings.topic.map(str::to_owned),
+            sandbox_by_default: settings.sandbox,
+            production_url: url(settings.production_url, "push.apns.production_url is not a URL")?,
+            sandbox_url: url(settings.sandbox_url, "push.apns.sandbox_url is not a URL")?,
+            client,
+            token: Mutex::new(None),
+        })
+    }
+
+    fn provider_token(&self, now: i64, fresh: bool) -> Option<String> {
+        let mut cached = self.token.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((token, issued)) = cached.as_ref()
+            && !fresh
+            && now - issued < PROVIDER_TOKEN_SECS
+        {
+            return Some(token.clone());
+        }
+        let claims = ProviderClaims {
+            iss: &self.team_id,
+            iat: now,
+        };
+        let token = es256(&self.key, Some(&self.key_id), &claims).ok()?;
+        *cached = Some((token.clone(), now));
+        Some(token)
+    }
+}
+
+/// Whether a device token looks like one: hexadecimal, 32 to 100 bytes.
+pub fn valid_token(token: &str) -> bool {
+    (64..=200).contains(&token.len())
+        && token.len() % 2 == 0
+        && token.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+#[async_trait]
+impl Provider for Apns {
+    async fn wake(&self, target: &PushTarget, now: i64) -> Delivery {
+        let PushTarget::Apns {
+            token,
+            topic,
+            environment,
+        } = target
+        else {
+            return Delivery::Failed("not an APNs target");
+        };
+        let Some(topic) = topic.as_deref().or(self.topic.as_deref()) else {
+            return Delivery::Failed("no APNs topic");
+        };
+        if !valid_token(token) {
+            return Delivery::Gone(PushDeadReason::BadToken);
+        }
+        let sandbox = match environment {
+            Some(ApnsEnvironment::Sandbox) => true,
+            Some(ApnsEnvironment::Production) => false,
+            None => self.sandbox_by_default,
+        };
+        let base = if sandbox {
+            &self.sandbox_url
+        } else {
+            &self.production_url
+        };
+        let Ok(url) = base.join(&format!("/3/device/{token}")) else {
+            return Delivery::Failed("bad APNs URL");
+        };
+        let Some(provider_token) = self.provider_token(now, false) else {
+            return Delivery::Failed("could not sign the APNs provider token");
+        };
+        let sent = self
+            .client
+            .post(url)
+            .header("authorization", format!("bearer {provider_token}"))
+            .header("apns-topic", topic)
+            .header("apns-push-type", "background")
+            .header("apns-priority", "5")
+            .header("content-type", "application/json")
+            .body(APNS_WAKE)
+            .send()
+            .await;
+        let response = match sent {
+            Ok(response) => response,
+            Err(_) => return Delivery::Retry(None),
+        };
+        let status = response.status().as_u16();
+        let wait = retry_after(response.headers());
+        if (200..300).contains(&status) {
+            return Delivery::Sent;
+        }
+        let reason = response
+            .json::<ApnsError>()
+            .await
+            .map(|e| e.reason)
+            .unwrap_or_default();
+        match (status, reason.as_str()) {
+            (410, _) | (_, "Unregistered") => Delivery::Gone(PushDeadReason::Unregistered),
+            (_, "BadDeviceToken") | (_, "DeviceTokenNotForTopic") => {
+                Delivery::Gone(PushDeadReason::BadToken)
+            }
+            (403, "ExpiredProviderToken") | (403, "InvalidProviderToken") => {
+                self.provider_token(now, true);
+                Delivery::Retry(None)
+            }
+            (429 | 500..=599, _) => Delivery::Retry(wait),
+            _ => Delivery::Retry(None),
+        }
+    }
+}

@@ -1,0 +1,553 @@
+//! Waking phones that sleep: each device may register one push target (Web
+//! Push, APNs or FCM); when something is waiting for a device with no live
+//! socket anywhere, the server queues one wake for it, and a sender task
+//! hands it to the device's push service.
+//!
+//! What the push services learn is held to a minimum: every wake is the
+//! same constant, content-free message; a device is woken at most once per
+//! `wake_interval_secs`; every wake waits a random delay so the phones of
+//! one circle are not woken in the same instant; optional decoy wakes go to
+//! random devices. Targets are sealed in the database under a key from the
+//! configuration ([`seal`]).
+//!
+//! The flow: handlers and the appender call [`Push::wake`] after their
+//! commit; the queue task folds what arrives together, asks storage which
+//! devices have a working target and no live socket, and queues a row per
+//! device (a device with one queued keeps it: bursts coalesce). The sender
+//! task claims due rows (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so with
+//! several nodes each wake is sent once), sends, and records the outcome:
+//! sent, retry later (honouring `Retry-After`, backing off otherwise), or
+//! gone (the target is marked dead and the device can read why). Sockets
+//! record their presence per node, renewed every minute.
+
+pub mod apns;
+pub mod endpoint;
+pub mod fcm;
+mod jwt;
+pub mod seal;
+pub mod web_push;
+
+use crate::config::PushConfig;
+use crate::error::ApiError;
+use crate::storage::{Storage, WakeFor, WakeOutcome};
+use async_trait::async_trait;
+use hearth_protocol::DeviceId;
+use hearth_protocol::push::{
+    AUTH_SECRET_LEN, P256DH_LEN, PushDeadReason, PushKind, PushServices, PushStatus, PushTarget,
+};
+use secrecy::ExposeSecret as _;
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Notify, mpsc};
+
+/// How long a node holds a claimed wake before another may take it.
+const LEASE_SECS: i64 = 60;
+/// Wakes claimed at once.
+const CLAIM_AT_MOST: i64 = 32;
+/// Tries before a wake is given up (the target stays).
+const MAX_ATTEMPTS: i64 = 8;
+/// The longest wait between tries.
+const MAX_BACKOFF_SECS: i64 = 3600;
+/// How often a node renews the presence of its sockets, and for how long.
+const PRESENCE_EVERY: Duration = Duration::from_secs(60);
+const PRESENCE_SECS: i64 = 180;
+/// The sender looks at the queue at least this often (other nodes queue
+/// wakes too).
+const LOOK_AT_LEAST_EVERY_SECS: i64 = 15;
+
+/// What a push service said about one wake.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// Accepted.
+    Sent,
+    /// Try again later: after this long, if the service said.
+    Retry(Option<Duration>),
+    /// The target no longer exists.
+    Gone(PushDeadReason),
+    /// This wake cannot be sent (a bug or a misconfiguration); dropped.
+    Failed(&'static str),
+}
+
+/// One push service.
+#[async_trait]
+pub trait Provider: Send + Sync + std::fmt::Debug {
+    /// Sends the wake to `target` at `now` (unix seconds).
+    async fn wake(&self, target: &PushTarget, now: i64) -> Delivery;
+}
+
+/// Why push could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    /// A key does not parse.
+    #[error("{0} does not parse as the key it should be")]
+    Key(&'static str),
+    /// A setting is missing or wrong.
+    #[error("{0}")]
+    Setting(&'static str),
+    /// A key file could not be read.
+    #[error("cannot read {0}: {1}")]
+    File(&'static str, #[source] std::io::Error),
+    /// The HTTP client could not be built.
+    #[error("HTTP client: {0}")]
+    Client(#[source] reqwest::Error),
+    /// The target key is missing or wrong.
+    #[error(transparent)]
+    Seal(#[from] seal::SealError),
+}
+
+/// `Retry-After` in seconds (an HTTP date is treated as absent).
+pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
+}
+
+/// A setting that is either the secret itself or a path to a file with it.
+fn inline_or_file(
+    value: &str,
+    name: &'static str,
+    inline_starts: &str,
+) -> Result<String, ProviderError> {
+    if value.trim_start().starts_with(inline_starts) {
+        return Ok(value.to_owned());
+    }
+    std::fs::read_to_string(value.trim()).map_err(|e| ProviderError::File(name, e))
+}
+
+/// The push service: transports, the sealer, timing, and the queues' ends.
+pub struct Push {
+    storage: Arc<dyn Storage>,
+    sealer: seal::Sealer,
+    web_push: Option<web_push::WebPush>,
+    apns: Option<apns::Apns>,
+    fcm: Option<fcm::Fcm>,
+    default_apns_topic: bool,
+    interval: i64,
+    max_delay: u64,
+    decoys_per_hour: u32,
+    allow_private: bool,
+    node: String,
+    queue: mpsc::UnboundedSender<WakeFor>,
+    queued: Notify,
+}
+
+impl std::fmt::Debug for Push {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Push")
+            .field("web_push", &self.web_push.is_some())
+            .field("apns", &self.apns.is_some())
+            .field("fcm", &self.fcm.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The receiving end of [`Push::wake`], for [`Push::run`].
+#[derive(Debug)]
+pub struct WakeQueue(mpsc::UnboundedReceiver<WakeFor>);
+
+impl Push {
+    /// Push as configured: `None` when no transport is.
+    pub fn from_config(
+        config: &PushConfig,
+        storage: Arc<dyn Storage>,
+    ) -> Result<Option<(Arc<Self>, WakeQueue)>, ProviderError> {
+        if !config.enabled() {
+            return Ok(None);
+        }
+        let key = config.target_key.as_ref().ok_or(ProviderError::Setting(
+            "push.target_key must be set when a push transport is configured",
+        ))?;
+        let sealer = seal::Sealer::new(key.expose_secret())?;
+        let web_push = match &config.web_push.vapid_private_key {
+            Some(key) => Some(web_push::WebPush::new(
+                key.expose_secret(),
+                config
+                    .web_push
+                    .subject
+                    .as_deref()
+                    .ok_or(ProviderError::Setting(
+                        "push.web_push.subject must be set with the VAPID key",
+                    ))?,
+                config.allow_private_endpoints,
+            )?),
+            None => None,
+        };
+        let apns_config = &config.apns;
+        let apns = match &apns_config.key {
+            Some(key) => {
+                let pem = inline_or_file(key.expose_secret(), "push.apns.key", "-----BEGIN")?;
+                let (Some(key_id), Some(team_id)) = (&apns_config.key_id, &apns_config.team_id)
+                else {
+                    return Err(ProviderError::Setting(
+                        "push.apns needs key, key_id and team_id together",
+                    ));
+                };
+                Some(apns::Apns::new(apns::ApnsSettings {
+                    key_pem: &pem,
+                    key_id,
+                    team_id,
+                    topic: apns_config.topic.as_deref(),
+                    sandbox: apns_config.sandbox,
+                    production_url: &apns_config.production_url,
+                    sandbox_url: &apns_config.sandbox_url,
+                })?)
+            }
+            None => None,
+        };
+        let fcm = match &config.fcm.service_account {
+            Some(account) => {
+                let json =
+                    inline_or_file(account.expose_secret(), "push.fcm.service_account", "{")?;
+                Some(fcm::Fcm::new(
+                    &json,
+                    config.fcm.project_id.as_deref(),
+                    &config.fcm.base_url,
+                )?)
+            }
+            None => None,
+        };
+        let node_bytes: [u8; 8] = crate::crypto::random_bytes()
+            .map_err(|_| ProviderError::Setting("no randomness for a node id"))?;
+        let (queue, receiver) = mpsc::unbounded_channel();
+        let push = Self {
+            storage,
+            sealer,
+            web_push,
+            apns,
+            fcm,
+            default_apns_topic: apns_config.topic.is_some(),
+            interval: i64::try_from(config.wake_interval_secs).unwrap_or(i64::MAX / 4),
+            max_delay: config.max_delay_secs,
+            decoys_per_hour: config.decoys_per_hour,
+            allow_private: config.allow_private_endpoints,
+            node: node_bytes.iter().map(|b| format!("{b:02x}")).collect(),
+            queue,
+            queued: Notify::new(),
+        };
+        Ok(Some((Arc::new(push), WakeQueue(receiver))))
+    }
+
+    /// Which transports this server offers, and the VAPID key to subscribe
+    /// with.
+    pub fn services(&self) -> PushServices {
+        PushServices {
+            web_push_vapid_key: self.web_push.as_ref().map(|w| w.public_key().to_owned()),
+            apns: self.apns.is_some(),
+            fcm: self.fcm.is_some(),
+        }
+    }
+
+    fn provider(&self, kind: PushKind) -> Option<&dyn Provider> {
+        match kind {
+            PushKind::WebPush => self.web_push.as_ref().map(|p| p as &dyn Provider),
+            PushKind::Apns => self.apns.as_ref().map(|p| p as &dyn Provider),
+            PushKind::Fcm => self.fcm.as_ref().map(|p| p as &dyn Provider),
+        }
+    }
+
+    /// Checks and stores a device's target, replacing any earlier one.
+    pub async fn register(&self, device: DeviceId, target: &PushTarget) -> Result<(), ApiError> {
+        if self.provider(target.kind()).is_none() {
+            return Err(ApiError::PushUnconfigured(target.kind()));
+        }
+        match target {
+            PushTarget::WebPush {
+                endpoint,
+                p256dh,
+                auth,
+            } => {
+                endpoint::check(endpoint, self.allow_private)
+                    .map_err(ApiError::PushEndpointRefused)?;
+                if p256dh.as_slice().len() != P256DH_LEN
+                    || p256::PublicKey::from_sec1_bytes(p256dh.as_slice()).is_err()
+                {
+                    return Err(ApiError::Invalid(
+                        "p256dh must be an uncompressed P-256 point (65 bytes)".into(),
+                    ));
+                }
+                if auth.as_slice().len() != AUTH_SECRET_LEN {
+                    return Err(ApiError::Invalid("auth must be 16 bytes".into()));
+                }
+            }
+            PushTarget::Apns { token, topic, .. } => {
+                if !apns::valid_token(token) {
+                    return Err(ApiError::Invalid(
+                        "an APNs device token is 32 to 100 bytes in hexadecimal".into(),
+                    ));
+                }
+                if topic.is_none() && !self.default_apns_topic {
+                    return Err(ApiError::Invalid(
+                        "this server has no default APNs topic: name the app's bundle id".into(),
+                    ));
+                }
+                if topic.as_ref().is_some_and(|t| t.is_empty() || t.len() > 255) {
+                    return Err(ApiError::Invalid("the APNs topic is a bundle id".into()));
+                }
+            }
+            PushTarget::Fcm { token } => {
+                if token.is_empty() || token.len() > 4096 || token.chars().any(char::is_whitespace)
+                {
+                    return Err(ApiError::Invalid(
+                        "an FCM registration token is 1 to 4096 characters without spaces".into(),
+                    ));
+                }
+            }
+        }
+        let sealed = self
+            .sealer
+            .seal(device, target)
+            .map_err(|_| ApiError::Internal)?;
+        self.storage
+            .put_push_target(device, &sealed, crate::now())
+            .await?;
+        Ok(())
+    }
+
+    /// The device's target and its health.
+    pub async fn status(&self, device: DeviceId) -> Result<Option<PushStatus>, ApiError> {
+        let Some(record) = self.storage.push_target(device).await? else {
+            return Ok(None);
+        };
+        let target = self.sealer.open(device, &record.sealed).map_err(|err| {
+            tracing::error!(error = %err, "a push target does not open");
+            ApiError::Internal
+        })?;
+        Ok(Some(PushStatus {
+            kind: target.kind(),
+            registered_at: record.registered_at,
+            working: record.dead_at.is_none(),
+            last_wake_at: record.last_wake_at,
+            dead_since: record.dead_at,
+            dead_reason: record.dead_reason.as_deref().map(|r| {
+                serde_json::from_value(serde_json::Value::String(r.to_owned()))
+                    .unwrap_or(PushDeadReason::Unknown)
+            }),
+        }))
+    }
+
+    /// Something new waits for these devices: queue wakes for those without
+    /// a live socket (after the caller's commit).
+    pub fn wake(&self, wake: WakeFor) {
+        let _ = self.queue.send(wake);
+    }
+
+    /// A socket of `device` opened on this node.
+    pub async fn socket_opened(&self, device: DeviceId) {
+        let expires = crate::now() + PRESENCE_SECS;
+        if let Err(err) = self.storage.set_presence(device, &self.node, expires).await {
+            tracing::warn!(error = %err, "could not record a socket's presence");
+        }
+    }
+
+    /// The last socket of `device` on this node closed.
+    pub async fn socket_closed(&self, device: DeviceId) {
+        if let Err(err) = self.storage.clear_presence(device, &self.node).await {
+            tracing::warn!(error = %err, "could not clear a socket's presence");
+        }
+    }
+
+    /// Runs the queue, the sender, presence renewal and decoys until the
+    /// future is dropped.
+    pub async fn run(self: Arc<Self>, queue: WakeQueue) {
+        tokio::join!(
+            self.clone().queue_wakes(queue),
+            self.clone().send_wakes(),
+            self.clone().renew_presence(),
+            self.clone().send_decoys(),
+        );
+    }
+
+    fn random_below(bound: u64) -> u64 {
+        if bound == 0 {
+            return 0;
+        }
+        let bytes: [u8; 8] = crate::crypto::random_bytes().unwrap_or_default();
+        u64::from_le_bytes(bytes) % (bound + 1)
+    }
+
+    async fn queue_wakes(self: Arc<Self>, mut queue: WakeQueue) {
+        let mut batch = Vec::new();
+        while queue.0.recv_many(&mut batch, 512).await > 0 {
+            let wakes: Vec<WakeFor> = batch
+                .drain(..)
+                .collect::<HashSet<_>>()
+                .into_iter()
+                .collect();
+            let now = crate::now();
+            let candidates = match self.storage.wake_candidates(&wakes, now).await {
+                Ok(candidates) => candidates,
+                Err(err) => {
+                    tracing::warn!(error = %err, "could not find whom to wake");
+                    continue;
+                }
+            };
+            let due: Vec<(DeviceId, i64)> = candidates
+                .iter()
+                .map(|c| {
+                    let delay = i64::try_from(Self::random_below(self.max_delay)).unwrap_or(0);
+                    let earliest = c.last_wake_at.map_or(0, |last| last + self.interval);
+                    (c.device_id, (now + delay).max(earliest))
+                })
+                .collect();
+            match self.storage.queue_wakes(&due).await {
+                Ok(new) => {
+                    let folded = u64::try_from(due.len()).unwrap_or(0).saturating_sub(new);
+                    metrics::counter!("hearth_push_wakes_coalesced_total").increment(folded);
+                    if new > 0 {
+                        self.queued.notify_one();
+                    }
+                }
+                Err(err) => tracing::warn!(error = %err, "could not queue wakes"),
+            }
+        }
+    }
+
+    async fn send_wakes(self: Arc<Self>) {
+        loop {
+            let now = crate::now();
+            let claimed = match self
+                .storage
+                .claim_wakes(now, now + LEASE_SECS, CLAIM_AT_MOST)
+                .await
+            {
+                Ok(claimed) => claimed,
+                Err(err) => {
+                    tracing::warn!(error = %err, "could not claim wakes");
+                    Vec::new()
+                }
+            };
+            let full = i64::try_from(claimed.len()).unwrap_or(0) >= CLAIM_AT_MOST;
+            let sends = claimed.into_iter().map(|wake| {
+                let push = self.clone();
+                async move {
+                    let outcome = push.send_one(wake.device_id, &wake.sealed, wake.attempts).await;
+                    if let Err(err) = push.storage.settle_wake(wake.device_id, &outcome).await {
+                        tracing::warn!(error = %err, "could not record a wake's outcome");
+                    }
+                }
+            });
+            futures_util::future::join_all(sends).await;
+            if full {
+                continue;
+            }
+            let next = match self.storage.next_wake_due().await {
+                Ok(next) => next,
+                Err(err) => {
+                    tracing::warn!(error = %err, "could not read the wake queue");
+                    None
+                }
+            };
+            let now = crate::now();
+            let wait = next
+                .map_or(LOOK_AT_LEAST_EVERY_SECS, |due| due - now)
+                .clamp(0, LOOK_AT_LEAST_EVERY_SECS);
+            // Unix seconds are coarse: a wake due "now" may be due at the
+            // next second's start, so never spin.
+            let wait = Duration::from_secs(u64::try_from(wait).unwrap_or(0))
+                .max(Duration::from_millis(250));
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = self.queued.notified() => {}
+            }
+        }
+    }
+
+    async fn send_one(&self, device: DeviceId, sealed: &[u8], attempts: i64) -> WakeOutcome {
+        let now = crate::now();
+        let target = match self.sealer.open(device, sealed) {
+            Ok(target) => target,
+            Err(err) => {
+                tracing::error!(error = %err, "a push target does not open; its wake is dropped");
+                return WakeOutcome::Dropped;
+            }
+        };
+        let kind = target.kind().as_str();
+        let Some(provider) = self.provider(target.kind()) else {
+            metrics::counter!("hearth_push_wakes_failed_total", "kind" => kind).increment(1);
+            return WakeOutcome::Dropped;
+        };
+        match provider.wake(&target, now).await {
+            Delivery::Sent => {
+                metrics::counter!("hearth_push_wakes_sent_total", "kind" => kind).increment(1);
+                let now = crate::now();
+                WakeOutcome::Sent {
+                    now,
+                    next_due: now + self.interval,
+                }
+            }
+            Delivery::Gone(reason) => {
+                metrics::counter!("hearth_push_targets_dead_total", "kind" => kind).increment(1);
+                tracing::info!(kind, "a push target is gone; marked dead");
+                let reason = match reason {
+                    PushDeadReason::BadToken => "bad_token",
+                    PushDeadReason::Unregistered | PushDeadReason::Unknown => "unregistered",
+                };
+                WakeOutcome::Gone { now, reason }
+            }
+            Delivery::Retry(after) if attempts < MAX_ATTEMPTS => {
+                metrics::counter!("hearth_push_wakes_failed_total", "kind" => kind).increment(1);
+                let backoff = after.map_or_else(
+                    || 5_i64.saturating_mul(1 << attempts.clamp(0, 20)),
+                    |d| i64::try_from(d.as_secs()).unwrap_or(MAX_BACKOFF_SECS),
+                );
+                WakeOutcome::Retry {
+                    at: now + backoff.clamp(1, MAX_BACKOFF_SECS),
+                }
+            }
+            Delivery::Retry(_) => {
+                metrics::counter!("hearth_push_wakes_failed_total", "kind" => kind).increment(1);
+                tracing::warn!(kind, attempts, "a wake failed too often; dropped");
+                WakeOutcome::Dropped
+            }
+            Delivery::Failed(why) => {
+                metrics::counter!("hearth_push_wakes_failed_total", "kind" => kind).increment(1);
+                tracing::warn!(kind, why, "a wake cannot be sent; dropped");
+                WakeOutcome::Dropped
+            }
+        }
+    }
+
+    async fn renew_presence(self: Arc<Self>) {
+        let mut every = tokio::time::interval(PRESENCE_EVERY);
+        loop {
+            every.tick().await;
+            let now = crate::now();
+            if let Err(err) = self
+                .storage
+                .renew_presence(&self.node, now, now + PRESENCE_SECS)
+                .await
+            {
+                tracing::warn!(error = %err, "could not renew sockets' presence");
+            }
+        }
+    }
+
+    /// Decoys at random moments (a Poisson process of the configured rate),
+    /// each to a random registered device, through the same queue as every
+    /// other wake.
+    async fn send_decoys(self: Arc<Self>) {
+        if self.decoys_per_hour == 0 {
+            return;
+        }
+        let mean = 3600.0 / f64::from(self.decoys_per_hour);
+        loop {
+            let uniform = (Self::random_below(1 << 52) as f64 + 1.0) / ((1u64 << 52) as f64 + 2.0);
+            let wait = (-uniform.ln() * mean).min(24.0 * 3600.0);
+            tokio::time::sleep(Duration::from_secs_f64(wait)).await;
+            match self.storage.random_push_device().await {
+                Ok(Some(device)) => {
+                    metrics::counter!("hearth_push_decoys_total").increment(1);
+                    self.wake(WakeFor::Device(device));
+                }
+                Ok(None) => {}
+                Err(err) => tracing::warn!(error = %err, "could not pick a decoy"),
+            }
+        }
+    }
+}

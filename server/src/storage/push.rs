@@ -1,0 +1,422 @@
+//! Push: each device's sealed target, the durable queue of wakes (one row per
+//! device at most, so bursts coalesce), and which devices have a live socket
+//! on which node (so no node wakes them).
+//!
+//! The storage layer never sees a target in the clear: the push module seals
+//! it before it arrives and opens it after it leaves.
+
+use super::Result;
+use async_trait::async_trait;
+use hearth_protocol::{CircleId, DeviceId};
+
+/// A device's stored target.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PushTargetRecord {
+    /// The target, sealed under the configured key.
+    pub sealed: Vec<u8>,
+    /// Unix seconds it was registered.
+    pub registered_at: i64,
+    /// Unix seconds of the last wake the push service accepted.
+    pub last_wake_at: Option<i64>,
+    /// When the push service said the target is gone.
+    pub dead_at: Option<i64>,
+    /// Why (a `PushDeadReason` wire name).
+    pub dead_reason: Option<String>,
+}
+
+impl std::fmt::Debug for PushTargetRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PushTargetRecord")
+            .field("registered_at", &self.registered_at)
+            .field("dead_at", &self.dead_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Who something new is waiting for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum WakeFor {
+    /// Every device on the circle's roster but `except` (a log entry: the
+    /// sender has it).
+    Circle {
+        /// The circle.
+        circle: CircleId,
+        /// The device that caused it.
+        except: Option<DeviceId>,
+    },
+    /// The circle's facilitators (a join request).
+    Facilitators(CircleId),
+    /// One device (a Welcome).
+    Device(DeviceId),
+}
+
+/// A device that should be woken: it has a working target and no live
+/// socket anywhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WakeCandidate {
+    /// The device.
+    pub device_id: DeviceId,
+    /// Its last wake, for the coalescing interval.
+    pub last_wake_at: Option<i64>,
+}
+
+/// A wake this node took to send.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClaimedWake {
+    /// The device to wake.
+    pub device_id: DeviceId,
+    /// Tries so far, this one included.
+    pub attempts: i64,
+    /// Other wakes folded into this one.
+    pub coalesced: i64,
+    /// The device's sealed target.
+    pub sealed: Vec<u8>,
+}
+
+impl std::fmt::Debug for ClaimedWake {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClaimedWake")
+            .field("attempts", &self.attempts)
+            .field("coalesced", &self.coalesced)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the push service said about a claimed wake.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WakeOutcome {
+    /// Accepted at `now`: the device's next wake waits until `next_due` if
+    /// something came for it meanwhile.
+    Sent {
+        /// Unix seconds.
+        now: i64,
+        /// When a wake queued during the send may go.
+        next_due: i64,
+    },
+    /// Try again at this time.
+    Retry {
+        /// Unix seconds.
+        at: i64,
+    },
+    /// Given up on this wake; the target stays.
+    Dropped,
+    /// The target is gone: it is marked dead and never tried again.
+    Gone {
+        /// Unix seconds.
+        now: i64,
+        /// A `PushDeadReason` wire name.
+        reason: &'static str,
+    },
+}
+
+/// Push targets, the wake queue and socket presence.
+#[async_trait]
+pub trait PushStore {
+    /// Stores the device's target, replacing (and reviving) any earlier one.
+    async fn put_push_target(&self, device: DeviceId, sealed: &[u8], now: i64) -> Result<()>;
+
+    /// The device's target.
+    async fn push_target(&self, device: DeviceId) -> Result<Option<PushTargetRecord>>;
+
+    /// Deletes the device's target (and its queued wake). False if it had
+    /// none.
+    async fn delete_push_target(&self, device: DeviceId) -> Result<bool>;
+
+    /// The devices behind `wakes` that have a working target and no live
+    /// socket at `now`, each once.
+    async fn wake_candidates(&self, wakes: &[WakeFor], now: i64) -> Result<Vec<WakeCandidate>>;
+
+    /// Queues a wake for each `(device, due_at)`; a device with one queued
+    /// already keeps it (counted as coalesced). Returns how many were new.
+    async fn queue_wakes(&self, wakes: &[(DeviceId, i64)]) -> Result<u64>;
+
+    /// Drops the wakes of devices that are live now, then takes up to
+    /// `limit` due wakes for this node until `lease_until`: no other node
+    /// takes them before then.
+    async fn claim_wakes(&self, now: i64, lease_until: i64, limit: i64)
+    -> Result<Vec<ClaimedWake>>;
+
+    /// Records what became of a claimed wake.
+    async fn settle_wake(&self, device: DeviceId, outcome: &WakeOutcome) -> Result<()>;
+
+    /// When the next wake falls due (or its claim lapses), if any is queued.
+    async fn next_wake_due(&self) -> Result<Option<i64>>;
+
+    /// A device with a working target, chosen at random (for decoy wakes).
+    async fn random_push_device(&self) -> Result<Option<DeviceId>>;
+
+    /// The device has a live socket on `node` until `expires_at`.
+    async fn set_presence(&self, device: DeviceId, node: &str, expires_at: i64) -> Result<()>;
+
+    /// The device's last socket on `node` closed.
+    async fn clear_presence(&self, device: DeviceId, node: &str) -> Result<()>;
+
+    /// Extends every presence of `node` to `expires_at`, and forgets every
+    /// presence (of any node) that expired by `now`.
+    async fn renew_presence(&self, node: &str, now: i64, expires_at: i64) -> Result<()>;
+}
+
+/// This area's half of the `Storage` implementation both databases share,
+/// expanded by `impl_storage!` inside each backend's module.
+macro_rules! push_sql {
+    () => {
+        #[async_trait]
+        impl PushStore for This {
+            async fn put_push_target(
+                &self,
+                device: DeviceId,
+                sealed: &[u8],
+                now: i64,
+            ) -> Result<()> {
+                sqlx::query(sql::UPSERT_PUSH_TARGET)
+                    .bind(device.to_string())
+                    .bind(sealed)
+                    .bind(now)
+                    .execute(self.writer())
+                    .await?;
+                Ok(())
+            }
+
+            async fn push_target(&self, device: DeviceId) -> Result<Option<PushTargetRecord>> {
+                let row = sqlx::query(sql::SELECT_PUSH_TARGET)
+                    .bind(device.to_string())
+                    .fetch_optional(self.reader())
+                    .await?;
+                row.map(|row| {
+                    Ok(PushTargetRecord {
+                        sealed: row.try_get("sealed")?,
+                        registered_at: row.try_get("registered_at")?,
+                        last_wake_at: row.try_get("last_wake_at")?,
+                        dead_at: row.try_get("dead_at")?,
+                        dead_reason: row.try_get("dead_reason")?,
+                    })
+                })
+                .transpose()
+            }
+
+            async fn delete_push_target(&self, device: DeviceId) -> Result<bool> {
+                let done = sqlx::query(sql::DELETE_PUSH_TARGET)
+                    .bind(device.to_string())
+                    .execute(self.writer())
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn wake_candidates(
+                &self,
+                wakes: &[WakeFor],
+                now: i64,
+            ) -> Result<Vec<WakeCandidate>> {
+                let mut found: Vec<WakeCandidate> = Vec::new();
+                let mut seen = HashSet::new();
+                for wake in wakes {
+                    let (query, except) = match wake {
+                        WakeFor::Circle { circle, except } => (
+                            sqlx::query(sql::SELECT_ROSTER_TO_WAKE).bind(circle.as_bytes()),
+                            *except,
+                        ),
+                        WakeFor::Facilitators(circle) => (
+                            sqlx::query(sql::SELECT_FACILITATORS_TO_WAKE)
+                                .bind(circle.as_bytes()),
+                            None,
+                        ),
+                        WakeFor::Device(device) => (
+                            sqlx::query(sql::SELECT_DEVICE_TO_WAKE).bind(device.to_string()),
+                            None,
+                        ),
+                    };
+                    let rows = query.bind(now).fetch_all(self.reader()).await?;
+                    for row in rows {
+                        let id: String = row.try_get("device_id")?;
+                        let device_id = parse_device_id(&id)?;
+                        if Some(device_id) == except || !seen.insert(device_id) {
+                            continue;
+                        }
+                        found.push(WakeCandidate {
+                            device_id,
+                            last_wake_at: row.try_get("last_wake_at")?,
+                        });
+                    }
+                }
+                Ok(found)
+            }
+
+            async fn queue_wakes(&self, wakes: &[(DeviceId, i64)]) -> Result<u64> {
+                if wakes.is_empty() {
+                    return Ok(0);
+                }
+                let mut tx = self.write().await?;
+                let mut new = 0;
+                for (device, due_at) in wakes {
+                    let before: Option<i64> =
+                        sqlx::query_scalar(sql::SELECT_QUEUED_WAKE)
+                            .bind(device.to_string())
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                    sqlx::query(sql::QUEUE_WAKE)
+                        .bind(device.to_string())
+                        .bind(*due_at)
+                        .execute(&mut *tx)
+                        .await?;
+                    if before.is_none() {
+                        new += 1;
+                    }
+                }
+                tx.commit().await?;
+                Ok(new)
+            }
+
+            async fn claim_wakes(
+                &self,
+                now: i64,
+                lease_until: i64,
+                limit: i64,
+            ) -> Result<Vec<ClaimedWake>> {
+                let mut tx = self.write().await?;
+                sqlx::query(sql::DROP_WAKES_OF_PRESENT)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                let rows = sqlx::query(<This as SqlBackend>::CLAIM_WAKES)
+                    .bind(now)
+                    .bind(lease_until)
+                    .bind(limit)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                let mut claimed = Vec::with_capacity(rows.len());
+                for row in rows {
+                    let id: String = row.try_get("device_id")?;
+                    let device_id = parse_device_id(&id)?;
+                    let sealed: Option<Vec<u8>> = sqlx::query_scalar(sql::SELECT_SEALED_TARGET)
+                        .bind(device_id.to_string())
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    match sealed {
+                        Some(sealed) => claimed.push(ClaimedWake {
+                            device_id,
+                            attempts: row.try_get("attempts")?,
+                            coalesced: row.try_get("coalesced")?,
+                            sealed,
+                        }),
+                        // Marked dead since it was queued.
+                        None => {
+                            sqlx::query(sql::DROP_WAKE)
+                                .bind(device_id.to_string())
+                                .execute(&mut *tx)
+                                .await?;
+                        }
+                    }
+                }
+                tx.commit().await?;
+                Ok(claimed)
+            }
+
+            async fn settle_wake(&self, device: DeviceId, outcome: &WakeOutcome) -> Result<()> {
+                let device = device.to_string();
+                let mut tx = self.write().await?;
+                match outcome {
+                    WakeOutcome::Sent { now, next_due } => {
+                        sqlx::query(sql::RECORD_WAKE)
+                            .bind(&device)
+                            .bind(*now)
+                            .execute(&mut *tx)
+                            .await?;
+                        let finished = sqlx::query(sql::FINISH_WAKE)
+                            .bind(&device)
+                            .execute(&mut *tx)
+                            .await?
+                            .rows_affected();
+                        if finished == 0 {
+                            sqlx::query(sql::REQUEUE_WAKE)
+                                .bind(&device)
+                                .bind(*next_due)
+                                .execute(&mut *tx)
+                                .await?;
+                        }
+                    }
+                    WakeOutcome::Retry { at } => {
+                        sqlx::query(sql::RETRY_WAKE)
+                            .bind(&device)
+                            .bind(*at)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    WakeOutcome::Dropped => {
+                        sqlx::query(sql::DROP_WAKE)
+                            .bind(&device)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    WakeOutcome::Gone { now, reason } => {
+                        sqlx::query(sql::KILL_PUSH_TARGET)
+                            .bind(&device)
+                            .bind(*now)
+                            .bind(*reason)
+                            .execute(&mut *tx)
+                            .await?;
+                        sqlx::query(sql::DROP_WAKE)
+                            .bind(&device)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn next_wake_due(&self) -> Result<Option<i64>> {
+                Ok(sqlx::query_scalar(sql::NEXT_WAKE_DUE)
+                    .fetch_one(self.reader())
+                    .await?)
+            }
+
+            async fn random_push_device(&self) -> Result<Option<DeviceId>> {
+                let id: Option<String> = sqlx::query_scalar(sql::RANDOM_LIVE_TARGET)
+                    .fetch_optional(self.reader())
+                    .await?;
+                id.as_deref().map(parse_device_id).transpose()
+            }
+
+            async fn set_presence(
+                &self,
+                device: DeviceId,
+                node: &str,
+                expires_at: i64,
+            ) -> Result<()> {
+                sqlx::query(sql::UPSERT_PRESENCE)
+                    .bind(device.to_string())
+                    .bind(node)
+                    .bind(expires_at)
+                    .execute(self.writer())
+                    .await?;
+                Ok(())
+            }
+
+            async fn clear_presence(&self, device: DeviceId, node: &str) -> Result<()> {
+                sqlx::query(sql::DELETE_PRESENCE)
+                    .bind(device.to_string())
+                    .bind(node)
+                    .execute(self.writer())
+                    .await?;
+                Ok(())
+            }
+
+            async fn renew_presence(&self, node: &str, now: i64, expires_at: i64) -> Result<()> {
+                let mut tx = self.write().await?;
+                sqlx::query(sql::RENEW_PRESENCE)
+                    .bind(node)
+                    .bind(expires_at)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(sql::PURGE_PRESENCE)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+        }
+    };
+}
+
+pub(crate) use push_sql;
