@@ -10,6 +10,7 @@ mod identity;
 mod jwt_abuse;
 mod ops;
 mod privacy;
+mod push;
 mod schedule;
 mod sdk;
 mod storage;

@@ -27,6 +27,7 @@ use std::time::Duration;
 pub mod clients;
 pub mod mls;
 pub mod process;
+pub mod push;
 
 /// The variable that points the tests at a PostgreSQL server (a role that may
 /// create databases). Each test makes its own database there.

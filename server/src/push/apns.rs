@@ -152,7 +152,8 @@ impl Provider for Apns {
         } else {
             &self.production_url
         };
-        let Ok(url) = base.join(&format!("/3/device/{token}")) else {
+        let path = format!("{}/3/device/{token}", base.as_str().trim_end_matches('/'));
+        let Ok(url) = reqwest::Url::parse(&path) else {
             return Delivery::Failed("bad APNs URL");
         };
         let Some(provider_token) = self.provider_token(now, false) else {

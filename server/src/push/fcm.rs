@@ -62,9 +62,11 @@ impl Fcm {
                 "push.fcm.project_id is unset and the service account names no project",
             ))?
             .to_owned();
-        let send_url = reqwest::Url::parse(base_url)
-            .and_then(|base| base.join(&format!("/v1/projects/{project}/messages:send")))
-            .map_err(|_| ProviderError::Setting("push.fcm.base_url is not a URL"))?;
+        let send_url = reqwest::Url::parse(&format!(
+            "{}/v1/projects/{project}/messages:send",
+            base_url.trim_end_matches('/')
+        ))
+        .map_err(|_| ProviderError::Setting("push.fcm.base_url is not a URL"))?;
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(5))

@@ -1,0 +1,426 @@
+//! Push: phones asleep are woken through Web Push, APNs and FCM stand-ins
+//! that speak each protocol and check what they receive; a phone with a
+//! live socket is not; bursts coalesce; gone targets die and their devices
+//! see it; queued wakes survive a restart; with two nodes each wake goes
+//! once; and nothing a push service sees says who, which circle, or what.
+
+use anyhow::{Result, bail};
+use hearth_protocol::push::{PushDeadReason, PushServices, PushStatus, PushTarget, WAKE_PAYLOAD};
+use hearth_protocol::circles::SendMessage;
+use hearth_protocol::{Base64Bytes, CircleId, ErrorCode};
+use hearth_tests::push::{PushKeys, PushReceiver, Service, Subscriber, apns_token, fcm_token};
+use hearth_tests::{Db, TestApp, TestDb, b64, expect_error, on_both_databases, on_postgres, rand_bytes};
+use std::time::Duration;
+
+on_both_databases!(
+    a_sleeping_phone_is_woken_once_per_burst_and_a_live_one_not_at_all,
+    gone_targets_die_and_their_devices_can_tell,
+    wakes_queued_before_a_restart_go_out_after_it,
+    registration_refuses_what_the_server_will_not_call,
+);
+on_postgres!(two_nodes_send_each_wake_once);
+
+/// How long a wake may take to arrive.
+const ARRIVES: Duration = Duration::from_secs(10);
+
+async fn with_push(db: Db, interval: u64) -> Result<(TestApp, PushKeys, PushReceiver)> {
+    let keys = PushKeys::generate()?;
+    let receiver = PushReceiver::start(&keys).await?;
+    let app = TestApp::spawn_with(db, |c| keys.configure(c, &receiver, interval)).await?;
+    Ok((app, keys, receiver))
+}
+
+async fn register(app: &TestApp, token: &str, target: &PushTarget) -> Result<PushStatus> {
+    let answer = app
+        .put_json("/v1/devices/current/push", token, target)
+        .await?;
+    if answer.status() != 200 {
+        bail!(
+            "registering a push target: {} {}",
+            answer.status(),
+            answer.text().await?
+        );
+    }
+    Ok(answer.json().await?)
+}
+
+async fn status(app: &TestApp, token: &str) -> Result<PushStatus> {
+    let answer = app.get("/v1/devices/current/push", token).await?;
+    if answer.status() != 200 {
+        bail!("reading push status: {}", answer.status());
+    }
+    Ok(answer.json().await?)
+}
+
+async fn send(app: &TestApp, circle: &CircleId, token: &str, text: &[u8]) -> Result<()> {
+    let body = SendMessage {
+        message_id: uuid::Uuid::new_v4(),
+        epoch: 1,
+        ciphertext: Base64Bytes::from(text.to_vec()),
+    };
+    let answer = app
+        .post_json(&format!("/v1/circles/{circle}/messages"), token, &body)
+        .await?;
+    if !answer.status().is_success() {
+        bail!("sending: {}", answer.status());
+    }
+    Ok(())
+}
+
+/// Lets the queue and the sender run, so that a wake that should not come
+/// has had its chance.
+async fn settle() {
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+}
+
+async fn a_sleeping_phone_is_woken_once_per_burst_and_a_live_one_not_at_all(db: Db) -> Result<()> {
+    let captured = hearth_tests::captured_logs();
+    let (app, keys, receiver) = with_push(db, 30).await?;
+    // The facilitator writes; Ada's browser (Web Push) and Ben's Android
+    // phone (FCM) sleep; Cleo's iPhone (APNs) has the app open.
+    let (circle, tokens) = app.opaque_circle(3).await?;
+    let (facilitator, ada, ben, cleo) = (&tokens[0], &tokens[1], &tokens[2], &tokens[3]);
+    let services: PushServices = app.get("/v1/push/services", ada).await?.json().await?;
+    assert_eq!(services.web_push_vapid_key.as_deref(), Some(keys.vapid_public.as_str()));
+    assert!(services.apns && services.fcm);
+
+    let browser = Subscriber::new()?;
+    let ben_token = fcm_token();
+    let cleo_token = apns_token();
+    let registered = register(&app, ada, &browser.target(&receiver)).await?;
+    assert!(registered.working && registered.last_wake_at.is_none());
+    register(&app, ben, &PushTarget::Fcm { token: ben_token.clone() }).await?;
+    register(
+        &app,
+        cleo,
+        &PushTarget::Apns {
+            token: cleo_token.clone(),
+            topic: None,
+            environment: None,
+        },
+    )
+    .await?;
+    let mut cleo_socket = app.stream(cleo).await?;
+    cleo_socket.resume(&[(&circle, 0)]).await?;
+
+    // Ten messages in a burst: Ada and Ben are each woken once; Cleo, live,
+    // not at all; the facilitator has no target.
+    let canary = b"push-canary-7f3e";
+    for i in 0..10u8 {
+        send(&app, &circle, facilitator, &[canary.as_slice(), &[i]].concat()).await?;
+    }
+    let web = receiver
+        .wait_for(&Service::WebPush(browser.id.clone()), 1, ARRIVES)
+        .await?;
+    let fcm = receiver.wait_for(&Service::Fcm(ben_token.clone()), 1, ARRIVES).await?;
+    settle().await;
+    assert_eq!(receiver.received_by(&Service::WebPush(browser.id.clone())).len(), 1);
+    assert_eq!(receiver.received_by(&Service::Fcm(ben_token.clone())).len(), 1);
+    assert!(
+        receiver.received_by(&Service::Apns(cleo_token.clone())).is_empty(),
+        "a device with a live socket is not woken"
+    );
+    if let Some(plain) = browser.decrypt(&web[0].body).await? {
+        assert_eq!(plain, WAKE_PAYLOAD, "the wake says nothing but 'wake'");
+    }
+    assert_eq!(fcm[0].version, "HTTP/1.1");
+    assert!(status(&app, ada).await?.last_wake_at.is_some());
+
+    // Cleo closes the app; the next message wakes her iPhone, over HTTP/2.
+    cleo_socket.close().await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    send(&app, &circle, ben, b"are we still on for thursday").await?;
+    let apns = receiver.wait_for(&Service::Apns(cleo_token.clone()), 1, ARRIVES).await?;
+    assert_eq!(apns[0].version, "HTTP/2.0");
+    // Ada was woken less than an interval ago: no second wake yet.
+    settle().await;
+    assert_eq!(receiver.received_by(&Service::WebPush(browser.id.clone())).len(), 1);
+    assert!(receiver.violations().is_empty(), "{:?}", receiver.violations());
+
+    // What the push services saw: no circle, no device, no account, no
+    // content, no count; every wake of a kind the same size.
+    let devices: serde_json::Value = app.get("/v1/devices", ada).await?.json().await?;
+    let mut secrets = vec![
+        circle.to_string(),
+        hearth_tests::hex(circle.as_bytes()),
+        devices["account_id"].as_str().unwrap_or_default().to_owned(),
+        String::from_utf8_lossy(canary).into_owned(),
+        b64(canary),
+    ];
+    for device in devices["devices"].as_array().into_iter().flatten() {
+        secrets.push(device["device_id"].as_str().unwrap_or_default().to_owned());
+    }
+    let received = receiver.received();
+    for request in &received {
+        let mut seen = String::from_utf8_lossy(&request.body).into_owned();
+        for (name, value) in &request.headers {
+            seen.push_str(&format!("\n{name}: {value}"));
+        }
+        seen.push_str(&request.path);
+        for secret in &secrets {
+            assert!(!seen.contains(secret.as_str()), "a push service saw {secret}");
+        }
+        for count in ["\"10\"", ":10", "\"count\"", "badge"] {
+            assert!(!seen.contains(count), "a push service saw a count: {seen}");
+        }
+    }
+    let web_sizes: Vec<usize> = received
+        .iter()
+        .filter(|r| matches!(r.service, Service::WebPush(_)))
+        .map(|r| r.body.len())
+        .collect();
+    assert!(web_sizes.windows(2).all(|w| w[0] == w[1]));
+
+    // The database holds no endpoint and no token; nor do the logs.
+    let dump = app.db.dump().await?.join("\n");
+    let logs = String::from_utf8_lossy(&captured.bytes()).into_owned();
+    for secret in [&browser.id, &ben_token, &cleo_token] {
+        assert!(!dump.contains(secret.as_str()), "the database shows a push target");
+        assert!(!logs.contains(secret.as_str()), "the logs show a push target");
+    }
+    Ok(())
+}
+
+async fn gone_targets_die_and_their_devices_can_tell(db: Db) -> Result<()> {
+    let (app, _keys, receiver) = with_push(db, 30).await?;
+    let (circle, tokens) = app.opaque_circle(3).await?;
+    let (facilitator, ada, ben, cleo) = (&tokens[0], &tokens[1], &tokens[2], &tokens[3]);
+    let browser = Subscriber::new()?;
+    let ben_token = fcm_token();
+    let cleo_token = apns_token();
+    register(&app, ada, &browser.target(&receiver)).await?;
+    register(&app, ben, &PushTarget::Fcm { token: ben_token.clone() }).await?;
+    register(
+        &app,
+        cleo,
+        &PushTarget::Apns {
+            token: cleo_token.clone(),
+            topic: Some(hearth_tests::push::TOPIC.into()),
+            environment: Some(hearth_protocol::push::ApnsEnvironment::Sandbox),
+        },
+    )
+    .await?;
+    // Ada unsubscribed in her browser; Ben uninstalled the app; Cleo's
+    // token was never valid.
+    receiver.answer(&browser.id, 410, &[], "");
+    receiver.answer(
+        &ben_token,
+        404,
+        &[("content-type", "application/json")],
+        r#"{"error":{"code":404,"message":"Requested entity was not found.","status":"NOT_FOUND",
+            "details":[{"@type":"type.googleapis.com/google.firebase.fcm.v1.FcmError","errorCode":"UNREGISTERED"}]}}"#,
+    );
+    receiver.answer(
+        &cleo_token,
+        400,
+        &[("content-type", "application/json")],
+        r#"{"reason":"BadDeviceToken"}"#,
+    );
+    send(&app, &circle, facilitator, b"first").await?;
+    receiver.wait_for(&Service::WebPush(browser.id.clone()), 1, ARRIVES).await?;
+    receiver.wait_for(&Service::Fcm(ben_token.clone()), 1, ARRIVES).await?;
+    let apns = receiver.wait_for(&Service::Apns(cleo_token.clone()), 1, ARRIVES).await?;
+    assert!(apns[0].path.starts_with("/sandbox/"), "a sandbox token goes to the sandbox");
+    settle().await;
+    for (token, reason) in [
+        (ada, PushDeadReason::Unregistered),
+        (ben, PushDeadReason::Unregistered),
+        (cleo, PushDeadReason::BadToken),
+    ] {
+        let health = status(&app, token).await?;
+        assert!(!health.working);
+        assert!(health.dead_since.is_some());
+        assert_eq!(health.dead_reason, Some(reason));
+    }
+    // Dead targets are not tried again.
+    send(&app, &circle, facilitator, b"second").await?;
+    settle().await;
+    assert_eq!(receiver.received().len(), 3);
+
+    // Ada subscribes again: she is woken again.
+    let renewed = Subscriber::new()?;
+    let health = register(&app, ada, &renewed.target(&receiver)).await?;
+    assert!(health.working);
+    send(&app, &circle, facilitator, b"third").await?;
+    receiver.wait_for(&Service::WebPush(renewed.id.clone()), 1, ARRIVES).await?;
+
+    // A service that is busy says when to come back; the wake comes then.
+    let busy = fcm_token();
+    register(&app, ben, &PushTarget::Fcm { token: busy.clone() }).await?;
+    receiver.answer(&busy, 429, &[("retry-after", "2")], "{}");
+    send(&app, &circle, facilitator, b"fourth").await?;
+    receiver.wait_for(&Service::Fcm(busy.clone()), 1, ARRIVES).await?;
+    receiver.answer(&busy, 200, &[], "{}");
+    receiver.wait_for(&Service::Fcm(busy.clone()), 2, ARRIVES).await?;
+    assert!(status(&app, ben).await?.working);
+    assert!(receiver.violations().is_empty(), "{:?}", receiver.violations());
+    Ok(())
+}
+
+async fn wakes_queued_before_a_restart_go_out_after_it(db: Db) -> Result<()> {
+    let keys = PushKeys::generate()?;
+    let receiver = PushReceiver::start(&keys).await?;
+    let interval = 4;
+    let app = TestApp::spawn_with(db, |c| keys.configure(c, &receiver, interval)).await?;
+    let (circle, tokens) = app.opaque_circle(1).await?;
+    let browser = Subscriber::new()?;
+    register(&app, &tokens[1], &browser.target(&receiver)).await?;
+    send(&app, &circle, &tokens[0], b"one").await?;
+    receiver.wait_for(&Service::WebPush(browser.id.clone()), 1, ARRIVES).await?;
+    // The next wake must wait out the interval; the server stops first.
+    send(&app, &circle, &tokens[0], b"two").await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let test_db: TestDb = app.stop().await?;
+    assert_eq!(receiver.received().len(), 1, "the second wake was not due yet");
+    let app = TestApp::start(test_db, |c| keys.configure(c, &receiver, interval)).await?;
+    receiver
+        .wait_for(&Service::WebPush(browser.id.clone()), 2, ARRIVES)
+        .await?;
+    settle().await;
+    assert_eq!(receiver.received().len(), 2, "sent once, not once per start");
+    drop(app);
+    Ok(())
+}
+
+async fn registration_refuses_what_the_server_will_not_call(db: Db) -> Result<()> {
+    let keys = PushKeys::generate()?;
+    let receiver = PushReceiver::start(&keys).await?;
+    // This server speaks Web Push only, with production rules.
+    let app = TestApp::spawn_with(db, |c| {
+        keys.configure(c, &receiver, 30);
+        c.push.allow_private_endpoints = false;
+        c.push.apns.key = None;
+        c.push.fcm.service_account = None;
+    })
+    .await?;
+    let (_, login) = app.signed_in().await?;
+    let token = &login.access_token;
+    let path = "/v1/devices/current/push";
+    expect_error(app.get(path, token).await?, 404, ErrorCode::NotFound).await?;
+    let fcm = PushTarget::Fcm { token: fcm_token() };
+    expect_error(app.put_json(path, token, &fcm).await?, 422, ErrorCode::PushUnconfigured).await?;
+    let subscriber = Subscriber::new()?;
+    let PushTarget::WebPush { p256dh, auth, .. } = subscriber.target(&receiver) else {
+        bail!("a Web Push target");
+    };
+    let at = |endpoint: &str| PushTarget::WebPush {
+        endpoint: endpoint.into(),
+        p256dh: p256dh.clone(),
+        auth: auth.clone(),
+    };
+    for inward in [
+        receiver.url("/wp/x"),
+        "https://127.0.0.1/wp".into(),
+        "https://10.0.0.1/wp".into(),
+        "https://169.254.169.254/latest/meta-data".into(),
+        "https://[::1]/wp".into(),
+        "https://localhost/wp".into(),
+        "http://push.example.com/wp".into(),
+    ] {
+        expect_error(
+            app.put_json(path, token, &at(&inward)).await?,
+            422,
+            ErrorCode::PushEndpointRefused,
+        )
+        .await?;
+    }
+    let short_key = PushTarget::WebPush {
+        endpoint: "https://push.example.com/wp/1".into(),
+        p256dh: Base64Bytes::from(rand_bytes::<33>().to_vec()),
+        auth: auth.clone(),
+    };
+    expect_error(app.put_json(path, token, &short_key).await?, 422, ErrorCode::InvalidRequest)
+        .await?;
+    let unknown = serde_json::json!({"kind": "carrier_pigeon", "token": "x"});
+    expect_error(app.put_json(path, token, &unknown).await?, 400, ErrorCode::BadRequest).await?;
+    expect_error(app.delete(path, token).await?, 404, ErrorCode::NotFound).await?;
+    expect_error(
+        app.http.get(app.url(path)).send().await?,
+        401,
+        ErrorCode::Unauthorized,
+    )
+    .await?;
+
+    // A public endpoint is accepted (never called here: nothing waits).
+    let public = at("https://push.example.com/wp/abc");
+    register(&app, token, &public).await?;
+    assert_eq!(app.delete(path, token).await?.status(), 204);
+    expect_error(app.get(path, token).await?, 404, ErrorCode::NotFound).await?;
+
+    // A server without push refuses every kind, and says so.
+    let plain = TestApp::spawn(Db::Sqlite).await?;
+    let (_, login) = plain.signed_in().await?;
+    expect_error(
+        plain.put_json(path, &login.access_token, &public).await?,
+        422,
+        ErrorCode::PushUnconfigured,
+    )
+    .await?;
+    let services: PushServices = plain
+        .get("/v1/push/services", &login.access_token)
+        .await?
+        .json()
+        .await?;
+    assert_eq!(services.web_push_vapid_key, None);
+
+    // Redirects are not followed, and revoking a device drops its target.
+    let relaxed = TestApp::spawn_with(Db::Sqlite, |c| keys.configure(c, &receiver, 30)).await?;
+    let (circle, tokens) = relaxed.opaque_circle(1).await?;
+    let moved = Subscriber::new()?;
+    let elsewhere = Subscriber::new()?;
+    register(&relaxed, &tokens[1], &moved.target(&receiver)).await?;
+    let location = receiver.url(&format!("/wp/{}", elsewhere.id));
+    receiver.answer(&moved.id, 307, &[("location", location.as_str())], "");
+    send(&relaxed, &circle, &tokens[0], b"follow me").await?;
+    receiver.wait_for(&Service::WebPush(moved.id.clone()), 1, ARRIVES).await?;
+    settle().await;
+    assert!(receiver.received_by(&Service::WebPush(elsewhere.id.clone())).is_empty());
+    let devices: serde_json::Value = relaxed.get("/v1/devices", &tokens[1]).await?.json().await?;
+    let me = devices["devices"][0]["device_id"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(relaxed.delete(&format!("/v1/devices/{me}"), &tokens[1]).await?.status(), 204);
+    let storage = relaxed.db.storage().await?;
+    assert!(storage.push_target(me.parse()?).await?.is_none());
+    Ok(())
+}
+
+async fn two_nodes_send_each_wake_once(db: Db) -> Result<()> {
+    let keys = PushKeys::generate()?;
+    let receiver = PushReceiver::start(&keys).await?;
+    let test_db = TestDb::create(db).await?;
+    let TestDb::Postgres(url) = &test_db else {
+        unreachable!()
+    };
+    let second_db = TestDb::Postgres(url.clone());
+    let first = TestApp::start(test_db, |c| keys.configure(c, &receiver, 60)).await?;
+    let second = TestApp::start(second_db, |c| keys.configure(c, &receiver, 60)).await?;
+    // A circle of twelve phones asleep; a burst of messages arrives through
+    // both nodes, so both queue wakes for the same phones and both senders
+    // race to claim them.
+    let (circle, tokens) = first.opaque_circle(12).await?;
+    let mut subscribers = Vec::new();
+    for token in &tokens[1..] {
+        let subscriber = Subscriber::new()?;
+        register(&first, token, &subscriber.target(&receiver)).await?;
+        subscribers.push(subscriber);
+    }
+    for i in 0..10u8 {
+        let node = if i % 2 == 0 { &first } else { &second };
+        send(node, &circle, &tokens[0], &[b'm', i]).await?;
+    }
+    for subscriber in &subscribers {
+        receiver
+            .wait_for(&Service::WebPush(subscriber.id.clone()), 1, ARRIVES)
+            .await?;
+    }
+    settle().await;
+    settle().await;
+    for subscriber in &subscribers {
+        assert_eq!(
+            receiver.received_by(&Service::WebPush(subscriber.id.clone())).len(),
+            1,
+            "one wake per phone, whichever node sent it"
+        );
+    }
+    assert!(receiver.violations().is_empty(), "{:?}", receiver.violations());
+    Ok(())
+}
