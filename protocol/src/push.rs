@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 
 /// What every Web Push wake carries once decrypted (RFC 8291): the same
 /// bytes every time, so the encrypted record always has one length.
-pub const WAKE_PAYLOAD: &[u8] = b"{\"hearth\":\"wake\",\"v\":1,\"pad\":\"................................\"}";
+pub const WAKE_PAYLOAD: &[u8] =
+    b"{\"hearth\":\"wake\",\"v\":1,\"pad\":\"................................\"}";
 
 /// The one field of every FCM data message, and its value.
 pub const FCM_WAKE_FIELD: (&str, &str) = ("hearth", "wake");
@@ -182,7 +183,10 @@ mod tests {
         assert_eq!(target.kind(), PushKind::Apns);
         assert_eq!(serde_json::to_string(&target).unwrap(), json);
         let debug = format!("{target:?}");
-        assert!(!debug.contains("ab01"), "a token must not reach a log: {debug}");
+        assert!(
+            !debug.contains("ab01"),
+            "a token must not reach a log: {debug}"
+        );
         assert!(
             serde_json::from_str::<PushTarget>(r#"{"kind":"fcm","token":"t","extra":1}"#).is_err()
         );

@@ -531,7 +531,10 @@ pub const SETTINGS: &[(&str, &str)] = &[
         "push.max_delay_secs",
         "each wake waits a random 0..=this many seconds",
     ),
-    ("push.decoys_per_hour", "decoy wakes to random devices (0: none)"),
+    (
+        "push.decoys_per_hour",
+        "decoy wakes to random devices (0: none)",
+    ),
     (
         "push.allow_private_endpoints",
         "tests only: Web Push endpoints may be http and on private addresses",

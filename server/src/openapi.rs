@@ -2,7 +2,7 @@
 //! protocol types. Served at `/v1/openapi.json`.
 
 use crate::routes::{
-    circles, devices, health, invites, key_packages, logins, ops, snapshots, stream, video,
+    circles, devices, health, invites, key_packages, logins, ops, push, snapshots, stream, video,
 };
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -47,6 +47,10 @@ use utoipa::{Modify, OpenApi};
         snapshots::put,
         snapshots::get,
         video::call,
+        push::services,
+        push::put,
+        push::get,
+        push::delete,
         invites::create,
         invites::list,
         invites::revoke,
@@ -67,6 +71,7 @@ use utoipa::{Modify, OpenApi};
         (name = "key-packages", description = "Publishing and claiming MLS KeyPackages"),
         (name = "circles", description = "Circles, commit bundles, the ordered log, Welcomes"),
         (name = "invites", description = "Invite-only enrollment: invites and join requests"),
+        (name = "push", description = "Push targets: where a sleeping device is woken, content-free"),
         (name = "ops", description = "Health, readiness, metrics, this document"),
     )
 )]

@@ -4,11 +4,11 @@ use crate::appender::Appender;
 use crate::config::Config;
 use crate::error::{self, ApiError};
 use crate::hub::{Appended, Event, Hub, Notice};
+use crate::push::{ProviderError, Push, WakeQueue};
 use crate::rate_limit::{RateLimiter, retry_after_secs};
 use crate::routes::{
     circles, devices, health, invites, key_packages, logins, ops, push, snapshots, stream, video,
 };
-use crate::push::{Push, ProviderError, WakeQueue};
 use crate::storage::{self, LoginId, Storage, StorageError, WakeFor};
 use crate::tokens::{KeyError, KeyRing};
 use crate::{crypto, sweeper, telemetry};
@@ -258,9 +258,7 @@ impl Application {
             stopper.stop().await;
         });
         let sweeper = tokio::spawn(sweeper::run(self.storage.clone(), sweep_every));
-        let pusher = self
-            .push
-            .map(|(push, queue)| tokio::spawn(push.run(queue)));
+        let pusher = self.push.map(|(push, queue)| tokio::spawn(push.run(queue)));
         let (notices, heard) = tokio::sync::mpsc::unbounded_channel();
         let relay = tokio::spawn(relay_notices(heard, self.storage.clone(), self.hub.clone()));
         let storage = self.storage.clone();

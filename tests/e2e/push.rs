@@ -5,11 +5,13 @@
 //! once; and nothing a push service sees says who, which circle, or what.
 
 use anyhow::{Result, bail};
-use hearth_protocol::push::{PushDeadReason, PushServices, PushStatus, PushTarget, WAKE_PAYLOAD};
 use hearth_protocol::circles::SendMessage;
+use hearth_protocol::push::{PushDeadReason, PushServices, PushStatus, PushTarget, WAKE_PAYLOAD};
 use hearth_protocol::{Base64Bytes, CircleId, ErrorCode};
 use hearth_tests::push::{PushKeys, PushReceiver, Service, Subscriber, apns_token, fcm_token};
-use hearth_tests::{Db, TestApp, TestDb, b64, expect_error, on_both_databases, on_postgres, rand_bytes};
+use hearth_tests::{
+    Db, TestApp, TestDb, b64, expect_error, on_both_databases, on_postgres, rand_bytes,
+};
 use std::time::Duration;
 
 on_both_databases!(
@@ -81,7 +83,10 @@ async fn a_sleeping_phone_is_woken_once_per_burst_and_a_live_one_not_at_all(db: 
     let (circle, tokens) = app.opaque_circle(3).await?;
     let (facilitator, ada, ben, cleo) = (&tokens[0], &tokens[1], &tokens[2], &tokens[3]);
     let services: PushServices = app.get("/v1/push/services", ada).await?.json().await?;
-    assert_eq!(services.web_push_vapid_key.as_deref(), Some(keys.vapid_public.as_str()));
+    assert_eq!(
+        services.web_push_vapid_key.as_deref(),
+        Some(keys.vapid_public.as_str())
+    );
     assert!(services.apns && services.fcm);
 
     let browser = Subscriber::new()?;
@@ -89,7 +94,14 @@ async fn a_sleeping_phone_is_woken_once_per_burst_and_a_live_one_not_at_all(db: 
     let cleo_token = apns_token();
     let registered = register(&app, ada, &browser.target(&receiver)).await?;
     assert!(registered.working && registered.last_wake_at.is_none());
-    register(&app, ben, &PushTarget::Fcm { token: ben_token.clone() }).await?;
+    register(
+        &app,
+        ben,
+        &PushTarget::Fcm {
+            token: ben_token.clone(),
+        },
+    )
+    .await?;
     register(
         &app,
         cleo,
@@ -107,17 +119,35 @@ async fn a_sleeping_phone_is_woken_once_per_burst_and_a_live_one_not_at_all(db: 
     // not at all; the facilitator has no target.
     let canary = b"push-canary-7f3e";
     for i in 0..10u8 {
-        send(&app, &circle, facilitator, &[canary.as_slice(), &[i]].concat()).await?;
+        send(
+            &app,
+            &circle,
+            facilitator,
+            &[canary.as_slice(), &[i]].concat(),
+        )
+        .await?;
     }
     let web = receiver
         .wait_for(&Service::WebPush(browser.id.clone()), 1, ARRIVES)
         .await?;
-    let fcm = receiver.wait_for(&Service::Fcm(ben_token.clone()), 1, ARRIVES).await?;
+    let fcm = receiver
+        .wait_for(&Service::Fcm(ben_token.clone()), 1, ARRIVES)
+        .await?;
     settle().await;
-    assert_eq!(receiver.received_by(&Service::WebPush(browser.id.clone())).len(), 1);
-    assert_eq!(receiver.received_by(&Service::Fcm(ben_token.clone())).len(), 1);
+    assert_eq!(
+        receiver
+            .received_by(&Service::WebPush(browser.id.clone()))
+            .len(),
+        1
+    );
+    assert_eq!(
+        receiver.received_by(&Service::Fcm(ben_token.clone())).len(),
+        1
+    );
     assert!(
-        receiver.received_by(&Service::Apns(cleo_token.clone())).is_empty(),
+        receiver
+            .received_by(&Service::Apns(cleo_token.clone()))
+            .is_empty(),
         "a device with a live socket is not woken"
     );
     if let Some(plain) = browser.decrypt(&web[0].body).await? {
@@ -130,12 +160,23 @@ async fn a_sleeping_phone_is_woken_once_per_burst_and_a_live_one_not_at_all(db: 
     cleo_socket.close().await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
     send(&app, &circle, ben, b"are we still on for thursday").await?;
-    let apns = receiver.wait_for(&Service::Apns(cleo_token.clone()), 1, ARRIVES).await?;
+    let apns = receiver
+        .wait_for(&Service::Apns(cleo_token.clone()), 1, ARRIVES)
+        .await?;
     assert_eq!(apns[0].version, "HTTP/2.0");
     // Ada was woken less than an interval ago: no second wake yet.
     settle().await;
-    assert_eq!(receiver.received_by(&Service::WebPush(browser.id.clone())).len(), 1);
-    assert!(receiver.violations().is_empty(), "{:?}", receiver.violations());
+    assert_eq!(
+        receiver
+            .received_by(&Service::WebPush(browser.id.clone()))
+            .len(),
+        1
+    );
+    assert!(
+        receiver.violations().is_empty(),
+        "{:?}",
+        receiver.violations()
+    );
 
     // What the push services saw: no circle, no device, no account, no
     // content, no count; every wake of a kind the same size.
@@ -143,7 +184,10 @@ async fn a_sleeping_phone_is_woken_once_per_burst_and_a_live_one_not_at_all(db: 
     let mut secrets = vec![
         circle.to_string(),
         hearth_tests::hex(circle.as_bytes()),
-        devices["account_id"].as_str().unwrap_or_default().to_owned(),
+        devices["account_id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
         String::from_utf8_lossy(canary).into_owned(),
         b64(canary),
     ];
@@ -158,7 +202,10 @@ async fn a_sleeping_phone_is_woken_once_per_burst_and_a_live_one_not_at_all(db: 
         }
         seen.push_str(&request.path);
         for secret in &secrets {
-            assert!(!seen.contains(secret.as_str()), "a push service saw {secret}");
+            assert!(
+                !seen.contains(secret.as_str()),
+                "a push service saw {secret}"
+            );
         }
         for count in ["\"10\"", ":10", "\"count\"", "badge"] {
             assert!(!seen.contains(count), "a push service saw a count: {seen}");
@@ -175,8 +222,14 @@ async fn a_sleeping_phone_is_woken_once_per_burst_and_a_live_one_not_at_all(db: 
     let dump = app.db.dump().await?.join("\n");
     let logs = String::from_utf8_lossy(&captured.bytes()).into_owned();
     for secret in [&browser.id, &ben_token, &cleo_token] {
-        assert!(!dump.contains(secret.as_str()), "the database shows a push target");
-        assert!(!logs.contains(secret.as_str()), "the logs show a push target");
+        assert!(
+            !dump.contains(secret.as_str()),
+            "the database shows a push target"
+        );
+        assert!(
+            !logs.contains(secret.as_str()),
+            "the logs show a push target"
+        );
     }
     Ok(())
 }
@@ -189,7 +242,14 @@ async fn gone_targets_die_and_their_devices_can_tell(db: Db) -> Result<()> {
     let ben_token = fcm_token();
     let cleo_token = apns_token();
     register(&app, ada, &browser.target(&receiver)).await?;
-    register(&app, ben, &PushTarget::Fcm { token: ben_token.clone() }).await?;
+    register(
+        &app,
+        ben,
+        &PushTarget::Fcm {
+            token: ben_token.clone(),
+        },
+    )
+    .await?;
     register(
         &app,
         cleo,
@@ -217,10 +277,19 @@ async fn gone_targets_die_and_their_devices_can_tell(db: Db) -> Result<()> {
         r#"{"reason":"BadDeviceToken"}"#,
     );
     send(&app, &circle, facilitator, b"first").await?;
-    receiver.wait_for(&Service::WebPush(browser.id.clone()), 1, ARRIVES).await?;
-    receiver.wait_for(&Service::Fcm(ben_token.clone()), 1, ARRIVES).await?;
-    let apns = receiver.wait_for(&Service::Apns(cleo_token.clone()), 1, ARRIVES).await?;
-    assert!(apns[0].path.starts_with("/sandbox/"), "a sandbox token goes to the sandbox");
+    receiver
+        .wait_for(&Service::WebPush(browser.id.clone()), 1, ARRIVES)
+        .await?;
+    receiver
+        .wait_for(&Service::Fcm(ben_token.clone()), 1, ARRIVES)
+        .await?;
+    let apns = receiver
+        .wait_for(&Service::Apns(cleo_token.clone()), 1, ARRIVES)
+        .await?;
+    assert!(
+        apns[0].path.starts_with("/sandbox/"),
+        "a sandbox token goes to the sandbox"
+    );
     settle().await;
     for (token, reason) in [
         (ada, PushDeadReason::Unregistered),
@@ -242,18 +311,35 @@ async fn gone_targets_die_and_their_devices_can_tell(db: Db) -> Result<()> {
     let health = register(&app, ada, &renewed.target(&receiver)).await?;
     assert!(health.working);
     send(&app, &circle, facilitator, b"third").await?;
-    receiver.wait_for(&Service::WebPush(renewed.id.clone()), 1, ARRIVES).await?;
+    receiver
+        .wait_for(&Service::WebPush(renewed.id.clone()), 1, ARRIVES)
+        .await?;
 
     // A service that is busy says when to come back; the wake comes then.
     let busy = fcm_token();
-    register(&app, ben, &PushTarget::Fcm { token: busy.clone() }).await?;
+    register(
+        &app,
+        ben,
+        &PushTarget::Fcm {
+            token: busy.clone(),
+        },
+    )
+    .await?;
     receiver.answer(&busy, 429, &[("retry-after", "2")], "{}");
     send(&app, &circle, facilitator, b"fourth").await?;
-    receiver.wait_for(&Service::Fcm(busy.clone()), 1, ARRIVES).await?;
+    receiver
+        .wait_for(&Service::Fcm(busy.clone()), 1, ARRIVES)
+        .await?;
     receiver.answer(&busy, 200, &[], "{}");
-    receiver.wait_for(&Service::Fcm(busy.clone()), 2, ARRIVES).await?;
+    receiver
+        .wait_for(&Service::Fcm(busy.clone()), 2, ARRIVES)
+        .await?;
     assert!(status(&app, ben).await?.working);
-    assert!(receiver.violations().is_empty(), "{:?}", receiver.violations());
+    assert!(
+        receiver.violations().is_empty(),
+        "{:?}",
+        receiver.violations()
+    );
     Ok(())
 }
 
@@ -266,18 +352,28 @@ async fn wakes_queued_before_a_restart_go_out_after_it(db: Db) -> Result<()> {
     let browser = Subscriber::new()?;
     register(&app, &tokens[1], &browser.target(&receiver)).await?;
     send(&app, &circle, &tokens[0], b"one").await?;
-    receiver.wait_for(&Service::WebPush(browser.id.clone()), 1, ARRIVES).await?;
+    receiver
+        .wait_for(&Service::WebPush(browser.id.clone()), 1, ARRIVES)
+        .await?;
     // The next wake must wait out the interval; the server stops first.
     send(&app, &circle, &tokens[0], b"two").await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let test_db: TestDb = app.stop().await?;
-    assert_eq!(receiver.received().len(), 1, "the second wake was not due yet");
+    assert_eq!(
+        receiver.received().len(),
+        1,
+        "the second wake was not due yet"
+    );
     let app = TestApp::start(test_db, |c| keys.configure(c, &receiver, interval)).await?;
     receiver
         .wait_for(&Service::WebPush(browser.id.clone()), 2, ARRIVES)
         .await?;
     settle().await;
-    assert_eq!(receiver.received().len(), 2, "sent once, not once per start");
+    assert_eq!(
+        receiver.received().len(),
+        2,
+        "sent once, not once per start"
+    );
     drop(app);
     Ok(())
 }
@@ -298,7 +394,12 @@ async fn registration_refuses_what_the_server_will_not_call(db: Db) -> Result<()
     let path = "/v1/devices/current/push";
     expect_error(app.get(path, token).await?, 404, ErrorCode::NotFound).await?;
     let fcm = PushTarget::Fcm { token: fcm_token() };
-    expect_error(app.put_json(path, token, &fcm).await?, 422, ErrorCode::PushUnconfigured).await?;
+    expect_error(
+        app.put_json(path, token, &fcm).await?,
+        422,
+        ErrorCode::PushUnconfigured,
+    )
+    .await?;
     let subscriber = Subscriber::new()?;
     let PushTarget::WebPush { p256dh, auth, .. } = subscriber.target(&receiver) else {
         bail!("a Web Push target");
@@ -329,10 +430,19 @@ async fn registration_refuses_what_the_server_will_not_call(db: Db) -> Result<()
         p256dh: Base64Bytes::from(rand_bytes::<33>().to_vec()),
         auth: auth.clone(),
     };
-    expect_error(app.put_json(path, token, &short_key).await?, 422, ErrorCode::InvalidRequest)
-        .await?;
+    expect_error(
+        app.put_json(path, token, &short_key).await?,
+        422,
+        ErrorCode::InvalidRequest,
+    )
+    .await?;
     let unknown = serde_json::json!({"kind": "carrier_pigeon", "token": "x"});
-    expect_error(app.put_json(path, token, &unknown).await?, 400, ErrorCode::BadRequest).await?;
+    expect_error(
+        app.put_json(path, token, &unknown).await?,
+        400,
+        ErrorCode::BadRequest,
+    )
+    .await?;
     expect_error(app.delete(path, token).await?, 404, ErrorCode::NotFound).await?;
     expect_error(
         app.http.get(app.url(path)).send().await?,
@@ -372,12 +482,27 @@ async fn registration_refuses_what_the_server_will_not_call(db: Db) -> Result<()
     let location = receiver.url(&format!("/wp/{}", elsewhere.id));
     receiver.answer(&moved.id, 307, &[("location", location.as_str())], "");
     send(&relaxed, &circle, &tokens[0], b"follow me").await?;
-    receiver.wait_for(&Service::WebPush(moved.id.clone()), 1, ARRIVES).await?;
+    receiver
+        .wait_for(&Service::WebPush(moved.id.clone()), 1, ARRIVES)
+        .await?;
     settle().await;
-    assert!(receiver.received_by(&Service::WebPush(elsewhere.id.clone())).is_empty());
+    assert!(
+        receiver
+            .received_by(&Service::WebPush(elsewhere.id.clone()))
+            .is_empty()
+    );
     let devices: serde_json::Value = relaxed.get("/v1/devices", &tokens[1]).await?.json().await?;
-    let me = devices["devices"][0]["device_id"].as_str().unwrap_or_default().to_owned();
-    assert_eq!(relaxed.delete(&format!("/v1/devices/{me}"), &tokens[1]).await?.status(), 204);
+    let me = devices["devices"][0]["device_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(
+        relaxed
+            .delete(&format!("/v1/devices/{me}"), &tokens[1])
+            .await?
+            .status(),
+        204
+    );
     let storage = relaxed.db.storage().await?;
     assert!(storage.push_target(me.parse()?).await?.is_none());
     Ok(())
@@ -416,11 +541,17 @@ async fn two_nodes_send_each_wake_once(db: Db) -> Result<()> {
     settle().await;
     for subscriber in &subscribers {
         assert_eq!(
-            receiver.received_by(&Service::WebPush(subscriber.id.clone())).len(),
+            receiver
+                .received_by(&Service::WebPush(subscriber.id.clone()))
+                .len(),
             1,
             "one wake per phone, whichever node sent it"
         );
     }
-    assert!(receiver.violations().is_empty(), "{:?}", receiver.violations());
+    assert!(
+        receiver.violations().is_empty(),
+        "{:?}",
+        receiver.violations()
+    );
     Ok(())
 }

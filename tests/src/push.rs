@@ -112,7 +112,14 @@ impl PushKeys {
         let dir = tempfile::tempdir()?;
         let private = dir.path().join("fcm.pem");
         let made = std::process::Command::new("openssl")
-            .args(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out"])
+            .args([
+                "genpkey",
+                "-algorithm",
+                "RSA",
+                "-pkeyopt",
+                "rsa_keygen_bits:2048",
+                "-out",
+            ])
             .arg(&private)
             .output()
             .context("running openssl to make the FCM service account's key")?;
@@ -139,9 +146,7 @@ impl PushKeys {
             target_key: b64(&rand_bytes::<32>()),
             vapid_private: b64(&vapid.to_bytes()),
             vapid_public: b64(vapid.public_key().to_encoded_point(false).as_bytes()),
-            apns_pem: apns
-                .to_pkcs8_pem(p256::pkcs8::LineEnding::LF)?
-                .to_string(),
+            apns_pem: apns.to_pkcs8_pem(p256::pkcs8::LineEnding::LF)?.to_string(),
             apns_public: apns.public_key(),
             fcm_private_pem: std::fs::read_to_string(&private)?,
             fcm_modulus,
@@ -720,9 +725,7 @@ impl Checker {
         if form.get("grant_type").map(String::as_str)
             != Some("urn:ietf:params:oauth:grant-type:jwt-bearer")
         {
-            inbox
-                .violations
-                .push("OAuth: wrong grant_type".to_owned());
+            inbox.violations.push("OAuth: wrong grant_type".to_owned());
             return reply(400, &[], "{}".into());
         }
         // gcp_auth pads its base64 (Google accepts that), so the assertion
@@ -737,8 +740,7 @@ impl Checker {
         reply(
             200,
             &[("content-type".into(), "application/json".into())],
-            json!({"access_token": bearer, "expires_in": 3600, "token_type": "Bearer"})
-                .to_string(),
+            json!({"access_token": bearer, "expires_in": 3600, "token_type": "Bearer"}).to_string(),
         )
     }
 }

@@ -77,9 +77,8 @@ impl Apns {
     pub fn new(settings: ApnsSettings<'_>) -> Result<Self, ProviderError> {
         let key = SigningKey::from_pkcs8_pem(settings.key_pem)
             .map_err(|_| ProviderError::Key("push.apns.key"))?;
-        let url = |text: &str, name| {
-            reqwest::Url::parse(text).map_err(|_| ProviderError::Setting(name))
-        };
+        let url =
+            |text: &str, name| reqwest::Url::parse(text).map_err(|_| ProviderError::Setting(name));
         let client = reqwest::Client::builder()
             .http2_prior_knowledge()
             .redirect(reqwest::redirect::Policy::none())
@@ -93,7 +92,10 @@ impl Apns {
             team_id: settings.team_id.to_owned(),
             topic: settings.topic.map(str::to_owned),
             sandbox_by_default: settings.sandbox,
-            production_url: url(settings.production_url, "push.apns.production_url is not a URL")?,
+            production_url: url(
+                settings.production_url,
+                "push.apns.production_url is not a URL",
+            )?,
             sandbox_url: url(settings.sandbox_url, "push.apns.sandbox_url is not a URL")?,
             client,
             token: Mutex::new(None),

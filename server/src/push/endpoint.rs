@@ -132,7 +132,13 @@ mod tests {
         ] {
             assert_eq!(check(endpoint, false), Err(why), "{endpoint}");
         }
-        assert!(check("https://updates.push.services.mozilla.com/wpush/v2/abc", false).is_ok());
+        assert!(
+            check(
+                "https://updates.push.services.mozilla.com/wpush/v2/abc",
+                false
+            )
+            .is_ok()
+        );
         assert!(check("https://8.8.8.8/x", false).is_ok());
         assert!(check("http://127.0.0.1:9/x", true).is_ok());
         assert!(check("ftp://127.0.0.1:9/x", true).is_err());

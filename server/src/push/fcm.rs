@@ -117,7 +117,10 @@ impl Provider for Fcm {
         let failure = response.json::<FcmFailure>().await.ok();
         let unregistered = failure.as_ref().is_some_and(|f| {
             f.error.status == "UNREGISTERED"
-                || f.error.details.iter().any(|d| d.error_code == "UNREGISTERED")
+                || f.error
+                    .details
+                    .iter()
+                    .any(|d| d.error_code == "UNREGISTERED")
         });
         match status {
             _ if unregistered => Delivery::Gone(PushDeadReason::Unregistered),

@@ -286,7 +286,10 @@ impl Push {
                         "this server has no default APNs topic: name the app's bundle id".into(),
                     ));
                 }
-                if topic.as_ref().is_some_and(|t| t.is_empty() || t.len() > 255) {
+                if topic
+                    .as_ref()
+                    .is_some_and(|t| t.is_empty() || t.len() > 255)
+                {
                     return Err(ApiError::Invalid("the APNs topic is a bundle id".into()));
                 }
             }
@@ -426,7 +429,9 @@ impl Push {
             let sends = claimed.into_iter().map(|wake| {
                 let push = self.clone();
                 async move {
-                    let outcome = push.send_one(wake.device_id, &wake.sealed, wake.attempts).await;
+                    let outcome = push
+                        .send_one(wake.device_id, &wake.sealed, wake.attempts)
+                        .await;
                     if let Err(err) = push.storage.settle_wake(wake.device_id, &outcome).await {
                         tracing::warn!(error = %err, "could not record a wake's outcome");
                     }

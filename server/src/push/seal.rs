@@ -101,15 +101,14 @@ mod tests {
             token: "registration-token-canary".into(),
         };
         let sealed = sealer.seal(device, &target).unwrap();
-        assert!(
-            !sealed
-                .windows(b"canary".len())
-                .any(|w| w == b"canary")
-        );
+        assert!(!sealed.windows(b"canary".len()).any(|w| w == b"canary"));
         assert_eq!(sealer.open(device, &sealed).unwrap(), target);
         assert!(
             sealer
-                .open(DeviceId::from_uuid(uuid::Uuid::from_bytes([2; 16])), &sealed)
+                .open(
+                    DeviceId::from_uuid(uuid::Uuid::from_bytes([2; 16])),
+                    &sealed
+                )
                 .is_err()
         );
         let other = Sealer::new(&hearth_protocol::Base64Bytes::encode(&[8u8; 32])).unwrap();

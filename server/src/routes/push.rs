@@ -51,7 +51,10 @@ pub async fn put(
         return Err(ApiError::PushUnconfigured(target.kind()));
     };
     push.register(auth.device_id, &target).await?;
-    let status = push.status(auth.device_id).await?.ok_or(ApiError::Internal)?;
+    let status = push
+        .status(auth.device_id)
+        .await?
+        .ok_or(ApiError::Internal)?;
     Ok(HttpResponse::Ok().json(status))
 }
 
@@ -70,7 +73,10 @@ pub async fn get(
     let Some(push) = &state.push else {
         return Err(ApiError::NotFound);
     };
-    let status = push.status(auth.device_id).await?.ok_or(ApiError::NotFound)?;
+    let status = push
+        .status(auth.device_id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     Ok(HttpResponse::Ok().json(status))
 }
 

@@ -126,8 +126,9 @@ pub trait PushStore {
     /// socket at `now`, each once.
     async fn wake_candidates(&self, wakes: &[WakeFor], now: i64) -> Result<Vec<WakeCandidate>>;
 
-    /// Queues a wake for each `(device, due_at)`; a device with one queued
-    /// already keeps it (counted as coalesced). Returns how many were new.
+    /// Queues a wake for each `(device, due_at)` that has a working target;
+    /// a device with one queued already keeps it (counted as coalesced).
+    /// Returns how many were new.
     async fn queue_wakes(&self, wakes: &[(DeviceId, i64)]) -> Result<u64>;
 
     /// Drops the wakes of devices that are live now, then takes up to
@@ -216,8 +217,7 @@ macro_rules! push_sql {
                             *except,
                         ),
                         WakeFor::Facilitators(circle) => (
-                            sqlx::query(sql::SELECT_FACILITATORS_TO_WAKE)
-                                .bind(circle.as_bytes()),
+                            sqlx::query(sql::SELECT_FACILITATORS_TO_WAKE).bind(circle.as_bytes()),
                             None,
                         ),
                         WakeFor::Device(device) => (
@@ -248,18 +248,19 @@ macro_rules! push_sql {
                 let mut tx = self.write().await?;
                 let mut new = 0;
                 for (device, due_at) in wakes {
-                    let before: Option<i64> =
-                        sqlx::query_scalar(sql::SELECT_QUEUED_WAKE)
-                            .bind(device.to_string())
-                            .fetch_optional(&mut *tx)
-                            .await?;
-                    sqlx::query(sql::QUEUE_WAKE)
+                    let before: Option<i64> = sqlx::query_scalar(sql::SELECT_QUEUED_WAKE)
+                        .bind(device.to_string())
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    let queued = sqlx::query(sql::QUEUE_WAKE)
                         .bind(device.to_string())
                         .bind(*due_at)
                         .execute(&mut *tx)
-                        .await?;
+                        .await?
+                        .rows_affected();
+                    // Nothing is queued for a device whose target died.
                     if before.is_none() {
-                        new += 1;
+                        new += queued;
                     }
                 }
                 tx.commit().await?;

@@ -7,6 +7,7 @@ mod enrollment;
 mod identity;
 mod key_packages;
 mod operations;
+mod push;
 mod snapshots;
 
 use anyhow::Result;
@@ -101,6 +102,8 @@ fn every_storage_method_is_exercised() -> Result<()> {
         "circles",
         "enrollment",
         "operations",
+        "snapshots",
+        "push",
     ]
     .iter()
     .map(|f| std::fs::read_to_string(root.join(format!("e2e/storage/{f}.rs"))))
@@ -112,6 +115,8 @@ fn every_storage_method_is_exercised() -> Result<()> {
         "key_packages",
         "circles",
         "enrollment",
+        "snapshots",
+        "push",
     ] {
         let source =
             std::fs::read_to_string(root.join(format!("../server/src/storage/{area}.rs")))?;

@@ -1,0 +1,279 @@
+//! Push: sealed targets (stored, replaced, revived, deleted with the
+//! device), the wake queue (one row per device, due times, claims that no
+//! two claimers share, requeueing what came mid-send, retries, dead
+//! targets), and socket presence per node.
+
+use super::{NOW, account_with_device, circle_of, device, open};
+use anyhow::Result;
+use hearth_protocol::circles::Role;
+use hearth_server::storage::{AddedDevice, NewCommit, WakeFor, WakeOutcome};
+use hearth_tests::{Db, on_both_databases, rand_bytes};
+use std::collections::HashSet;
+
+on_both_databases!(
+    a_target_is_stored_replaced_revived_and_deleted_with_its_device,
+    wakes_queue_once_per_device_and_go_only_to_devices_without_a_socket,
+    a_claimed_wake_is_sent_retried_requeued_or_given_up,
+    racing_claimers_never_share_a_wake,
+);
+
+async fn a_target_is_stored_replaced_revived_and_deleted_with_its_device(db: Db) -> Result<()> {
+    let (_db, storage) = open(db).await?;
+    let (account, device) = account_with_device(storage.as_ref()).await?;
+    let device = device.id;
+    assert!(storage.push_target(device).await?.is_none());
+    storage.put_push_target(device, b"sealed one", NOW).await?;
+    let stored = storage.push_target(device).await?.expect("stored");
+    assert_eq!(stored.sealed, b"sealed one");
+    assert_eq!(stored.registered_at, NOW);
+    assert!(stored.dead_at.is_none() && stored.last_wake_at.is_none());
+
+    // The push service says it is gone; registering again revives it.
+    storage.queue_wakes(&[(device, NOW)]).await?;
+    let claimed = storage.claim_wakes(NOW, NOW + 60, 10).await?;
+    assert_eq!(claimed.len(), 1);
+    storage
+        .settle_wake(
+            device,
+            &WakeOutcome::Gone {
+                now: NOW + 1,
+                reason: "unregistered",
+            },
+        )
+        .await?;
+    let dead = storage.push_target(device).await?.expect("kept");
+    assert_eq!(dead.dead_at, Some(NOW + 1));
+    assert_eq!(dead.dead_reason.as_deref(), Some("unregistered"));
+    assert!(
+        storage
+            .wake_candidates(&[WakeFor::Device(device)], NOW + 2)
+            .await?
+            .is_empty(),
+        "a dead target is not woken"
+    );
+    assert_eq!(storage.queue_wakes(&[(device, NOW + 2)]).await?, 0);
+    storage
+        .put_push_target(device, b"sealed two", NOW + 5)
+        .await?;
+    let revived = storage.push_target(device).await?.expect("stored");
+    assert_eq!(revived.sealed, b"sealed two");
+    assert!(revived.dead_at.is_none() && revived.dead_reason.is_none());
+
+    assert!(storage.delete_push_target(device).await?);
+    assert!(!storage.delete_push_target(device).await?);
+    storage
+        .put_push_target(device, b"sealed three", NOW)
+        .await?;
+    assert!(storage.revoke_device(account, device, NOW).await?);
+    assert!(
+        storage.push_target(device).await?.is_none(),
+        "revoked: gone"
+    );
+    let (other_account, other) = account_with_device(storage.as_ref()).await?;
+    storage.put_push_target(other.id, b"sealed", NOW).await?;
+    storage.delete_account(other_account).await?;
+    assert!(
+        storage.push_target(other.id).await?.is_none(),
+        "deleted: gone"
+    );
+    Ok(())
+}
+
+async fn wakes_queue_once_per_device_and_go_only_to_devices_without_a_socket(db: Db) -> Result<()> {
+    let (_db, storage) = open(db).await?;
+    let facilitator = device(storage.as_ref()).await?;
+    let circle = circle_of(storage.as_ref(), facilitator).await?;
+    let (ada, ben, cleo) = (
+        device(storage.as_ref()).await?,
+        device(storage.as_ref()).await?,
+        device(storage.as_ref()).await?,
+    );
+    let added = [ada, ben, cleo].map(|device_id| AddedDevice {
+        device_id,
+        role: Role::Member,
+        welcome_id: uuid::Uuid::new_v4(),
+    });
+    storage
+        .apply_commit(
+            &circle,
+            &NewCommit {
+                sender: facilitator,
+                epoch: 0,
+                commit: rand_bytes::<64>().to_vec(),
+                welcome: Some(rand_bytes::<64>().to_vec()),
+                group_info: None,
+                added: added.to_vec(),
+                removed: Vec::new(),
+                join_request: None,
+                now: NOW,
+            },
+        )
+        .await?;
+    for device in [facilitator, ada, ben] {
+        storage.put_push_target(device, b"sealed", NOW).await?;
+    }
+    // Ben has a live socket on node "a"; Cleo has no target.
+    storage.set_presence(ben, "a", NOW + 180).await?;
+    let everyone = WakeFor::Circle {
+        circle: circle.clone(),
+        except: Some(facilitator),
+    };
+    let found: HashSet<_> = storage
+        .wake_candidates(&[everyone.clone(), WakeFor::Device(ada)], NOW)
+        .await?
+        .into_iter()
+        .map(|c| c.device_id)
+        .collect();
+    assert_eq!(
+        found,
+        HashSet::from([ada]),
+        "each once; the live and the sender are not"
+    );
+    let facilitators = storage
+        .wake_candidates(&[WakeFor::Facilitators(circle.clone())], NOW)
+        .await?;
+    assert_eq!(facilitators.len(), 1);
+    assert_eq!(facilitators[0].device_id, facilitator);
+
+    // Ben's socket closes: he is a candidate again. Presence of a node that
+    // stopped renewing expires.
+    storage.clear_presence(ben, "a").await?;
+    assert_eq!(
+        storage
+            .wake_candidates(&[everyone.clone()], NOW)
+            .await?
+            .len(),
+        2
+    );
+    storage.set_presence(ben, "b", NOW + 100).await?;
+    storage.renew_presence("a", NOW + 150, NOW + 300).await?;
+    assert_eq!(
+        storage
+            .wake_candidates(&[everyone.clone()], NOW + 150)
+            .await?
+            .len(),
+        2,
+        "node b's presence lapsed at NOW + 100"
+    );
+
+    // Queued twice, one row: the second is coalesced.
+    assert_eq!(
+        storage
+            .queue_wakes(&[(ada, NOW + 5), (ben, NOW + 5)])
+            .await?,
+        2
+    );
+    assert_eq!(storage.queue_wakes(&[(ada, NOW + 9)]).await?, 0);
+    assert_eq!(storage.next_wake_due().await?, Some(NOW + 5));
+    assert!(
+        storage.claim_wakes(NOW, NOW + 60, 10).await?.is_empty(),
+        "not due yet"
+    );
+    // Ben came online before his wake went: it is dropped, not sent.
+    storage.set_presence(ben, "a", NOW + 300).await?;
+    let claimed = storage.claim_wakes(NOW + 5, NOW + 65, 10).await?;
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].device_id, ada);
+    assert_eq!(claimed[0].attempts, 1);
+    assert_eq!(claimed[0].coalesced, 1);
+    assert_eq!(claimed[0].sealed, b"sealed");
+    assert_eq!(storage.random_push_device().await?.is_some(), true);
+    Ok(())
+}
+
+async fn a_claimed_wake_is_sent_retried_requeued_or_given_up(db: Db) -> Result<()> {
+    let (_db, storage) = open(db).await?;
+    let ada = device(storage.as_ref()).await?;
+    assert!(storage.random_push_device().await?.is_none());
+    storage.put_push_target(ada, b"sealed", NOW).await?;
+    assert_eq!(storage.random_push_device().await?, Some(ada));
+    storage.queue_wakes(&[(ada, NOW)]).await?;
+    assert_eq!(storage.claim_wakes(NOW, NOW + 60, 10).await?.len(), 1);
+    assert!(
+        storage.claim_wakes(NOW + 1, NOW + 61, 10).await?.is_empty(),
+        "claimed until NOW + 60"
+    );
+    assert_eq!(storage.next_wake_due().await?, Some(NOW + 60));
+    // The node that claimed it died: after the lease, it is claimed again.
+    let again = storage.claim_wakes(NOW + 60, NOW + 120, 10).await?;
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].attempts, 2);
+    storage
+        .settle_wake(ada, &WakeOutcome::Retry { at: NOW + 90 })
+        .await?;
+    assert_eq!(storage.next_wake_due().await?, Some(NOW + 90));
+    assert_eq!(storage.claim_wakes(NOW + 90, NOW + 150, 10).await?.len(), 1);
+    storage
+        .settle_wake(
+            ada,
+            &WakeOutcome::Sent {
+                now: NOW + 91,
+                next_due: NOW + 121,
+            },
+        )
+        .await?;
+    assert_eq!(
+        storage.next_wake_due().await?,
+        None,
+        "sent: gone from the queue"
+    );
+    assert_eq!(
+        storage.push_target(ada).await?.expect("kept").last_wake_at,
+        Some(NOW + 91)
+    );
+
+    // Something new came while the wake was being sent: the row stays, due
+    // after the interval.
+    storage.queue_wakes(&[(ada, NOW + 200)]).await?;
+    storage.claim_wakes(NOW + 200, NOW + 260, 10).await?;
+    storage.queue_wakes(&[(ada, NOW + 201)]).await?;
+    storage
+        .settle_wake(
+            ada,
+            &WakeOutcome::Sent {
+                now: NOW + 202,
+                next_due: NOW + 232,
+            },
+        )
+        .await?;
+    assert_eq!(storage.next_wake_due().await?, Some(NOW + 232));
+    let next = storage.claim_wakes(NOW + 232, NOW + 292, 10).await?;
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].attempts, 1, "a fresh wake");
+    storage.settle_wake(ada, &WakeOutcome::Dropped).await?;
+    assert_eq!(storage.next_wake_due().await?, None, "given up");
+    assert!(
+        storage
+            .push_target(ada)
+            .await?
+            .expect("kept")
+            .dead_at
+            .is_none()
+    );
+    Ok(())
+}
+
+async fn racing_claimers_never_share_a_wake(db: Db) -> Result<()> {
+    let (_db, storage) = open(db).await?;
+    let mut devices = Vec::new();
+    for _ in 0..40 {
+        let device = device(storage.as_ref()).await?;
+        storage.put_push_target(device, b"sealed", NOW).await?;
+        devices.push((device, NOW));
+    }
+    storage.queue_wakes(&devices).await?;
+    let claimers = (0..8).map(|_| {
+        let storage = storage.clone();
+        tokio::spawn(async move { storage.claim_wakes(NOW, NOW + 60, 7).await })
+    });
+    let mut seen = HashSet::new();
+    let mut total = 0;
+    for claimer in claimers {
+        for wake in claimer.await?? {
+            total += 1;
+            assert!(seen.insert(wake.device_id), "a wake claimed twice");
+        }
+    }
+    assert_eq!(total, 40, "every wake claimed once");
+    Ok(())
+}
