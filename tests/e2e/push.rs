@@ -6,8 +6,10 @@
 
 use anyhow::{Result, bail};
 use hearth_protocol::circles::SendMessage;
+use hearth_protocol::content::Content;
 use hearth_protocol::push::{PushDeadReason, PushServices, PushStatus, PushTarget, WAKE_PAYLOAD};
 use hearth_protocol::{Base64Bytes, CircleId, ErrorCode};
+use hearth_tests::clients::{client, data_dirs, enrolled};
 use hearth_tests::push::{PushKeys, PushReceiver, Service, Subscriber, apns_token, fcm_token};
 use hearth_tests::{
     Db, TestApp, TestDb, b64, expect_error, on_both_databases, on_postgres, rand_bytes,
@@ -19,6 +21,7 @@ on_both_databases!(
     gone_targets_die_and_their_devices_can_tell,
     wakes_queued_before_a_restart_go_out_after_it,
     registration_refuses_what_the_server_will_not_call,
+    through_the_sdk_a_woken_phone_finds_what_waits,
 );
 on_postgres!(two_nodes_send_each_wake_once);
 
@@ -548,6 +551,87 @@ async fn two_nodes_send_each_wake_once(db: Db) -> Result<()> {
             "one wake per phone, whichever node sent it"
         );
     }
+    assert!(
+        receiver.violations().is_empty(),
+        "{:?}",
+        receiver.violations()
+    );
+    Ok(())
+}
+
+async fn through_the_sdk_a_woken_phone_finds_what_waits(db: Db) -> Result<()> {
+    let (app, _keys, receiver) = with_push(db, 30).await?;
+    let dirs = data_dirs(3)?;
+    let (clients, circle) = enrolled(&app, &dirs[..2]).await?;
+    let [alice, sam] = &clients[..] else {
+        bail!("two clients")
+    };
+    // Sam's phone subscribes through its distributor; Alice's through FCM.
+    let services = sam.push_services().await?;
+    assert!(services.web_push_vapid_key.is_some());
+    assert_eq!(sam.push_status().await?, None);
+    let phone = Subscriber::new()?;
+    assert!(sam.set_push_target(&phone.target(&receiver)).await?.working);
+    let alice_token = fcm_token();
+    alice
+        .set_push_target(&PushTarget::Fcm {
+            token: alice_token.clone(),
+        })
+        .await?;
+
+    // Alice writes while Sam's app sleeps: his phone is woken, and on
+    // waking the app finds the message.
+    alice.send_text(&circle, "Thursday moves to 7pm").await?;
+    let wakes = receiver
+        .wait_for(&Service::WebPush(phone.id.clone()), 1, ARRIVES)
+        .await?;
+    if let Some(plain) = phone.decrypt(&wakes[0].body).await? {
+        assert_eq!(plain, WAKE_PAYLOAD);
+    }
+    let woken = sam.on_wake().await?;
+    assert_eq!(woken.new_messages, vec![(circle.clone(), 1)]);
+    let history = sam.history(&circle).await?;
+    assert!(history.iter().any(|m| matches!(
+        &m.envelope.content,
+        Content::Text { body, .. } if body == "Thursday moves to 7pm"
+    )));
+    assert!(
+        sam.push_status()
+            .await?
+            .is_some_and(|s| s.last_wake_at.is_some())
+    );
+
+    // Kim asks to join: Alice, the facilitator, is woken. Alice approves:
+    // Kim's iPhone is woken by the Welcome and joins on waking.
+    let kim = client(&app, &dirs[2]).await?;
+    kim.register(None).await?;
+    let kim_token = apns_token();
+    kim.set_push_target(&PushTarget::Apns {
+        token: kim_token.clone(),
+        topic: None,
+        environment: None,
+    })
+    .await?;
+    let link = alice.create_invite(&circle).await?;
+    let request = kim
+        .redeem_invite(&link, "Sam said this group helps")
+        .await?;
+    receiver
+        .wait_for(&Service::Fcm(alice_token.clone()), 1, ARRIVES)
+        .await?;
+    let waiting = alice.join_requests(&circle).await?;
+    assert_eq!(waiting.len(), 1);
+    alice.approve(&circle, request).await?;
+    receiver
+        .wait_for(&Service::Apns(kim_token.clone()), 1, ARRIVES)
+        .await?;
+    let woken = kim.on_wake().await?;
+    assert_eq!(woken.joined, vec![circle.clone()]);
+
+    // Sam turns notifications off: no more wakes for him.
+    sam.remove_push_target().await?;
+    assert_eq!(sam.push_status().await?, None);
+    sam.remove_push_target().await?;
     assert!(
         receiver.violations().is_empty(),
         "{:?}",

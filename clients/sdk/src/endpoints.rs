@@ -15,6 +15,7 @@ use hearth_protocol::circles::{
 use hearth_protocol::key_packages::{
     ClaimKeyPackages, ClaimedKeyPackages, KeyPackageCount, UploadKeyPackages, UploadedKeyPackages,
 };
+use hearth_protocol::push::{PushServices, PushStatus, PushTarget};
 use hearth_protocol::video::CallAccess;
 use hearth_protocol::{CircleId, DeviceId};
 use serde::Serialize;
@@ -137,6 +138,24 @@ impl Authorized<'_> {
 
     pub async fn call(&self, circle: &CircleId) -> Result<CallAccess> {
         self.post(&circle_path(circle, "/call"), &()).await
+    }
+
+    pub async fn push_services(&self) -> Result<PushServices> {
+        self.get("/v1/push/services").await
+    }
+
+    pub async fn put_push_target(&self, target: &PushTarget) -> Result<PushStatus> {
+        self.api
+            .put("/v1/devices/current/push", &self.token, target)
+            .await
+    }
+
+    pub async fn push_status(&self) -> Result<PushStatus> {
+        self.get("/v1/devices/current/push").await
+    }
+
+    pub async fn delete_push_target(&self) -> Result<()> {
+        self.delete("/v1/devices/current/push").await
     }
 
     pub async fn snapshot(&self, circle: &CircleId) -> Result<Snapshot> {

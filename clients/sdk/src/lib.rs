@@ -33,6 +33,7 @@ mod login;
 mod messages;
 mod profiles;
 mod provider;
+mod push;
 mod repair;
 mod schedule;
 mod snapshot;
@@ -47,6 +48,7 @@ pub use error::{ClientError, Result};
 pub use invites::{InviteLink, JoinRequestView};
 pub use live::Event;
 pub use messages::Message;
+pub use push::Woken;
 pub use schedule::Reminder;
 pub use video::Call;
 
