@@ -14,6 +14,7 @@ use hearth_tests::push::{PushKeys, PushReceiver, Service, Subscriber, apns_token
 use hearth_tests::{
     Db, TestApp, TestDb, b64, expect_error, on_both_databases, on_postgres, rand_bytes,
 };
+use std::collections::HashSet;
 use std::time::Duration;
 
 on_both_databases!(
@@ -22,6 +23,7 @@ on_both_databases!(
     wakes_queued_before_a_restart_go_out_after_it,
     registration_refuses_what_the_server_will_not_call,
     through_the_sdk_a_woken_phone_finds_what_waits,
+    the_push_services_see_traffic_not_circles,
 );
 on_postgres!(two_nodes_send_each_wake_once);
 
@@ -531,18 +533,22 @@ async fn two_nodes_send_each_wake_once(db: Db) -> Result<()> {
         register(&first, token, &subscriber.target(&receiver)).await?;
         subscribers.push(subscriber);
     }
+    // The last phone's app is open, its socket on the second node.
+    let mut live = second.stream(&tokens[12]).await?;
+    live.resume(&[(&circle, 0)]).await?;
     for i in 0..10u8 {
         let node = if i % 2 == 0 { &first } else { &second };
         send(node, &circle, &tokens[0], &[b'm', i]).await?;
     }
-    for subscriber in &subscribers {
+    let (asleep, awake) = subscribers.split_at(11);
+    for subscriber in asleep {
         receiver
             .wait_for(&Service::WebPush(subscriber.id.clone()), 1, ARRIVES)
             .await?;
     }
     settle().await;
     settle().await;
-    for subscriber in &subscribers {
+    for subscriber in asleep {
         assert_eq!(
             receiver
                 .received_by(&Service::WebPush(subscriber.id.clone()))
@@ -551,6 +557,13 @@ async fn two_nodes_send_each_wake_once(db: Db) -> Result<()> {
             "one wake per phone, whichever node sent it"
         );
     }
+    assert!(
+        receiver
+            .received_by(&Service::WebPush(awake[0].id.clone()))
+            .is_empty(),
+        "live on the other node: not woken"
+    );
+    live.close().await?;
     assert!(
         receiver.violations().is_empty(),
         "{:?}",
@@ -632,6 +645,80 @@ async fn through_the_sdk_a_woken_phone_finds_what_waits(db: Db) -> Result<()> {
     sam.remove_push_target().await?;
     assert_eq!(sam.push_status().await?, None);
     sam.remove_push_target().await?;
+    assert!(
+        receiver.violations().is_empty(),
+        "{:?}",
+        receiver.violations()
+    );
+    Ok(())
+}
+
+async fn the_push_services_see_traffic_not_circles(db: Db) -> Result<()> {
+    let keys = PushKeys::generate()?;
+    let receiver = PushReceiver::start(&keys).await?;
+    // Wakes wait a random delay of up to an hour: one circle's twelve phones
+    // are not woken in the same instant.
+    let app = TestApp::spawn_with(db, |c| {
+        keys.configure(c, &receiver, 30);
+        c.push.max_delay_secs = 3600;
+    })
+    .await?;
+    let (circle, tokens) = app.opaque_circle(12).await?;
+    for token in &tokens[1..] {
+        register(&app, token, &Subscriber::new()?.target(&receiver)).await?;
+    }
+    let before = hearth_server::now();
+    send(&app, &circle, &tokens[0], b"hello everyone").await?;
+    settle().await;
+    let due: Vec<i64> = app
+        .db
+        .dump()
+        .await?
+        .iter()
+        .filter_map(|row| row.strip_prefix("push_wakes: "))
+        .filter_map(|row| {
+            let fields: Vec<&str> = row.trim_matches(['(', ')']).split(',').collect();
+            fields.get(1)?.parse().ok()
+        })
+        .collect();
+    let sent = receiver.received().len();
+    assert_eq!(due.len() + sent, 12, "one wake per phone, queued or sent");
+    assert!(due.iter().all(|d| *d >= before && *d <= before + 3601));
+    let distinct: HashSet<i64> = due.iter().copied().collect();
+    assert!(
+        distinct.len() > 1,
+        "twelve wakes, spread over the hour: {due:?}"
+    );
+
+    // Decoys: a phone in no circle with anything new is woken anyway, with
+    // the same wake.
+    let decoyed = TestApp::spawn_with(Db::Sqlite, |c| {
+        keys.configure(c, &receiver, 30);
+        c.push.decoys_per_hour = 36_000;
+    })
+    .await?;
+    let (_, lonely) = decoyed.signed_in().await?;
+    let phone = Subscriber::new()?;
+    register(&decoyed, &lonely.access_token, &phone.target(&receiver)).await?;
+    let wakes = receiver
+        .wait_for(&Service::WebPush(phone.id.clone()), 1, ARRIVES)
+        .await?;
+    if let Some(plain) = phone.decrypt(&wakes[0].body).await? {
+        assert_eq!(plain, WAKE_PAYLOAD, "a decoy is a wake like any other");
+    }
+
+    // The metrics count, and name nothing.
+    let metrics = decoyed
+        .http
+        .get(decoyed.url("/metrics"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    for name in ["hearth_push_wakes_sent_total", "hearth_push_decoys_total"] {
+        assert!(metrics.contains(name), "{name} in /metrics");
+    }
+    assert!(!metrics.contains(&phone.id));
     assert!(
         receiver.violations().is_empty(),
         "{:?}",
