@@ -22,6 +22,10 @@ struct Args {
     /// A TOML configuration file.
     #[arg(long, env = "HEARTH_CONFIG")]
     config: Option<PathBuf>,
+    /// Print a fresh push target key and VAPID key pair as environment
+    /// settings, and exit.
+    #[arg(long)]
+    generate_push_keys: bool,
 }
 
 /// One line on failure — what went wrong and why, without a backtrace (an
@@ -38,6 +42,18 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
+    if args.generate_push_keys {
+        let keys = hearth_server::push::generate_keys().context("generating keys")?;
+        println!("# Keep these outside the database and its backups.");
+        println!("HEARTH_PUSH__TARGET_KEY={}", keys.target_key);
+        println!(
+            "HEARTH_PUSH__WEB_PUSH__VAPID_PRIVATE_KEY={}",
+            keys.vapid_private_key
+        );
+        println!("# Apps subscribe with this VAPID public key (also at GET /v1/push/services):");
+        println!("# {}", keys.vapid_public_key);
+        return Ok(());
+    }
     let config = Config::load(args.config.as_deref()).context("loading configuration")?;
     telemetry::init_logging(&config.log);
     let sweep_every = Duration::from_secs(config.sweep_interval_secs.max(1));

@@ -123,7 +123,7 @@ impl Apns {
 /// Whether a device token looks like one: hexadecimal, 32 to 100 bytes.
 pub fn valid_token(token: &str) -> bool {
     (64..=200).contains(&token.len())
-        && token.len() % 2 == 0
+        && token.len().is_multiple_of(2)
         && token.bytes().all(|b| b.is_ascii_hexdigit())
 }
 

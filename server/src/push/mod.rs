@@ -108,6 +108,38 @@ pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
         .map(Duration::from_secs)
 }
 
+/// Fresh keys for an operator (`hearth-server --generate-push-keys`).
+#[derive(Debug)]
+pub struct GeneratedKeys {
+    /// `push.target_key`: 32 random bytes, unpadded base64url.
+    pub target_key: String,
+    /// `push.web_push.vapid_private_key`: a P-256 scalar.
+    pub vapid_private_key: String,
+    /// Its public half, as apps subscribe with it.
+    pub vapid_public_key: String,
+}
+
+/// A fresh target key and VAPID key pair.
+pub fn generate_keys() -> Result<GeneratedKeys, ProviderError> {
+    let random = || {
+        crate::crypto::random_bytes::<32>()
+            .map_err(|_| ProviderError::Setting("no randomness for keys"))
+    };
+    let target_key = hearth_protocol::Base64Bytes::encode(&random()?);
+    // A scalar of zero or past the group order is refused; draw again.
+    for _ in 0..8 {
+        let scalar = hearth_protocol::Base64Bytes::encode(&random()?);
+        if let Ok(web_push) = web_push::WebPush::new(&scalar, "mailto:x@example.org", false) {
+            return Ok(GeneratedKeys {
+                target_key,
+                vapid_public_key: web_push.public_key().to_owned(),
+                vapid_private_key: scalar,
+            });
+        }
+    }
+    Err(ProviderError::Setting("could not draw a P-256 key"))
+}
+
 /// A setting that is either the secret itself or a path to a file with it.
 fn inline_or_file(
     value: &str,

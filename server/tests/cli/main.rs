@@ -48,3 +48,32 @@ fn a_misspelt_variable_is_one_line_naming_it_and_a_failing_exit() {
     assert!(error.contains("LISTN"), "names the variable: {error}");
     assert!(!error.contains("backtrace"), "{error}");
 }
+
+#[test]
+fn generated_push_keys_are_settings_a_server_starts_with() {
+    let out = server(&["--generate-push-keys"], &[]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let settings: Vec<(&str, &str)> = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .collect();
+    let names: Vec<&str> = settings.iter().map(|(k, _)| *k).collect();
+    assert_eq!(
+        names,
+        [
+            "HEARTH_PUSH__TARGET_KEY",
+            "HEARTH_PUSH__WEB_PUSH__VAPID_PRIVATE_KEY"
+        ]
+    );
+    // Without a subject the server refuses to start, and says which
+    // setting is missing: the keys themselves were accepted.
+    let mut env = settings.clone();
+    env.push(("HEARTH_LISTEN", "127.0.0.1:0"));
+    let refused = server(&[], &env);
+    assert!(!refused.status.success());
+    let error = String::from_utf8_lossy(&refused.stderr);
+    assert!(error.contains("push.web_push.subject"), "{error}");
+    assert_eq!(error.trim_end().lines().count(), 1, "one line: {error}");
+}

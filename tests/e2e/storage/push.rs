@@ -140,7 +140,7 @@ async fn wakes_queue_once_per_device_and_go_only_to_devices_without_a_socket(db:
     storage.clear_presence(ben, "a").await?;
     assert_eq!(
         storage
-            .wake_candidates(&[everyone.clone()], NOW)
+            .wake_candidates(std::slice::from_ref(&everyone), NOW)
             .await?
             .len(),
         2
@@ -149,7 +149,7 @@ async fn wakes_queue_once_per_device_and_go_only_to_devices_without_a_socket(db:
     storage.renew_presence("a", NOW + 150, NOW + 300).await?;
     assert_eq!(
         storage
-            .wake_candidates(&[everyone.clone()], NOW + 150)
+            .wake_candidates(std::slice::from_ref(&everyone), NOW + 150)
             .await?
             .len(),
         2,
@@ -177,7 +177,7 @@ async fn wakes_queue_once_per_device_and_go_only_to_devices_without_a_socket(db:
     assert_eq!(claimed[0].attempts, 1);
     assert_eq!(claimed[0].coalesced, 1);
     assert_eq!(claimed[0].sealed, b"sealed");
-    assert_eq!(storage.random_push_device().await?.is_some(), true);
+    assert!(storage.random_push_device().await?.is_some());
     Ok(())
 }
 
