@@ -35,9 +35,9 @@ async fn with_video(db: Db) -> Result<TestApp> {
 /// Checks a token with LiveKit's own verifier (PyPI `livekit-api`, which
 /// scripts/test installs) and returns the claims it read.
 async fn livekit_verifies(token: &str) -> Result<Option<Value>> {
-    let Ok(python) = std::env::var("HEARTH_TEST_PYTHON") else {
+    let Ok(python) = std::env::var("TEST_CHECKER_PYTHON") else {
         if std::env::var("CI").is_ok_and(|v| v == "true") {
-            bail!("CI=true but HEARTH_TEST_PYTHON is not set (scripts/test installs it)");
+            bail!("CI=true but TEST_CHECKER_PYTHON is not set (scripts/test installs it)");
         }
         eprintln!("SKIPPED LiveKit's verifier: run scripts/test, which installs it");
         return Ok(None);

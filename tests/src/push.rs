@@ -223,12 +223,12 @@ impl Subscriber {
         }
     }
 
-    /// Decrypts a payload with `http-ece`; `None` when `HEARTH_TEST_PYTHON`
+    /// Decrypts a payload with `http-ece`; `None` when `TEST_CHECKER_PYTHON`
     /// is not set outside CI (the check is then skipped).
     pub async fn decrypt(&self, body: &[u8]) -> Result<Option<Vec<u8>>> {
-        let Ok(python) = std::env::var("HEARTH_TEST_PYTHON") else {
+        let Ok(python) = std::env::var("TEST_CHECKER_PYTHON") else {
             if std::env::var("CI").is_ok_and(|v| v == "true") {
-                bail!("CI=true but HEARTH_TEST_PYTHON is not set (scripts/test installs it)");
+                bail!("CI=true but TEST_CHECKER_PYTHON is not set (scripts/test installs it)");
             }
             eprintln!("SKIPPED decrypting with http-ece: run scripts/test, which installs it");
             return Ok(None);

@@ -448,7 +448,7 @@ impl Push {
             let now = crate::now();
             let claimed = match self
                 .storage
-                .claim_wakes(now, now + LEASE_SECS, CLAIM_AT_MOST)
+                .claim_wakes(now, now + LEASE_SECS, CLAIM_AT_MOST, self.interval)
                 .await
             {
                 Ok(claimed) => claimed,

@@ -36,6 +36,11 @@ pub trait SqlBackend: Send + Sync + 'static {
     /// never take the same row.
     const CLAIM_WAKES: &'static str;
 
+    /// Moves every due, unclaimed wake at time `$1` whose device was woken
+    /// less than `$2` seconds ago to that last wake plus `$2` (the interval
+    /// holds however the wake was queued), skipping rows another node holds.
+    const POSTPONE_WAKES: &'static str;
+
     /// Locks the login that refresh token `$1` belongs to (nothing else),
     /// so that everything done to a login — rotation, replay, logout,
     /// revocation — takes the login first and the token after, and two

@@ -64,6 +64,13 @@ impl SqlBackend for PgStorage {
          FOR UPDATE SKIP LOCKED) RETURNING data";
 
     /// Rows another node is claiming are skipped, not waited for.
+    const POSTPONE_WAKES: &str = "UPDATE push_wakes SET due_at = (SELECT t.last_wake_at + $2 \
+         FROM push_targets t WHERE t.device_id = push_wakes.device_id) \
+         WHERE device_id IN (SELECT w.device_id FROM push_wakes w \
+         JOIN push_targets t ON t.device_id = w.device_id \
+         WHERE w.due_at <= $1 AND (w.claimed_until IS NULL OR w.claimed_until <= $1) \
+         AND t.last_wake_at + $2 > $1 FOR UPDATE OF w SKIP LOCKED)";
+
     const CLAIM_WAKES: &str = "UPDATE push_wakes SET claimed_until = $2, attempts = attempts + 1 \
          WHERE device_id IN (SELECT device_id FROM push_wakes WHERE due_at <= $1 \
          AND (claimed_until IS NULL OR claimed_until <= $1) ORDER BY due_at LIMIT $3 FOR UPDATE SKIP LOCKED) \

@@ -131,11 +131,17 @@ pub trait PushStore {
     /// Returns how many were new.
     async fn queue_wakes(&self, wakes: &[(DeviceId, i64)]) -> Result<u64>;
 
-    /// Drops the wakes of devices that are live now, then takes up to
+    /// Drops the wakes of devices that are live now, postpones those of
+    /// devices woken less than `interval` seconds ago, then takes up to
     /// `limit` due wakes for this node until `lease_until`: no other node
     /// takes them before then.
-    async fn claim_wakes(&self, now: i64, lease_until: i64, limit: i64)
-    -> Result<Vec<ClaimedWake>>;
+    async fn claim_wakes(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+        interval: i64,
+    ) -> Result<Vec<ClaimedWake>>;
 
     /// Records what became of a claimed wake.
     async fn settle_wake(&self, device: DeviceId, outcome: &WakeOutcome) -> Result<()>;
@@ -272,10 +278,16 @@ macro_rules! push_sql {
                 now: i64,
                 lease_until: i64,
                 limit: i64,
+                interval: i64,
             ) -> Result<Vec<ClaimedWake>> {
                 let mut tx = self.write().await?;
                 sqlx::query(sql::DROP_WAKES_OF_PRESENT)
                     .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(<This as SqlBackend>::POSTPONE_WAKES)
+                    .bind(now)
+                    .bind(interval)
                     .execute(&mut *tx)
                     .await?;
                 let rows = sqlx::query(<This as SqlBackend>::CLAIM_WAKES)

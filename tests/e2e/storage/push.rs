@@ -30,7 +30,7 @@ async fn a_target_is_stored_replaced_revived_and_deleted_with_its_device(db: Db)
 
     // The push service says it is gone; registering again revives it.
     storage.queue_wakes(&[(device, NOW)]).await?;
-    let claimed = storage.claim_wakes(NOW, NOW + 60, 10).await?;
+    let claimed = storage.claim_wakes(NOW, NOW + 60, 10, 30).await?;
     assert_eq!(claimed.len(), 1);
     storage
         .settle_wake(
@@ -166,12 +166,12 @@ async fn wakes_queue_once_per_device_and_go_only_to_devices_without_a_socket(db:
     assert_eq!(storage.queue_wakes(&[(ada, NOW + 9)]).await?, 0);
     assert_eq!(storage.next_wake_due().await?, Some(NOW + 5));
     assert!(
-        storage.claim_wakes(NOW, NOW + 60, 10).await?.is_empty(),
+        storage.claim_wakes(NOW, NOW + 60, 10, 30).await?.is_empty(),
         "not due yet"
     );
     // Ben came online before his wake went: it is dropped, not sent.
     storage.set_presence(ben, "a", NOW + 300).await?;
-    let claimed = storage.claim_wakes(NOW + 5, NOW + 65, 10).await?;
+    let claimed = storage.claim_wakes(NOW + 5, NOW + 65, 10, 30).await?;
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].device_id, ada);
     assert_eq!(claimed[0].attempts, 1);
@@ -188,21 +188,30 @@ async fn a_claimed_wake_is_sent_retried_requeued_or_given_up(db: Db) -> Result<(
     storage.put_push_target(ada, b"sealed", NOW).await?;
     assert_eq!(storage.random_push_device().await?, Some(ada));
     storage.queue_wakes(&[(ada, NOW)]).await?;
-    assert_eq!(storage.claim_wakes(NOW, NOW + 60, 10).await?.len(), 1);
+    assert_eq!(storage.claim_wakes(NOW, NOW + 60, 10, 30).await?.len(), 1);
     assert!(
-        storage.claim_wakes(NOW + 1, NOW + 61, 10).await?.is_empty(),
+        storage
+            .claim_wakes(NOW + 1, NOW + 61, 10, 30)
+            .await?
+            .is_empty(),
         "claimed until NOW + 60"
     );
     assert_eq!(storage.next_wake_due().await?, Some(NOW + 60));
     // The node that claimed it died: after the lease, it is claimed again.
-    let again = storage.claim_wakes(NOW + 60, NOW + 120, 10).await?;
+    let again = storage.claim_wakes(NOW + 60, NOW + 120, 10, 30).await?;
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].attempts, 2);
     storage
         .settle_wake(ada, &WakeOutcome::Retry { at: NOW + 90 })
         .await?;
     assert_eq!(storage.next_wake_due().await?, Some(NOW + 90));
-    assert_eq!(storage.claim_wakes(NOW + 90, NOW + 150, 10).await?.len(), 1);
+    assert_eq!(
+        storage
+            .claim_wakes(NOW + 90, NOW + 150, 10, 30)
+            .await?
+            .len(),
+        1
+    );
     storage
         .settle_wake(
             ada,
@@ -221,11 +230,42 @@ async fn a_claimed_wake_is_sent_retried_requeued_or_given_up(db: Db) -> Result<(
         storage.push_target(ada).await?.expect("kept").last_wake_at,
         Some(NOW + 91)
     );
+    // However a wake was queued, it waits out the interval since the last.
+    storage.queue_wakes(&[(ada, NOW + 100)]).await?;
+    assert!(
+        storage
+            .claim_wakes(NOW + 100, NOW + 160, 10, 30)
+            .await?
+            .is_empty()
+    );
+    assert_eq!(storage.next_wake_due().await?, Some(NOW + 121));
+    assert_eq!(
+        storage
+            .claim_wakes(NOW + 121, NOW + 181, 10, 30)
+            .await?
+            .len(),
+        1
+    );
+    storage
+        .settle_wake(
+            ada,
+            &WakeOutcome::Sent {
+                now: NOW + 121,
+                next_due: NOW + 151,
+            },
+        )
+        .await?;
 
     // Something new came while the wake was being sent: the row stays, due
     // after the interval.
     storage.queue_wakes(&[(ada, NOW + 200)]).await?;
-    storage.claim_wakes(NOW + 200, NOW + 260, 10).await?;
+    assert_eq!(
+        storage
+            .claim_wakes(NOW + 200, NOW + 260, 10, 30)
+            .await?
+            .len(),
+        1
+    );
     storage.queue_wakes(&[(ada, NOW + 201)]).await?;
     storage
         .settle_wake(
@@ -237,7 +277,7 @@ async fn a_claimed_wake_is_sent_retried_requeued_or_given_up(db: Db) -> Result<(
         )
         .await?;
     assert_eq!(storage.next_wake_due().await?, Some(NOW + 232));
-    let next = storage.claim_wakes(NOW + 232, NOW + 292, 10).await?;
+    let next = storage.claim_wakes(NOW + 232, NOW + 292, 10, 30).await?;
     assert_eq!(next.len(), 1);
     assert_eq!(next[0].attempts, 1, "a fresh wake");
     storage.settle_wake(ada, &WakeOutcome::Dropped).await?;
@@ -264,7 +304,7 @@ async fn racing_claimers_never_share_a_wake(db: Db) -> Result<()> {
     storage.queue_wakes(&devices).await?;
     let claimers = (0..8).map(|_| {
         let storage = storage.clone();
-        tokio::spawn(async move { storage.claim_wakes(NOW, NOW + 60, 7).await })
+        tokio::spawn(async move { storage.claim_wakes(NOW, NOW + 60, 7, 30).await })
     });
     let mut seen = HashSet::new();
     let mut total = 0;
