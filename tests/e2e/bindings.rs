@@ -30,10 +30,14 @@ fn toolchain() -> Result<Option<Toolchain>> {
             jna,
         })),
         _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            bail!("CI=true but FFI_BINDINGS_DIR, KOTLIN_HOME or JNA_JAR is unset (scripts/test sets them)")
+            bail!(
+                "CI=true but FFI_BINDINGS_DIR, KOTLIN_HOME or JNA_JAR is unset (scripts/test sets them)"
+            )
         }
         _ => {
-            eprintln!("SKIPPED the bindings scenario: run scripts/test, which generates the bindings");
+            eprintln!(
+                "SKIPPED the bindings scenario: run scripts/test, which generates the bindings"
+            );
             Ok(None)
         }
     }
@@ -53,7 +57,11 @@ async fn compile_member(tools: &Toolchain, out: &Path) -> Result<PathBuf> {
         lib.join("kotlinx-coroutines-core-jvm.jar").display()
     );
     let compiled = tokio::process::Command::new(tools.kotlin.join("bin/kotlinc"))
-        .arg(tools.bindings.join("kotlin/uniffi/hearth_ffi/hearth_ffi.kt"))
+        .arg(
+            tools
+                .bindings
+                .join("kotlin/uniffi/hearth_ffi/hearth_ffi.kt"),
+        )
         .arg(sources().join("Member.kt"))
         .args(["-nowarn", "-cp", &classpath, "-d"])
         .arg(&jar)

@@ -91,7 +91,10 @@ pub struct Message {
 }
 
 impl Message {
-    pub(crate) fn from_sdk(message: &hearth_client::Message, names: &HashMap<DeviceId, String>) -> Self {
+    pub(crate) fn from_sdk(
+        message: &hearth_client::Message,
+        names: &HashMap<DeviceId, String>,
+    ) -> Self {
         let (kind, text) = match &message.envelope.content {
             Content::Text { body, .. } => ("text".to_owned(), Some(body.clone())),
             Content::Reply { body, .. } => ("reply".to_owned(), Some(body.clone())),

@@ -76,9 +76,7 @@ impl From<ClientError> for HearthError {
             ClientError::UnknownJoinRequest => Self::InvalidInput {
                 detail: "no such join request".into(),
             },
-            ClientError::InvalidSchedule(why) => Self::InvalidInput {
-                detail: why.into(),
-            },
+            ClientError::InvalidSchedule(why) => Self::InvalidInput { detail: why.into() },
             ClientError::Store(_) | ClientError::Io(_) => Self::Storage {
                 detail: err.to_string(),
             },

@@ -253,7 +253,11 @@ impl HearthClient {
     }
 
     /// Removes devices from the circle (facilitators).
-    pub async fn remove(&self, circle_id: String, device_ids: Vec<String>) -> Result<(), HearthError> {
+    pub async fn remove(
+        &self,
+        circle_id: String,
+        device_ids: Vec<String>,
+    ) -> Result<(), HearthError> {
         let client = self.inner.clone();
         run(async move {
             let circle = convert::circle_id(&circle_id)?;
