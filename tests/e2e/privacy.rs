@@ -14,6 +14,11 @@ use hearth_tests::{Db, TestApp, TestDb, hex, on_both_databases, rand_bytes};
 
 on_both_databases!(the_server_keeps_no_trace_of_what_was_said);
 
+#[tokio::test]
+async fn a_phone_keeps_its_circle_sealed_at_rest() -> Result<()> {
+    phone_keeps_its_circle_sealed_at_rest().await
+}
+
 /// The forms a canary could leak in.
 fn forms(canary: &str) -> Vec<String> {
     let bytes = canary.as_bytes();
@@ -174,5 +179,108 @@ async fn the_server_keeps_no_trace_of_what_was_said(db: Db) -> Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+/// A phone's data directory, opened with a key from the platform's key
+/// store: after a circle's life, no file holds a message, a name, a title or
+/// a token in the clear, every value openmls stored is sealed, and another
+/// key (or none) is refused with a clear error.
+async fn phone_keeps_its_circle_sealed_at_rest() -> Result<()> {
+    use hearth_client::ClientError;
+    use secrecy::SecretBox;
+    let app = TestApp::spawn(Db::Sqlite).await?;
+    let dirs = data_dirs(2)?;
+    let key = |byte: u8| SecretBox::new(Box::new([byte; 32]));
+    let alice = Client::open_encrypted(&app.address, dirs[0].path(), key(1)).await?;
+    let sam = Client::open_encrypted(&app.address, dirs[1].path(), key(2)).await?;
+    alice.register(None).await?;
+    sam.register(None).await?;
+    alice.set_display_name("alice-name-canary").await?;
+    sam.set_display_name("sam-name-canary").await?;
+    let circle = alice.create_circle().await?;
+    alice.set_title(&circle, "title-canary").await?;
+    hearth_tests::clients::join(&alice, &sam, &circle).await?;
+    alice
+        .send_text(&circle, "message-canary from alice")
+        .await?;
+    sam.sync(&circle).await?;
+    sam.send_text(&circle, "message-canary from sam").await?;
+    alice.sync(&circle).await?;
+    assert_eq!(sam.title(&circle).await?.as_deref(), Some("title-canary"));
+    assert_eq!(sam.history(&circle).await?.len(), 2);
+    drop((alice, sam));
+
+    for dir in &dirs {
+        let mut bytes = Vec::new();
+        for entry in std::fs::read_dir(dir.path())? {
+            bytes.extend(std::fs::read(entry?.path())?);
+        }
+        let seen = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+        for canary in [
+            "message-canary",
+            "alice-name-canary",
+            "sam-name-canary",
+            "title-canary",
+        ] {
+            for form in forms(canary) {
+                assert!(!seen(form.as_bytes()), "{canary} on the phone's disk");
+            }
+        }
+        // An access token is a JWT: its header would begin `eyJ`.
+        assert!(!seen(b"eyJ"), "a token on the phone's disk");
+        // openmls's keys and values would be JSON in the clear; sealed, none
+        // parses.
+        let mls = dir.path().join("mls.db");
+        let pool = sqlx::SqlitePool::connect_with(
+            sqlx::sqlite::SqliteConnectOptions::new()
+                .filename(&mls)
+                .read_only(true),
+        )
+        .await?;
+        let tables: Vec<String> = sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' \
+             AND name NOT LIKE '%migrations%'",
+        )
+        .fetch_all(&pool)
+        .await?;
+        let mut values = 0;
+        for table in tables {
+            let columns: Vec<String> =
+                sqlx::query_scalar("SELECT name FROM pragma_table_info($1) WHERE type = 'BLOB'")
+                    .bind(&table)
+                    .fetch_all(&pool)
+                    .await?;
+            for column in &columns {
+                let blobs: Vec<Vec<u8>> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                    "SELECT \"{column}\" FROM \"{table}\""
+                )))
+                .fetch_all(&pool)
+                .await?;
+                for blob in blobs {
+                    values += 1;
+                    assert!(
+                        serde_json::from_slice::<serde_json::Value>(&blob).is_err(),
+                        "{table}.{column} holds MLS state in the clear"
+                    );
+                }
+            }
+        }
+        assert!(
+            values >= 10,
+            "the MLS store was found and read ({values} values)"
+        );
+        pool.close().await;
+    }
+
+    // The right key opens the phone's history again; another key, or none,
+    // is refused and says why.
+    let reopened = Client::open_encrypted(&app.address, dirs[1].path(), key(2)).await?;
+    assert_eq!(reopened.history(&circle).await?.len(), 2);
+    drop(reopened);
+    let wrong = Client::open_encrypted(&app.address, dirs[1].path(), key(9)).await;
+    assert!(matches!(wrong, Err(ClientError::WrongKey)), "{wrong:?}");
+    let none = Client::open(&app.address, dirs[1].path()).await;
+    assert!(matches!(none, Err(ClientError::Locked)), "{none:?}");
     Ok(())
 }

@@ -37,6 +37,10 @@ pub enum HearthError {
     /// Only a facilitator of the circle may do this.
     #[error("only a facilitator of this circle may do this")]
     NotFacilitator,
+    /// The key does not open this data directory (or it was created
+    /// without one): the app's key store lost or changed the key.
+    #[error("the key does not open this data directory")]
+    WrongKey,
     /// An argument does not parse: an id, an invite link, a push target.
     #[error("{detail}")]
     InvalidInput {
@@ -70,6 +74,9 @@ impl From<ClientError> for HearthError {
             ClientError::NotRegistered => Self::NotRegistered,
             ClientError::UnknownCircle => Self::UnknownCircle,
             ClientError::NotFacilitator => Self::NotFacilitator,
+            ClientError::WrongKey | ClientError::Locked | ClientError::NotEncrypted => {
+                Self::WrongKey
+            }
             ClientError::BadInviteLink => Self::InvalidInput {
                 detail: "not a Hearth invite link".into(),
             },

@@ -9,7 +9,8 @@
 //! crate owns ([`runtime`]), so the app's own executor (Kotlin coroutines,
 //! Swift concurrency, asyncio) only awaits them. Live events reach the app
 //! through an [`EventListener`] it implements; the [`Listening`] handle
-//! stops them when stopped or dropped.
+//! stops them when stopped or dropped. The device's files are sealed under
+//! a key the app supplies ([`HearthClient::open`]).
 #![deny(missing_docs)]
 
 mod convert;
@@ -73,11 +74,22 @@ impl std::fmt::Debug for HearthClient {
 #[uniffi::export]
 impl HearthClient {
     /// Opens (or creates) the client's state in `data_dir`, for the server
-    /// at `server_url` (`https://...`).
+    /// at `server_url` (`https://...`). Everything sensitive in it is sealed
+    /// under `key`: 32 random bytes the app keeps in the platform's key
+    /// store (Android Keystore, iOS Keychain), the same at every open. A
+    /// different key is refused with `WrongKey`.
     #[uniffi::constructor]
-    pub async fn open(server_url: String, data_dir: String) -> Result<Arc<Self>, HearthError> {
+    pub async fn open(
+        server_url: String,
+        data_dir: String,
+        key: Vec<u8>,
+    ) -> Result<Arc<Self>, HearthError> {
+        let key: [u8; 32] = key.try_into().map_err(|_| HearthError::InvalidInput {
+            detail: "the key is 32 bytes".into(),
+        })?;
+        let key = secrecy::SecretBox::new(Box::new(key));
         run(async move {
-            let client = Client::open(&server_url, &data_dir).await?;
+            let client = Client::open_encrypted(&server_url, &data_dir, key).await?;
             Ok(Arc::new(Self {
                 inner: Arc::new(client),
             }))

@@ -41,7 +41,9 @@ fun waitFor(mailbox: File, name: String, seconds: Int = 90): String {
 fun main(args: Array<String>) = runBlocking {
     val (server, dataDir, mailboxPath) = args
     val mailbox = File(mailboxPath)
-    val sam = HearthClient.open(server, dataDir)
+    // An app keeps this key in the Android Keystore.
+    val key = ByteArray(32).also { java.security.SecureRandom().nextBytes(it) }
+    val sam = HearthClient.open(server, dataDir, key)
     sam.register(null)
     sam.setDisplayName("Sam")
     sam.redeemInvite(waitFor(mailbox, "invite"), "Sam said this group helps")

@@ -37,7 +37,8 @@ async def wait_for(mailbox, name, seconds=90):
 
 async def main():
     server, data_dir, mailbox = sys.argv[1:4]
-    alice = await hearth.HearthClient.open(server, data_dir)
+    key = os.urandom(32)  # an app keeps this in the platform's key store
+    alice = await hearth.HearthClient.open(server, data_dir, key)
     device = await alice.register(None)
     assert device == await alice.device_id()
     await alice.set_display_name("Alice")
@@ -81,6 +82,12 @@ async def main():
         pass
 
     await wait_for(mailbox, "done")
+    # Another key does not open Alice's files.
+    try:
+        await hearth.HearthClient.open(server, data_dir, os.urandom(32))
+        raise AssertionError("another key opened the data directory")
+    except hearth.HearthError.WrongKey:
+        pass
     print("facilitator (Python): ok")
 
 

@@ -73,6 +73,16 @@ pub enum ClientError {
     /// Something the server or the store returned does not make sense.
     #[error("unexpected data: {0}")]
     Unexpected(&'static str),
+    /// This data directory is encrypted: open it with its key.
+    #[error("this data directory is encrypted; open it with its key")]
+    Locked,
+    /// The key does not open this data directory.
+    #[error("the key does not open this data directory")]
+    WrongKey,
+    /// This data directory was created without a key; it cannot be opened
+    /// with one.
+    #[error("this data directory was created without a key")]
+    NotEncrypted,
     /// A background task failed.
     #[error("a background task failed")]
     Task,

@@ -39,6 +39,7 @@ mod schedule;
 mod snapshot;
 mod store;
 mod sync;
+mod vault;
 mod video;
 
 pub use calendar::{AgreementView, Calendar, CheckIn, Rsvp, Session};
@@ -56,6 +57,7 @@ use api::Api;
 use hearth_protocol::CircleId;
 use openmls::prelude::{GroupId, MlsGroup, OpenMlsProvider as _};
 use provider::Provider;
+use secrecy::SecretBox;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use store::Store;
@@ -91,14 +93,31 @@ impl std::fmt::Debug for Client {
 
 impl Client {
     /// Opens (creating) the data directory and binds the client to `server`
-    /// (for example `http://127.0.0.1:8080`).
+    /// (for example `http://127.0.0.1:8080`). Nothing is sealed at rest: for
+    /// a laptop's CLI and tests; apps use [`Client::open_encrypted`].
     pub async fn open(server: &str, dir: impl AsRef<Path>) -> Result<Self> {
-        let dir = dir.as_ref().to_path_buf();
+        Self::open_with(server, dir.as_ref(), None).await
+    }
+
+    /// Opens (creating) the data directory with the key its secrets are
+    /// sealed with (32 bytes from the platform's key store). A directory
+    /// created with another key answers [`ClientError::WrongKey`]; one
+    /// created without a key, [`ClientError::NotEncrypted`].
+    pub async fn open_encrypted(
+        server: &str,
+        dir: impl AsRef<Path>,
+        key: SecretBox<[u8; 32]>,
+    ) -> Result<Self> {
+        Self::open_with(server, dir.as_ref(), Some(key)).await
+    }
+
+    async fn open_with(server: &str, dir: &Path, key: Option<SecretBox<[u8; 32]>>) -> Result<Self> {
+        let dir = dir.to_path_buf();
         let opened = dir.clone();
         let state = tokio::task::spawn_blocking(move || -> Result<State> {
             std::fs::create_dir_all(&opened)?;
             Ok(State {
-                store: Store::open(&opened)?,
+                store: Store::open(&opened, key.as_ref())?,
                 provider: Provider::open(&opened)?,
                 calls: call::CallRegistry::default(),
             })
@@ -121,6 +140,8 @@ impl Client {
         let state = self.state.clone();
         tokio::task::spawn_blocking(move || {
             let mut guard = state.lock().map_err(|_| ClientError::Task)?;
+            // openmls's codec seals with the store's vault during the step.
+            let _vault = vault::enter(guard.store.vault());
             let done = f(&mut guard);
             // What the step wrote is durable before the SDK acts on it (see
             // `durable`): the MLS state first, then what it decrypted.

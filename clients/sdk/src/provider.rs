@@ -12,19 +12,49 @@ use openmls_rust_crypto::RustCrypto;
 use openmls_sqlite_storage::{Codec, Connection, SqliteStorageProvider};
 use std::path::Path;
 
-/// JSON for openmls's stored values.
+/// JSON for openmls's stored keys and values, sealed when the step running
+/// on this thread has a vault (see `vault`). Keys must seal the same way
+/// every time to be found again, so the codec seals deterministically.
 #[derive(Debug, Default)]
 pub struct JsonCodec;
 
+/// Why a stored MLS value could not be encoded or decoded.
+#[derive(Debug, thiserror::Error)]
+pub enum CodecError {
+    /// The JSON did not encode or decode.
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    /// The value could not be sealed, or did not open under the vault.
+    #[error("a sealed MLS value that does not open")]
+    Sealed,
+}
+
+/// openmls's values are bound to this place (the codec does not see rows).
+const MLS_PLACE: &[u8] = b"mls/value";
+
 impl Codec for JsonCodec {
-    type Error = serde_json::Error;
+    type Error = CodecError;
 
     fn to_vec<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, Self::Error> {
-        serde_json::to_vec(value)
+        let json = serde_json::to_vec(value)?;
+        match crate::vault::current() {
+            Some(vault) => vault
+                .seal_fixed(MLS_PLACE, &json)
+                .map_err(|_| CodecError::Sealed),
+            None => Ok(json),
+        }
     }
 
     fn from_slice<T: serde::de::DeserializeOwned>(slice: &[u8]) -> Result<T, Self::Error> {
-        serde_json::from_slice(slice)
+        match crate::vault::current() {
+            Some(vault) => {
+                let json = vault
+                    .open(MLS_PLACE, slice)
+                    .map_err(|_| CodecError::Sealed)?;
+                Ok(serde_json::from_slice(&json)?)
+            }
+            None => Ok(serde_json::from_slice(slice)?),
+        }
     }
 }
 

@@ -56,7 +56,10 @@ impl Store {
                 id.to_string(),
                 signed(item.seq),
                 item.sender.to_string(),
-                Envelope::new(item.content.clone()).to_bytes(),
+                self.seal(
+                    &[b"calendar/", circle.as_bytes(), id.to_string().as_bytes()],
+                    &Envelope::new(item.content.clone()).to_bytes(),
+                )?,
             ),
         )?;
         Ok(())
@@ -65,8 +68,10 @@ impl Store {
     /// The circle's calendar items in log order.
     pub fn calendar_items(&self, circle: &CircleId) -> Result<Vec<CalendarItem>> {
         let rows = self.envelope_rows(
-            "SELECT seq, sender, envelope, 0 FROM calendar WHERE circle_id = ?1 ORDER BY seq, item_id",
+            "SELECT seq, sender, envelope, 0, item_id FROM calendar WHERE circle_id = ?1 \
+             ORDER BY seq, item_id",
             circle,
+            |_, item| [b"calendar/".as_slice(), circle.as_bytes(), item.as_bytes()].concat(),
         )?;
         Ok(rows
             .into_iter()

@@ -5,14 +5,21 @@
 //!
 //! The schema moves forward by numbered migrations (`PRAGMA user_version`):
 //! a data directory written by an older SDK is brought up to date on open.
+//!
+//! Opened with a key, every sensitive value is sealed in its place (see
+//! `vault`); the `settings` row `vault` holds a check value that tells a
+//! wrong key from the right one.
 
 use crate::durable::Wal;
 use crate::error::{ClientError, Result};
 use crate::messages::Message;
+use crate::vault::Vault;
 use hearth_protocol::{AccountId, CircleId, DeviceId};
-use rusqlite::{Connection, OptionalExtension as _};
-use secrecy::SecretBox;
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, OptionalExtension as _, Row};
+use secrecy::{ExposeSecret as _, SecretBox};
 use std::path::Path;
+use std::sync::Arc;
 
 mod calendar;
 
@@ -90,6 +97,28 @@ pub(crate) struct Store {
     conn: Connection,
     /// `client.db`'s write-ahead log, synced at the end of each step.
     wal: Wal,
+    /// The key values are sealed with, when the store has one.
+    vault: Option<Arc<Vault>>,
+}
+
+/// The `settings` key of the vault's check value.
+const VAULT_CHECK: &str = "vault";
+
+/// Text or bytes read back as bytes (sealed values are bytes; values
+/// written without a vault, by this version or an older one, may be text).
+fn bytes(row: &Row<'_>, index: usize) -> rusqlite::Result<Vec<u8>> {
+    match row.get_ref(index)? {
+        ValueRef::Text(text) | ValueRef::Blob(text) => Ok(text.to_vec()),
+        _ => Err(rusqlite::Error::InvalidColumnType(
+            index,
+            "value".into(),
+            rusqlite::types::Type::Null,
+        )),
+    }
+}
+
+fn text(value: Vec<u8>) -> Result<String> {
+    String::from_utf8(value).map_err(|_| corrupt("text that is not UTF-8"))
 }
 
 /// A device id read back from a column.
@@ -102,7 +131,9 @@ fn corrupt(what: &'static str) -> ClientError {
 }
 
 impl Store {
-    pub fn open(dir: &Path) -> Result<Self> {
+    /// Opens (creating) `client.db`; with `key`, a store created with it
+    /// (or new), without, a store created without one.
+    pub fn open(dir: &Path, key: Option<&SecretBox<[u8; 32]>>) -> Result<Self> {
         let path = dir.join("client.db");
         let conn = Connection::open(&path)?;
         conn.execute_batch(
@@ -115,10 +146,62 @@ impl Store {
             tx.pragma_update(None, "user_version", from + 1)?;
             tx.commit()?;
         }
+        let check: Option<Vec<u8>> = conn
+            .query_row(
+                "SELECT value FROM settings WHERE key = ?1",
+                [VAULT_CHECK],
+                |r| bytes(r, 0),
+            )
+            .optional()?;
+        let vault = match (check, key) {
+            (None, None) => None,
+            (Some(_), None) => return Err(ClientError::Locked),
+            (Some(check), Some(key)) => {
+                let vault = Vault::new(key.expose_secret());
+                if !vault.verifies(&check) {
+                    return Err(ClientError::WrongKey);
+                }
+                Some(Arc::new(vault))
+            }
+            (None, Some(key)) => {
+                let used: i64 = conn.query_row("SELECT COUNT(*) FROM device", (), |r| r.get(0))?;
+                if used > 0 {
+                    return Err(ClientError::NotEncrypted);
+                }
+                let vault = Vault::new(key.expose_secret());
+                conn.execute(
+                    "INSERT INTO settings (key, value) VALUES (?1, ?2)",
+                    (VAULT_CHECK, vault.check_value()?),
+                )?;
+                Some(Arc::new(vault))
+            }
+        };
         Ok(Self {
             conn,
             wal: Wal::of(&path),
+            vault,
         })
+    }
+
+    /// The vault, for openmls's codec (see `vault::enter`).
+    pub fn vault(&self) -> Option<Arc<Vault>> {
+        self.vault.clone()
+    }
+
+    /// `plain` as stored at `place`: sealed when the store has a key.
+    fn seal(&self, place: &[&[u8]], plain: &[u8]) -> Result<Vec<u8>> {
+        match &self.vault {
+            Some(vault) => vault.seal(&place.concat(), plain),
+            None => Ok(plain.to_vec()),
+        }
+    }
+
+    /// What was stored at `place`, opened.
+    fn unseal(&self, place: &[&[u8]], stored: Vec<u8>) -> Result<Vec<u8>> {
+        match &self.vault {
+            Some(vault) => vault.open(&place.concat(), &stored),
+            None => Ok(stored),
+        }
     }
 
     /// Makes every write so far durable; commits themselves do not wait for
@@ -131,14 +214,11 @@ impl Store {
         let row = self
             .conn
             .query_row("SELECT device_id, account_id, seed FROM device", (), |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, Vec<u8>>(2)?,
-                ))
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, bytes(r, 2)?))
             })
             .optional()?;
         row.map(|(device, account, seed)| {
+            let seed = self.unseal(&[b"device/seed"], seed)?;
             Ok(DeviceRow {
                 device_id: device.parse().map_err(|_| corrupt("device id"))?,
                 account_id: account.parse().map_err(|_| corrupt("account id"))?,
@@ -153,26 +233,32 @@ impl Store {
     pub fn save_device(&self, device: DeviceId, account: AccountId, seed: &[u8; 32]) -> Result<()> {
         self.conn.execute(
             "INSERT OR REPLACE INTO device (one, device_id, account_id, seed) VALUES (1, ?1, ?2, ?3)",
-            (device.to_string(), account.to_string(), seed.as_slice()),
+            (
+                device.to_string(),
+                account.to_string(),
+                self.seal(&[b"device/seed"], seed)?,
+            ),
         )?;
         Ok(())
     }
 
     pub fn login(&self) -> Result<Option<LoginRow>> {
-        Ok(self
+        let row = self
             .conn
             .query_row(
                 "SELECT access_token, access_expires, refresh_token FROM login",
                 (),
-                |r| {
-                    Ok(LoginRow {
-                        access_token: r.get(0)?,
-                        access_expires: r.get(1)?,
-                        refresh_token: r.get(2)?,
-                    })
-                },
+                |r| Ok((bytes(r, 0)?, r.get::<_, i64>(1)?, bytes(r, 2)?)),
             )
-            .optional()?)
+            .optional()?;
+        row.map(|(access, access_expires, refresh)| {
+            Ok(LoginRow {
+                access_token: text(self.unseal(&[b"login/access"], access)?)?,
+                access_expires,
+                refresh_token: text(self.unseal(&[b"login/refresh"], refresh)?)?,
+            })
+        })
+        .transpose()
     }
 
     pub fn save_login(&self, login: &LoginRow) -> Result<()> {
@@ -180,9 +266,9 @@ impl Store {
             "INSERT OR REPLACE INTO login (one, access_token, access_expires, refresh_token) \
              VALUES (1, ?1, ?2, ?3)",
             (
-                &login.access_token,
+                self.seal(&[b"login/access"], login.access_token.as_bytes())?,
                 login.access_expires,
-                &login.refresh_token,
+                self.seal(&[b"login/refresh"], login.refresh_token.as_bytes())?,
             ),
         )?;
         Ok(())
@@ -240,7 +326,11 @@ impl Store {
     pub fn save_note_key(&self, invite: uuid::Uuid, circle: &CircleId, key: &[u8]) -> Result<()> {
         self.conn.execute(
             "INSERT OR REPLACE INTO note_keys (invite_id, circle_id, key) VALUES (?1, ?2, ?3)",
-            (invite.to_string(), circle.as_bytes(), key),
+            (
+                invite.to_string(),
+                circle.as_bytes(),
+                self.seal(&[b"note_key/", circle.as_bytes()], key)?,
+            ),
         )?;
         Ok(())
     }
@@ -249,23 +339,30 @@ impl Store {
         let mut statement = self
             .conn
             .prepare("SELECT key FROM note_keys WHERE circle_id = ?1")?;
-        let keys = statement.query_map([circle.as_bytes()], |r| r.get::<_, Vec<u8>>(0))?;
-        Ok(keys.collect::<Result<Vec<_>, _>>()?)
+        let keys = statement.query_map([circle.as_bytes()], |r| bytes(r, 0))?;
+        keys.map(|key| self.unseal(&[b"note_key/", circle.as_bytes()], key?))
+            .collect()
     }
 
     pub fn setting(&self, key: &str) -> Result<Option<String>> {
-        Ok(self
+        let value = self
             .conn
             .query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| {
-                r.get(0)
+                bytes(r, 0)
             })
-            .optional()?)
+            .optional()?;
+        value
+            .map(|v| text(self.unseal(&[b"setting/", key.as_bytes()], v)?))
+            .transpose()
     }
 
     pub fn set_setting(&self, key: &str, value: &str) -> Result<()> {
         self.conn.execute(
             "INSERT OR REPLACE INTO settings (key, value) VALUES (?1, ?2)",
-            (key, value),
+            (
+                key,
+                self.seal(&[b"setting/", key.as_bytes()], value.as_bytes())?,
+            ),
         )?;
         Ok(())
     }
@@ -273,7 +370,14 @@ impl Store {
     pub fn set_name(&self, circle: &CircleId, device: DeviceId, name: &str) -> Result<()> {
         self.conn.execute(
             "INSERT OR REPLACE INTO names (circle_id, device_id, display_name) VALUES (?1, ?2, ?3)",
-            (circle.as_bytes(), device.to_string(), name),
+            (
+                circle.as_bytes(),
+                device.to_string(),
+                self.seal(
+                    &[b"name/", circle.as_bytes(), device.as_bytes()],
+                    name.as_bytes(),
+                )?,
+            ),
         )?;
         Ok(())
     }
@@ -283,11 +387,13 @@ impl Store {
             .conn
             .prepare("SELECT device_id, display_name FROM names WHERE circle_id = ?1")?;
         let rows = statement.query_map([circle.as_bytes()], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            Ok((r.get::<_, String>(0)?, bytes(r, 1)?))
         })?;
         rows.map(|row| {
             let (device, name) = row?;
-            Ok((device_id(&device)?, name))
+            let device = device_id(&device)?;
+            let place: [&[u8]; 3] = [b"name/", circle.as_bytes(), device.as_bytes()];
+            Ok((device, text(self.unseal(&place, name)?)?))
         })
         .collect()
     }
@@ -295,20 +401,26 @@ impl Store {
     pub fn set_title(&self, circle: &CircleId, title: &str) -> Result<()> {
         self.conn.execute(
             "INSERT OR REPLACE INTO titles (circle_id, title) VALUES (?1, ?2)",
-            (circle.as_bytes(), title),
+            (
+                circle.as_bytes(),
+                self.seal(&[b"title/", circle.as_bytes()], title.as_bytes())?,
+            ),
         )?;
         Ok(())
     }
 
     pub fn title(&self, circle: &CircleId) -> Result<Option<String>> {
-        Ok(self
+        let title = self
             .conn
             .query_row(
                 "SELECT title FROM titles WHERE circle_id = ?1",
                 [circle.as_bytes()],
-                |r| r.get(0),
+                |r| bytes(r, 0),
             )
-            .optional()?)
+            .optional()?;
+        title
+            .map(|t| text(self.unseal(&[b"title/", circle.as_bytes()], t)?))
+            .transpose()
     }
 
     pub fn add_history(&self, circle: &CircleId, row: &Message) -> Result<()> {
@@ -319,7 +431,10 @@ impl Store {
                 circle.as_bytes(),
                 i64::try_from(row.seq).unwrap_or(i64::MAX),
                 row.sender.to_string(),
-                row.envelope.to_bytes(),
+                self.seal(
+                    &[b"history/", circle.as_bytes(), &row.seq.to_be_bytes()],
+                    &row.envelope.to_bytes(),
+                )?,
                 row.received_at,
             ),
         )?;
@@ -330,6 +445,7 @@ impl Store {
         let rows = self.envelope_rows(
             "SELECT seq, sender, envelope, received_at FROM history WHERE circle_id = ?1 ORDER BY seq",
             circle,
+            |seq, _| [b"history/".to_vec(), circle.as_bytes().to_vec(), seq.to_be_bytes().to_vec()].concat(),
         )?;
         Ok(rows
             .into_iter()
@@ -343,30 +459,175 @@ impl Store {
     }
 
     /// `(seq, sender, envelope, received_at)` rows of a circle, from a query
-    /// that selects those four columns.
+    /// that selects those four columns and then the row's key (`place`
+    /// makes the sealed envelope's place from the seq and that key).
     fn envelope_rows(
         &self,
         query: &str,
         circle: &CircleId,
+        place: impl Fn(u64, &str) -> Vec<u8>,
     ) -> Result<Vec<(u64, DeviceId, hearth_protocol::content::Envelope, i64)>> {
         let mut statement = self.conn.prepare(query)?;
         let rows = statement.query_map([circle.as_bytes()], |r| {
             Ok((
                 r.get::<_, i64>(0)?,
                 r.get::<_, String>(1)?,
-                r.get::<_, Vec<u8>>(2)?,
+                bytes(r, 2)?,
                 r.get::<_, i64>(3)?,
+                r.get::<_, Option<String>>(4)
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default(),
             ))
         })?;
         rows.map(|row| {
-            let (seq, sender, envelope, received_at) = row?;
+            let (seq, sender, envelope, received_at, key) = row?;
+            let seq = u64::try_from(seq).unwrap_or_default();
+            let envelope = self.unseal(&[&place(seq, &key)], envelope)?;
             Ok((
-                u64::try_from(seq).unwrap_or_default(),
+                seq,
                 device_id(&sender)?,
                 hearth_protocol::content::Envelope::from_bytes(&envelope),
                 received_at,
             ))
         })
         .collect()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use hearth_protocol::content::{Content, Envelope};
+
+    fn key(byte: u8) -> SecretBox<[u8; 32]> {
+        SecretBox::new(Box::new([byte; 32]))
+    }
+
+    /// Every file of the store, write-ahead log included.
+    fn files(dir: &Path) -> Vec<u8> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .flat_map(|entry| std::fs::read(entry.unwrap().path()).unwrap())
+            .collect()
+    }
+
+    fn holds(haystack: &[u8], needle: &[u8]) -> bool {
+        haystack.windows(needle.len()).any(|w| w == needle)
+    }
+
+    #[test]
+    fn with_a_key_the_files_hold_no_seed_token_name_title_or_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let seed = [0x5e_u8; 32];
+        let circle = CircleId::from_bytes(b"circle-canary-id".to_vec()).unwrap();
+        let device = DeviceId::from_uuid(uuid::Uuid::new_v4());
+        {
+            let store = Store::open(dir.path(), Some(&key(1))).unwrap();
+            store
+                .save_device(device, AccountId::from_uuid(uuid::Uuid::new_v4()), &seed)
+                .unwrap();
+            store
+                .save_login(&LoginRow {
+                    access_token: "access-token-canary".into(),
+                    access_expires: 1,
+                    refresh_token: "refresh-token-canary".into(),
+                })
+                .unwrap();
+            store.set_setting("display_name", "name-canary").unwrap();
+            store
+                .set_name(&circle, device, "member-name-canary")
+                .unwrap();
+            store.set_title(&circle, "title-canary").unwrap();
+            store
+                .save_note_key(uuid::Uuid::new_v4(), &circle, b"note-key-canary")
+                .unwrap();
+            let envelope = Envelope::new(Content::Text {
+                id: uuid::Uuid::new_v4(),
+                body: "message-canary".into(),
+            });
+            store
+                .add_history(
+                    &circle,
+                    &Message {
+                        seq: 7,
+                        sender: device,
+                        envelope: envelope.clone(),
+                        received_at: 1,
+                    },
+                )
+                .unwrap();
+            // Read back through the vault.
+            assert_eq!(store.device().unwrap().unwrap().seed.expose_secret(), &seed);
+            assert_eq!(
+                store.login().unwrap().unwrap().refresh_token,
+                "refresh-token-canary"
+            );
+            assert_eq!(
+                store.title(&circle).unwrap().as_deref(),
+                Some("title-canary")
+            );
+            assert_eq!(store.history(&circle).unwrap()[0].envelope, envelope);
+        }
+        let bytes = files(dir.path());
+        assert!(!holds(&bytes, &seed), "the key seed");
+        for canary in [
+            "access-token-canary",
+            "refresh-token-canary",
+            "name-canary",
+            "member-name-canary",
+            "title-canary",
+            "note-key-canary",
+            "message-canary",
+        ] {
+            assert!(!holds(&bytes, canary.as_bytes()), "{canary} on disk");
+        }
+
+        // The right key opens it again; a wrong key and no key are refused,
+        // and say so.
+        let reopened = Store::open(dir.path(), Some(&key(1))).unwrap();
+        assert_eq!(
+            reopened.setting("display_name").unwrap().as_deref(),
+            Some("name-canary")
+        );
+        drop(reopened);
+        assert!(matches!(
+            Store::open(dir.path(), Some(&key(2))),
+            Err(ClientError::WrongKey)
+        ));
+        assert!(matches!(
+            Store::open(dir.path(), None),
+            Err(ClientError::Locked)
+        ));
+    }
+
+    #[test]
+    fn a_store_made_without_a_key_is_not_opened_with_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), None).unwrap();
+        store
+            .save_device(
+                DeviceId::from_uuid(uuid::Uuid::new_v4()),
+                AccountId::from_uuid(uuid::Uuid::new_v4()),
+                &[1; 32],
+            )
+            .unwrap();
+        store
+            .set_title(&CircleId::from_bytes(vec![9; 16]).unwrap(), "plain")
+            .unwrap();
+        drop(store);
+        assert!(matches!(
+            Store::open(dir.path(), Some(&key(1))),
+            Err(ClientError::NotEncrypted)
+        ));
+        let store = Store::open(dir.path(), None).unwrap();
+        assert_eq!(
+            store
+                .title(&CircleId::from_bytes(vec![9; 16]).unwrap())
+                .unwrap()
+                .as_deref(),
+            Some("plain")
+        );
     }
 }
