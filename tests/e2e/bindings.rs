@@ -1,7 +1,8 @@
 //! The generated bindings, used as apps use them, against the real server:
 //! a facilitator in Python and a member in Kotlin on the JVM create a
 //! circle, invite, join with a note, approve, write both ways, hear a live
-//! event through a listener, and branch on a refusal's stable code
+//! event through a listener, schedule and answer a session series, share a
+//! call's media keys, and branch on a refusal's stable code
 //! (`clients/ffi/tests/facilitator.py`, `clients/ffi/tests/Member.kt`).
 //!
 //! `scripts/test` generates the bindings (`scripts/bindings`) and installs
@@ -85,7 +86,14 @@ async fn a_python_facilitator_and_a_kotlin_member_meet_through_the_real_server()
     };
     let work = tempfile::tempdir()?;
     let jar = compile_member(&tools, work.path()).await?;
-    let app = TestApp::spawn(Db::Sqlite).await?;
+    let app = TestApp::spawn_with(Db::Sqlite, |c| {
+        c.video.url = Some("wss://sfu.localhost".into());
+        c.video.api_key = Some("devkey".into());
+        c.video.api_secret = Some(secrecy::SecretString::from(
+            "hearth-test-secret-0123456789abcdef",
+        ));
+    })
+    .await?;
     let mailbox = work.path().join("mailbox");
     std::fs::create_dir(&mailbox)?;
     let python = std::env::var_os("TEST_CHECKER_PYTHON").unwrap_or_else(|| "python3".into());

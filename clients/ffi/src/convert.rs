@@ -23,7 +23,7 @@ pub(crate) fn device_id(text: &str) -> Result<DeviceId, HearthError> {
 
 pub(crate) fn uuid(text: &str) -> Result<uuid::Uuid, HearthError> {
     uuid::Uuid::try_parse(text).map_err(|_| HearthError::InvalidInput {
-        detail: "not a join request id".into(),
+        detail: "not an id".into(),
     })
 }
 
@@ -307,4 +307,39 @@ impl From<hearth_client::Woken> for Woken {
                 .sum(),
         }
     }
+}
+
+/// An invite a facilitator minted.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct Invite {
+    /// For revoking it.
+    pub id: String,
+    /// Unix seconds after which it is refused.
+    pub expires_at: i64,
+    /// How many people may redeem it.
+    pub max_uses: u32,
+    /// How many did.
+    pub uses: u32,
+}
+
+impl From<hearth_protocol::circles::InviteInfo> for Invite {
+    fn from(info: hearth_protocol::circles::InviteInfo) -> Self {
+        Self {
+            id: info.invite_id.to_string(),
+            expires_at: info.expires_at,
+            max_uses: info.max_uses,
+            uses: info.uses,
+        }
+    }
+}
+
+/// One of this account's devices.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct Device {
+    /// Its id.
+    pub device_id: String,
+    /// Whether it is this device.
+    pub current: bool,
+    /// Unix seconds it registered.
+    pub created_at: i64,
 }

@@ -13,11 +13,16 @@
 //! a key the app supplies ([`HearthClient::open`]).
 #![deny(missing_docs)]
 
+mod calendar;
+mod call;
 mod convert;
 mod error;
 
+pub use calendar::{Agreement, Person, SeriesPlan, SessionView};
+pub use call::MediaCall;
 pub use convert::{
-    Circle, JoinRequest, LiveEvent, Member, Message, PushHealth, PushRegistration, Woken,
+    Circle, Device, Invite, JoinRequest, LiveEvent, Member, Message, PushHealth, PushRegistration,
+    Woken,
 };
 pub use error::HearthError;
 
@@ -202,6 +207,56 @@ impl HearthClient {
         run(async move {
             let circle = convert::circle_id(&circle_id)?;
             Ok(client.create_invite(&circle).await?)
+        })
+        .await
+    }
+
+    /// The circle's invites (facilitators).
+    pub async fn invites(&self, circle_id: String) -> Result<Vec<Invite>, HearthError> {
+        let client = self.inner.clone();
+        run(async move {
+            let circle = convert::circle_id(&circle_id)?;
+            Ok(client
+                .invites(&circle)
+                .await?
+                .into_iter()
+                .map(Invite::from)
+                .collect())
+        })
+        .await
+    }
+
+    /// Revokes an invite (facilitators).
+    pub async fn revoke_invite(
+        &self,
+        circle_id: String,
+        invite_id: String,
+    ) -> Result<(), HearthError> {
+        let client = self.inner.clone();
+        run(async move {
+            let circle = convert::circle_id(&circle_id)?;
+            Ok(client
+                .revoke_invite(&circle, convert::uuid(&invite_id)?)
+                .await?)
+        })
+        .await
+    }
+
+    /// This account's devices.
+    pub async fn devices(&self) -> Result<Vec<Device>, HearthError> {
+        let client = self.inner.clone();
+        run(async move {
+            Ok(client
+                .devices()
+                .await?
+                .devices
+                .into_iter()
+                .map(|d| Device {
+                    device_id: d.device_id.to_string(),
+                    current: d.current,
+                    created_at: d.created_at,
+                })
+                .collect())
         })
         .await
     }

@@ -74,6 +74,21 @@ fun main(args: Array<String>) = runBlocking {
     val authenticator = waitFor(mailbox, "facilitator_sent")
     check(sam.epochAuthenticator(circle) == authenticator) { "one group, no one in the middle" }
 
+    // Alice scheduled the circle: Sam sees it in his own zone, says he is
+    // coming, and decrypts the frame Alice encrypted for the call.
+    val (seriesId, frameHex) = waitFor(mailbox, "scheduled").split("\n")
+    sam.sync(circle)
+    val sessions = sam.sessions(circle, "America/New_York")
+    check(sessions.size == 6) { "sessions: ${sessions.size}" }
+    check(sessions[0].localStart.startsWith("2026-12-01T13:00")) { sessions[0].localStart }
+    check(sessions[0].durationMinutes.toInt() == 90)
+    check(sessions[0].title == "Tuesday circle")
+    sam.rsvp(circle, seriesId, sessions[0].occurrence, true, null)
+    val call = sam.joinCall(circle)
+    val frame = frameHex.chunked(2).map { it.toInt(16).toByte() }.toByteArray()
+    check(String(call.decrypt(frame)) == "alice's first frame") { "the call's keys differ" }
+    post(mailbox, "rsvped")
+
     // Members may not invite: a refusal an app can branch on.
     try {
         sam.createInvite(circle)

@@ -81,6 +81,23 @@ async def main():
     except hearth.HearthError.InvalidInput:
         pass
 
+    # A biweekly 90-minute session for twelve weeks, in the video room;
+    # Alice opens the call's media keys and encrypts a frame for Sam.
+    plan = hearth.SeriesPlan(
+        first_date="2026-12-01", start_time="19:00", time_zone="Europe/Berlin",
+        duration_minutes=90, every_weeks=2, count=6, until=None,
+        title="Tuesday circle", agenda="Arrivals; one round; closing", video_room=True)
+    series = await alice.schedule_series(circle, plan)
+    call = await alice.join_call(circle)
+    frame = call.encrypt(b"alice's first frame")
+    post(mailbox, "scheduled", series + "\n" + frame.hex())
+    await wait_for(mailbox, "rsvped")
+    await alice.sync(circle)
+    sessions = await alice.sessions(circle, "Europe/Berlin")
+    assert len(sessions) == 6, sessions
+    assert sessions[0].local_start.startswith("2026-12-01T19:00"), sessions[0].local_start
+    assert [p.name for p in sessions[0].coming] == ["Sam"], sessions[0].coming
+
     await wait_for(mailbox, "done")
     # Another key does not open Alice's files.
     try:
