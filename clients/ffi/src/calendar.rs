@@ -154,8 +154,92 @@ pub struct Agreement {
     pub pending: Vec<Person>,
 }
 
+/// A check-in prompt and the replies to it.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct CheckIn {
+    /// The prompt's id, for replying.
+    pub id: String,
+    /// The prompt.
+    pub text: String,
+    /// Replies: who, a mood from 1 to 5, and an optional line.
+    pub replies: Vec<CheckInReply>,
+}
+
+/// One reply to a check-in.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct CheckInReply {
+    /// Who.
+    pub member: Person,
+    /// 1 to 5.
+    pub mood: u8,
+    /// An optional line.
+    pub line: Option<String>,
+}
+
 #[uniffi::export]
 impl HearthClient {
+    /// Asks the circle how everyone is (facilitators). Returns the prompt's
+    /// id.
+    pub async fn prompt_check_in(
+        &self,
+        circle_id: String,
+        text: String,
+    ) -> Result<String, HearthError> {
+        let client = self.inner.clone();
+        run(async move {
+            let circle = self::circle_id(&circle_id)?;
+            Ok(client.prompt_check_in(&circle, &text).await?.to_string())
+        })
+        .await
+    }
+
+    /// Answers a check-in: a mood from 1 to 5 and an optional line.
+    pub async fn reply_check_in(
+        &self,
+        circle_id: String,
+        prompt_id: String,
+        mood: u8,
+        line: Option<String>,
+    ) -> Result<(), HearthError> {
+        let client = self.inner.clone();
+        run(async move {
+            let circle = self::circle_id(&circle_id)?;
+            Ok(client
+                .reply_check_in(&circle, uuid(&prompt_id)?, mood, line.as_deref())
+                .await?)
+        })
+        .await
+    }
+
+    /// The circle's check-ins with their replies, oldest first.
+    pub async fn check_ins(&self, circle_id: String) -> Result<Vec<CheckIn>, HearthError> {
+        let client = self.inner.clone();
+        run(async move {
+            let circle = self::circle_id(&circle_id)?;
+            let names = client.names(&circle).await?;
+            Ok(client
+                .calendar(&circle)
+                .await?
+                .check_ins
+                .into_iter()
+                .map(|c| CheckIn {
+                    id: c.id.to_string(),
+                    text: c.text,
+                    replies: c
+                        .replies
+                        .iter()
+                        .map(|(device, (mood, line))| CheckInReply {
+                            member: person(device, &names),
+                            mood: *mood,
+                            line: line.clone(),
+                        })
+                        .collect(),
+                })
+                .collect())
+        })
+        .await
+    }
+
     /// Schedules a series (facilitators). Returns its id.
     pub async fn schedule_series(
         &self,

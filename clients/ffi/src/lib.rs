@@ -18,7 +18,7 @@ mod call;
 mod convert;
 mod error;
 
-pub use calendar::{Agreement, Person, SeriesPlan, SessionView};
+pub use calendar::{Agreement, CheckIn, CheckInReply, Person, SeriesPlan, SessionView};
 pub use call::MediaCall;
 pub use convert::{
     Circle, Device, Invite, JoinRequest, LiveEvent, Member, Message, PushHealth, PushRegistration,

@@ -76,7 +76,7 @@ fun main(args: Array<String>) = runBlocking {
 
     // Alice scheduled the circle: Sam sees it in his own zone, says he is
     // coming, and decrypts the frame Alice encrypted for the call.
-    val (seriesId, frameHex) = waitFor(mailbox, "scheduled").split("\n")
+    val (seriesId, frameHex, promptId) = waitFor(mailbox, "scheduled").split("\n")
     sam.sync(circle)
     val sessions = sam.sessions(circle, "America/New_York")
     check(sessions.size == 6) { "sessions: ${sessions.size}" }
@@ -87,6 +87,7 @@ fun main(args: Array<String>) = runBlocking {
     val call = sam.joinCall(circle)
     val frame = frameHex.chunked(2).map { it.toInt(16).toByte() }.toByteArray()
     check(String(call.decrypt(frame)) == "alice's first frame") { "the call's keys differ" }
+    sam.replyCheckIn(circle, promptId, 4.toUByte(), "tired but here")
     post(mailbox, "rsvped")
 
     // Members may not invite: a refusal an app can branch on.

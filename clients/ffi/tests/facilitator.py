@@ -90,13 +90,17 @@ async def main():
     series = await alice.schedule_series(circle, plan)
     call = await alice.join_call(circle)
     frame = call.encrypt(b"alice's first frame")
-    post(mailbox, "scheduled", series + "\n" + frame.hex())
+    prompt = await alice.prompt_check_in(circle, "How are you arriving today?")
+    post(mailbox, "scheduled", "\n".join([series, frame.hex(), prompt]))
     await wait_for(mailbox, "rsvped")
     await alice.sync(circle)
     sessions = await alice.sessions(circle, "Europe/Berlin")
     assert len(sessions) == 6, sessions
     assert sessions[0].local_start.startswith("2026-12-01T19:00"), sessions[0].local_start
     assert [p.name for p in sessions[0].coming] == ["Sam"], sessions[0].coming
+    [check_in] = await alice.check_ins(circle)
+    assert [(r.member.name, r.mood, r.line) for r in check_in.replies] == [
+        ("Sam", 4, "tired but here")], check_in.replies
 
     await wait_for(mailbox, "done")
     # Another key does not open Alice's files.
