@@ -4,12 +4,13 @@
 //! Two real SDK clients (their data on this disk, like a phone's) in one
 //! circle on an in-process server: the facilitator sends `count` messages
 //! while the member is offline, then the member syncs them all (fetch,
-//! decrypt, store). The reference is the project's in-memory openmls member
+//! decrypt, store). Twice: with the data directories in the clear (the
+//! CLI's way) and sealed under a key (a phone's way, `vault`). The reference is the project's in-memory openmls member
 //! (`hearth_tests::mls::Member`): encrypt and decrypt the same number of
 //! messages of the same size with no storage and no network.
 
 use anyhow::{Result, ensure};
-use hearth_tests::clients::{data_dirs, enrolled};
+use hearth_tests::clients::{data_dirs, enrolled_as};
 use hearth_tests::mls::Member;
 use hearth_tests::{Db, TestApp};
 use std::time::Instant;
@@ -21,36 +22,50 @@ const TEXT_BYTES: usize = 300;
 pub struct Sdk {
     /// Messages sent and caught up on.
     pub count: usize,
+    /// In the clear, then sealed.
+    pub rows: Vec<SdkRow>,
+    /// Raw openmls, in memory: encrypt + decrypt of one message, µs.
+    pub raw_us: f64,
+}
+
+/// One way of keeping the client's data.
+pub struct SdkRow {
+    /// Whether the data directories were sealed under a key.
+    pub sealed: bool,
     /// `send_text`, each: milliseconds (local work and the HTTP round trips).
     pub send_ms: f64,
     /// The offline member's catch-up of all of them: seconds.
     pub catch_up_s: f64,
-    /// Raw openmls, in memory: encrypt + decrypt of one message, µs.
-    pub raw_us: f64,
 }
 
 /// Measures `count` messages.
 pub async fn measure(count: usize) -> Result<Sdk> {
     let app = TestApp::spawn(Db::Sqlite).await?;
-    let dirs = data_dirs(2)?;
-    let (clients, circle) = enrolled(&app, &dirs).await?;
-    let (facilitator, member) = (&clients[0], &clients[1]);
     let text = "a".repeat(TEXT_BYTES);
-
-    let started = Instant::now();
-    for _ in 0..count {
-        facilitator.send_text(&circle, &text).await?;
+    let mut rows = Vec::new();
+    for sealed in [false, true] {
+        let dirs = data_dirs(2)?;
+        let (clients, circle) = enrolled_as(&app, &dirs, sealed).await?;
+        let (facilitator, member) = (&clients[0], &clients[1]);
+        let started = Instant::now();
+        for _ in 0..count {
+            facilitator.send_text(&circle, &text).await?;
+        }
+        let send_ms = started.elapsed().as_secs_f64() * 1e3 / count.max(1) as f64;
+        let started = Instant::now();
+        let caught_up = member.sync(&circle).await?;
+        let catch_up_s = started.elapsed().as_secs_f64();
+        ensure!(
+            caught_up.len() >= count,
+            "the member caught up on {} of {count}",
+            caught_up.len()
+        );
+        rows.push(SdkRow {
+            sealed,
+            send_ms,
+            catch_up_s,
+        });
     }
-    let send_ms = started.elapsed().as_secs_f64() * 1e3 / count.max(1) as f64;
-
-    let started = Instant::now();
-    let caught_up = member.sync(&circle).await?;
-    let catch_up_s = started.elapsed().as_secs_f64();
-    ensure!(
-        caught_up.len() >= count,
-        "the member caught up on {} of {count}",
-        caught_up.len()
-    );
 
     // The same cryptography with nothing around it.
     let mut alice = Member::sign_up(&app).await?;
@@ -74,8 +89,7 @@ pub async fn measure(count: usize) -> Result<Sdk> {
     app.stop().await?;
     Ok(Sdk {
         count,
-        send_ms,
-        catch_up_s,
+        rows,
         raw_us,
     })
 }

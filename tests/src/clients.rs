@@ -33,18 +33,42 @@ pub async fn join(facilitator: &Client, member: &Client, circle: &CircleId) -> R
     Ok(())
 }
 
+/// A client of the app whose data directory is sealed under a fresh random
+/// key, as a phone's is (the key is not kept: for runs that never reopen).
+pub async fn sealed_client(app: &TestApp, dir: &tempfile::TempDir) -> Result<Client> {
+    let key = secrecy::SecretBox::new(Box::new(crate::rand_bytes::<32>()));
+    Ok(Client::open_encrypted(&app.address, dir.path(), key).await?)
+}
+
 /// A facilitator's circle with one client per directory after the first,
 /// enrolled by invite link and approval, everyone caught up.
 pub async fn enrolled(
     app: &TestApp,
     dirs: &[tempfile::TempDir],
 ) -> Result<(Vec<Client>, CircleId)> {
-    let facilitator = client(app, &dirs[0]).await?;
+    enrolled_as(app, dirs, false).await
+}
+
+/// Like [`enrolled`]; with `sealed`, every client's data directory is sealed
+/// under a key of its own ([`sealed_client`]).
+pub async fn enrolled_as(
+    app: &TestApp,
+    dirs: &[tempfile::TempDir],
+    sealed: bool,
+) -> Result<(Vec<Client>, CircleId)> {
+    let open = |dir| async move {
+        if sealed {
+            sealed_client(app, dir).await
+        } else {
+            client(app, dir).await
+        }
+    };
+    let facilitator = open(&dirs[0]).await?;
     facilitator.register(None).await?;
     let circle = facilitator.create_circle().await?;
     let mut clients = vec![facilitator];
     for dir in dirs.iter().skip(1) {
-        let member = client(app, dir).await?;
+        let member = open(dir).await?;
         member.register(None).await?;
         join(&clients[0], &member, &circle).await?;
         clients.push(member);
