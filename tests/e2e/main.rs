@@ -6,6 +6,7 @@
 mod bindings;
 mod compose;
 mod crash;
+mod data_map;
 mod delivery;
 mod identity;
 mod jwt_abuse;
