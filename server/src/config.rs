@@ -332,6 +332,12 @@ pub struct AuthConfig {
     /// in the database, where every node finds it.
     #[serde(serialize_with = "redacted")]
     pub signing_key: Option<SecretString>,
+    /// 32 bytes, unpadded base64url: wraps the signing keys stored in the
+    /// database (AES-256-GCM), so a copy of the database alone cannot mint
+    /// tokens. Every node needs the same. Keys stored before it was set are
+    /// wrapped at the next start.
+    #[serde(serialize_with = "redacted")]
+    pub key_wrapping_key: Option<SecretString>,
 }
 
 impl Default for AuthConfig {
@@ -345,6 +351,7 @@ impl Default for AuthConfig {
             link_token_ttl_secs: 600,
             leeway_secs: 30,
             signing_key: None,
+            key_wrapping_key: None,
         }
     }
 }
@@ -455,6 +462,10 @@ pub const SETTINGS: &[(&str, &str)] = &[
     (
         "auth.signing_key",
         "Ed25519 seed, 32 bytes base64url (unset: generated and kept in the database)",
+    ),
+    (
+        "auth.key_wrapping_key",
+        "32 bytes base64url wrapping the signing keys stored in the database",
     ),
     ("limits.json_body_bytes", "larger JSON bodies get 413"),
     (
@@ -759,7 +770,7 @@ mod tests {
                     "listen" => "127.0.0.1:1",
                     "data_dir" => "/tmp/x",
                     "database_url" => "postgres://h/d",
-                    "auth.signing_key" => "AAAA",
+                    "auth.signing_key" | "auth.key_wrapping_key" => "AAAA",
                     "rate_limits.trust_forwarded_for"
                     | "push.allow_private_endpoints"
                     | "push.apns.sandbox" => "true",

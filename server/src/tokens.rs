@@ -8,7 +8,10 @@
 //! `iat` are required and checked.
 //!
 //! Keys live in the database so every node shares them. The newest key signs;
-//! all keys verify. A node that meets an unknown `kid` re-reads the keys (at
+//! all keys verify. With `auth.key_wrapping_key` set, their seeds are stored
+//! wrapped (AES-256-GCM, the `kid` as associated data), so a copy of the
+//! database alone cannot mint tokens; seeds stored before the key was set
+//! are wrapped at the next start. A node that meets an unknown `kid` re-reads the keys (at
 //! most every few seconds) before refusing, so a key added by another node is
 //! picked up without a restart.
 
@@ -67,6 +70,96 @@ pub enum KeyError {
     /// The key for opaque ids could not be set up.
     #[error("the opaque-id key could not be set up")]
     IdKey,
+    /// The configured wrapping key is not 32 bytes of unpadded base64url.
+    #[error("auth.key_wrapping_key must be 32 bytes as unpadded base64url")]
+    BadWrappingKey,
+    /// The stored signing keys are wrapped and no wrapping key is set.
+    #[error("the signing keys in the database are wrapped: set auth.key_wrapping_key")]
+    WrappedWithoutKey,
+    /// A stored signing key does not unwrap under the configured key.
+    #[error("a signing key in the database does not unwrap under auth.key_wrapping_key")]
+    WrongWrappingKey,
+}
+
+/// A seed wrapped: nonce, seed, tag.
+const WRAPPED_LEN: usize = 12 + 32 + 16;
+
+/// Wraps and unwraps signing key seeds under `auth.key_wrapping_key`.
+struct Wrapper(aes_gcm::Aes256Gcm);
+
+impl Wrapper {
+    fn new(text: &str) -> Result<Self, KeyError> {
+        use aes_gcm::KeyInit as _;
+        let key = URL_SAFE_NO_PAD
+            .decode(text.trim())
+            .ok()
+            .filter(|k| k.len() == 32)
+            .ok_or(KeyError::BadWrappingKey)?;
+        aes_gcm::Aes256Gcm::new_from_slice(&key)
+            .map(Self)
+            .map_err(|_| KeyError::BadWrappingKey)
+    }
+
+    fn aad(kid: &str) -> Vec<u8> {
+        [b"hearth/v1 signing key\0".as_slice(), kid.as_bytes()].concat()
+    }
+
+    fn wrap(&self, kid: &str, seed: &[u8; 32]) -> Result<Vec<u8>, KeyError> {
+        use aes_gcm::aead::{Aead as _, Payload};
+        let nonce: [u8; 12] = crypto::random_bytes()?;
+        let sealed = self
+            .0
+            .encrypt(
+                &aes_gcm::Nonce::from(nonce),
+                Payload {
+                    msg: seed,
+                    aad: &Self::aad(kid),
+                },
+            )
+            .map_err(|_| KeyError::WrongWrappingKey)?;
+        Ok([nonce.as_slice(), &sealed].concat())
+    }
+
+    fn unwrap(&self, kid: &str, stored: &[u8]) -> Result<[u8; 32], KeyError> {
+        use aes_gcm::aead::{Aead as _, Payload};
+        let (nonce, sealed) = stored.split_at(12.min(stored.len()));
+        let nonce: [u8; 12] = nonce.try_into().map_err(|_| KeyError::WrongWrappingKey)?;
+        let seed = self
+            .0
+            .decrypt(
+                &aes_gcm::Nonce::from(nonce),
+                Payload {
+                    msg: sealed,
+                    aad: &Self::aad(kid),
+                },
+            )
+            .map_err(|_| KeyError::WrongWrappingKey)?;
+        seed.try_into().map_err(|_| KeyError::WrongWrappingKey)
+    }
+}
+
+/// A signing key with its seed in the clear (in memory only).
+struct Seed {
+    kid: String,
+    seed: SecretBox<[u8; 32]>,
+}
+
+/// The seed of a stored key: as stored (32 bytes) or unwrapped.
+fn open_record(record: &SigningKeyRecord, wrapper: Option<&Wrapper>) -> Result<Seed, KeyError> {
+    let stored = record.private_key.expose_secret();
+    let seed: [u8; 32] = match (stored.len(), wrapper) {
+        (32, _) => stored
+            .as_slice()
+            .try_into()
+            .map_err(|_| KeyError::Storage(StorageError::Corrupt("signing key")))?,
+        (WRAPPED_LEN, Some(wrapper)) => wrapper.unwrap(&record.kid, stored)?,
+        (WRAPPED_LEN, None) => return Err(KeyError::WrappedWithoutKey),
+        _ => return Err(KeyError::Storage(StorageError::Corrupt("signing key"))),
+    };
+    Ok(Seed {
+        kid: record.kid.clone(),
+        seed: SecretBox::new(Box::new(seed)),
+    })
 }
 
 struct Signer {
@@ -92,6 +185,8 @@ pub struct KeyRing {
     /// verification costs more than the rest of a send. Entries last until
     /// the token expires; a change of keys empties it.
     verified: Mutex<HashMap<[u8; 32], Verified>>,
+    /// Unwraps keys another node adds (see [`KeyRing::reload`]).
+    wrapper: Option<Wrapper>,
 }
 
 /// A token that passed [`KeyRing::verify`].
@@ -151,7 +246,30 @@ impl KeyRing {
             .as_ref()
             .map(|text| parse_seed(text.expose_secret()))
             .transpose()?;
+        let wrapper = config
+            .key_wrapping_key
+            .as_ref()
+            .map(|text| Wrapper::new(text.expose_secret()))
+            .transpose()?;
         let mut records = storage.signing_keys().await?;
+        // Seeds stored before a wrapping key was set are wrapped now.
+        if let Some(wrapper) = &wrapper {
+            let mut wrapped = 0;
+            for record in records
+                .iter()
+                .filter(|r| r.private_key.expose_secret().len() == 32)
+            {
+                let seed = open_record(record, None)?;
+                let stored = wrapper.wrap(&record.kid, seed.seed.expose_secret())?;
+                if storage.rewrap_signing_key(&record.kid, &stored).await? {
+                    wrapped += 1;
+                }
+            }
+            if wrapped > 0 {
+                tracing::info!(wrapped, "signing keys wrapped under auth.key_wrapping_key");
+                records = storage.signing_keys().await?;
+            }
+        }
         let wanted = match configured {
             Some(seed) => Some(seed),
             None if records.is_empty() => Some(SecretBox::new(Box::new(crypto::random_bytes()?))),
@@ -161,10 +279,14 @@ impl KeyRing {
             Some(seed) => {
                 let kid = kid_for(&public_key(seed.expose_secret()));
                 if !records.iter().any(|r| r.kid == kid) {
+                    let private_key = match &wrapper {
+                        Some(wrapper) => wrapper.wrap(&kid, seed.expose_secret())?,
+                        None => seed.expose_secret().to_vec(),
+                    };
                     storage
                         .insert_signing_key(&SigningKeyRecord {
                             kid: kid.clone(),
-                            seed,
+                            private_key: SecretBox::new(Box::new(private_key)),
                             created_at: now,
                         })
                         .await?;
@@ -175,7 +297,11 @@ impl KeyRing {
             // Records are oldest first; the newest signs.
             None => records.last().map(|r| r.kid.clone()).unwrap_or_default(),
         };
-        let signer = records
+        let seeds = records
+            .iter()
+            .map(|r| open_record(r, wrapper.as_ref()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let signer = seeds
             .iter()
             .find(|r| r.kid == signing_kid)
             .map(|r| Signer {
@@ -193,7 +319,7 @@ impl KeyRing {
         validation.validate_exp = true;
         validation.validate_nbf = true;
 
-        let oldest = records
+        let oldest = seeds
             .first()
             .ok_or(KeyError::Storage(StorageError::Corrupt("signing key")))?;
         let id_key = crypto::sha256(
@@ -206,13 +332,14 @@ impl KeyRing {
         Ok(Self {
             signer,
             id_mac: hmac::Mac::new_from_slice(&id_key).map_err(|_| KeyError::IdKey)?,
-            verifiers: RwLock::new(verifiers(&records)),
+            verifiers: RwLock::new(verifiers(&seeds)),
             verified: Mutex::new(HashMap::new()),
             last_reload: Mutex::new(None),
             validation,
             issuer: config.issuer.clone(),
             audience: config.audience.clone(),
             ttl_secs: config.access_token_ttl_secs,
+            wrapper,
         })
     }
 
@@ -347,8 +474,18 @@ impl KeyRing {
         }
         match storage.signing_keys().await {
             Ok(records) => {
+                let seeds: Vec<Seed> = records
+                    .iter()
+                    .filter_map(|r| match open_record(r, self.wrapper.as_ref()) {
+                        Ok(seed) => Some(seed),
+                        Err(err) => {
+                            tracing::warn!(error = %err, "a signing key another node stored does not open");
+                            None
+                        }
+                    })
+                    .collect();
                 if let Ok(mut map) = self.verifiers.write() {
-                    *map = verifiers(&records);
+                    *map = verifiers(&seeds);
                 }
                 // A key that left the ring takes its tokens with it.
                 if let Ok(mut verified) = self.verified.lock() {
@@ -360,7 +497,7 @@ impl KeyRing {
     }
 }
 
-fn verifiers(records: &[SigningKeyRecord]) -> HashMap<String, DecodingKey> {
+fn verifiers(records: &[Seed]) -> HashMap<String, DecodingKey> {
     records
         .iter()
         .map(|r| {

@@ -17,6 +17,7 @@ on_both_databases!(
     oversized_bodies_get_413_and_lose_nothing,
     registration_and_login_are_rate_limited_per_address_and_per_device,
     a_generated_signing_key_survives_a_restart,
+    signing_keys_are_wrapped_at_rest_once_a_wrapping_key_is_set,
 );
 
 on_postgres!(
@@ -307,6 +308,81 @@ async fn a_generated_signing_key_survives_a_restart(db: Db) -> Result<()> {
         "logins persist"
     );
     Ok(())
+}
+
+async fn signing_keys_are_wrapped_at_rest_once_a_wrapping_key_is_set(db: Db) -> Result<()> {
+    use secrecy::SecretString;
+    // A server that has run for a while with its generated key in the clear.
+    let app = TestApp::start(TestDb::create(db).await?, |c| c.auth.signing_key = None).await?;
+    let (_, tokens) = app.signed_in().await?;
+    let db = app.stop().await?;
+    let plain = stored_signing_keys(&db).await?;
+    assert_eq!(plain.len(), 1);
+    assert_eq!(plain[0].len(), 32, "a seed in the clear");
+
+    // The operator sets a wrapping key: the stored seed is wrapped at start,
+    // and tokens signed before still work.
+    let wrapping = b64(&rand_bytes::<32>());
+    let wrap = |key: &str| {
+        let key = key.to_owned();
+        move |c: &mut hearth_server::config::Config| {
+            c.auth.signing_key = None;
+            c.auth.key_wrapping_key = Some(SecretString::from(key));
+        }
+    };
+    let app = TestApp::start(db, wrap(&wrapping)).await?;
+    assert_eq!(
+        app.get("/v1/devices", &tokens.access_token).await?.status(),
+        200
+    );
+    let db = app.stop().await?;
+    let wrapped = stored_signing_keys(&db).await?;
+    assert_eq!(wrapped[0].len(), 60, "nonce, sealed seed, tag");
+    assert!(!wrapped[0].windows(32).any(|w| w == plain[0].as_slice()));
+    let dump = db.dump().await?.join("\n");
+    assert!(
+        !dump.contains(&hearth_tests::hex(&plain[0])),
+        "the seed is nowhere"
+    );
+
+    // Without the wrapping key, or with another, the key ring does not load
+    // (the server does not start), and says why.
+    let storage = db.storage().await?;
+    for (key, why) in [
+        (None, "set auth.key_wrapping_key"),
+        (Some(b64(&rand_bytes::<32>())), "does not unwrap"),
+        (Some("short".to_owned()), "must be 32 bytes"),
+    ] {
+        let auth = hearth_server::config::AuthConfig {
+            key_wrapping_key: key.map(SecretString::from),
+            ..Default::default()
+        };
+        let refused =
+            hearth_server::tokens::KeyRing::load(storage.as_ref(), &auth, hearth_server::now())
+                .await;
+        let error = refused.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(error.contains(why), "{why}: {error}");
+    }
+    storage.close().await;
+
+    let app = TestApp::start(db, wrap(&wrapping)).await?;
+    assert_eq!(
+        app.get("/v1/devices", &tokens.access_token).await?.status(),
+        200
+    );
+    Ok(())
+}
+
+/// The signing keys as the database holds them.
+async fn stored_signing_keys(db: &TestDb) -> Result<Vec<Vec<u8>>> {
+    use secrecy::ExposeSecret as _;
+    let storage = db.storage().await?;
+    let keys = storage.signing_keys().await?;
+    storage.close().await;
+    Ok(keys
+        .iter()
+        .map(|k| k.private_key.expose_secret().clone())
+        .collect())
 }
 
 async fn two_nodes_on_one_postgres_share_keys_and_logins(db: Db) -> Result<()> {

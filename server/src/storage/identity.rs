@@ -79,8 +79,9 @@ pub struct LiveLogin {
 pub struct SigningKeyRecord {
     /// The `kid` header value for tokens signed with this key.
     pub kid: String,
-    /// The 32-byte Ed25519 seed.
-    pub seed: SecretBox<[u8; 32]>,
+    /// The 32-byte Ed25519 seed, or the seed wrapped under
+    /// `auth.key_wrapping_key` (the key ring tells them apart).
+    pub private_key: SecretBox<Vec<u8>>,
     /// Unix seconds; the newest key signs.
     pub created_at: i64,
 }
@@ -93,6 +94,10 @@ pub trait IdentityStore {
 
     /// Stores a signing key unless one with that `kid` exists already.
     async fn insert_signing_key(&self, key: &SigningKeyRecord) -> Result<()>;
+
+    /// Replaces the stored private key of `kid` (wrapping or unwrapping it).
+    /// False when there is no such key.
+    async fn rewrap_signing_key(&self, kid: &str, private_key: &[u8]) -> Result<bool>;
 
     /// Remembers a challenge (by hash) until it expires.
     async fn insert_challenge(&self, hash: &[u8; 32], expires_at: i64) -> Result<()>;
@@ -205,7 +210,9 @@ macro_rules! identity_sql {
                     .map(|row| {
                         Ok(SigningKeyRecord {
                             kid: row.try_get("kid")?,
-                            seed: seed_from_bytes(row.try_get("private_key")?)?,
+                            private_key: secrecy::SecretBox::new(Box::new(
+                                row.try_get("private_key")?,
+                            )),
                             created_at: row.try_get("created_at")?,
                         })
                     })
@@ -215,11 +222,20 @@ macro_rules! identity_sql {
             async fn insert_signing_key(&self, key: &SigningKeyRecord) -> Result<()> {
                 sqlx::query(sql::INSERT_SIGNING_KEY)
                     .bind(&key.kid)
-                    .bind(key.seed.expose_secret().as_slice())
+                    .bind(key.private_key.expose_secret().as_slice())
                     .bind(key.created_at)
                     .execute(self.writer())
                     .await?;
                 Ok(())
+            }
+
+            async fn rewrap_signing_key(&self, kid: &str, private_key: &[u8]) -> Result<bool> {
+                let done = sqlx::query(sql::REWRAP_SIGNING_KEY)
+                    .bind(kid)
+                    .bind(private_key)
+                    .execute(self.writer())
+                    .await?;
+                Ok(done.rows_affected() == 1)
             }
 
             async fn insert_challenge(&self, hash: &[u8; 32], expires_at: i64) -> Result<()> {

@@ -44,7 +44,6 @@ pub use snapshots::{SnapshotOutcome, SnapshotRecord, SnapshotStore};
 
 use hearth_protocol::circles::{EntryKind, Role};
 use hearth_protocol::{AccountId, CircleId, DeviceId};
-use secrecy::SecretBox;
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -207,13 +206,6 @@ pub(crate) fn parse_kind(code: i64) -> Result<EntryKind> {
         1 => Ok(EntryKind::Commit),
         _ => Err(StorageError::Corrupt("entry kind")),
     }
-}
-
-pub(crate) fn seed_from_bytes(bytes: Vec<u8>) -> Result<SecretBox<[u8; 32]>> {
-    let seed: [u8; 32] = bytes
-        .try_into()
-        .map_err(|_| StorageError::Corrupt("signing key"))?;
-    Ok(SecretBox::new(Box::new(seed)))
 }
 
 /// Maps a unique-constraint violation to `conflict`, anything else to a

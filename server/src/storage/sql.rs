@@ -7,6 +7,8 @@ pub const SELECT_SIGNING_KEYS: &str =
 pub const INSERT_SIGNING_KEY: &str = "INSERT INTO signing_keys (kid, private_key, created_at) \
      VALUES ($1, $2, $3) ON CONFLICT (kid) DO NOTHING";
 
+pub const REWRAP_SIGNING_KEY: &str = "UPDATE signing_keys SET private_key = $2 WHERE kid = $1";
+
 pub const INSERT_CHALLENGE: &str =
     "INSERT INTO challenges (challenge_hash, expires_at) VALUES ($1, $2)";
 pub const TAKE_CHALLENGE: &str =

@@ -276,7 +276,7 @@ async fn signing_keys_are_kept_once_per_kid(db: Db) -> Result<()> {
     let (_db, storage) = open(db).await?;
     let key = |kid: &str, at: i64| SigningKeyRecord {
         kid: kid.into(),
-        seed: SecretBox::new(Box::new(sha256(kid.as_bytes()))),
+        private_key: SecretBox::new(Box::new(sha256(kid.as_bytes()).to_vec())),
         created_at: at,
     };
     storage.insert_signing_key(&key("b", NOW)).await?;
@@ -294,7 +294,13 @@ async fn signing_keys_are_kept_once_per_kid(db: Db) -> Result<()> {
         "oldest first"
     );
     assert_eq!(keys[0].created_at, NOW - 5, "the first insert wins");
-    assert_eq!(*keys[1].seed.expose_secret(), sha256(b"b"));
+    assert_eq!(*keys[1].private_key.expose_secret(), sha256(b"b").to_vec());
+    // Wrapping replaces the stored bytes of one key, by kid.
+    assert!(storage.rewrap_signing_key("b", &[7; 60]).await?);
+    assert!(!storage.rewrap_signing_key("c", &[7; 60]).await?);
+    let keys = storage.signing_keys().await?;
+    assert_eq!(*keys[1].private_key.expose_secret(), vec![7; 60]);
+    assert_eq!(*keys[0].private_key.expose_secret(), sha256(b"a").to_vec());
     Ok(())
 }
 
