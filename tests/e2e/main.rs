@@ -7,6 +7,7 @@ mod bindings;
 mod compose;
 mod crash;
 mod data_map;
+mod deletion;
 mod delivery;
 mod identity;
 mod jwt_abuse;

@@ -473,9 +473,28 @@ impl TestApp {
         &self,
         members: usize,
     ) -> Result<(hearth_protocol::CircleId, Vec<String>)> {
+        let mut people = Vec::with_capacity(members + 1);
+        for _ in 0..=members {
+            people.push(self.signed_in().await?);
+        }
+        let circle = self.opaque_circle_of(&people).await?;
+        Ok((
+            circle,
+            people.into_iter().map(|(_, t)| t.access_token).collect(),
+        ))
+    }
+
+    /// Like [`TestApp::opaque_circle`], for devices the caller signed in
+    /// (the first facilitates).
+    pub async fn opaque_circle_of(
+        &self,
+        people: &[(TestDevice, LoginTokens)],
+    ) -> Result<hearth_protocol::CircleId> {
         use hearth_protocol::Base64Bytes;
         use hearth_protocol::circles::CommitBundle;
-        let (_, facilitator) = self.signed_in().await?;
+        let Some(((_, facilitator), members)) = people.split_first() else {
+            bail!("a circle needs a facilitator");
+        };
         let circle = hearth_protocol::CircleId::from_bytes(rand_bytes::<16>().to_vec())?;
         let created = self
             .post_json(
@@ -487,28 +506,23 @@ impl TestApp {
         if created.status() != 201 {
             bail!("creating a circle: {}", created.status());
         }
-        let mut tokens = vec![facilitator.access_token];
-        let mut added = Vec::new();
-        for _ in 0..members {
-            let (device, login) = self.signed_in().await?;
-            added.push(device.device_id);
-            tokens.push(login.access_token);
-        }
         let bundle = CommitBundle {
             epoch: 0,
             commit: Base64Bytes::from(rand_bytes::<256>().to_vec()),
             welcome: Some(Base64Bytes::from(rand_bytes::<1024>().to_vec())),
             group_info: None,
-            added,
+            added: members.iter().map(|(d, _)| d.device_id).collect(),
             removed: Vec::new(),
             join_request_id: None,
         };
         let path = format!("/v1/circles/{circle}/commits");
-        let answer = self.post_json(&path, &tokens[0], &bundle).await?;
+        let answer = self
+            .post_json(&path, &facilitator.access_token, &bundle)
+            .await?;
         if answer.status() != 201 {
             bail!("adding members: {}", answer.status());
         }
-        Ok((circle, tokens))
+        Ok(circle)
     }
 
     /// Presents a refresh token.
