@@ -356,18 +356,25 @@ impl Default for AuthConfig {
     }
 }
 
-/// Request size limits. `HEARTH_LIMITS__...`.
+/// Request size and time limits. `HEARTH_LIMITS__...`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LimitsConfig {
     /// Largest JSON body accepted, in bytes.
     pub json_body_bytes: usize,
+    /// Milliseconds a client has to send a request's whole head; slower
+    /// clients (slowloris) get 408 and are disconnected.
+    pub request_head_timeout_ms: u64,
+    /// Seconds an idle keep-alive connection stays open.
+    pub keep_alive_secs: u64,
 }
 
 impl Default for LimitsConfig {
     fn default() -> Self {
         Self {
             json_body_bytes: 256 * 1024,
+            request_head_timeout_ms: 5000,
+            keep_alive_secs: 5,
         }
     }
 }
@@ -468,6 +475,14 @@ pub const SETTINGS: &[(&str, &str)] = &[
         "32 bytes base64url wrapping the signing keys stored in the database",
     ),
     ("limits.json_body_bytes", "larger JSON bodies get 413"),
+    (
+        "limits.request_head_timeout_ms",
+        "a request head slower than this gets 408 and the connection closes",
+    ),
+    (
+        "limits.keep_alive_secs",
+        "idle keep-alive connections close after this",
+    ),
     (
         "rate_limits.per_ip.burst",
         "challenges, registration, login, refresh per client address: bucket",
@@ -688,6 +703,11 @@ impl Config {
         if video.token_ttl_secs == 0 || video.token_ttl_secs > 600 {
             return Err(ConfigError::Invalid(
                 "video.token_ttl_secs must be between 1 and 600".into(),
+            ));
+        }
+        if self.limits.request_head_timeout_ms == 0 {
+            return Err(ConfigError::Invalid(
+                "limits.request_head_timeout_ms must be positive (0 would let slow clients hold connections forever)".into(),
             ));
         }
         if self.limits.json_body_bytes < 1024 {

@@ -343,6 +343,8 @@ fn serve(listener: TcpListener, state: web::Data<AppState>) -> Result<Server, St
     let config = &state.config;
     let json_limit = config.limits.json_body_bytes;
     let shutdown = config.shutdown_timeout_secs;
+    let head_timeout = Duration::from_millis(config.limits.request_head_timeout_ms);
+    let keep_alive = Duration::from_secs(config.limits.keep_alive_secs);
     let workers = config.workers;
     let address = config.listen.clone();
     let mut server = HttpServer::new(move || {
@@ -366,6 +368,10 @@ fn serve(listener: TcpListener, state: web::Data<AppState>) -> Result<Server, St
             let _ = tcp.set_nodelay(true);
         }
     })
+    // Slow clients (slowloris) get 408 and lose the connection; idle
+    // keep-alive connections close.
+    .client_request_timeout(head_timeout)
+    .keep_alive(keep_alive)
     .shutdown_timeout(shutdown)
     // Signals are ours (see `run_until_stopped`), so sockets close first.
     .disable_signals();

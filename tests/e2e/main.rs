@@ -9,6 +9,7 @@ mod crash;
 mod data_map;
 mod deletion;
 mod delivery;
+mod http_edges;
 mod identity;
 mod jwt_abuse;
 mod ops;
