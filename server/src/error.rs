@@ -257,7 +257,7 @@ pub fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error
 
 /// Serde's messages can quote the offending input; keep only those that name
 /// a field, and otherwise say where the problem is.
-fn describe_serde(err: &serde_json::Error) -> String {
+pub(crate) fn describe_serde(err: &serde_json::Error) -> String {
     let text = err.to_string();
     if text.starts_with("missing field") || text.starts_with("unknown field") {
         return text
@@ -299,6 +299,13 @@ pub async fn not_found() -> Result<HttpResponse, ApiError> {
 }
 
 /// The answer for a known route with the wrong method.
-pub async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::MethodNotAllowed)
+pub async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
+    let mut response = ApiError::MethodNotAllowed.error_response();
+    let allowed = req
+        .match_pattern()
+        .and_then(|pattern| crate::openapi::allowed_methods(&pattern));
+    if let Some(allowed) = allowed.and_then(|a| HeaderValue::from_str(a).ok()) {
+        response.headers_mut().insert(header::ALLOW, allowed);
+    }
+    response
 }

@@ -11,6 +11,7 @@ pub mod config;
 pub mod crypto;
 pub mod error;
 pub mod hub;
+pub mod json;
 pub mod mls;
 pub mod openapi;
 pub mod push;

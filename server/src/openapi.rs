@@ -64,7 +64,7 @@ use utoipa::{Modify, OpenApi};
         hearth_protocol::stream::ClientFrame,
         hearth_protocol::stream::ServerFrame,
     )),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &MediaTypeErrors),
     tags(
         (name = "logins", description = "Challenges, login, refresh, logout"),
         (name = "devices", description = "Device registration and the caller's account"),
@@ -93,4 +93,60 @@ impl Modify for BearerAuth {
             ),
         );
     }
+}
+
+/// Every route that takes a JSON body answers 415 to any other content type
+/// (actix's extractor, mapped to `unsupported_media_type`): documented once
+/// here for all of them, from their 400 answer's shape.
+struct MediaTypeErrors;
+
+impl Modify for MediaTypeErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for item in openapi.paths.paths.values_mut() {
+            for operation in [&mut item.post, &mut item.put].into_iter().flatten() {
+                if operation.request_body.is_none() {
+                    continue;
+                }
+                let responses = &mut operation.responses.responses;
+                if responses.contains_key("415") {
+                    continue;
+                }
+                if let Some(utoipa::openapi::RefOr::T(bad)) = responses.get("400").cloned() {
+                    let mut unsupported = bad;
+                    unsupported.description =
+                        "unsupported_media_type: the body is not application/json".into();
+                    responses.insert("415".into(), utoipa::openapi::RefOr::T(unsupported));
+                }
+            }
+        }
+    }
+}
+
+/// The methods each route pattern serves, for the `Allow` header of a 405
+/// (RFC 9110 §15.5.6), read once from the document (which a test holds to
+/// the route table).
+pub fn allowed_methods(pattern: &str) -> Option<&'static str> {
+    use std::collections::HashMap;
+    use std::sync::LazyLock;
+    static ALLOWED: LazyLock<HashMap<String, String>> = LazyLock::new(|| {
+        ApiDoc::openapi()
+            .paths
+            .paths
+            .iter()
+            .map(|(path, item)| {
+                let methods: Vec<&str> = [
+                    ("GET", item.get.is_some()),
+                    ("PUT", item.put.is_some()),
+                    ("POST", item.post.is_some()),
+                    ("DELETE", item.delete.is_some()),
+                    ("PATCH", item.patch.is_some()),
+                ]
+                .into_iter()
+                .filter_map(|(name, served)| served.then_some(name))
+                .collect();
+                (path.clone(), methods.join(", "))
+            })
+            .collect()
+    });
+    ALLOWED.get(pattern).map(String::as_str)
 }

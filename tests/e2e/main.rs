@@ -3,6 +3,7 @@
 //! CI) a fresh PostgreSQL database.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod api_fuzz;
 mod bindings;
 mod compose;
 mod crash;

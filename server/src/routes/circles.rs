@@ -8,6 +8,7 @@ use crate::auth::Authenticated;
 use crate::crypto;
 use crate::error::{ApiError, RosterRule};
 use crate::hub::Event;
+use crate::json::Body;
 use crate::startup::AppState;
 use crate::storage::{
     AddedDevice, AppendOutcome, CircleRecord, CommitOutcome, NewCircle, NewCommit, NewMessage,
@@ -105,7 +106,7 @@ fn bounded(bytes: &Base64Bytes, limit: usize, what: &'static str) -> Result<(), 
 pub async fn create(
     state: web::Data<AppState>,
     auth: Authenticated,
-    body: web::Json<CreateCircle>,
+    body: Body<CreateCircle>,
 ) -> Result<HttpResponse, ApiError> {
     let limits = &state.config.delivery;
     let body = body.into_inner();
@@ -239,7 +240,7 @@ pub async fn commit(
     state: web::Data<AppState>,
     auth: Authenticated,
     path: web::Path<CircleId>,
-    body: web::Json<CommitBundle>,
+    body: Body<CommitBundle>,
 ) -> Result<HttpResponse, ApiError> {
     let limit = state.config.delivery.max_ciphertext_bytes;
     let bundle = body.into_inner();
@@ -358,7 +359,7 @@ pub async fn send(
     state: web::Data<AppState>,
     auth: Authenticated,
     path: web::Path<CircleId>,
-    body: web::Json<SendMessage>,
+    body: Body<SendMessage>,
 ) -> Result<HttpResponse, ApiError> {
     let (accepted, repeated) = append(&state, auth.device_id, &path, body.into_inner()).await?;
     Ok(if repeated {
@@ -478,7 +479,7 @@ pub async fn ack(
     state: web::Data<AppState>,
     auth: Authenticated,
     path: web::Path<CircleId>,
-    body: web::Json<Ack>,
+    body: Body<Ack>,
 ) -> Result<HttpResponse, ApiError> {
     if state
         .storage

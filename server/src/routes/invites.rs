@@ -7,6 +7,7 @@ use crate::auth::Authenticated;
 use crate::crypto::{self, INVITE_PREFIX};
 use crate::error::ApiError;
 use crate::hub::Event;
+use crate::json::Body;
 use crate::startup::AppState;
 use crate::storage::{NewInvite, NewJoinRequest, WakeFor};
 use crate::telemetry::redact;
@@ -35,7 +36,7 @@ pub async fn create(
     state: web::Data<AppState>,
     auth: Authenticated,
     path: web::Path<CircleId>,
-    body: web::Json<CreateInvite>,
+    body: Body<CreateInvite>,
 ) -> Result<HttpResponse, ApiError> {
     let circle = facilitated(&state, &path, &auth, "mint invites").await?;
     let lifetime = body.expires_in_secs.unwrap_or(DEFAULT_INVITE_SECS);
@@ -130,7 +131,7 @@ pub async fn revoke(
 pub async fn redeem(
     state: web::Data<AppState>,
     auth: Authenticated,
-    body: web::Json<RedeemInvite>,
+    body: Body<RedeemInvite>,
 ) -> Result<HttpResponse, ApiError> {
     if body
         .note

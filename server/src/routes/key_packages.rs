@@ -2,6 +2,7 @@
 
 use crate::auth::Authenticated;
 use crate::error::ApiError;
+use crate::json::Body;
 use crate::mls::check_key_package;
 use crate::startup::AppState;
 use crate::storage::KeyPackageStored;
@@ -35,7 +36,7 @@ async fn pool(state: &AppState, auth: &Authenticated) -> Result<KeyPackageCount,
 pub async fn upload(
     state: web::Data<AppState>,
     auth: Authenticated,
-    body: web::Json<UploadKeyPackages>,
+    body: Body<UploadKeyPackages>,
 ) -> Result<HttpResponse, ApiError> {
     let limits = &state.config.delivery;
     if body.key_packages.len() > limits.key_packages_per_upload {
@@ -139,7 +140,7 @@ pub async fn count(
 pub async fn claim(
     state: web::Data<AppState>,
     auth: Authenticated,
-    body: web::Json<ClaimKeyPackages>,
+    body: Body<ClaimKeyPackages>,
 ) -> Result<HttpResponse, ApiError> {
     let limit = state.config.delivery.claim_devices;
     if body.device_ids.len() > limit {

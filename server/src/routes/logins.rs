@@ -4,6 +4,7 @@ use crate::auth::Authenticated;
 use crate::crypto::{self, LINK_PREFIX, REFRESH_PREFIX};
 use crate::error::ApiError;
 use crate::hub::Event;
+use crate::json::Body;
 use crate::startup::AppState;
 use crate::storage::{LoginId, NewDevice, NewRefreshToken, RefreshOutcome};
 use crate::telemetry::redact;
@@ -81,7 +82,7 @@ pub async fn create_challenge(
 pub async fn register_device(
     req: HttpRequest,
     state: web::Data<AppState>,
-    body: web::Json<RegisterDevice>,
+    body: Body<RegisterDevice>,
 ) -> Result<HttpResponse, ApiError> {
     state.limit_address(&req)?;
     let body = body.into_inner();
@@ -147,7 +148,7 @@ fn decoy_key() -> VerifyingKey {
 pub async fn login(
     req: HttpRequest,
     state: web::Data<AppState>,
-    body: web::Json<Login>,
+    body: Body<Login>,
 ) -> Result<HttpResponse, ApiError> {
     state.limit_address(&req)?;
     state.limit_device(&body.device_id)?;
@@ -204,7 +205,7 @@ async fn start_login(
 pub async fn refresh(
     req: HttpRequest,
     state: web::Data<AppState>,
-    body: web::Json<RefreshRequest>,
+    body: Body<RefreshRequest>,
 ) -> Result<HttpResponse, ApiError> {
     state.limit_address(&req)?;
     let now = crate::now();

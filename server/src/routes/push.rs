@@ -4,6 +4,7 @@
 
 use crate::auth::Authenticated;
 use crate::error::ApiError;
+use crate::json::Body;
 use crate::startup::AppState;
 use actix_web::{HttpResponse, web};
 use hearth_protocol::ErrorBody;
@@ -44,7 +45,7 @@ pub async fn services(
 pub async fn put(
     state: web::Data<AppState>,
     auth: Authenticated,
-    body: web::Json<PushTarget>,
+    body: Body<PushTarget>,
 ) -> Result<HttpResponse, ApiError> {
     let target = body.into_inner();
     let Some(push) = &state.push else {

@@ -6,6 +6,7 @@
 use super::circles::{facilitated, membership};
 use crate::auth::Authenticated;
 use crate::error::ApiError;
+use crate::json::Body;
 use crate::startup::AppState;
 use crate::storage::SnapshotOutcome;
 use actix_web::{HttpResponse, web};
@@ -29,7 +30,7 @@ pub async fn put(
     state: web::Data<AppState>,
     auth: Authenticated,
     path: web::Path<CircleId>,
-    body: web::Json<PutSnapshot>,
+    body: Body<PutSnapshot>,
 ) -> Result<HttpResponse, ApiError> {
     let limit = state.config.delivery.max_ciphertext_bytes;
     if body.snapshot.as_slice().len() > limit {
