@@ -16,6 +16,7 @@ mod jwt_abuse;
 mod ops;
 mod privacy;
 mod push;
+mod races;
 mod schedule;
 mod sdk;
 mod storage;
