@@ -19,6 +19,11 @@ use std::path::PathBuf;
 
 on_both_databases!(schemathesis_finds_no_server_error_and_no_answer_off_the_document);
 
+/// Examples per operation: `API_FUZZ_EXAMPLES` for a longer run (README).
+fn examples() -> String {
+    std::env::var("API_FUZZ_EXAMPLES").unwrap_or_else(|_| "25".into())
+}
+
 /// Schemathesis's command, beside the checkers' Python.
 fn schemathesis() -> Result<Option<PathBuf>> {
     let found = std::env::var_os("TEST_CHECKER_PYTHON")

@@ -21,6 +21,14 @@ on_both_databases!(every_acknowledged_send_survives_sigkill_once_in_order_withou
 
 /// Kills per database.
 const KILLS: usize = 5;
+
+/// How many kills: `CRASH_KILLS` for a longer run (README), else [`KILLS`].
+fn kills() -> usize {
+    std::env::var("CRASH_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(KILLS)
+}
 /// Concurrent senders.
 const SENDERS: usize = 8;
 
@@ -60,7 +68,8 @@ async fn every_acknowledged_send_survives_sigkill_once_in_order_without_gaps(
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()?;
-    for _ in 0..KILLS {
+    let kills = kills();
+    for _ in 0..kills {
         let server = ServerProcess::start(&db, &seed).await?;
         let senders = load(&http, &server.address, &circle, &tokens, &ledger);
         let pause = 150 + u64::from(u16::from_le_bytes(rand_bytes::<2>())) % 500;
@@ -92,7 +101,7 @@ async fn every_acknowledged_send_survives_sigkill_once_in_order_without_gaps(
 
     let acknowledged = std::mem::take(&mut lock(&ledger).acknowledged);
     ensure!(
-        acknowledged.len() > KILLS * SENDERS,
+        acknowledged.len() > kills * SENDERS,
         "the load was too light to prove anything ({} sends)",
         acknowledged.len()
     );
