@@ -64,14 +64,8 @@ async fn schemathesis_finds_no_server_error_and_no_answer_off_the_document(db: D
         ])
         .args(["--exclude-name", "DELETE /v1/logins/current"])
         .args(["--exclude-name", "DELETE /v1/account"])
-        .args([
-            "--max-examples",
-            "25",
-            "--workers",
-            "2",
-            "--seed",
-            "20261124",
-        ])
+        .args(["--max-examples", &examples(), "--workers", "2"])
+        .args(["--seed", "20261124"])
         .args(["--request-timeout", "10", "--no-color"])
         .arg("--report-dir")
         .arg(report.path())
