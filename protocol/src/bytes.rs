@@ -76,6 +76,7 @@ impl utoipa::PartialSchema for Base64Bytes {
             .format(Some(utoipa::openapi::SchemaFormat::Custom(
                 "base64url".into(),
             )))
+            .pattern(Some(crate::ids::BASE64URL_PATTERN))
             .description(Some("Bytes as unpadded base64url (RFC 4648 §5)"))
             .into()
     }

@@ -85,9 +85,35 @@ random_id!(
 /// A circle: the id of its MLS group, chosen by the client that created it
 /// (8 to 64 bytes). On the wire and in paths it is unpadded base64url.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[cfg_attr(feature = "openapi", schema(value_type = String, format = "base64url"))]
 pub struct CircleId(Vec<u8>);
+
+/// Canonical unpadded base64url: whole groups, then a final group of three
+/// or two characters whose unused bits are zero.
+#[cfg(feature = "openapi")]
+pub(crate) const BASE64URL_PATTERN: &str =
+    "^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2}[AEIMQUYcgkosw048]|[A-Za-z0-9_-][AQgw])?$";
+
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for CircleId {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .format(Some(utoipa::openapi::SchemaFormat::Custom(
+                "base64url".into(),
+            )))
+            .pattern(Some(BASE64URL_PATTERN))
+            // 8 to 64 bytes.
+            .min_length(Some(11))
+            .max_length(Some(86))
+            .description(Some(
+                "A circle: its MLS group id, 8 to 64 bytes as unpadded base64url",
+            ))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for CircleId {}
 
 impl CircleId {
     /// Shortest group id accepted.

@@ -1,5 +1,6 @@
-//! JSON request bodies: `Body<T>` is actix's `Json<T>` with one more rule —
-//! the body must be a JSON object. serde reads a struct from an array of its
+//! JSON request bodies: `Body<T>` is actix's `Json<T>` with two more rules —
+//! the body must be a JSON object, and its integers must fit 64-bit signed
+//! (the document's `int64`). serde reads a struct from an array of its
 //! fields in order too, so without this `[]` or `["...","..."]` would pass
 //! as a request (Schemathesis found `[]` accepted as an upload). The size
 //! limit, the content type and their error answers stay actix's
@@ -11,6 +12,18 @@ use actix_web::{FromRequest, HttpRequest, web};
 use serde::de::DeserializeOwned;
 use std::future::Future;
 use std::pin::Pin;
+
+/// Whether every number in the body fits what the document promises
+/// (`int64`): larger ones would otherwise saturate on their way to the
+/// database.
+fn within_int64(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::Number(n) => n.as_i64().is_some() || n.is_f64(),
+        serde_json::Value::Array(items) => items.iter().all(within_int64),
+        serde_json::Value::Object(fields) => fields.values().all(within_int64),
+        _ => true,
+    }
+}
 
 /// A JSON object body decoded into `T`.
 #[derive(Debug)]
@@ -41,6 +54,12 @@ impl<T: DeserializeOwned + 'static> FromRequest for Body<T> {
             let value = value.await?.into_inner();
             if !value.is_object() {
                 return Err(ApiError::BadRequest("the body must be a JSON object".into()).into());
+            }
+            if !within_int64(&value) {
+                return Err(ApiError::BadRequest(
+                    "a number is out of range (integers are 64-bit signed)".into(),
+                )
+                .into());
             }
             serde_json::from_value(value)
                 .map(Body)

@@ -64,7 +64,7 @@ use utoipa::{Modify, OpenApi};
         hearth_protocol::stream::ClientFrame,
         hearth_protocol::stream::ServerFrame,
     )),
-    modifiers(&BearerAuth, &MediaTypeErrors),
+    modifiers(&BearerAuth, &MediaTypeErrors, &CircleLinks),
     tags(
         (name = "logins", description = "Challenges, login, refresh, logout"),
         (name = "devices", description = "Device registration and the caller's account"),
@@ -149,4 +149,55 @@ pub fn allowed_methods(pattern: &str) -> Option<&'static str> {
             .collect()
     });
     ALLOWED.get(pattern).map(String::as_str)
+}
+
+/// Links from creating a circle to every operation on that circle (OpenAPI
+/// links, by `operationRef`): what a client may do next with the id it
+/// chose, and what stateful API fuzzing follows.
+struct CircleLinks;
+
+impl Modify for CircleLinks {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::link::LinkBuilder;
+        let mut links = Vec::new();
+        for (path, item) in &openapi.paths.paths {
+            // Routes with only the circle to fill in, and not those that
+            // rightly find nothing in a new circle (its snapshot and
+            // GroupInfo come later).
+            if !path.starts_with("/v1/circles/{circle_id}")
+                || path.matches('{').count() != 1
+                || path.ends_with("/snapshot")
+                || path.ends_with("/group-info")
+            {
+                continue;
+            }
+            let pointer = path.replace('~', "~0").replace('/', "~1");
+            for (method, operation) in [
+                ("get", &item.get),
+                ("post", &item.post),
+                ("put", &item.put),
+                ("delete", &item.delete),
+            ] {
+                if operation.is_some() {
+                    let name = format!("{method}{}", path.replace(['/', '{', '}', '-'], "_"));
+                    let link = LinkBuilder::new()
+                        .operation_ref(format!("#/paths/{pointer}/{method}"))
+                        .parameter("circle_id", "$request.body#/circle_id")
+                        .build();
+                    links.push((name, link));
+                }
+            }
+        }
+        let created = openapi
+            .paths
+            .paths
+            .get_mut("/v1/circles")
+            .and_then(|item| item.post.as_mut())
+            .and_then(|post| post.responses.responses.get_mut("201"));
+        if let Some(utoipa::openapi::RefOr::T(response)) = created {
+            for (name, link) in links {
+                response.links.insert(name, utoipa::openapi::RefOr::T(link));
+            }
+        }
+    }
 }

@@ -7,9 +7,11 @@
 //! authentication it declares.
 //!
 //! Not checked: `positive_data_acceptance` (that every schema-valid request is
-//! accepted). The document does not spell every rule the server enforces —
-//! key and signature lengths, canonical base64url — so some schema-valid
-//! bodies are refused with 400 or 422, as they should be. Logging out and
+//! accepted) — the document does not spell every rule the server enforces,
+//! key and signature lengths among them, so some schema-valid bodies are
+//! refused with 400 or 422, as they should be; and
+//! `ensure_resource_availability` (that what a link leads to exists right
+//! after creation) — a new circle rightly has no GroupInfo or snapshot yet. Logging out and
 //! deleting the account are left out: either would end the session the run
 //! uses (both have their own scenarios).
 
@@ -46,7 +48,15 @@ async fn schemathesis_finds_no_server_error_and_no_answer_off_the_document(db: D
     let Some(st) = schemathesis()? else {
         return Ok(());
     };
-    let app = TestApp::spawn(db).await?;
+    // With a video server configured, so calls answer 200, not 503.
+    let app = TestApp::spawn_with(db, |c| {
+        c.video.url = Some("wss://sfu.localhost".into());
+        c.video.api_key = Some("devkey".into());
+        c.video.api_secret = Some(secrecy::SecretString::from(
+            "hearth-test-secret-0123456789abcdef",
+        ));
+    })
+    .await?;
     let (_, login) = app.signed_in().await?;
     let report = tempfile::tempdir()?;
     let output = tokio::process::Command::new(st)
@@ -60,11 +70,13 @@ async fn schemathesis_finds_no_server_error_and_no_answer_off_the_document(db: D
             "--checks",
             "all",
             "--exclude-checks",
-            "positive_data_acceptance",
+            "positive_data_acceptance,ensure_resource_availability",
         ])
         .args(["--exclude-name", "DELETE /v1/logins/current"])
         .args(["--exclude-name", "DELETE /v1/account"])
-        .args(["--max-examples", &examples(), "--workers", "2"])
+        // One worker: with two, Schemathesis 4.32.5 now and then fails
+        // inside itself (a KeyError in its coverage phase), not in the API.
+        .args(["--max-examples", &examples(), "--workers", "1"])
         .args(["--seed", "20261124"])
         .args(["--request-timeout", "10", "--no-color"])
         .arg("--report-dir")

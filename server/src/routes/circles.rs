@@ -156,7 +156,7 @@ pub async fn list(
 
 /// A circle: epoch, policy and roster. Members only.
 #[utoipa::path(get, path = "/v1/circles/{circle_id}", tag = "circles", security(("bearer" = [])),
-    params(("circle_id" = String, Path, description = "The MLS group id, base64url")),
+    params(("circle_id" = CircleId, Path, description = "The MLS group id, base64url")),
     responses(
     (status = 200, description = "The circle", body = Circle),
     (status = 401, description = "Not authenticated", body = ErrorBody),
@@ -226,7 +226,7 @@ fn check_roster_change(
 /// the others get `409 stale_epoch` with the current epoch. Also the way to
 /// rejoin: an external commit at the current epoch, with no roster change.
 #[utoipa::path(post, path = "/v1/circles/{circle_id}/commits", tag = "circles", security(("bearer" = [])),
-    params(("circle_id" = String, Path, description = "The MLS group id, base64url")),
+    params(("circle_id" = CircleId, Path, description = "The MLS group id, base64url")),
     request_body = CommitBundle, responses(
     (status = 201, description = "Accepted", body = Accepted),
     (status = 400, description = "Malformed body", body = ErrorBody),
@@ -345,7 +345,7 @@ pub async fn commit(
 /// Appends an application message. Resending the same `message_id` with the
 /// same bytes answers 200 with the original sequence number.
 #[utoipa::path(post, path = "/v1/circles/{circle_id}/messages", tag = "circles", security(("bearer" = [])),
-    params(("circle_id" = String, Path, description = "The MLS group id, base64url")),
+    params(("circle_id" = CircleId, Path, description = "The MLS group id, base64url")),
     request_body = SendMessage, responses(
     (status = 201, description = "Appended", body = Accepted),
     (status = 200, description = "Already appended earlier with the same bytes", body = Accepted),
@@ -417,9 +417,11 @@ pub(crate) async fn append(
 
 /// Where to start reading and how much.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// Entries after this sequence number (default 0).
     #[serde(default)]
+    #[param(required = false)]
     pub after: u64,
     /// At most this many (default and maximum: the page size, 100).
     pub limit: Option<u32>,
@@ -428,7 +430,7 @@ pub struct PageQuery {
 /// A page of the circle's log after a cursor: commits and application
 /// messages in order. A device reads only what came after it joined.
 #[utoipa::path(get, path = "/v1/circles/{circle_id}/messages", tag = "circles", security(("bearer" = [])),
-    params(("circle_id" = String, Path, description = "The MLS group id, base64url"), PageQuery),
+    params(("circle_id" = CircleId, Path, description = "The MLS group id, base64url"), PageQuery),
     responses(
     (status = 200, description = "A page", body = LogPage),
     (status = 400, description = "Malformed query", body = ErrorBody),
@@ -440,6 +442,10 @@ pub async fn read(
     path: web::Path<CircleId>,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    if i64::try_from(query.after).is_err() || query.limit.is_some_and(|l| i32::try_from(l).is_err())
+    {
+        return Err(ApiError::BadRequest("a number is out of range".into()));
+    }
     let page = state.config.delivery.page_size;
     let limit = query.limit.unwrap_or(page).clamp(1, page);
     // One more than asked tells whether more follow.
@@ -469,7 +475,7 @@ pub async fn read(
 /// Records that the calling device processed the log up to `seq`. Entries
 /// every device on the roster has acknowledged are deleted.
 #[utoipa::path(post, path = "/v1/circles/{circle_id}/ack", tag = "circles", security(("bearer" = [])),
-    params(("circle_id" = String, Path, description = "The MLS group id, base64url")),
+    params(("circle_id" = CircleId, Path, description = "The MLS group id, base64url")),
     request_body = Ack, responses(
     (status = 204, description = "Recorded"),
     (status = 400, description = "Malformed body", body = ErrorBody),
@@ -495,7 +501,7 @@ pub async fn ack(
 /// The latest GroupInfo, for a member whose state broke and who rejoins by
 /// external commit.
 #[utoipa::path(get, path = "/v1/circles/{circle_id}/group-info", tag = "circles", security(("bearer" = [])),
-    params(("circle_id" = String, Path, description = "The MLS group id, base64url")),
+    params(("circle_id" = CircleId, Path, description = "The MLS group id, base64url")),
     responses(
     (status = 200, description = "The latest GroupInfo", body = GroupInfo),
     (status = 401, description = "Not authenticated", body = ErrorBody),

@@ -24,7 +24,7 @@ const MAX_INVITE_USES: u32 = 50;
 
 /// Mints an invite to the circle (facilitators only).
 #[utoipa::path(post, path = "/v1/circles/{circle_id}/invites", tag = "invites", security(("bearer" = [])),
-    params(("circle_id" = String, Path, description = "The MLS group id, base64url")),
+    params(("circle_id" = CircleId, Path, description = "The MLS group id, base64url")),
     request_body = CreateInvite, responses(
     (status = 201, description = "The invite, with its token shown this once", body = Invite),
     (status = 400, description = "Malformed body", body = ErrorBody),
@@ -68,7 +68,7 @@ pub async fn create(
 
 /// The circle's invites, without their tokens (facilitators only).
 #[utoipa::path(get, path = "/v1/circles/{circle_id}/invites", tag = "invites", security(("bearer" = [])),
-    params(("circle_id" = String, Path, description = "The MLS group id, base64url")),
+    params(("circle_id" = CircleId, Path, description = "The MLS group id, base64url")),
     responses(
     (status = 200, description = "Oldest first", body = InviteList),
     (status = 401, description = "Not authenticated", body = ErrorBody),
@@ -96,7 +96,7 @@ pub async fn list(
 
 /// Revokes an invite (facilitators only).
 #[utoipa::path(delete, path = "/v1/circles/{circle_id}/invites/{invite_id}", tag = "invites", security(("bearer" = [])),
-    params(("circle_id" = String, Path, description = "The MLS group id, base64url"),
+    params(("circle_id" = CircleId, Path, description = "The MLS group id, base64url"),
            ("invite_id" = uuid::Uuid, Path, description = "The invite")),
     responses(
     (status = 204, description = "Revoked"),
@@ -183,7 +183,7 @@ pub async fn redeem(
 
 /// Pending join requests (facilitators only).
 #[utoipa::path(get, path = "/v1/circles/{circle_id}/join-requests", tag = "invites", security(("bearer" = [])),
-    params(("circle_id" = String, Path, description = "The MLS group id, base64url")),
+    params(("circle_id" = CircleId, Path, description = "The MLS group id, base64url")),
     responses(
     (status = 200, description = "Oldest first", body = JoinRequestList),
     (status = 401, description = "Not authenticated", body = ErrorBody),
@@ -211,7 +211,7 @@ pub async fn join_requests(
 
 /// Declines a join request (facilitators only).
 #[utoipa::path(delete, path = "/v1/circles/{circle_id}/join-requests/{join_request_id}", tag = "invites", security(("bearer" = [])),
-    params(("circle_id" = String, Path, description = "The MLS group id, base64url"),
+    params(("circle_id" = CircleId, Path, description = "The MLS group id, base64url"),
            ("join_request_id" = uuid::Uuid, Path, description = "The request")),
     responses(
     (status = 204, description = "Declined"),

@@ -17,7 +17,7 @@ use hearth_protocol::{CircleId, ErrorBody};
 /// the one the body names (0 for the first). Of two writers racing, one wins;
 /// the other gets `409 snapshot_conflict` with `current_version`.
 #[utoipa::path(put, path = "/v1/circles/{circle_id}/snapshot", tag = "circles", security(("bearer" = [])),
-    params(("circle_id" = String, Path, description = "The MLS group id, base64url")),
+    params(("circle_id" = CircleId, Path, description = "The MLS group id, base64url")),
     request_body = PutSnapshot, responses(
     (status = 200, description = "Stored", body = SnapshotWritten),
     (status = 400, description = "Malformed body", body = ErrorBody),
@@ -55,7 +55,7 @@ pub async fn put(
 
 /// The circle's snapshot, for devices on its roster.
 #[utoipa::path(get, path = "/v1/circles/{circle_id}/snapshot", tag = "circles", security(("bearer" = [])),
-    params(("circle_id" = String, Path, description = "The MLS group id, base64url")),
+    params(("circle_id" = CircleId, Path, description = "The MLS group id, base64url")),
     responses(
     (status = 200, description = "The snapshot", body = Snapshot),
     (status = 401, description = "Not authenticated", body = ErrorBody),

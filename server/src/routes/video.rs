@@ -39,7 +39,7 @@ struct LiveKitClaims {
 /// An access token to the circle's room on the video server, for a device on
 /// the roster. 503 `video_unconfigured` when the server has no video server.
 #[utoipa::path(post, path = "/v1/circles/{circle_id}/call", tag = "circles", security(("bearer" = [])),
-    params(("circle_id" = String, Path, description = "The MLS group id, base64url")),
+    params(("circle_id" = CircleId, Path, description = "The MLS group id, base64url")),
     responses(
     (status = 200, description = "The room and a token to join it", body = CallAccess),
     (status = 401, description = "Not authenticated", body = ErrorBody),
