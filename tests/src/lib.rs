@@ -28,6 +28,7 @@ pub mod clients;
 pub mod mls;
 pub mod process;
 pub mod push;
+pub mod recorder;
 
 /// The variable that points the tests at a PostgreSQL server (a role that may
 /// create databases). Each test makes its own database there.
