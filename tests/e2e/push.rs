@@ -360,6 +360,15 @@ async fn wakes_queued_before_a_restart_go_out_after_it(db: Db) -> Result<()> {
     receiver
         .wait_for(&Service::WebPush(browser.id.clone()), 1, ARRIVES)
         .await?;
+    // The server has recorded that wake (a wake cut off mid-send would wait
+    // out its claim's lease instead).
+    let deadline = tokio::time::Instant::now() + ARRIVES;
+    while status(&app, &tokens[1]).await?.last_wake_at.is_none() {
+        if tokio::time::Instant::now() > deadline {
+            bail!("the first wake was never recorded");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     // The next wake must wait out the interval; the server stops first.
     send(&app, &circle, &tokens[0], b"two").await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
