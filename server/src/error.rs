@@ -211,6 +211,7 @@ impl From<StorageError> for ApiError {
             StorageError::DeviceExists => Self::DeviceExists,
             StorageError::LinkTokenInvalid => Self::LinkTokenInvalid,
             StorageError::CircleExists => Self::CircleExists,
+            StorageError::AlreadyOnRoster => Self::AlreadyMember,
             other => Self::Storage(other),
         }
     }

@@ -966,9 +966,14 @@ async fn an_invite_becomes_a_join_request_that_one_commit_approves(db: Db) -> Re
             .await?;
         expect_error(response, 403, ErrorCode::InviteInvalid).await?;
     }
-    // Sam, already in, cannot queue himself again.
+    // Sam, already in, cannot queue himself again — and opening the link
+    // spends none of its one use, so the person it was for still gets in.
     let third: Invite = app
-        .post_json(&path(&circle, "/invites"), facilitator.token(), &json!({}))
+        .post_json(
+            &path(&circle, "/invites"),
+            facilitator.token(),
+            &json!({ "max_uses": 1 }),
+        )
         .await?
         .json()
         .await?;
@@ -980,6 +985,15 @@ async fn an_invite_becomes_a_join_request_that_one_commit_approves(db: Db) -> Re
         )
         .await?;
     expect_error(response, 409, ErrorCode::AlreadyMember).await?;
+    let (_, newcomer) = app.signed_in().await?;
+    let response = app
+        .post_json(
+            "/v1/invites/redeem",
+            &newcomer.access_token,
+            &json!({ "token": third.token }),
+        )
+        .await?;
+    assert_eq!(response.status(), 201, "the invite was not used up by Sam");
     Ok(())
 }
 

@@ -155,8 +155,7 @@ pub async fn redeem(
         note: body.note.map(hearth_protocol::Base64Bytes::into_inner),
         now: crate::now(),
     };
-    // Refuse before spending a use when the caller is already in the circle;
-    // the circle is only known once the token matches, so look it up after.
+    // A caller already in the circle is refused without spending a use.
     let Some(circle_id) = state
         .storage
         .redeem_invite(&crypto::sha256(body.token.as_bytes()), &request)
@@ -164,14 +163,6 @@ pub async fn redeem(
     else {
         return Err(ApiError::InviteInvalid);
     };
-    let circle = state.storage.circle(&circle_id).await?;
-    if circle.is_some_and(|c| c.member(auth.device_id).is_some()) {
-        state
-            .storage
-            .decline_join_request(&circle_id, request.id)
-            .await?;
-        return Err(ApiError::AlreadyMember);
-    }
     tracing::info!(circle = %redact(&circle_id), "join request queued");
     state.publish(Event::Circle(circle_id.clone())).await;
     state.wake(WakeFor::Facilitators(circle_id.clone()));

@@ -77,7 +77,9 @@ pub trait EnrollmentStore {
     async fn revoke_invite(&self, circle: &CircleId, id: Uuid) -> Result<bool>;
 
     /// Uses an invite (unexpired, uses left) and queues the join request, in
-    /// one transaction. The circle, or `None` when the token is no good.
+    /// one transaction. The circle, or `None` when the token is no good;
+    /// [`StorageError::AlreadyOnRoster`](super::StorageError::AlreadyOnRoster),
+    /// spending nothing, when the requester is in the circle already.
     async fn redeem_invite(
         &self,
         token_hash: &[u8; 32],
@@ -163,6 +165,16 @@ macro_rules! enrollment_sql {
                     tx.rollback().await?;
                     return Ok(None);
                 };
+                // A member redeeming (a link opened twice) spends no use.
+                let on_roster: Option<String> = sqlx::query_scalar(sql::SELECT_ROSTER_DEVICE)
+                    .bind(circle.as_slice())
+                    .bind(request.requester.to_string())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if on_roster.is_some() {
+                    tx.rollback().await?;
+                    return Err(StorageError::AlreadyOnRoster);
+                }
                 sqlx::query(sql::INSERT_JOIN_REQUEST)
                     .bind(request.id.to_string())
                     .bind(circle.as_slice())

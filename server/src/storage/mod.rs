@@ -78,6 +78,10 @@ pub enum StorageError {
     /// A circle with this id exists already.
     #[error("a circle with this id exists already")]
     CircleExists,
+    /// The device redeeming an invite is on the circle's roster already
+    /// (nothing was spent).
+    #[error("the device is on the circle's roster already")]
+    AlreadyOnRoster,
     /// The database failed or could not be reached.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),

@@ -79,6 +79,8 @@ pub const SELECT_ROSTER: &str = "SELECT device_id, role, joined_seq, acked_seq F
      WHERE circle_id = $1 ORDER BY joined_seq, device_id";
 pub const SELECT_MEMBER: &str = "SELECT device_id, role, joined_seq, acked_seq FROM roster \
      WHERE circle_id = $1 AND device_id = $2";
+pub const SELECT_ROSTER_DEVICE: &str =
+    "SELECT device_id FROM roster WHERE circle_id = $1 AND device_id = $2";
 pub const SELECT_GROUP_INFO: &str = "SELECT group_info FROM circles WHERE id = $1";
 pub const SELECT_EPOCH: &str = "SELECT epoch FROM circles WHERE id = $1";
 

@@ -9,6 +9,7 @@ use hearth_tests::{Db, on_both_databases, rand_bytes};
 
 on_both_databases!(
     an_invite_admits_as_many_as_it_allows_while_it_lasts,
+    a_member_redeeming_spends_no_use,
     join_requests_wait_for_a_facilitator_to_decline_or_approve,
 );
 
@@ -26,6 +27,35 @@ fn invite(
         max_uses,
         now: NOW,
     }
+}
+
+async fn a_member_redeeming_spends_no_use(db: Db) -> Result<()> {
+    let (_db, storage) = open(db).await?;
+    let facilitator = device(storage.as_ref()).await?;
+    let circle = circle_of(storage.as_ref(), facilitator).await?;
+    storage
+        .create_invite(&invite(&circle, b"hit_once", NOW + 600, 1))
+        .await?;
+    // The facilitator opens the link: refused, nothing spent, nothing queued.
+    let refused = storage
+        .redeem_invite(&sha256(b"hit_once"), &request(facilitator, b"me"))
+        .await;
+    assert!(
+        matches!(
+            refused,
+            Err(hearth_server::storage::StorageError::AlreadyOnRoster)
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(storage.invites(&circle).await?[0].uses, 0);
+    assert!(storage.join_requests(&circle).await?.is_empty());
+    // The person it was for still gets in.
+    let sam = device(storage.as_ref()).await?;
+    let redeemed = storage
+        .redeem_invite(&sha256(b"hit_once"), &request(sam, b"hello"))
+        .await?;
+    assert_eq!(redeemed, Some(circle));
+    Ok(())
 }
 
 fn request(requester: hearth_protocol::DeviceId, note: &[u8]) -> NewJoinRequest {
