@@ -135,6 +135,27 @@ pub enum PushDeadReason {
     Unknown,
 }
 
+impl PushDeadReason {
+    /// The reason as it appears on the wire (and in the database).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unregistered => "unregistered",
+            Self::BadToken => "bad_token",
+            Self::Unknown => "unknown",
+        }
+    }
+
+    /// A reason from its wire name; a name this version does not know is
+    /// `Unknown`.
+    pub fn parse(text: &str) -> Self {
+        match text {
+            "unregistered" => Self::Unregistered,
+            "bad_token" => Self::BadToken,
+            _ => Self::Unknown,
+        }
+    }
+}
+
 /// `GET /v1/push/services`: which transports this server sends through.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

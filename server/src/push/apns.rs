@@ -7,14 +7,13 @@
 //! protocol is one POST, and the provider token is an ES256 JWT.
 
 use super::jwt::es256;
-use super::{Delivery, Provider, ProviderError, retry_after};
+use super::{Delivery, Provider, ProviderError, delivery_of};
 use async_trait::async_trait;
 use hearth_protocol::push::{ApnsEnvironment, PushDeadReason, PushTarget};
 use p256::ecdsa::SigningKey;
 use p256::pkcs8::DecodePrivateKey as _;
 use serde::{Deserialize, Serialize};
 use std::sync::Mutex;
-use std::time::Duration;
 
 /// Apple accepts a provider token for an hour and refuses new ones more
 /// often than every twenty minutes: one is used for forty.
@@ -79,11 +78,8 @@ impl Apns {
             .map_err(|_| ProviderError::Key("push.apns.key"))?;
         let url =
             |text: &str, name| reqwest::Url::parse(text).map_err(|_| ProviderError::Setting(name));
-        let client = reqwest::Client::builder()
+        let client = super::client_builder()
             .http2_prior_knowledge()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(15))
             .build()
             .map_err(ProviderError::Client)?;
         Ok(Self {
@@ -177,9 +173,9 @@ impl Provider for Apns {
             Err(_) => return Delivery::Retry(None),
         };
         let status = response.status().as_u16();
-        let wait = retry_after(response.headers());
-        if (200..300).contains(&status) {
-            return Delivery::Sent;
+        let answered = delivery_of(status, response.headers());
+        if answered == Delivery::Sent {
+            return answered;
         }
         let reason = response
             .json::<ApnsError>()
@@ -195,8 +191,7 @@ impl Provider for Apns {
                 self.provider_token(now, true);
                 Delivery::Retry(None)
             }
-            (429 | 500..=599, _) => Delivery::Retry(wait),
-            _ => Delivery::Retry(None),
+            _ => answered,
         }
     }
 }

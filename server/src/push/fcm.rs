@@ -4,13 +4,12 @@
 //! (which honours the account's `token_uri`, so tests can stand in for
 //! Google).
 
-use super::{Delivery, Provider, ProviderError, retry_after};
+use super::{Delivery, Provider, ProviderError, delivery_of};
 use async_trait::async_trait;
 use gcp_auth::TokenProvider as _;
 use hearth_protocol::push::{FCM_WAKE_FIELD, PushDeadReason, PushTarget};
 use serde::Deserialize;
 use serde_json::json;
-use std::time::Duration;
 
 /// The OAuth scope FCM sends need.
 const SCOPE: &str = "https://www.googleapis.com/auth/firebase.messaging";
@@ -67,10 +66,7 @@ impl Fcm {
             base_url.trim_end_matches('/')
         ))
         .map_err(|_| ProviderError::Setting("push.fcm.base_url is not a URL"))?;
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(15))
+        let client = super::client_builder()
             .build()
             .map_err(ProviderError::Client)?;
         Ok(Self {
@@ -110,9 +106,9 @@ impl Provider for Fcm {
             Err(_) => return Delivery::Retry(None),
         };
         let status = response.status().as_u16();
-        let wait = retry_after(response.headers());
-        if (200..300).contains(&status) {
-            return Delivery::Sent;
+        let answered = delivery_of(status, response.headers());
+        if answered == Delivery::Sent {
+            return answered;
         }
         let failure = response.json::<FcmFailure>().await.ok();
         let unregistered = failure.as_ref().is_some_and(|f| {
@@ -122,10 +118,10 @@ impl Provider for Fcm {
                     .iter()
                     .any(|d| d.error_code == "UNREGISTERED")
         });
-        match status {
-            _ if unregistered => Delivery::Gone(PushDeadReason::Unregistered),
-            429 | 500..=599 => Delivery::Retry(wait),
-            _ => Delivery::Retry(None),
+        if unregistered {
+            Delivery::Gone(PushDeadReason::Unregistered)
+        } else {
+            answered
         }
     }
 }

@@ -96,6 +96,26 @@ pub enum ProviderError {
     Seal(#[from] seal::SealError),
 }
 
+/// The HTTP client every transport starts from: never follows a redirect,
+/// and gives up on a push service that hangs.
+pub fn client_builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(15))
+}
+
+/// What an answer that says nothing transport-specific means: 2xx sent; 429
+/// and 5xx again when the service says (`Retry-After`); anything else again
+/// after the back-off.
+pub fn delivery_of(status: u16, headers: &reqwest::header::HeaderMap) -> Delivery {
+    match status {
+        200..=299 => Delivery::Sent,
+        429 | 500..=599 => Delivery::Retry(retry_after(headers)),
+        _ => Delivery::Retry(None),
+    }
+}
+
 /// `Retry-After` in seconds (an HTTP date is treated as absent).
 pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     headers
@@ -359,10 +379,7 @@ impl Push {
             working: record.dead_at.is_none(),
             last_wake_at: record.last_wake_at,
             dead_since: record.dead_at,
-            dead_reason: record.dead_reason.as_deref().map(|r| {
-                serde_json::from_value(serde_json::Value::String(r.to_owned()))
-                    .unwrap_or(PushDeadReason::Unknown)
-            }),
+            dead_reason: record.dead_reason.as_deref().map(PushDeadReason::parse),
         }))
     }
 
@@ -422,12 +439,13 @@ impl Push {
                     continue;
                 }
             };
+            // The interval since a device's last wake is enforced where wakes
+            // are claimed (`POSTPONE_WAKES`), however they were queued.
             let due: Vec<(DeviceId, i64)> = candidates
-                .iter()
-                .map(|c| {
+                .into_iter()
+                .map(|device| {
                     let delay = i64::try_from(Self::random_below(self.max_delay)).unwrap_or(0);
-                    let earliest = c.last_wake_at.map_or(0, |last| last + self.interval);
-                    (c.device_id, (now + delay).max(earliest))
+                    (device, now + delay)
                 })
                 .collect();
             match self.storage.queue_wakes(&due).await {
@@ -521,11 +539,10 @@ impl Push {
             Delivery::Gone(reason) => {
                 metrics::counter!("hearth_push_targets_dead_total", "kind" => kind).increment(1);
                 tracing::info!(kind, "a push target is gone; marked dead");
-                let reason = match reason {
-                    PushDeadReason::BadToken => "bad_token",
-                    PushDeadReason::Unregistered | PushDeadReason::Unknown => "unregistered",
-                };
-                WakeOutcome::Gone { now, reason }
+                WakeOutcome::Gone {
+                    now,
+                    reason: reason.as_str(),
+                }
             }
             Delivery::Retry(after) if attempts < MAX_ATTEMPTS => {
                 metrics::counter!("hearth_push_wakes_failed_total", "kind" => kind).increment(1);

@@ -4,13 +4,12 @@
 
 use super::endpoint::{self, PublicResolver};
 use super::jwt::es256;
-use super::{Delivery, Provider, ProviderError, retry_after};
+use super::{Delivery, Provider, ProviderError, delivery_of};
 use async_trait::async_trait;
 use hearth_protocol::push::{PushDeadReason, PushTarget, WAKE_PAYLOAD};
 use p256::ecdsa::SigningKey;
 use serde::Serialize;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// How long a push service may hold a wake for an unreachable device.
 const TTL_SECS: u64 = 24 * 3600;
@@ -58,10 +57,7 @@ impl WebPush {
             ));
         }
         let point = key.verifying_key().to_encoded_point(false);
-        let mut client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(15));
+        let mut client = super::client_builder();
         if !allow_private {
             client = client.dns_resolver(Arc::new(PublicResolver));
         }
@@ -133,12 +129,9 @@ impl Provider for WebPush {
             Ok(response) => response,
             Err(_) => return Delivery::Retry(None),
         };
-        let status = response.status().as_u16();
-        match status {
-            200..=299 => Delivery::Sent,
+        match response.status().as_u16() {
             404 | 410 => Delivery::Gone(PushDeadReason::Unregistered),
-            429 | 500..=599 => Delivery::Retry(retry_after(response.headers())),
-            _ => Delivery::Retry(None),
+            status => delivery_of(status, response.headers()),
         }
     }
 }

@@ -39,7 +39,7 @@ pub use identity::{
 };
 pub use key_packages::{KeyPackageStore, KeyPackageStored, NewKeyPackage};
 pub use operations::{Operations, Purged};
-pub use push::{ClaimedWake, PushStore, PushTargetRecord, WakeCandidate, WakeFor, WakeOutcome};
+pub use push::{ClaimedWake, PushStore, PushTargetRecord, WakeFor, WakeOutcome};
 pub use snapshots::{SnapshotOutcome, SnapshotRecord, SnapshotStore};
 
 use hearth_protocol::circles::{EntryKind, Role};

@@ -50,16 +50,6 @@ pub enum WakeFor {
     Device(DeviceId),
 }
 
-/// A device that should be woken: it has a working target and no live
-/// socket anywhere.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WakeCandidate {
-    /// The device.
-    pub device_id: DeviceId,
-    /// Its last wake, for the coalescing interval.
-    pub last_wake_at: Option<i64>,
-}
-
 /// A wake this node took to send.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ClaimedWake {
@@ -124,7 +114,7 @@ pub trait PushStore {
 
     /// The devices behind `wakes` that have a working target and no live
     /// socket at `now`, each once.
-    async fn wake_candidates(&self, wakes: &[WakeFor], now: i64) -> Result<Vec<WakeCandidate>>;
+    async fn wake_candidates(&self, wakes: &[WakeFor], now: i64) -> Result<Vec<DeviceId>>;
 
     /// Queues a wake for each `(device, due_at)` that has a working target;
     /// a device with one queued already keeps it (counted as coalesced).
@@ -209,12 +199,8 @@ macro_rules! push_sql {
                 Ok(done.rows_affected() == 1)
             }
 
-            async fn wake_candidates(
-                &self,
-                wakes: &[WakeFor],
-                now: i64,
-            ) -> Result<Vec<WakeCandidate>> {
-                let mut found: Vec<WakeCandidate> = Vec::new();
+            async fn wake_candidates(&self, wakes: &[WakeFor], now: i64) -> Result<Vec<DeviceId>> {
+                let mut found = Vec::new();
                 let mut seen = HashSet::new();
                 for wake in wakes {
                     let (query, except) = match wake {
@@ -238,10 +224,7 @@ macro_rules! push_sql {
                         if Some(device_id) == except || !seen.insert(device_id) {
                             continue;
                         }
-                        found.push(WakeCandidate {
-                            device_id,
-                            last_wake_at: row.try_get("last_wake_at")?,
-                        });
+                        found.push(device_id);
                     }
                 }
                 Ok(found)
@@ -254,19 +237,15 @@ macro_rules! push_sql {
                 let mut tx = self.write().await?;
                 let mut new = 0;
                 for (device, due_at) in wakes {
-                    let before: Option<i64> = sqlx::query_scalar(sql::SELECT_QUEUED_WAKE)
-                        .bind(device.to_string())
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                    let queued = sqlx::query(sql::QUEUE_WAKE)
+                    // What the row says after: a new one has folded nothing
+                    // in; none at all means the target is dead or gone.
+                    let coalesced: Option<i64> = sqlx::query_scalar(sql::QUEUE_WAKE)
                         .bind(device.to_string())
                         .bind(*due_at)
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected();
-                    // Nothing is queued for a device whose target died.
-                    if before.is_none() {
-                        new += queued;
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    if coalesced == Some(0) {
+                        new += 1;
                     }
                 }
                 tx.commit().await?;

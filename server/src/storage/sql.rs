@@ -141,15 +141,15 @@ pub const UPSERT_PUSH_TARGET: &str = "INSERT INTO push_targets \
 pub const SELECT_PUSH_TARGET: &str = "SELECT sealed, registered_at, last_wake_at, dead_at, \
      dead_reason FROM push_targets WHERE device_id = $1";
 pub const DELETE_PUSH_TARGET: &str = "DELETE FROM push_targets WHERE device_id = $1";
-pub const SELECT_ROSTER_TO_WAKE: &str = "SELECT t.device_id, t.last_wake_at FROM roster r \
+pub const SELECT_ROSTER_TO_WAKE: &str = "SELECT t.device_id FROM roster r \
      JOIN push_targets t ON t.device_id = r.device_id \
      WHERE r.circle_id = $1 AND t.dead_at IS NULL AND NOT EXISTS \
      (SELECT 1 FROM push_presence p WHERE p.device_id = t.device_id AND p.expires_at > $2)";
-pub const SELECT_FACILITATORS_TO_WAKE: &str = "SELECT t.device_id, t.last_wake_at FROM roster r \
+pub const SELECT_FACILITATORS_TO_WAKE: &str = "SELECT t.device_id FROM roster r \
      JOIN push_targets t ON t.device_id = r.device_id \
      WHERE r.circle_id = $1 AND r.role = 'facilitator' AND t.dead_at IS NULL AND NOT EXISTS \
      (SELECT 1 FROM push_presence p WHERE p.device_id = t.device_id AND p.expires_at > $2)";
-pub const SELECT_DEVICE_TO_WAKE: &str = "SELECT t.device_id, t.last_wake_at FROM push_targets t \
+pub const SELECT_DEVICE_TO_WAKE: &str = "SELECT t.device_id FROM push_targets t \
      WHERE t.device_id = $1 AND t.dead_at IS NULL AND NOT EXISTS \
      (SELECT 1 FROM push_presence p WHERE p.device_id = t.device_id AND p.expires_at > $2)";
 pub const QUEUE_WAKE: &str = "INSERT INTO push_wakes \
@@ -157,8 +157,8 @@ pub const QUEUE_WAKE: &str = "INSERT INTO push_wakes \
      SELECT $1, $2, 0, 0, 0, NULL WHERE EXISTS \
      (SELECT 1 FROM push_targets WHERE device_id = $1 AND dead_at IS NULL) \
      ON CONFLICT (device_id) DO UPDATE SET coalesced = push_wakes.coalesced + 1, \
-     requeued = CASE WHEN push_wakes.claimed_until IS NULL THEN 0 ELSE 1 END";
-pub const SELECT_QUEUED_WAKE: &str = "SELECT due_at FROM push_wakes WHERE device_id = $1";
+     requeued = CASE WHEN push_wakes.claimed_until IS NULL THEN 0 ELSE 1 END \
+     RETURNING coalesced";
 pub const DROP_WAKES_OF_PRESENT: &str = "DELETE FROM push_wakes WHERE device_id IN \
      (SELECT device_id FROM push_presence WHERE expires_at > $1)";
 pub const SELECT_SEALED_TARGET: &str =

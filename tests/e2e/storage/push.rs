@@ -122,7 +122,6 @@ async fn wakes_queue_once_per_device_and_go_only_to_devices_without_a_socket(db:
         .wake_candidates(&[everyone.clone(), WakeFor::Device(ada)], NOW)
         .await?
         .into_iter()
-        .map(|c| c.device_id)
         .collect();
     assert_eq!(
         found,
@@ -133,7 +132,7 @@ async fn wakes_queue_once_per_device_and_go_only_to_devices_without_a_socket(db:
         .wake_candidates(&[WakeFor::Facilitators(circle.clone())], NOW)
         .await?;
     assert_eq!(facilitators.len(), 1);
-    assert_eq!(facilitators[0].device_id, facilitator);
+    assert_eq!(facilitators[0], facilitator);
 
     // Ben's socket closes: he is a candidate again. Presence of a node that
     // stopped renewing expires.
