@@ -87,6 +87,22 @@ pub enum ErrorCode {
     /// 422: a Web Push endpoint the server will not call: not `https`, or a
     /// loopback, private or link-local address.
     PushEndpointRefused,
+    /// 422: a blob is not the MLS message its field expects, or its clear
+    /// header does not match the request: an `MLSMessage` of the right wire
+    /// format, for this circle's group id, at the declared epoch, carrying
+    /// the right content type (see `docs/PROTOCOL.md`, *Framing*).
+    MlsFraming,
+    /// 422: a commit by a member sent as a `PublicMessage`, which would show
+    /// the server its proposals; members commit as `PrivateMessage` (only an
+    /// external commit, by a device rejoining, is public).
+    PublicCommit,
+    /// 422: an application message whose ciphertext is not padded to one of
+    /// the sizes the padding rule allows (1 KiB, 2 KiB, 4 KiB, …).
+    UnpaddedMessage,
+    /// 403: KeyPackages may be claimed only for the caller's own account's
+    /// devices, or for devices named in a pending join request of a circle the
+    /// caller facilitates.
+    ClaimNotAllowed,
     /// A code this version of the protocol does not know.
     #[serde(other)]
     Unknown,
@@ -127,6 +143,10 @@ impl ErrorCode {
             Self::VideoUnconfigured => "video_unconfigured",
             Self::PushUnconfigured => "push_unconfigured",
             Self::PushEndpointRefused => "push_endpoint_refused",
+            Self::MlsFraming => "mls_framing",
+            Self::PublicCommit => "public_commit",
+            Self::UnpaddedMessage => "unpadded_message",
+            Self::ClaimNotAllowed => "claim_not_allowed",
             Self::Unknown => "unknown",
         }
     }
@@ -139,7 +159,8 @@ impl ErrorCode {
             Self::Forbidden
             | Self::NotFacilitator
             | Self::LinkTokenInvalid
-            | Self::InviteInvalid => 403,
+            | Self::InviteInvalid
+            | Self::ClaimNotAllowed => 403,
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
             Self::DeviceExists
@@ -160,7 +181,10 @@ impl ErrorCode {
             | Self::UnknownJoinRequest
             | Self::JoinRequestMismatch
             | Self::PushUnconfigured
-            | Self::PushEndpointRefused => 422,
+            | Self::PushEndpointRefused
+            | Self::MlsFraming
+            | Self::PublicCommit
+            | Self::UnpaddedMessage => 422,
             Self::RateLimited => 429,
             Self::Internal | Self::Unknown => 500,
             Self::Unavailable | Self::VideoUnconfigured => 503,
@@ -228,6 +252,10 @@ mod tests {
             ErrorCode::VideoUnconfigured,
             ErrorCode::PushUnconfigured,
             ErrorCode::PushEndpointRefused,
+            ErrorCode::MlsFraming,
+            ErrorCode::PublicCommit,
+            ErrorCode::UnpaddedMessage,
+            ErrorCode::ClaimNotAllowed,
         ] {
             let json = serde_json::to_string(&code).unwrap();
             assert_eq!(json, format!("\"{}\"", code.as_str()));

@@ -22,7 +22,8 @@ pub fn credential_identity(device_id: &DeviceId) -> Vec<u8> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UploadKeyPackages {
-    /// TLS-serialised KeyPackages.
+    /// KeyPackages: each an `MLSMessage` framing one (wire format
+    /// `mls_key_package`), or the bare TLS-serialised `KeyPackage`.
     #[serde(default)]
     pub key_packages: Vec<Base64Bytes>,
     /// A KeyPackage to keep as the last resort, replacing any earlier one.
@@ -36,7 +37,8 @@ pub struct UploadKeyPackages {
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum KeyPackageRejection {
-    /// The bytes are not a KeyPackage.
+    /// The bytes are neither an `MLSMessage` framing a KeyPackage nor a bare
+    /// TLS-serialised KeyPackage.
     NotAKeyPackage,
     /// Its ciphersuite is not one the server supports.
     UnsupportedCiphersuite,
@@ -99,12 +101,24 @@ pub struct KeyPackageCount {
     pub last_resort: bool,
 }
 
+/// The ciphersuite a claim asks for when it names none:
+/// `MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519`, the suite Hearth's
+/// circles are created with.
+pub const DEFAULT_CIPHER_SUITE: u16 = 1;
+
 /// `POST /v1/key-packages/claim`: one KeyPackage for each device.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ClaimKeyPackages {
-    /// The devices to claim for (at most 50).
+    /// The devices to claim for (at most 50): the caller's own account's
+    /// devices, or devices named in a pending join request of a circle the
+    /// caller facilitates.
     pub device_ids: Vec<DeviceId>,
+    /// The ciphersuite of the circle they are for (RFC 9420's code; default
+    /// 1). A device with no KeyPackage in this suite is `unavailable`, and
+    /// none of its other KeyPackages is consumed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cipher_suite: Option<u16>,
 }
 
 /// One claimed KeyPackage.
@@ -113,7 +127,8 @@ pub struct ClaimKeyPackages {
 pub struct ClaimedKeyPackage {
     /// Whose it is.
     pub device_id: DeviceId,
-    /// The TLS-serialised KeyPackage.
+    /// The KeyPackage, framed as an `MLSMessage` (wire format
+    /// `mls_key_package`) whichever way it was uploaded.
     pub key_package: Base64Bytes,
     /// True when the pool was empty and this is the device's last resort.
     pub last_resort: bool,

@@ -10,6 +10,7 @@ pub mod bytes;
 pub mod circles;
 pub mod content;
 pub mod error;
+pub mod framing;
 pub mod health;
 pub mod ids;
 pub mod key_packages;

@@ -21,6 +21,7 @@
 //!   secrets, the server's default epoch window ([`EPOCH_WINDOW`]).
 
 use crate::circles::{CommitBundle, EPOCH_WINDOW};
+use crate::framing::{PAD_MIN, padded_len};
 use crate::key_packages::{KeyPackageRejection, MAX_LIFETIME_SECS, credential_identity};
 use crate::{Base64Bytes, DeviceId};
 use openmls::messages::group_info::{GroupInfo, VerifiableGroupInfo};
@@ -101,6 +102,7 @@ fn decode(expected: &'static str) -> impl FnOnce(tls_codec::Error) -> MlsError {
 pub fn create_config() -> MlsGroupCreateConfig {
     MlsGroupCreateConfig::builder()
         .ciphersuite(CIPHERSUITE)
+        .padding_size(PAD_MIN)
         .max_past_epochs(MAX_PAST_EPOCHS)
         .use_ratchet_tree_extension(true)
         .wire_format_policy(PURE_CIPHERTEXT_WIRE_FORMAT_POLICY)
@@ -109,7 +111,13 @@ pub fn create_config() -> MlsGroupCreateConfig {
 
 /// The matching configuration for joining (by Welcome or external commit).
 pub fn join_config() -> MlsGroupJoinConfig {
+    padded_join_config(PAD_MIN)
+}
+
+/// [`join_config`] padding private messages to multiples of `padding`.
+fn padded_join_config(padding: usize) -> MlsGroupJoinConfig {
     MlsGroupJoinConfig::builder()
+        .padding_size(padding)
         .max_past_epochs(MAX_PAST_EPOCHS)
         .use_ratchet_tree_extension(true)
         .wire_format_policy(PURE_CIPHERTEXT_WIRE_FORMAT_POLICY)
@@ -188,6 +196,11 @@ pub fn key_package(
 /// A KeyPackage that passed [`check_key_package`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckedKeyPackage {
+    /// The KeyPackage framed as an `MLSMessage` (`mls_key_package`), however
+    /// it was uploaded: what claims hand out.
+    pub framed: Vec<u8>,
+    /// Its ciphersuite's code.
+    pub cipher_suite: u16,
     /// Its MLS hash reference.
     pub hash_ref: Vec<u8>,
     /// Unix seconds when its lifetime ends.
@@ -207,8 +220,15 @@ pub fn check_key_package(
     device_key: &[u8],
 ) -> Result<CheckedKeyPackage, KeyPackageRejection> {
     let crypto = RustCrypto::default();
-    let parsed = KeyPackageIn::tls_deserialize_exact(bytes)
-        .map_err(|_| KeyPackageRejection::NotAKeyPackage)?;
+    let (parsed, framed) = match MlsMessageIn::tls_deserialize_exact(bytes).map(|m| m.extract()) {
+        Ok(MlsMessageBodyIn::KeyPackage(parsed)) => (parsed, bytes.to_vec()),
+        Ok(_) => return Err(KeyPackageRejection::NotAKeyPackage),
+        Err(_) => {
+            let parsed = KeyPackageIn::tls_deserialize_exact(bytes)
+                .map_err(|_| KeyPackageRejection::NotAKeyPackage)?;
+            (parsed, frame_key_package(bytes))
+        }
+    };
     let key_package =
         parsed
             .validate(&crypto, ProtocolVersion::Mls10)
@@ -245,18 +265,63 @@ pub fn check_key_package(
         .hash_ref(&crypto)
         .map_err(|_| KeyPackageRejection::Invalid)?;
     Ok(CheckedKeyPackage {
+        framed,
+        cipher_suite: u16::from(key_package.ciphersuite()),
         hash_ref: hash_ref.as_slice().to_vec(),
         not_after: lifetime.not_after(),
         last_resort: key_package.last_resort(),
     })
 }
 
-/// Reads and validates a claimed KeyPackage, ready to add.
+/// A bare KeyPackage framed as an `MLSMessage`: version `mls10`, wire
+/// format `mls_key_package`, then the KeyPackage.
+pub fn frame_key_package(bare: &[u8]) -> Vec<u8> {
+    let mut framed = Vec::with_capacity(bare.len() + 4);
+    framed.extend_from_slice(&crate::framing::MLS10.to_be_bytes());
+    framed.extend_from_slice(&crate::framing::WireFormat::KeyPackage.as_u16().to_be_bytes());
+    framed.extend_from_slice(bare);
+    framed
+}
+
+/// Reads and validates a claimed KeyPackage (an `MLSMessage` framing it, as
+/// claims hand them out; a bare one is read too), ready to add.
 pub fn read_key_package(crypto: &impl OpenMlsCrypto, bytes: &[u8]) -> Result<KeyPackage, MlsError> {
-    KeyPackageIn::tls_deserialize_exact(bytes)
-        .map_err(decode("KeyPackage"))?
+    let parsed = match MlsMessageIn::tls_deserialize_exact(bytes).map(|m| m.extract()) {
+        Ok(MlsMessageBodyIn::KeyPackage(parsed)) => parsed,
+        Ok(_) => {
+            return Err(MlsError::WrongKind {
+                expected: "KeyPackage",
+            });
+        }
+        Err(_) => KeyPackageIn::tls_deserialize_exact(bytes).map_err(decode("KeyPackage"))?,
+    };
+    parsed
         .validate(crypto, ProtocolVersion::Mls10)
         .map_err(failed("validating a claimed KeyPackage"))
+}
+
+/// Encrypts an application message, padded by the profile's rule
+/// ([`crate::framing::padded_len`]): its ciphertext is 1 KiB, or the next
+/// power of two that holds it. The group's padding setting follows the
+/// message's bucket (stored only when it changes).
+pub fn encrypt<P: Provider>(
+    group: &mut MlsGroup,
+    provider: &P,
+    signer: &SignatureKeyPair,
+    plaintext: &[u8],
+) -> Result<MlsMessageOut, MlsError>
+where
+    P::StorageError: Send + Sync + 'static,
+{
+    let bucket = padded_len(plaintext.len());
+    if group.configuration().padding_size() != bucket {
+        group
+            .set_configuration(provider.storage(), &padded_join_config(bucket))
+            .map_err(failed("setting the padding"))?;
+    }
+    group
+        .create_message(provider, signer, plaintext)
+        .map_err(failed("encrypting a message"))
 }
 
 /// An MLS message, serialised for the wire.
@@ -271,6 +336,12 @@ fn read_message(bytes: &[u8], expected: &'static str) -> Result<MlsMessageBodyIn
     Ok(MlsMessageIn::tls_deserialize_exact(bytes)
         .map_err(decode(expected))?
         .extract())
+}
+
+/// Whether `bytes` are exactly one well-formed `MLSMessage` of any kind (it
+/// parses; nothing is verified).
+pub fn is_mls_message(bytes: &[u8]) -> bool {
+    MlsMessageIn::tls_deserialize_exact(bytes).is_ok()
 }
 
 /// Reads a Welcome (an `MLSMessage` framing a Welcome).

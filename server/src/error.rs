@@ -42,6 +42,15 @@ pub enum ApiError {
     /// A commit bundle's roster change breaks a roster rule.
     #[error(transparent)]
     Roster(#[from] RosterRule),
+    /// An MLS blob breaks a framing rule.
+    #[error(transparent)]
+    Framing(#[from] crate::framing::FramingRule),
+    /// The caller may not claim this device's KeyPackages.
+    #[error(
+        "KeyPackages may be claimed only for your own account's devices, or for devices named \
+         in a pending join request of a circle you facilitate"
+    )]
+    ClaimNotAllowed,
     /// The commit or message is for an epoch the circle has left.
     #[error("the circle is at another epoch; sync and retry")]
     StaleEpoch {
@@ -123,6 +132,8 @@ impl ApiError {
             Self::DeviceExists => ErrorCode::DeviceExists,
             Self::NotFacilitator(_) => ErrorCode::NotFacilitator,
             Self::Roster(rule) => rule.code(),
+            Self::Framing(rule) => rule.code(),
+            Self::ClaimNotAllowed => ErrorCode::ClaimNotAllowed,
             Self::StaleEpoch { .. } => ErrorCode::StaleEpoch,
             Self::CircleExists => ErrorCode::CircleExists,
             Self::SnapshotConflict { .. } => ErrorCode::SnapshotConflict,

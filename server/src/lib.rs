@@ -10,6 +10,7 @@ pub mod auth;
 pub mod config;
 pub mod crypto;
 pub mod error;
+pub mod framing;
 pub mod hub;
 pub mod json;
 pub mod mls;

@@ -26,8 +26,9 @@ pub fn check_key_package(
     Ok(CheckedKeyPackage {
         key_package: NewKeyPackage {
             hash_ref: checked.hash_ref,
-            data: bytes.to_vec(),
+            data: checked.framed,
             expires_at: i64::try_from(checked.not_after).unwrap_or(i64::MAX),
+            cipher_suite: checked.cipher_suite,
         },
         last_resort: checked.last_resort,
     })

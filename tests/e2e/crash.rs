@@ -7,7 +7,7 @@
 //! to a kill are sent again with the same id: the server answers each with
 //! the number it already gave, or appends it now — never twice.
 
-use anyhow::{Result, bail, ensure};
+use anyhow::{Context as _, Result, bail, ensure};
 use hearth_protocol::circles::{Accepted, LogPage, SendMessage};
 use hearth_protocol::{Base64Bytes, CircleId};
 use hearth_tests::process::ServerProcess;
@@ -41,10 +41,18 @@ struct Send {
 }
 
 impl Send {
-    fn ciphertext(&self) -> Vec<u8> {
+    /// A framed application message whose ciphertext is the id, then
+    /// padding to the smallest bucket.
+    fn ciphertext(&self, circle: &CircleId) -> Vec<u8> {
         let mut bytes = self.id.as_bytes().to_vec();
-        bytes.resize(200, 0x5a);
-        bytes
+        bytes.resize(hearth_protocol::framing::PAD_MIN, 0x5a);
+        hearth_protocol::framing::private_message(
+            circle.as_bytes(),
+            1,
+            hearth_protocol::framing::ContentType::Application,
+            &[0x5a; 28],
+            &bytes,
+        )
     }
 }
 
@@ -110,7 +118,9 @@ async fn every_acknowledged_send_survives_sigkill_once_in_order_without_gaps(
     assert_eq!(seqs, expected, "the log has no gaps");
     let mut by_id: HashMap<Uuid, u64> = HashMap::new();
     for (seq, bytes) in log.iter().skip(1) {
-        let id = Uuid::from_slice(&bytes[..16])?;
+        let ciphertext = hearth_protocol::framing::private_ciphertext(bytes)
+            .context("a log entry is not the framed message that was sent")?;
+        let id = Uuid::from_slice(&ciphertext[..16])?;
         assert!(
             by_id.insert(id, *seq).is_none(),
             "a message is in the log twice"
@@ -172,7 +182,7 @@ async fn post(
     let body = SendMessage {
         message_id: send.id,
         epoch: 1,
-        ciphertext: Base64Bytes::from(send.ciphertext()),
+        ciphertext: Base64Bytes::from(send.ciphertext(circle)),
     };
     let answer = http
         .post(format!("{address}/v1/circles/{circle}/messages"))

@@ -13,7 +13,7 @@ use hearth_tests::{Db, TestApp, TestDb, hex, on_both_databases, rand_bytes};
 on_both_databases!(deleted_accounts_revoked_devices_and_expired_entries_leave_no_trace);
 
 async fn send(app: &TestApp, circle: &CircleId, token: &str) -> Result<Vec<u8>> {
-    let ciphertext = rand_bytes::<96>().to_vec();
+    let ciphertext = hearth_tests::opaque_message(circle, 1, &rand_bytes::<16>());
     let body = SendMessage {
         message_id: uuid::Uuid::new_v4(),
         epoch: 1,

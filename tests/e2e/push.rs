@@ -63,7 +63,7 @@ async fn send(app: &TestApp, circle: &CircleId, token: &str, text: &[u8]) -> Res
     let body = SendMessage {
         message_id: uuid::Uuid::new_v4(),
         epoch: 1,
-        ciphertext: Base64Bytes::from(text.to_vec()),
+        ciphertext: Base64Bytes::from(hearth_tests::opaque_message(circle, 1, text)),
     };
     let answer = app
         .post_json(&format!("/v1/circles/{circle}/messages"), token, &body)

@@ -43,7 +43,7 @@ async fn racing_requests_never_answer_5xx_and_one_wins_where_one_must(db: Db) ->
     let commits = (0..8).map(|_| {
         let bundle = CommitBundle {
             epoch: 1,
-            commit: Base64Bytes::from(rand_bytes::<64>().to_vec()),
+            commit: Base64Bytes::from(hearth_tests::opaque_commit(&circle, 1)),
             welcome: None,
             group_info: None,
             added: Vec::new(),
@@ -60,7 +60,7 @@ async fn racing_requests_never_answer_5xx_and_one_wins_where_one_must(db: Db) ->
     let message = SendMessage {
         message_id: uuid::Uuid::new_v4(),
         epoch: 2,
-        ciphertext: Base64Bytes::from(rand_bytes::<128>().to_vec()),
+        ciphertext: Base64Bytes::from(hearth_tests::opaque_message(&circle, 2, b"resent")),
     };
     let messages = circle_path("/messages");
     let sends = (0..8).map(|_| app.post_json(&messages, &tokens[1], &message));
@@ -146,7 +146,7 @@ async fn racing_requests_never_answer_5xx_and_one_wins_where_one_must(db: Db) ->
         let message = SendMessage {
             message_id: uuid::Uuid::new_v4(),
             epoch: 2,
-            ciphertext: Base64Bytes::from(vec![i; 64]),
+            ciphertext: Base64Bytes::from(hearth_tests::opaque_message(&circle, 2, &[i; 64])),
         };
         racing.push(tokio::spawn({
             let (http, url, token) = (

@@ -152,14 +152,15 @@ async fn sams_laptop_joins_his_circles_and_reads_along(app: TestApp) -> Result<(
         ["typing on the laptop"]
     );
 
-    // Adding someone else's device is still the facilitator's call.
+    // Adding someone else's device is the facilitator's call, after that
+    // person asked: Sam's phone cannot even claim a stranger's KeyPackages.
     let stranger_dir = tempfile::tempdir()?;
     let stranger = client(&app, &stranger_dir).await?;
     let stranger_device = stranger.register(None).await?;
     let refused = phone.add_devices(&circle, &[stranger_device], None).await;
     assert_eq!(
         refused.err().and_then(|e| e.code()),
-        Some(hearth_protocol::ErrorCode::NotFacilitator)
+        Some(hearth_protocol::ErrorCode::ClaimNotAllowed)
     );
     Ok(())
 }

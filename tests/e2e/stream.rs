@@ -186,7 +186,7 @@ async fn a_message_sent_over_the_socket_is_answered_and_delivered(app: TestApp) 
         message: SendMessage {
             message_id: uuid::Uuid::new_v4(),
             epoch: 99,
-            ..message
+            ciphertext: hearth_tests::opaque_message(&circle, 99, b"from the future").into(),
         },
     };
     sam_stream.send(&stale).await?;

@@ -301,6 +301,46 @@ pub fn rand_bytes<const N: usize>() -> [u8; N] {
     bytes
 }
 
+/// An application message nobody will decrypt, framed as the server checks
+/// it: a padded `PrivateMessage` for `circle` at `epoch`, whose ciphertext
+/// begins with `marker` (the rest random).
+pub fn opaque_message(circle: &hearth_protocol::CircleId, epoch: u64, marker: &[u8]) -> Vec<u8> {
+    use hearth_protocol::framing::{self, ContentType};
+    let mut ciphertext = vec![0u8; framing::padded_len(marker.len())];
+    getrandom::fill(&mut ciphertext).expect("OS randomness");
+    ciphertext[..marker.len()].copy_from_slice(marker);
+    framing::private_message(
+        circle.as_bytes(),
+        epoch,
+        ContentType::Application,
+        &rand_bytes::<28>(),
+        &ciphertext,
+    )
+}
+
+/// A commit nobody will process: a `PrivateMessage` commit for `circle` at
+/// `epoch`.
+pub fn opaque_commit(circle: &hearth_protocol::CircleId, epoch: u64) -> Vec<u8> {
+    use hearth_protocol::framing::{self, ContentType};
+    framing::private_message(
+        circle.as_bytes(),
+        epoch,
+        ContentType::Commit,
+        &rand_bytes::<28>(),
+        &rand_bytes::<256>(),
+    )
+}
+
+/// A Welcome nobody will process: an `MLSMessage` framing a Welcome with no
+/// group secrets and random encrypted group info.
+pub fn opaque_welcome() -> Vec<u8> {
+    let mut bytes = vec![0, 1, 0, 3, 0, 1, 0];
+    // encrypted_group_info<V>: 1024 bytes, a two-byte length.
+    bytes.extend_from_slice(&(0x4000u16 | 1024).to_be_bytes());
+    bytes.extend_from_slice(&rand_bytes::<1024>());
+    bytes
+}
+
 /// Lowercase hex.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -509,8 +549,8 @@ impl TestApp {
         }
         let bundle = CommitBundle {
             epoch: 0,
-            commit: Base64Bytes::from(rand_bytes::<256>().to_vec()),
-            welcome: Some(Base64Bytes::from(rand_bytes::<1024>().to_vec())),
+            commit: Base64Bytes::from(opaque_commit(&circle, 0)),
+            welcome: Some(Base64Bytes::from(opaque_welcome())),
             group_info: None,
             added: members.iter().map(|(d, _)| d.device_id).collect(),
             removed: Vec::new(),

@@ -148,14 +148,81 @@ impl Member {
         self.group.as_ref().map_or(0, |g| g.epoch().as_u64())
     }
 
-    /// Claims KeyPackages for the devices and builds (without merging) a
-    /// commit that adds them: the bundle to post.
+    /// The circle's id (its group's id).
+    pub fn circle_id(&self) -> Result<CircleId> {
+        let group = self.group.as_ref().context("no group")?;
+        Ok(CircleId::from_bytes(group.group_id().as_slice().to_vec())?)
+    }
+
+    /// Each of `others` asks to join this member's circle, as people do: this
+    /// member (a facilitator) mints an invite and they redeem it. Their
+    /// pending join requests let this member claim their KeyPackages.
+    pub async fn invite(&self, app: &TestApp, others: &[&Member]) -> Result<Vec<uuid::Uuid>> {
+        let circle = self.circle_id()?;
+        let mut requests = Vec::with_capacity(others.len());
+        for other in others {
+            let minted = app
+                .post_json(
+                    &format!("/v1/circles/{circle}/invites"),
+                    self.token(),
+                    &serde_json::json!({}),
+                )
+                .await?;
+            if minted.status() != 201 {
+                bail!("minting an invite: {}", minted.status());
+            }
+            let invite: hearth_protocol::circles::Invite = minted.json().await?;
+            let redeemed = app
+                .post_json(
+                    "/v1/invites/redeem",
+                    other.token(),
+                    &serde_json::json!({ "token": invite.token }),
+                )
+                .await?;
+            if redeemed.status() != 201 {
+                bail!("redeeming an invite: {}", redeemed.status());
+            }
+            let request: hearth_protocol::circles::JoinRequestCreated = redeemed.json().await?;
+            requests.push(request.join_request_id);
+        }
+        Ok(requests)
+    }
+
+    /// Has those of `others` who have not asked to join yet ask
+    /// ([`Member::invite`]), claims their KeyPackages and builds (without
+    /// merging) a commit that adds them: the bundle to post. When one join
+    /// request names everyone added, the commit approves it.
     pub async fn add_commit(&mut self, app: &TestApp, others: &[&Member]) -> Result<CommitBundle> {
+        let circle = self.circle_id()?;
+        let pending: hearth_protocol::circles::JoinRequestList = app
+            .get(&format!("/v1/circles/{circle}/join-requests"), self.token())
+            .await?
+            .json()
+            .await?;
+        let request_of = |m: &Member| {
+            pending
+                .join_requests
+                .iter()
+                .find(|r| r.device_ids.contains(&m.device.device_id))
+                .map(|r| r.join_request_id)
+        };
+        let asking: Vec<&Member> = others
+            .iter()
+            .copied()
+            .filter(|m| request_of(m).is_none())
+            .collect();
+        let mut requests: Vec<uuid::Uuid> = self.invite(app, &asking).await?;
+        requests.extend(others.iter().filter_map(|m| request_of(m)));
+        requests.sort();
+        requests.dedup();
         let ids: Vec<_> = others.iter().map(|m| m.device.device_id).collect();
         let body = serde_json::json!({ "device_ids": ids });
         let response = app
             .post_json("/v1/key-packages/claim", self.token(), &body)
             .await?;
+        if response.status() != 200 {
+            bail!("claiming KeyPackages: {}", response.status());
+        }
         let claimed: hearth_protocol::key_packages::ClaimedKeyPackages = response.json().await?;
         let key_packages = claimed
             .key_packages
@@ -164,13 +231,11 @@ impl Member {
             .collect::<Result<Vec<_>, _>>()?;
         let (provider, signer) = (&self.provider, &self.signer);
         let group = self.group.as_mut().context("no group")?;
-        bundle(profile::add_commit(
-            group,
-            provider,
-            signer,
-            &key_packages,
-            ids,
-        )?)
+        let mut prepared = profile::add_commit(group, provider, signer, &key_packages, ids)?;
+        if let [request] = requests[..] {
+            prepared.join_request_id = Some(request);
+        }
+        bundle(prepared)
     }
 
     /// Builds (without merging) a commit that removes the devices.
@@ -219,12 +284,8 @@ impl Member {
     /// Encrypts an application message.
     pub fn encrypt(&mut self, plaintext: &[u8]) -> Result<Base64Bytes> {
         let (provider, signer) = (&self.provider, &self.signer);
-        let message = self
-            .group
-            .as_mut()
-            .context("no group")?
-            .create_message(provider, signer, plaintext)
-            .map_err(profile::failed("encrypting"))?;
+        let group = self.group.as_mut().context("no group")?;
+        let message = profile::encrypt(group, provider, signer, plaintext)?;
         Ok(profile::wire(&message)?)
     }
 

@@ -38,7 +38,15 @@ impl Client {
         devices: &[DeviceId],
         join_request: Option<uuid::Uuid>,
     ) -> Result<FollowUps> {
-        let claimed = self.authorized().await?.claim_key_packages(devices).await?;
+        let circle_id = circle.clone();
+        let suite = self
+            .with(move |s| Ok(u16::from(load(s, &circle_id)?.ciphersuite())))
+            .await?;
+        let claimed = self
+            .authorized()
+            .await?
+            .claim_key_packages(devices, suite)
+            .await?;
         let added: Vec<DeviceId> = claimed.key_packages.iter().map(|k| k.device_id).collect();
         let key_packages: Vec<Vec<u8>> = claimed
             .key_packages

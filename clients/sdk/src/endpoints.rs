@@ -100,10 +100,16 @@ impl Authorized<'_> {
         self.get("/v1/key-packages/count").await
     }
 
-    pub async fn claim_key_packages(&self, devices: &[DeviceId]) -> Result<ClaimedKeyPackages> {
-        let device_ids = devices.to_vec();
-        self.post("/v1/key-packages/claim", &ClaimKeyPackages { device_ids })
-            .await
+    pub async fn claim_key_packages(
+        &self,
+        devices: &[DeviceId],
+        cipher_suite: u16,
+    ) -> Result<ClaimedKeyPackages> {
+        let body = ClaimKeyPackages {
+            device_ids: devices.to_vec(),
+            cipher_suite: Some(cipher_suite),
+        };
+        self.post("/v1/key-packages/claim", &body).await
     }
 
     pub async fn create_circle(&self, body: &CreateCircle) -> Result<Circle> {

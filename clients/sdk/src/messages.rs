@@ -71,9 +71,8 @@ impl Client {
             let (epoch, ciphertext) = self
                 .with(move |s| {
                     let mut group = load(s, &circle_id)?;
-                    let message = group
-                        .create_message(&s.provider, &signer, &plain)
-                        .map_err(hearth_protocol::mls::failed("encrypting"))?;
+                    let message =
+                        hearth_protocol::mls::encrypt(&mut group, &s.provider, &signer, &plain)?;
                     Ok((
                         group.epoch().as_u64(),
                         hearth_protocol::mls::wire(&message)?,

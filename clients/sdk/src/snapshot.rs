@@ -74,9 +74,7 @@ impl Client {
                 .with(move |s| {
                     let plaintext = snapshot_plaintext(s.store.calendar_items(&circle_id)?);
                     let mut group = load(s, &circle_id)?;
-                    let message = group
-                        .create_message(&s.provider, &signer, &plaintext)
-                        .map_err(profile::failed("encrypting the snapshot"))?;
+                    let message = profile::encrypt(&mut group, &s.provider, &signer, &plaintext)?;
                     Ok(profile::wire(&message)?)
                 })
                 .await?;

@@ -7,6 +7,7 @@
 use crate::auth::Authenticated;
 use crate::crypto;
 use crate::error::{ApiError, RosterRule};
+use crate::framing::{self, CommitSender};
 use crate::hub::Event;
 use crate::json::Body;
 use crate::startup::AppState;
@@ -102,7 +103,7 @@ fn bounded(bytes: &Base64Bytes, limit: usize, what: &'static str) -> Result<(), 
     (status = 401, description = "Not authenticated", body = ErrorBody),
     (status = 409, description = "A circle with this id exists", body = ErrorBody),
     (status = 413, description = "GroupInfo too large", body = ErrorBody),
-    (status = 422, description = "Member limit or retention out of range", body = ErrorBody)))]
+    (status = 422, description = "Member limit or retention out of range (invalid_request), or group_info is not this group's GroupInfo at epoch 0 (mls_framing)", body = ErrorBody)))]
 pub async fn create(
     state: web::Data<AppState>,
     auth: Authenticated,
@@ -126,6 +127,7 @@ pub async fn create(
     }
     if let Some(info) = &body.group_info {
         bounded(info, limits.max_ciphertext_bytes, "group_info")?;
+        framing::group_info(info.as_slice(), &body.circle_id, 0)?;
     }
     let circle = NewCircle {
         id: body.circle_id.clone(),
@@ -235,7 +237,7 @@ fn check_roster_change(
     (status = 404, description = "No such circle, or the caller is not on it", body = ErrorBody),
     (status = 409, description = "stale_epoch: the circle moved on; the body carries current_epoch", body = ErrorBody),
     (status = 413, description = "Commit, Welcome or GroupInfo too large", body = ErrorBody),
-    (status = 422, description = "The roster change breaks a roster rule: duplicate_device, device_on_roster, device_not_on_roster, unknown_device, welcome_missing, unknown_join_request, join_request_mismatch or circle_full", body = ErrorBody)))]
+    (status = 422, description = "The roster change breaks a roster rule: duplicate_device, device_on_roster, device_not_on_roster, unknown_device, welcome_missing, unknown_join_request, join_request_mismatch or circle_full; or the MLS does not match the request: mls_framing (commit is not a PrivateMessage commit of this group at the declared epoch, welcome not a Welcome, group_info not this group's GroupInfo at the next epoch), public_commit (a member's commit as PublicMessage); or an external commit changes others' places (invalid_request)", body = ErrorBody)))]
 pub async fn commit(
     state: web::Data<AppState>,
     auth: Authenticated,
@@ -247,6 +249,23 @@ pub async fn commit(
     bounded(&bundle.commit, limit, "commit")?;
     for part in [&bundle.welcome, &bundle.group_info].into_iter().flatten() {
         bounded(part, limit, "welcome or group_info")?;
+    }
+    let sender = framing::commit(bundle.commit.as_slice(), &path, bundle.epoch)?;
+    if let Some(welcome) = &bundle.welcome {
+        framing::welcome(welcome.as_slice())?;
+    }
+    if let Some(info) = &bundle.group_info {
+        framing::group_info(info.as_slice(), &path, bundle.epoch.saturating_add(1))?;
+    }
+    if sender == CommitSender::External
+        && (!bundle.added.is_empty()
+            || bundle.removed.iter().any(|d| *d != auth.device_id)
+            || bundle.join_request_id.is_some())
+    {
+        return Err(ApiError::Invalid(
+            "an external commit rejoins the caller and changes nobody else's place on the roster"
+                .into(),
+        ));
     }
     let circle = membership(&state, &path, &auth).await?;
     if bundle.epoch != unsigned(circle.epoch) {
@@ -354,6 +373,7 @@ pub async fn commit(
     (status = 404, description = "No such circle, or the caller is not on it", body = ErrorBody),
     (status = 409, description = "duplicate_message_id, or stale_epoch (outside the accepted window)", body = ErrorBody),
     (status = 413, description = "Ciphertext larger than the limit", body = ErrorBody),
+    (status = 422, description = "mls_framing: ciphertext is not a PrivateMessage carrying application data for this group at the declared epoch; unpadded_message: its ciphertext is not padded (docs/PROTOCOL.md)", body = ErrorBody),
     (status = 429, description = "Sending too fast", body = ErrorBody)))]
 pub async fn send(
     state: web::Data<AppState>,
@@ -382,6 +402,7 @@ pub(crate) async fn append(
         state.config.delivery.max_ciphertext_bytes,
         "ciphertext",
     )?;
+    framing::application(body.ciphertext.as_slice(), circle, body.epoch)?;
     state.limit_sends(&sender)?;
     let message = NewMessage {
         circle: circle.clone(),

@@ -9,7 +9,7 @@ use crate::storage::KeyPackageStored;
 use actix_web::{HttpResponse, web};
 use hearth_protocol::ErrorBody;
 use hearth_protocol::key_packages::{
-    ClaimKeyPackages, ClaimedKeyPackage, ClaimedKeyPackages, KeyPackageCount, KeyPackageRejection,
+    ClaimKeyPackages, ClaimedKeyPackage, DEFAULT_CIPHER_SUITE, ClaimedKeyPackages, KeyPackageCount, KeyPackageRejection,
     RejectedKeyPackage, UploadKeyPackages, UploadedKeyPackages,
 };
 
@@ -135,6 +135,7 @@ pub async fn count(
     (status = 200, description = "One per device that had any", body = ClaimedKeyPackages),
     (status = 400, description = "Malformed body", body = ErrorBody),
     (status = 401, description = "Not authenticated", body = ErrorBody),
+    (status = 403, description = "claim_not_allowed: a device is neither the caller's own account's nor named in a pending join request of a circle the caller facilitates", body = ErrorBody),
     (status = 422, description = "Too many devices in one claim", body = ErrorBody),
     (status = 429, description = "Too many claims", body = ErrorBody)))]
 pub async fn claim(
@@ -149,6 +150,16 @@ pub async fn claim(
         )));
     }
     state.limit_claims(&auth.device_id)?;
+    let cipher_suite = body.cipher_suite.unwrap_or(DEFAULT_CIPHER_SUITE);
+    for device_id in &body.device_ids {
+        if !state
+            .storage
+            .may_claim(auth.device_id, auth.account_id, *device_id)
+            .await?
+        {
+            return Err(ApiError::ClaimNotAllowed);
+        }
+    }
     let now = crate::now();
     let mut claimed = ClaimedKeyPackages {
         key_packages: Vec::new(),
@@ -156,7 +167,11 @@ pub async fn claim(
     };
     let mut seen = std::collections::HashSet::new();
     for device_id in body.device_ids.iter().filter(|d| seen.insert(**d)) {
-        match state.storage.claim_key_package(*device_id, now).await? {
+        match state
+            .storage
+            .claim_key_package(*device_id, cipher_suite, now)
+            .await?
+        {
             Some((data, last_resort)) => claimed.key_packages.push(ClaimedKeyPackage {
                 device_id: *device_id,
                 key_package: data.into(),

@@ -2,7 +2,7 @@
 
 use super::Result;
 use async_trait::async_trait;
-use hearth_protocol::DeviceId;
+use hearth_protocol::{AccountId, DeviceId};
 
 /// A validated KeyPackage about to be stored.
 #[derive(Debug, Clone)]
@@ -13,6 +13,8 @@ pub struct NewKeyPackage {
     pub data: Vec<u8>,
     /// Unix seconds when its lifetime ends.
     pub expires_at: i64,
+    /// Its ciphersuite (RFC 9420's code).
+    pub cipher_suite: u16,
 }
 
 /// What happened to one KeyPackage of an upload.
@@ -47,13 +49,25 @@ pub trait KeyPackageStore {
         now: i64,
     ) -> Result<KeyPackageStored>;
 
-    /// Takes one unexpired KeyPackage of the device, or, when none is left,
-    /// reads (without consuming) its last resort. `(bytes, is_last_resort)`.
+    /// Takes one unexpired KeyPackage of the device in `cipher_suite`, or,
+    /// when none is left, reads (without consuming) its last resort in that
+    /// suite. `(bytes, is_last_resort)`.
     async fn claim_key_package(
         &self,
         device_id: DeviceId,
+        cipher_suite: u16,
         now: i64,
     ) -> Result<Option<(Vec<u8>, bool)>>;
+
+    /// Whether `claimer` (of `account`) may claim `target`'s KeyPackages:
+    /// `target` belongs to the same account, or is named in a pending join
+    /// request of a circle `claimer` facilitates.
+    async fn may_claim(
+        &self,
+        claimer: DeviceId,
+        account: AccountId,
+        target: DeviceId,
+    ) -> Result<bool>;
 
     /// The device's unexpired pool size and whether it has a last resort.
     async fn key_package_count(&self, device_id: DeviceId, now: i64) -> Result<(u32, bool)>;
@@ -92,6 +106,7 @@ macro_rules! key_packages_sql {
                         .bind(0_i64)
                         .bind(item.expires_at)
                         .bind(now)
+                        .bind(i64::from(item.cipher_suite))
                         .execute(&mut *tx)
                         .await?;
                     if done.rows_affected() == 1 {
@@ -114,6 +129,7 @@ macro_rules! key_packages_sql {
                 let mut tx = self.write().await?;
                 sqlx::query(sql::DELETE_LAST_RESORT)
                     .bind(device_id.to_string())
+                    .bind(i64::from(item.cipher_suite))
                     .execute(&mut *tx)
                     .await?;
                 let done = sqlx::query(sql::INSERT_KEY_PACKAGE)
@@ -123,6 +139,7 @@ macro_rules! key_packages_sql {
                     .bind(1_i64)
                     .bind(item.expires_at)
                     .bind(now)
+                    .bind(i64::from(item.cipher_suite))
                     .execute(&mut *tx)
                     .await?;
                 if done.rows_affected() == 1 {
@@ -137,12 +154,14 @@ macro_rules! key_packages_sql {
             async fn claim_key_package(
                 &self,
                 device_id: DeviceId,
+                cipher_suite: u16,
                 now: i64,
             ) -> Result<Option<(Vec<u8>, bool)>> {
                 let claimed: Option<Vec<u8>> =
                     sqlx::query_scalar(<Self as SqlBackend>::CLAIM_KEY_PACKAGE)
                         .bind(device_id.to_string())
                         .bind(now)
+                        .bind(i64::from(cipher_suite))
                         .fetch_optional(self.writer())
                         .await?;
                 if let Some(data) = claimed {
@@ -151,9 +170,24 @@ macro_rules! key_packages_sql {
                 let last: Option<Vec<u8>> = sqlx::query_scalar(sql::SELECT_LAST_RESORT)
                     .bind(device_id.to_string())
                     .bind(now)
+                    .bind(i64::from(cipher_suite))
                     .fetch_optional(self.reader())
                     .await?;
                 Ok(last.map(|data| (data, true)))
+            }
+
+            async fn may_claim(
+                &self,
+                claimer: DeviceId,
+                account: AccountId,
+                target: DeviceId,
+            ) -> Result<bool> {
+                Ok(sqlx::query_scalar(sql::MAY_CLAIM)
+                    .bind(claimer.to_string())
+                    .bind(target.to_string())
+                    .bind(account.to_string())
+                    .fetch_one(self.reader())
+                    .await?)
             }
 
             async fn key_package_count(

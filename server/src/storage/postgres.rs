@@ -60,7 +60,7 @@ impl SqlBackend for PgStorage {
     /// `SKIP LOCKED` lets concurrent claims take different rows instead of
     /// queueing for (and then missing) the same one.
     const CLAIM_KEY_PACKAGE: &str = "DELETE FROM key_packages WHERE id = (SELECT id FROM key_packages \
-         WHERE device_id = $1 AND last_resort = 0 AND expires_at > $2 ORDER BY id LIMIT 1 \
+         WHERE device_id = $1 AND cipher_suite = $3 AND last_resort = 0 AND expires_at > $2 ORDER BY id LIMIT 1 \
          FOR UPDATE SKIP LOCKED) RETURNING data";
 
     /// Rows another node is claiming are skipped, not waited for.

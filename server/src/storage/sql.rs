@@ -54,14 +54,20 @@ pub const PURGE_REFRESH_TOKENS: &str = "DELETE FROM refresh_tokens WHERE expires
 pub const PURGE_LOGINS: &str = "DELETE FROM logins WHERE expires_at < $1";
 
 pub const INSERT_KEY_PACKAGE: &str = "INSERT INTO key_packages \
-     (device_id, hash_ref, data, last_resort, expires_at, created_at) \
-     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (hash_ref) DO NOTHING";
+     (device_id, hash_ref, data, last_resort, expires_at, created_at, cipher_suite) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (hash_ref) DO NOTHING";
 pub const COUNT_KEY_PACKAGES: &str = "SELECT COUNT(*) FROM key_packages \
      WHERE device_id = $1 AND last_resort = $2 AND expires_at > $3";
 pub const DELETE_LAST_RESORT: &str =
-    "DELETE FROM key_packages WHERE device_id = $1 AND last_resort = 1";
+    "DELETE FROM key_packages WHERE device_id = $1 AND cipher_suite = $2 AND last_resort = 1";
 pub const SELECT_LAST_RESORT: &str = "SELECT data FROM key_packages \
-     WHERE device_id = $1 AND last_resort = 1 AND expires_at > $2";
+     WHERE device_id = $1 AND cipher_suite = $3 AND last_resort = 1 AND expires_at > $2";
+/// Whether device $1 may claim device $2's KeyPackages: $2 belongs to $1's
+/// account ($3), or a pending join request of a circle $1 facilitates names $2.
+pub const MAY_CLAIM: &str = "SELECT EXISTS (SELECT 1 FROM devices WHERE id = $2 AND account_id = $3) \
+     OR EXISTS (SELECT 1 FROM join_requests j JOIN roster r ON r.circle_id = j.circle_id \
+     WHERE r.device_id = $1 AND r.role = 'facilitator' \
+     AND (' ' || j.device_ids || ' ') LIKE ('% ' || $2 || ' %'))";
 pub const PURGE_KEY_PACKAGES: &str = "DELETE FROM key_packages WHERE expires_at <= $1";
 
 pub const INSERT_CIRCLE: &str = "INSERT INTO circles \

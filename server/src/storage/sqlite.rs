@@ -81,7 +81,7 @@ impl SqlBackend for SqliteStorage {
 
     /// SQLite's single writer makes the read and the delete one step.
     const CLAIM_KEY_PACKAGE: &str = "DELETE FROM key_packages WHERE id = (SELECT id FROM key_packages \
-         WHERE device_id = $1 AND last_resort = 0 AND expires_at > $2 ORDER BY id LIMIT 1) \
+         WHERE device_id = $1 AND cipher_suite = $3 AND last_resort = 0 AND expires_at > $2 ORDER BY id LIMIT 1) \
          RETURNING data";
 
     /// The writer connection is the lock.

@@ -1,7 +1,7 @@
 //! Enrollment: invites by token hash with an expiry and a number of uses,
 //! and the join requests that redeeming one queues.
 
-use super::{NOW, circle_of, device, open};
+use super::{NOW, account_with_device, circle_of, device, open};
 use anyhow::Result;
 use hearth_server::crypto::{random_uuid, sha256};
 use hearth_server::storage::{NewInvite, NewJoinRequest};
@@ -11,6 +11,7 @@ on_both_databases!(
     an_invite_admits_as_many_as_it_allows_while_it_lasts,
     a_member_redeeming_spends_no_use,
     join_requests_wait_for_a_facilitator_to_decline_or_approve,
+    keypackages_are_claimed_by_their_own_account_or_the_facilitator_they_asked,
 );
 
 fn invite(
@@ -180,5 +181,43 @@ async fn join_requests_wait_for_a_facilitator_to_decline_or_approve(db: Db) -> R
     );
     assert!(storage.join_request(&circle, from_alex.id).await?.is_none());
     assert_eq!(storage.join_requests(&circle).await?.len(), 1);
+    Ok(())
+}
+
+async fn keypackages_are_claimed_by_their_own_account_or_the_facilitator_they_asked(
+    db: Db,
+) -> Result<()> {
+    let (_db, storage) = open(db).await?;
+    let (facilitators_account, facilitator) = account_with_device(storage.as_ref()).await?;
+    let facilitator = facilitator.id;
+    let (sams_account, sam) = account_with_device(storage.as_ref()).await?;
+    let sam = sam.id;
+    let circle = circle_of(storage.as_ref(), facilitator).await?;
+    assert!(
+        storage.may_claim(sam, sams_account, sam).await?,
+        "a device may claim its own account's"
+    );
+    assert!(
+        !storage.may_claim(facilitator, facilitators_account, sam).await?,
+        "a stranger's device is nobody else's to claim"
+    );
+    storage
+        .create_invite(&invite(&circle, b"hit_sam", NOW + 600, 1))
+        .await?;
+    let asked = request(sam, b"hello");
+    storage.redeem_invite(&sha256(b"hit_sam"), &asked).await?;
+    assert!(
+        storage.may_claim(facilitator, facilitators_account, sam).await?,
+        "Sam asked to join the facilitator's circle"
+    );
+    assert!(
+        !storage.may_claim(sam, sams_account, facilitator).await?,
+        "asking does not let Sam claim the facilitator's"
+    );
+    storage.decline_join_request(&circle, asked.id).await?;
+    assert!(
+        !storage.may_claim(facilitator, facilitators_account, sam).await?,
+        "once declined, Sam is a stranger again"
+    );
     Ok(())
 }

@@ -11,13 +11,24 @@ on_both_databases!(
     a_pool_keeps_what_fits_and_each_key_package_once,
     claims_take_one_at_a_time_and_then_lend_the_last_resort,
     concurrent_claims_never_hand_out_one_key_package_twice,
+    a_claim_in_another_suite_takes_nothing,
 );
 
+/// `MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519`.
+const SUITE: u16 = 1;
+/// `MLS_128_DHKEMX25519_CHACHA20POLY1305_SHA256_Ed25519`.
+const CHACHA: u16 = 3;
+
 fn key_package(expires_at: i64) -> NewKeyPackage {
+    in_suite(expires_at, SUITE)
+}
+
+fn in_suite(expires_at: i64, cipher_suite: u16) -> NewKeyPackage {
     NewKeyPackage {
         hash_ref: rand_bytes::<32>().to_vec(),
         data: rand_bytes::<64>().to_vec(),
         expires_at,
+        cipher_suite,
     }
 }
 
@@ -76,12 +87,12 @@ async fn claims_take_one_at_a_time_and_then_lend_the_last_resort(db: Db) -> Resu
         .store_key_packages(sam, &[stale, fresh.clone()], 10, NOW - 100)
         .await?;
     assert_eq!(
-        storage.claim_key_package(sam, NOW).await?,
+        storage.claim_key_package(sam, SUITE, NOW).await?,
         Some((fresh.data, false)),
         "the unexpired one, consumed"
     );
     assert_eq!(
-        storage.claim_key_package(sam, NOW).await?,
+        storage.claim_key_package(sam, SUITE, NOW).await?,
         None,
         "an expired one is never handed out, and there is no last resort"
     );
@@ -92,7 +103,7 @@ async fn claims_take_one_at_a_time_and_then_lend_the_last_resort(db: Db) -> Resu
     storage.store_last_resort(sam, &new, NOW).await?;
     for _ in 0..3 {
         assert_eq!(
-            storage.claim_key_package(sam, NOW).await?,
+            storage.claim_key_package(sam, SUITE, NOW).await?,
             Some((new.data.clone(), true)),
             "the newest last resort, lent again and again"
         );
@@ -108,7 +119,7 @@ async fn concurrent_claims_never_hand_out_one_key_package_twice(db: Db) -> Resul
     storage.store_key_packages(sam, &pool, 10, NOW).await?;
     let claims = (0..12).map(|_| {
         let storage = storage.clone();
-        tokio::spawn(async move { storage.claim_key_package(sam, NOW).await })
+        tokio::spawn(async move { storage.claim_key_package(sam, SUITE, NOW).await })
     });
     let mut handed_out = Vec::new();
     for claim in claims {
@@ -120,5 +131,42 @@ async fn concurrent_claims_never_hand_out_one_key_package_twice(db: Db) -> Resul
     assert_eq!(handed_out.len(), 10, "ten to hand out, two claims go empty");
     let distinct: HashSet<_> = handed_out.iter().collect();
     assert_eq!(distinct.len(), 10, "no KeyPackage twice");
+    Ok(())
+}
+
+async fn a_claim_in_another_suite_takes_nothing(db: Db) -> Result<()> {
+    let (_db, storage) = open(db).await?;
+    let sam = device(storage.as_ref()).await?;
+    let chacha = in_suite(NOW + 3600, CHACHA);
+    storage
+        .store_key_packages(sam, std::slice::from_ref(&chacha), 10, NOW)
+        .await?;
+    let chacha_last = in_suite(NOW + 3600, CHACHA);
+    storage.store_last_resort(sam, &chacha_last, NOW).await?;
+    assert_eq!(
+        storage.claim_key_package(sam, SUITE, NOW).await?,
+        None,
+        "Sam published only ChaCha20 KeyPackages: nothing for an AES circle"
+    );
+    assert_eq!(
+        storage.key_package_count(sam, NOW).await?,
+        (1, true),
+        "and nothing was consumed"
+    );
+    let aes_last = key_package(NOW + 3600);
+    storage.store_last_resort(sam, &aes_last, NOW).await?;
+    assert_eq!(
+        storage.claim_key_package(sam, CHACHA, NOW).await?,
+        Some((chacha.data, false)),
+        "a last resort per suite: storing one for AES kept the ChaCha20 one, and the pool comes first"
+    );
+    assert_eq!(
+        storage.claim_key_package(sam, CHACHA, NOW).await?,
+        Some((chacha_last.data, true))
+    );
+    assert_eq!(
+        storage.claim_key_package(sam, SUITE, NOW).await?,
+        Some((aes_last.data, true))
+    );
     Ok(())
 }

@@ -67,6 +67,7 @@ async fn the_sweeper_purges_delivery_rows_past_their_time(db: Db) -> Result<()> 
         hash_ref: rand_bytes::<32>().to_vec(),
         data: b"expiring".to_vec(),
         expires_at: NOW,
+        cipher_suite: 1,
     };
     storage
         .store_key_packages(sam, &[expiring], 10, old)
