@@ -3,6 +3,7 @@
 //! long they took from the sender's clock to its own. A socket can also
 //! send (`ClientFrame::Send`), the way an app with its socket open does.
 
+use hearth_protocol::framing::{self, ContentType};
 use anyhow::{Context as _, Result, bail};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt as _, StreamExt as _};
@@ -28,15 +29,23 @@ type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 /// Sends waiting for their answer, by request id: `true` when accepted.
 type Waiting = Arc<Mutex<HashMap<u64, oneshot::Sender<bool>>>>;
 
-/// A 1 KiB ciphertext whose first 8 bytes are the time of sending (µs since
-/// `origin`) and whose ninth says whether its latency is measured. The
-/// server never decrypts, so random-looking bytes are all it needs.
-pub fn stamped(origin: Instant, measured: bool, filler: &[u8]) -> Vec<u8> {
+/// An application message for `circle` at epoch 1, framed as the server
+/// checks it, whose 1 KiB ciphertext begins with the time of sending (µs
+/// since `origin`, 8 bytes) and a byte saying whether its latency is
+/// measured. The server never decrypts, so random-looking bytes are all the
+/// ciphertext needs.
+pub fn stamped(origin: Instant, measured: bool, circle: &CircleId, filler: &[u8]) -> Vec<u8> {
     let mut bytes = filler.to_vec();
     let micros = u64::try_from(origin.elapsed().as_micros()).unwrap_or(u64::MAX);
     bytes[..8].copy_from_slice(&micros.to_be_bytes());
     bytes[8] = u8::from(measured) * MEASURED;
-    bytes
+    framing::private_message(
+        circle.as_bytes(),
+        1,
+        ContentType::Application,
+        &filler[..28],
+        &bytes,
+    )
 }
 
 /// The open sockets.
@@ -98,7 +107,7 @@ async fn read(
         match serde_json::from_str(text.as_str())? {
             ServerFrame::Entry { entry, .. } => {
                 deliveries.fetch_add(1, Ordering::Relaxed);
-                let bytes = entry.ciphertext.as_slice();
+                let bytes = framing::private_ciphertext(entry.ciphertext.as_slice()).unwrap_or(&[]);
                 if bytes.len() > 8 && bytes[8] == MEASURED {
                     let sent = u64::from_be_bytes(bytes[..8].try_into()?);
                     let now = u64::try_from(origin.elapsed().as_micros())?;

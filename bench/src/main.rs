@@ -16,7 +16,8 @@
 //! `scripts/bench` (release build, PostgreSQL with fsync on).
 //!
 //! The server never decrypts, so the ciphertext is random bytes (stamped with
-//! its send time) and the commit is opaque: what is measured is the relay's
+//! its send time) in a padded PrivateMessage frame, as the server checks it,
+//! and the commit is opaque: what is measured is the relay's
 //! own path (authentication, rate limits, the ordered durable append, the
 //! fan-out to live sockets). The load generator runs on its own runtime
 //! (threads named `load`) so that the server's CPU can be told apart.

@@ -293,6 +293,23 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// A `PrivateMessage` body, to its end: group id, epoch, content type,
+/// ciphertext.
+fn read_private<'a>(
+    r: &mut Reader<'a>,
+) -> Result<(&'a [u8], u64, ContentType, &'a [u8]), FramingError> {
+    let group_id = r.vector()?;
+    let epoch = r.u64()?;
+    let content_type = ContentType::from_u8(r.u8()?).ok_or(FramingError::ContentType)?;
+    let _authenticated_data = r.vector()?;
+    let _encrypted_sender_data = r.vector()?;
+    let ciphertext = r.vector()?;
+    if !r.0.is_empty() {
+        return Err(FramingError::Trailing);
+    }
+    Ok((group_id, epoch, content_type, ciphertext))
+}
+
 /// Reads an `MLSMessage`'s clear header.
 pub fn read(bytes: &[u8]) -> Result<Header<'_>, FramingError> {
     let mut r = Reader(bytes);
@@ -302,15 +319,7 @@ pub fn read(bytes: &[u8]) -> Result<Header<'_>, FramingError> {
     let wire_format = WireFormat::from_u16(r.u16()?).ok_or(FramingError::WireFormat)?;
     Ok(match wire_format {
         WireFormat::PrivateMessage => {
-            let group_id = r.vector()?;
-            let epoch = r.u64()?;
-            let content_type = ContentType::from_u8(r.u8()?).ok_or(FramingError::ContentType)?;
-            let _authenticated_data = r.vector()?;
-            let _encrypted_sender_data = r.vector()?;
-            let ciphertext = r.vector()?;
-            if !r.0.is_empty() {
-                return Err(FramingError::Trailing);
-            }
+            let (group_id, epoch, content_type, ciphertext) = read_private(&mut r)?;
             Header::Private {
                 group_id,
                 epoch,
@@ -428,13 +437,7 @@ pub fn private_message(
 pub fn private_ciphertext(bytes: &[u8]) -> Option<&[u8]> {
     let mut r = Reader(bytes);
     (r.u16().ok()? == MLS10 && r.u16().ok()? == WireFormat::PrivateMessage.as_u16()).then_some(())?;
-    r.vector().ok()?;
-    r.u64().ok()?;
-    r.u8().ok()?;
-    r.vector().ok()?;
-    r.vector().ok()?;
-    let ciphertext = r.vector().ok()?;
-    r.0.is_empty().then_some(ciphertext)
+    read_private(&mut r).ok().map(|(.., ciphertext)| ciphertext)
 }
 
 #[cfg(test)]

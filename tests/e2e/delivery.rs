@@ -10,7 +10,7 @@ use hearth_protocol::key_packages::{
     ClaimedKeyPackages, KeyPackageCount, KeyPackageRejection, UploadedKeyPackages,
 };
 use hearth_protocol::{Base64Bytes, CircleId, DeviceId, ErrorBody, ErrorCode};
-use hearth_tests::mls::Member;
+use hearth_tests::mls::{Member, circle_with};
 use hearth_tests::{Db, TestApp, expect_error, on_both_databases, rand_bytes};
 use openmls::prelude::{BasicCredential, CredentialWithKey, Lifetime, SignatureScheme};
 use openmls_basic_credential::SignatureKeyPair;
@@ -38,27 +38,6 @@ const LOG: &str = "/messages";
 
 fn path(circle: &CircleId, tail: &str) -> String {
     format!("/v1/circles/{circle}{tail}")
-}
-
-/// A facilitator with a circle and `n` enrolled members, all at one epoch.
-async fn circle_with(app: &TestApp, n: usize) -> Result<(Member, Vec<Member>, CircleId)> {
-    let mut facilitator = Member::sign_up(app).await?;
-    let mut members = Vec::new();
-    for _ in 0..n {
-        let member = Member::sign_up(app).await?;
-        member.publish_key_packages(app, 3).await?;
-        members.push(member);
-    }
-    let circle = facilitator.create_circle(app).await?;
-    if n > 0 {
-        let refs: Vec<&Member> = members.iter().collect();
-        let bundle = facilitator.add_commit(app, &refs).await?;
-        facilitator.commit_accepted(app, &circle, &bundle).await?;
-        for member in &mut members {
-            member.join(app).await?;
-        }
-    }
-    Ok((facilitator, members, circle))
 }
 
 async fn a_facilitator_enrolls_three_members_and_all_read_one_order(app: TestApp) -> Result<()> {

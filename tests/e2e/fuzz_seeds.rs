@@ -101,6 +101,32 @@ async fn a_circles_life_through_the_sdk_sends_a_body_to_every_route_it_uses() ->
                 )?;
             }
         }
+        // Every MLS blob the SDK posted seeds the framing reader.
+        let blobs = root.join("mls_framing");
+        std::fs::create_dir_all(&blobs)?;
+        for record in &recorded {
+            let parts: Vec<hearth_protocol::Base64Bytes> = match route_of(record).as_str() {
+                "POST /v1/circles/{id}/messages" => {
+                    serde_json::from_slice::<hearth_protocol::circles::SendMessage>(&record.body)
+                        .map(|m| vec![m.ciphertext])
+                        .unwrap_or_default()
+                }
+                "POST /v1/circles/{id}/commits" => {
+                    serde_json::from_slice::<hearth_protocol::circles::CommitBundle>(&record.body)
+                        .map(|c| [Some(c.commit), c.welcome, c.group_info].into_iter().flatten().collect())
+                        .unwrap_or_default()
+                }
+                _ => Vec::new(),
+            };
+            for part in parts {
+                let kind = match hearth_protocol::framing::read(part.as_slice()) {
+                    Ok(header) => format!("{:?}", header.wire_format()),
+                    Err(_) => continue,
+                };
+                let name = format!("captured-{}-{}.bin", kind.to_lowercase(), part.as_slice().len());
+                std::fs::write(blobs.join(name), part.as_slice())?;
+            }
+        }
         let mut kept = BTreeSet::new();
         for record in &recorded {
             // One body per route and size class is plenty of seed.

@@ -10,6 +10,7 @@ mod crash;
 mod data_map;
 mod deletion;
 mod delivery;
+mod framing;
 mod fuzz_seeds;
 mod http_edges;
 mod identity;

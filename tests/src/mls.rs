@@ -444,3 +444,25 @@ pub async fn strangers_and_the_removed_get_404(
     crate::expect_error(request(member.token()).await?, 404, not_found).await?;
     Ok(())
 }
+
+/// A facilitator with a circle and `n` enrolled members, all at one epoch.
+pub async fn circle_with(app: &TestApp, n: usize) -> Result<(Member, Vec<Member>, CircleId)> {
+    let mut facilitator = Member::sign_up(app).await?;
+    let mut members = Vec::new();
+    for _ in 0..n {
+        let member = Member::sign_up(app).await?;
+        member.publish_key_packages(app, 3).await?;
+        members.push(member);
+    }
+    let circle = facilitator.create_circle(app).await?;
+    if n > 0 {
+        let refs: Vec<&Member> = members.iter().collect();
+        let bundle = facilitator.add_commit(app, &refs).await?;
+        facilitator.commit_accepted(app, &circle, &bundle).await?;
+        for member in &mut members {
+            member.join(app).await?;
+        }
+    }
+    Ok((facilitator, members, circle))
+}
+
