@@ -107,6 +107,7 @@ pub struct CommitBundle {
     /// The join request this commit approves; consumed with the commit. Every
     /// added device must be one of the request's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(with = "crate::ids::uuid_text::option")]
     pub join_request_id: Option<uuid::Uuid>,
 }
 
@@ -126,6 +127,7 @@ pub struct Accepted {
 pub struct SendMessage {
     /// A client-chosen id: resending the same id with the same bytes answers
     /// with the original sequence number.
+    #[serde(with = "crate::ids::uuid_text")]
     pub message_id: uuid::Uuid,
     /// The epoch the message was encrypted in.
     pub epoch: u64,
@@ -188,6 +190,7 @@ pub struct Ack {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PendingWelcome {
     /// Acknowledge with `DELETE /v1/welcomes/{welcome_id}`.
+    #[serde(with = "crate::ids::uuid_text")]
     pub welcome_id: uuid::Uuid,
     /// The circle it admits to.
     pub circle_id: CircleId,
@@ -272,6 +275,7 @@ pub struct CreateInvite {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Invite {
     /// For listing and revoking.
+    #[serde(with = "crate::ids::uuid_text")]
     pub invite_id: uuid::Uuid,
     /// The secret to redeem.
     pub token: String,
@@ -297,6 +301,7 @@ impl std::fmt::Debug for Invite {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InviteInfo {
     /// Its id.
+    #[serde(with = "crate::ids::uuid_text")]
     pub invite_id: uuid::Uuid,
     /// Unix seconds after which it is refused.
     pub expires_at: i64,
@@ -337,6 +342,7 @@ impl std::fmt::Debug for RedeemInvite {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JoinRequestCreated {
     /// The request, for the facilitator to approve or decline.
+    #[serde(with = "crate::ids::uuid_text")]
     pub join_request_id: uuid::Uuid,
     /// The circle asked to join.
     pub circle_id: CircleId,
@@ -348,6 +354,7 @@ pub struct JoinRequestCreated {
 pub struct JoinRequest {
     /// Its id: approve by posting a commit bundle with this
     /// `join_request_id`, or decline.
+    #[serde(with = "crate::ids::uuid_text")]
     pub join_request_id: uuid::Uuid,
     /// The devices to add (every active device of the requester's account).
     pub device_ids: Vec<DeviceId>,

@@ -61,13 +61,7 @@ macro_rules! random_id {
             type Err = IdParseError;
 
             fn from_str(text: &str) -> Result<Self, Self::Err> {
-                // Only the hyphenated lowercase form the server emits is accepted,
-                // so every id has exactly one spelling.
-                let uuid = Uuid::try_parse(text).map_err(|_| IdParseError)?;
-                if uuid.as_hyphenated().to_string() != text {
-                    return Err(IdParseError);
-                }
-                Ok(Self(uuid))
+                parse_uuid(text).map(Self)
             }
         }
     };
@@ -82,8 +76,66 @@ random_id!(
     DeviceId
 );
 
+/// Parses a UUID-shaped id in its one spelling: lowercase, hyphenated (the
+/// form the server emits). Every UUID in a path or a body — devices,
+/// accounts, invites, join requests, Welcomes, messages — is read with it.
+pub fn parse_uuid(text: &str) -> Result<Uuid, IdParseError> {
+    let uuid = Uuid::try_parse(text).map_err(|_| IdParseError::Uuid)?;
+    if uuid.as_hyphenated().to_string() != text {
+        return Err(IdParseError::Uuid);
+    }
+    Ok(uuid)
+}
+
+/// Serde for a UUID field in its one spelling (`#[serde(with = ...)]`).
+pub mod uuid_text {
+    use super::parse_uuid;
+    use serde::{Deserialize as _, Deserializer, Serializer};
+    use uuid::Uuid;
+
+    /// Writes the lowercase hyphenated form.
+    pub fn serialize<S: Serializer>(id: &Uuid, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(id.as_hyphenated())
+    }
+
+    /// Reads only the lowercase hyphenated form.
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Uuid, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        parse_uuid(&text).map_err(serde::de::Error::custom)
+    }
+
+    /// The same for an optional field.
+    pub mod option {
+        use super::parse_uuid;
+        use serde::{Deserialize as _, Deserializer, Serializer};
+        use uuid::Uuid;
+
+        /// Writes the lowercase hyphenated form, or null.
+        pub fn serialize<S: Serializer>(
+            id: &Option<Uuid>,
+            serializer: S,
+        ) -> Result<S::Ok, S::Error> {
+            match id {
+                Some(id) => serializer.collect_str(id.as_hyphenated()),
+                None => serializer.serialize_none(),
+            }
+        }
+
+        /// Reads only the lowercase hyphenated form, or null.
+        pub fn deserialize<'de, D: Deserializer<'de>>(
+            deserializer: D,
+        ) -> Result<Option<Uuid>, D::Error> {
+            let text = <Option<std::borrow::Cow<'de, str>>>::deserialize(deserializer)?;
+            text.map(|t| parse_uuid(&t).map_err(serde::de::Error::custom))
+                .transpose()
+        }
+    }
+}
+
 /// A circle: the id of its MLS group, chosen by the client that created it
-/// (8 to 64 bytes). On the wire and in paths it is unpadded base64url.
+/// (16 to 64 bytes: at least 128 random bits, so that nobody can find a
+/// circle by guessing — creating one with a taken id answers
+/// `circle_exists`). On the wire and in paths it is unpadded base64url.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CircleId(Vec<u8>);
 
@@ -102,11 +154,11 @@ impl utoipa::PartialSchema for CircleId {
                 "base64url".into(),
             )))
             .pattern(Some(BASE64URL_PATTERN))
-            // 8 to 64 bytes.
-            .min_length(Some(11))
+            // 16 to 64 bytes.
+            .min_length(Some(22))
             .max_length(Some(86))
             .description(Some(
-                "A circle: its MLS group id, 8 to 64 bytes as unpadded base64url",
+                "A circle: its MLS group id, 16 to 64 bytes as unpadded base64url",
             ))
             .into()
     }
@@ -116,8 +168,8 @@ impl utoipa::PartialSchema for CircleId {
 impl utoipa::ToSchema for CircleId {}
 
 impl CircleId {
-    /// Shortest group id accepted.
-    pub const MIN_LEN: usize = 8;
+    /// Shortest group id accepted: 128 bits.
+    pub const MIN_LEN: usize = 16;
     /// Longest group id accepted.
     pub const MAX_LEN: usize = 64;
 
@@ -126,7 +178,7 @@ impl CircleId {
         if (Self::MIN_LEN..=Self::MAX_LEN).contains(&bytes.len()) {
             Ok(Self(bytes))
         } else {
-            Err(IdParseError)
+            Err(IdParseError::Circle)
         }
     }
 
@@ -152,7 +204,7 @@ impl FromStr for CircleId {
     type Err = IdParseError;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let bytes = crate::Base64Bytes::decode(text).ok_or(IdParseError)?;
+        let bytes = crate::Base64Bytes::decode(text).ok_or(IdParseError::Circle)?;
         Self::from_bytes(bytes)
     }
 }
@@ -170,13 +222,23 @@ impl<'de> Deserialize<'de> for CircleId {
     }
 }
 
-/// Text that is not a Hearth id (a lowercase hyphenated UUID).
+/// Text that is not a Hearth id of the kind expected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IdParseError;
+pub enum IdParseError {
+    /// Not a lowercase hyphenated UUID.
+    Uuid,
+    /// Not 16 to 64 bytes of canonical unpadded base64url.
+    Circle,
+}
 
 impl fmt::Display for IdParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("not a Hearth id (expected a lowercase hyphenated UUID)")
+        f.write_str(match self {
+            Self::Uuid => "not a Hearth id (expected a lowercase hyphenated UUID)",
+            Self::Circle => {
+                "not a circle id (expected 16 to 64 bytes as unpadded base64url, 22 to 86 characters)"
+            }
+        })
     }
 }
 
@@ -201,6 +263,9 @@ mod tests {
                 .is_err()
         );
         assert!("not-an-id".parse::<DeviceId>().is_err());
+        assert!(parse_uuid("6F1C2A4E-8A3B-4C5D-9E0F-1A2B3C4D5E6F").is_err());
+        assert!("AAAAAAAAAAA".parse::<CircleId>().is_err(), "8 bytes are too few");
+        assert!("AAAAAAAAAAAAAAAAAAAAAA".parse::<CircleId>().is_ok());
         assert_eq!(format!("{id:?}"), "DeviceId(…)");
     }
 }

@@ -24,6 +24,7 @@ on_both_databases!(
     only_the_facilitator_they_asked_may_claim_a_strangers_key_packages,
     a_claim_names_its_suite_and_takes_nothing_of_another,
     key_packages_upload_bare_or_framed_and_are_handed_out_framed,
+    every_id_has_one_spelling_and_circle_ids_cannot_be_guessed,
 );
 
 fn messages(circle: &CircleId) -> String {
@@ -375,5 +376,72 @@ async fn key_packages_upload_bare_or_framed_and_are_handed_out_framed(db: Db) ->
         [profile::frame_key_package(&bare), framed],
         "both handed out as MLSMessages, in upload order"
     );
+    Ok(())
+}
+
+async fn every_id_has_one_spelling_and_circle_ids_cannot_be_guessed(db: Db) -> Result<()> {
+    let app = TestApp::spawn(db).await?;
+    let (mut facilitator, _members, circle) = circle_with(&app, 1).await?;
+    let invite: hearth_protocol::circles::Invite = app
+        .post_json(
+            &format!("/v1/circles/{circle}/invites"),
+            facilitator.token(),
+            &json!({}),
+        )
+        .await?
+        .json()
+        .await?;
+    let upper = invite.invite_id.to_string().to_uppercase();
+    // In a path: the upper-case spelling names nothing (a path that does
+    // not parse is no resource).
+    expect_error(
+        app.delete(
+            &format!("/v1/circles/{circle}/invites/{upper}"),
+            facilitator.token(),
+        )
+        .await?,
+        404,
+        ErrorCode::NotFound,
+    )
+    .await?;
+    expect_error(
+        app.delete(&format!("/v1/welcomes/{upper}"), facilitator.token())
+            .await?,
+        404,
+        ErrorCode::NotFound,
+    )
+    .await?;
+    // In a body: a message id in capitals is refused, not stored under
+    // another spelling.
+    let ciphertext = facilitator.encrypt(b"spelled once")?;
+    let body = json!({
+        "message_id": uuid::Uuid::new_v4().to_string().to_uppercase(),
+        "epoch": facilitator.epoch(),
+        "ciphertext": ciphertext,
+    });
+    expect_error(
+        app.post_json(&messages(&circle), facilitator.token(), &body)
+            .await?,
+        400,
+        ErrorCode::BadRequest,
+    )
+    .await?;
+    // The lower-case one works.
+    let revoked = app
+        .delete(
+            &format!("/v1/circles/{circle}/invites/{}", invite.invite_id),
+            facilitator.token(),
+        )
+        .await?;
+    assert_eq!(revoked.status(), 204);
+
+    // A circle id of 8 bytes could be found by guessing: 16 is the least.
+    for (bytes, status) in [(8, 400), (15, 400), (16, 201)] {
+        let id = Base64Bytes::from(rand_bytes::<16>()[..bytes].to_vec());
+        let answer = app
+            .post_json("/v1/circles", facilitator.token(), &json!({ "circle_id": id }))
+            .await?;
+        assert_eq!(answer.status(), status, "{bytes} bytes");
+    }
     Ok(())
 }

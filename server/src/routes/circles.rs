@@ -577,11 +577,11 @@ pub async fn welcomes(
 pub async fn delete_welcome(
     state: web::Data<AppState>,
     auth: Authenticated,
-    path: web::Path<uuid::Uuid>,
+    path: web::Path<super::UuidSegment>,
 ) -> Result<HttpResponse, ApiError> {
     if state
         .storage
-        .delete_welcome(auth.device_id, path.into_inner())
+        .delete_welcome(auth.device_id, path.into_inner().0)
         .await?
     {
         Ok(HttpResponse::NoContent().finish())

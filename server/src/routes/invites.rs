@@ -2,6 +2,7 @@
 //! band; an invitee redeems one, which queues a join request; the facilitator
 //! declines it or approves it with a commit bundle that names it.
 
+use super::UuidSegment;
 use super::circles::facilitated;
 use crate::auth::Authenticated;
 use crate::crypto::{self, INVITE_PREFIX};
@@ -106,9 +107,9 @@ pub async fn list(
 pub async fn revoke(
     state: web::Data<AppState>,
     auth: Authenticated,
-    path: web::Path<(CircleId, uuid::Uuid)>,
+    path: web::Path<(CircleId, UuidSegment)>,
 ) -> Result<HttpResponse, ApiError> {
-    let (circle, invite) = path.into_inner();
+    let (circle, UuidSegment(invite)) = path.into_inner();
     facilitated(&state, &circle, &auth, "revoke invites").await?;
     if state.storage.revoke_invite(&circle, invite).await? {
         Ok(HttpResponse::NoContent().finish())
@@ -212,9 +213,9 @@ pub async fn join_requests(
 pub async fn decline(
     state: web::Data<AppState>,
     auth: Authenticated,
-    path: web::Path<(CircleId, uuid::Uuid)>,
+    path: web::Path<(CircleId, UuidSegment)>,
 ) -> Result<HttpResponse, ApiError> {
-    let (circle, request) = path.into_inner();
+    let (circle, UuidSegment(request)) = path.into_inner();
     facilitated(&state, &circle, &auth, "decline join requests").await?;
     if state.storage.decline_join_request(&circle, request).await? {
         Ok(HttpResponse::NoContent().finish())

@@ -12,3 +12,14 @@ pub mod push;
 pub mod snapshots;
 pub mod stream;
 pub mod video;
+
+/// A UUID path segment (an invite, join request or Welcome id), read only in
+/// its one spelling: lowercase and hyphenated, as the server emits it.
+#[derive(Debug, Clone, Copy)]
+pub struct UuidSegment(pub uuid::Uuid);
+
+impl<'de> serde::Deserialize<'de> for UuidSegment {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        hearth_protocol::ids::uuid_text::deserialize(deserializer).map(Self)
+    }
+}
