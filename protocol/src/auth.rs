@@ -48,7 +48,8 @@ pub struct RegisterDevice {
     pub public_key: Base64Bytes,
     /// A challenge from `POST /v1/challenges`.
     pub challenge: Base64Bytes,
-    /// Ed25519 signature over [`register_message`].
+    /// Ed25519 signature over `"hearth/v1 register device" || 0x00 ||
+    /// challenge || public_key` (docs/PROTOCOL.md §2 has a test vector).
     pub signature: Base64Bytes,
     /// A one-time link token from a device already on an account: join that
     /// account instead of creating a new one.
@@ -74,7 +75,8 @@ pub struct Login {
     pub device_id: DeviceId,
     /// A challenge from `POST /v1/challenges`.
     pub challenge: Base64Bytes,
-    /// Ed25519 signature over [`login_message`].
+    /// Ed25519 signature over `"hearth/v1 log in" || 0x00 || challenge ||
+    /// device_id` (the id's 16 bytes; docs/PROTOCOL.md §2 has a test vector).
     pub signature: Base64Bytes,
 }
 

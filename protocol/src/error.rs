@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// A stable, machine-readable error code. Clients branch on this, never on the
 /// human-readable message. New codes may appear; an older client reads them as
-/// [`ErrorCode::Unknown`].
+/// `Unknown` and goes by the status.
 ///
 /// The roster rules a commit bundle is checked against each have their own
 /// code: `not_facilitator` (403), and with 422 `duplicate_device`,

@@ -26,15 +26,15 @@ use std::fmt;
 /// `ProtocolVersion::mls10`.
 pub const MLS10: u16 = 1;
 
-/// The smallest padded `ciphertext`: every application message up to about
-/// 940 bytes of plaintext has exactly this length.
+/// The smallest padded `ciphertext`: every application message of up to 940
+/// bytes of plaintext has exactly this length.
 pub const PAD_MIN: usize = 1024;
 
 /// Bytes of an application message's `PrivateMessageContent` besides the
 /// application data itself and its length prefix, under Hearth's
-/// ciphersuites: the Ed25519 signature with its one-byte length (65), and the
-/// AEAD tag (16).
-const CONTENT_OVERHEAD: usize = 65 + 16;
+/// ciphersuites: the 64-byte Ed25519 signature with its two-byte length
+/// (66), and the AEAD tag (16).
+const CONTENT_OVERHEAD: usize = 66 + 16;
 
 /// `WireFormat` values (RFC 9420 §6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -479,8 +479,8 @@ mod tests {
     fn padding_buckets_are_powers_of_two_from_one_kibibyte() {
         assert_eq!(padded_len(0), 1024);
         assert_eq!(padded_len(900), 1024);
-        assert_eq!(padded_len(1024 - 2 - 81), 1024);
-        assert_eq!(padded_len(1024 - 2 - 80), 2048);
+        assert_eq!(padded_len(1024 - 2 - 82), 1024);
+        assert_eq!(padded_len(1024 - 2 - 81), 2048);
         assert_eq!(padded_len(5000), 8192);
         assert!(is_padded(1024) && is_padded(4096));
         assert!(!is_padded(512) && !is_padded(1500));

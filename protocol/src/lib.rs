@@ -13,6 +13,7 @@ pub mod error;
 pub mod framing;
 pub mod health;
 pub mod ids;
+pub mod invite;
 pub mod key_packages;
 #[cfg(feature = "mls")]
 pub mod mls;

@@ -14,7 +14,10 @@ use utoipa::{Modify, OpenApi};
         title = "Hearth API",
         description = "The Hearth relay: device identity and logins, and the end-to-end \
             encrypted delivery service for therapy and peer-support circles. Every error \
-            answers with `{ \"code\", \"message\" }`; the codes are stable.",
+            answers with `{ \"code\", \"message\" }`; the codes are stable. What the bytes \
+            inside these bodies are (signed messages, the MLS profile, framing and padding, \
+            invite links, the content schema) is specified, with test vectors, in \
+            docs/PROTOCOL.md of the Hearth repository.",
         license(name = "AGPL-3.0-only"),
     ),
     paths(

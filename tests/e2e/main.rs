@@ -17,6 +17,7 @@ mod identity;
 mod jwt_abuse;
 mod ops;
 mod privacy;
+mod protocol_doc;
 mod push;
 mod races;
 mod schedule;

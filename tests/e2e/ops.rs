@@ -96,6 +96,15 @@ async fn the_openapi_document_describes_every_endpoint_and_its_errors(app: TestA
         .json()
         .await?;
     assert_eq!(doc["info"]["title"], "Hearth API");
+    let text = doc.to_string();
+    assert!(
+        text.contains("docs/PROTOCOL.md"),
+        "the description points outside implementers to the protocol"
+    );
+    assert!(
+        !text.contains("[`"),
+        "no dangling references to Rust items in the description"
+    );
     assert!(
         doc["openapi"]
             .as_str()

@@ -1,22 +1,13 @@
 //! Enrollment: invite links with a sealed introduction note, join requests,
-//! approving and declining.
-//!
-//! A link is `hearth:invite/<token>#<key>`: the fragment is a 32-byte key the
-//! invitee seals its note with (ChaCha20-Poly1305, random 12-byte nonce
-//! before the ciphertext). The facilitator's client keeps the key per invite
-//! and opens notes with it; the server stores only the sealed bytes.
+//! approving and declining. The link format and the note's sealing are the
+//! protocol's (`hearth_protocol::invite`): the facilitator's client keeps the
+//! key per invite and opens notes with it; the server stores only the sealed
+//! bytes.
 
 use crate::{Client, ClientError, Result, random};
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hearth_protocol::circles::{CreateInvite, InviteInfo, RedeemInvite};
+use hearth_protocol::invite::{self as link, InviteLink as LinkParts};
 use hearth_protocol::{CircleId, DeviceId};
-use openmls::prelude::{AeadType, OpenMlsCrypto as _, OpenMlsProvider as _};
-use openmls_rust_crypto::RustCrypto;
-
-const LINK_PREFIX: &str = "hearth:invite/";
-const NOTE_AAD: &[u8] = b"hearth/v1 join note";
-const NONCE_LEN: usize = 12;
 
 /// A minted invite.
 #[derive(Clone, PartialEq, Eq)]
@@ -46,25 +37,6 @@ pub struct JoinRequestView {
     pub note: Option<String>,
 }
 
-/// Seals a note to the invite's key: nonce, then ciphertext.
-fn seal(crypto: &RustCrypto, key: &[u8], nonce: &[u8; NONCE_LEN], note: &[u8]) -> Result<Vec<u8>> {
-    let sealed = crypto
-        .aead_encrypt(AeadType::ChaCha20Poly1305, key, note, nonce, NOTE_AAD)
-        .map_err(hearth_protocol::mls::failed("sealing the note"))?;
-    Ok([nonce.as_slice(), &sealed].concat())
-}
-
-/// Opens a sealed note with whichever of the keys it was sealed to.
-fn open(crypto: &RustCrypto, keys: &[Vec<u8>], sealed: &[u8]) -> Option<String> {
-    let (nonce, ciphertext) = sealed.split_at_checked(NONCE_LEN)?;
-    keys.iter().find_map(|key| {
-        let plain = crypto
-            .aead_decrypt(AeadType::ChaCha20Poly1305, key, ciphertext, nonce, NOTE_AAD)
-            .ok()?;
-        String::from_utf8(plain).ok()
-    })
-}
-
 impl Client {
     /// Mints an invite link. The link carries the token and, after `#`, a key
     /// the invitee encrypts an introduction note with; the server never sees
@@ -88,15 +60,15 @@ impl Client {
             .await?
             .create_invite(circle, &options)
             .await?;
-        let key: [u8; 32] = random()?;
+        let key: [u8; link::NOTE_KEY_LEN] = random()?;
         let (id, circle) = (invite.invite_id, circle.clone());
         self.with(move |s| s.store.save_note_key(id, &circle, &key))
             .await?;
-        let link = format!(
-            "{LINK_PREFIX}{}#{}",
-            invite.token,
-            URL_SAFE_NO_PAD.encode(key)
-        );
+        let link = LinkParts {
+            token: invite.token,
+            note_key: key,
+        }
+        .to_link();
         Ok(InviteLink { id, link })
     }
 
@@ -112,20 +84,11 @@ impl Client {
 
     /// Redeems an invite link with an introduction note.
     pub async fn redeem_invite(&self, link: &str, note: &str) -> Result<uuid::Uuid> {
-        let rest = link
-            .strip_prefix(LINK_PREFIX)
-            .ok_or(ClientError::BadInviteLink)?;
-        let (token, key) = rest.split_once('#').ok_or(ClientError::BadInviteLink)?;
-        let key = URL_SAFE_NO_PAD
-            .decode(key)
-            .map_err(|_| ClientError::BadInviteLink)?;
-        let nonce: [u8; NONCE_LEN] = random()?;
-        let note = note.as_bytes().to_vec();
-        let sealed = self
-            .with(move |s| seal(s.provider.crypto(), &key, &nonce, &note))
-            .await?;
+        let parts = LinkParts::parse(link).ok_or(ClientError::BadInviteLink)?;
+        let nonce: [u8; link::NOTE_NONCE_LEN] = random()?;
+        let sealed = link::seal_note(&parts.note_key, &nonce, note.as_bytes())?;
         let request = RedeemInvite {
-            token: token.to_owned(),
+            token: parts.token,
             note: Some(sealed.into()),
         };
         let created = self.authorized().await?.redeem_invite(&request).await?;
@@ -144,9 +107,10 @@ impl Client {
                 .map(|r| JoinRequestView {
                     id: r.join_request_id,
                     device_ids: r.device_ids,
-                    note: r
-                        .note
-                        .and_then(|sealed| open(s.provider.crypto(), &keys, sealed.as_slice())),
+                    note: r.note.and_then(|sealed| {
+                        keys.iter()
+                            .find_map(|key| link::open_note(key, sealed.as_slice()))
+                    }),
                 })
                 .collect())
         })
