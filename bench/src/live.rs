@@ -3,12 +3,12 @@
 //! long they took from the sender's clock to its own. A socket can also
 //! send (`ClientFrame::Send`), the way an app with its socket open does.
 
-use hearth_protocol::framing::{self, ContentType};
 use anyhow::{Context as _, Result, bail};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt as _, StreamExt as _};
 use hearth_protocol::CircleId;
 use hearth_protocol::circles::SendMessage;
+use hearth_protocol::framing::{self, ContentType};
 use hearth_protocol::stream::{ClientFrame, ServerFrame};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};

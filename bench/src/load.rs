@@ -94,7 +94,12 @@ pub async fn sends(
                 let body = SendMessage {
                     message_id: uuid::Uuid::new_v4(),
                     epoch: 1,
-                    ciphertext: Base64Bytes::from(stamped(origin, ticks.is_some(), &sender.circle, &filler)),
+                    ciphertext: Base64Bytes::from(stamped(
+                        origin,
+                        ticks.is_some(),
+                        &sender.circle,
+                        &filler,
+                    )),
                 };
                 if let Via::Socket(live) = &via {
                     live.send(index, &sender.circle, body).await?;

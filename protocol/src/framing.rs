@@ -436,7 +436,8 @@ pub fn private_message(
 /// [`private_message`] wrapped), if `bytes` is one.
 pub fn private_ciphertext(bytes: &[u8]) -> Option<&[u8]> {
     let mut r = Reader(bytes);
-    (r.u16().ok()? == MLS10 && r.u16().ok()? == WireFormat::PrivateMessage.as_u16()).then_some(())?;
+    (r.u16().ok()? == MLS10 && r.u16().ok()? == WireFormat::PrivateMessage.as_u16())
+        .then_some(())?;
     read_private(&mut r).ok().map(|(.., ciphertext)| ciphertext)
 }
 
@@ -446,7 +447,13 @@ mod tests {
 
     #[test]
     fn a_framed_private_message_reads_back() {
-        let bytes = private_message(b"circle-of-sixteen", 7, ContentType::Commit, &[1; 12], &[9; 300]);
+        let bytes = private_message(
+            b"circle-of-sixteen",
+            7,
+            ContentType::Commit,
+            &[1; 12],
+            &[9; 300],
+        );
         assert_eq!(
             read(&bytes),
             Ok(Header::Private {
@@ -460,7 +467,10 @@ mod tests {
         let mut longer = bytes.clone();
         longer.push(0);
         assert_eq!(read(&longer), Err(FramingError::Trailing));
-        assert_eq!(read(&bytes[..bytes.len() - 1]), Err(FramingError::Truncated));
+        assert_eq!(
+            read(&bytes[..bytes.len() - 1]),
+            Err(FramingError::Truncated)
+        );
     }
 
     #[test]

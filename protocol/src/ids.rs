@@ -264,7 +264,10 @@ mod tests {
         );
         assert!("not-an-id".parse::<DeviceId>().is_err());
         assert!(parse_uuid("6F1C2A4E-8A3B-4C5D-9E0F-1A2B3C4D5E6F").is_err());
-        assert!("AAAAAAAAAAA".parse::<CircleId>().is_err(), "8 bytes are too few");
+        assert!(
+            "AAAAAAAAAAA".parse::<CircleId>().is_err(),
+            "8 bytes are too few"
+        );
         assert!("AAAAAAAAAAAAAAAAAAAAAA".parse::<CircleId>().is_ok());
         assert_eq!(format!("{id:?}"), "DeviceId(…)");
     }

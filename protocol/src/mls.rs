@@ -278,7 +278,11 @@ pub fn check_key_package(
 pub fn frame_key_package(bare: &[u8]) -> Vec<u8> {
     let mut framed = Vec::with_capacity(bare.len() + 4);
     framed.extend_from_slice(&crate::framing::MLS10.to_be_bytes());
-    framed.extend_from_slice(&crate::framing::WireFormat::KeyPackage.as_u16().to_be_bytes());
+    framed.extend_from_slice(
+        &crate::framing::WireFormat::KeyPackage
+            .as_u16()
+            .to_be_bytes(),
+    );
     framed.extend_from_slice(bare);
     framed
 }

@@ -40,7 +40,11 @@ fn send_body(epoch: u64, ciphertext: Vec<u8>) -> SendMessage {
 }
 
 async fn log(app: &TestApp, member: &Member, circle: &CircleId) -> Result<LogPage> {
-    Ok(app.get(&messages(circle), member.token()).await?.json().await?)
+    Ok(app
+        .get(&messages(circle), member.token())
+        .await?
+        .json()
+        .await?)
 }
 
 async fn a_member_who_commits_in_the_clear_is_refused_and_the_circle_does_not_move(
@@ -126,22 +130,51 @@ async fn blobs_that_do_not_match_their_request_are_refused_and_nothing_is_kept(
     let mut unpadded = opaque_message(&circle, 1, b"x");
     unpadded.truncate(unpadded.len() - 24);
     let refusals: [(&str, Vec<u8>, u64, ErrorCode); 7] = [
-        ("random bytes", rand_bytes::<32>().to_vec(), 1, ErrorCode::MlsFraming),
-        ("another epoch than declared", real.clone(), 2, ErrorCode::MlsFraming),
-        ("a header for another epoch", wrong_epoch, 1, ErrorCode::MlsFraming),
+        (
+            "random bytes",
+            rand_bytes::<32>().to_vec(),
+            1,
+            ErrorCode::MlsFraming,
+        ),
+        (
+            "another epoch than declared",
+            real.clone(),
+            2,
+            ErrorCode::MlsFraming,
+        ),
+        (
+            "a header for another epoch",
+            wrong_epoch,
+            1,
+            ErrorCode::MlsFraming,
+        ),
         (
             "another circle's message",
             opaque_message(&elsewhere_circle, 1, b"lost"),
             1,
             ErrorCode::MlsFraming,
         ),
-        ("a commit as a message", opaque_commit(&circle, 1), 1, ErrorCode::MlsFraming),
-        ("an unpadded message", unpadded_frame(&circle), 1, ErrorCode::UnpaddedMessage),
+        (
+            "a commit as a message",
+            opaque_commit(&circle, 1),
+            1,
+            ErrorCode::MlsFraming,
+        ),
+        (
+            "an unpadded message",
+            unpadded_frame(&circle),
+            1,
+            ErrorCode::UnpaddedMessage,
+        ),
         ("a message cut short", unpadded, 1, ErrorCode::MlsFraming),
     ];
     for (what, bytes, epoch, code) in refusals {
         let answer = app
-            .post_json(&messages(&circle), facilitator.token(), &send_body(epoch, bytes))
+            .post_json(
+                &messages(&circle),
+                facilitator.token(),
+                &send_body(epoch, bytes),
+            )
             .await?;
         let body = expect_error(answer, 422, code).await?;
         assert!(!body.message.is_empty(), "{what}: says what was expected");
@@ -210,9 +243,7 @@ async fn a_reaction_and_a_paragraph_look_alike_on_the_server(db: Db) -> Result<(
     Ok(())
 }
 
-async fn only_the_facilitator_they_asked_may_claim_a_strangers_key_packages(
-    db: Db,
-) -> Result<()> {
+async fn only_the_facilitator_they_asked_may_claim_a_strangers_key_packages(db: Db) -> Result<()> {
     let app = TestApp::spawn(db).await?;
     let (mut facilitator, members, _circle) = circle_with(&app, 1).await?;
     let member = &members[0];
@@ -315,7 +346,10 @@ async fn a_claim_names_its_suite_and_takes_nothing_of_another(db: Db) -> Result<
         .await?
         .json()
         .await?;
-    assert_eq!(count.available, 1, "and his ChaCha20 KeyPackage is still there");
+    assert_eq!(
+        count.available, 1,
+        "and his ChaCha20 KeyPackage is still there"
+    );
     // A ChaCha20 circle asks for suite 3 and gets it.
     let claimed: ClaimedKeyPackages = app
         .post_json(
@@ -327,7 +361,10 @@ async fn a_claim_names_its_suite_and_takes_nothing_of_another(db: Db) -> Result<
         .json()
         .await?;
     assert_eq!(claimed.key_packages.len(), 1);
-    let read = profile::read_key_package(sam.provider.crypto(), claimed.key_packages[0].key_package.as_slice())?;
+    let read = profile::read_key_package(
+        sam.provider.crypto(),
+        claimed.key_packages[0].key_package.as_slice(),
+    )?;
     assert_eq!(
         read.ciphersuite(),
         Ciphersuite::MLS_128_DHKEMX25519_CHACHA20POLY1305_SHA256_Ed25519
@@ -352,7 +389,11 @@ async fn key_packages_upload_bare_or_framed_and_are_handed_out_framed(db: Db) ->
         .json()
         .await?;
     assert_eq!(uploaded.accepted, 2);
-    assert_eq!(uploaded.rejected.len(), 1, "an MLSMessage of another kind is no KeyPackage");
+    assert_eq!(
+        uploaded.rejected.len(),
+        1,
+        "an MLSMessage of another kind is no KeyPackage"
+    );
     assert_eq!(
         uploaded.rejected[0].reason,
         hearth_protocol::key_packages::KeyPackageRejection::NotAKeyPackage
@@ -439,7 +480,11 @@ async fn every_id_has_one_spelling_and_circle_ids_cannot_be_guessed(db: Db) -> R
     for (bytes, status) in [(8, 400), (15, 400), (16, 201)] {
         let id = Base64Bytes::from(rand_bytes::<16>()[..bytes].to_vec());
         let answer = app
-            .post_json("/v1/circles", facilitator.token(), &json!({ "circle_id": id }))
+            .post_json(
+                "/v1/circles",
+                facilitator.token(),
+                &json!({ "circle_id": id }),
+            )
             .await?;
         assert_eq!(answer.status(), status, "{bytes} bytes");
     }

@@ -113,7 +113,12 @@ async fn a_circles_life_through_the_sdk_sends_a_body_to_every_route_it_uses() ->
                 }
                 "POST /v1/circles/{id}/commits" => {
                     serde_json::from_slice::<hearth_protocol::circles::CommitBundle>(&record.body)
-                        .map(|c| [Some(c.commit), c.welcome, c.group_info].into_iter().flatten().collect())
+                        .map(|c| {
+                            [Some(c.commit), c.welcome, c.group_info]
+                                .into_iter()
+                                .flatten()
+                                .collect()
+                        })
                         .unwrap_or_default()
                 }
                 _ => Vec::new(),
@@ -123,7 +128,11 @@ async fn a_circles_life_through_the_sdk_sends_a_body_to_every_route_it_uses() ->
                     Ok(header) => format!("{:?}", header.wire_format()),
                     Err(_) => continue,
                 };
-                let name = format!("captured-{}-{}.bin", kind.to_lowercase(), part.as_slice().len());
+                let name = format!(
+                    "captured-{}-{}.bin",
+                    kind.to_lowercase(),
+                    part.as_slice().len()
+                );
                 std::fs::write(blobs.join(name), part.as_slice())?;
             }
         }

@@ -7,12 +7,12 @@
 
 use anyhow::{Context as _, Result, bail, ensure};
 use ed25519_dalek::{Signer as _, SigningKey};
+use hearth_protocol::DeviceId;
 use hearth_protocol::auth::{login_message, register_message};
 use hearth_protocol::content::{Content, Envelope};
 use hearth_protocol::framing::{self, ContentType, Header};
 use hearth_protocol::invite::{self, InviteLink};
 use hearth_protocol::mls as profile;
-use hearth_protocol::DeviceId;
 use openmls::prelude::tls_codec::Serialize as _;
 use openmls::prelude::*;
 use openmls_rust_crypto::OpenMlsRustCrypto;
@@ -104,7 +104,10 @@ fn the_signed_bytes_of_registration_and_login_are_as_documented() -> Result<()> 
     let device: DeviceId = field(login, "device_id")?.parse()?;
     let message = login_message(&unhex(field(login, "challenge")?)?, &device);
     assert_eq!(hex(&message), field(login, "message")?);
-    assert_eq!(hex(&key.sign(&message).to_bytes()), field(login, "signature")?);
+    assert_eq!(
+        hex(&key.sign(&message).to_bytes()),
+        field(login, "signature")?
+    );
     Ok(())
 }
 
@@ -139,7 +142,9 @@ fn invite_links_and_sealed_notes_are_as_documented() -> Result<()> {
 fn the_private_message_framing_is_as_documented() -> Result<()> {
     let doc = protocol_md()?;
     let all = vectors(&doc);
-    let v = all.get("private_message").context("no private_message vector")?;
+    let v = all
+        .get("private_message")
+        .context("no private_message vector")?;
     let group = unhex(field(v, "group_id")?)?;
     let epoch: u64 = field(v, "epoch")?.parse()?;
     ensure!(field(v, "content_type")? == "application");
@@ -229,8 +234,9 @@ fn kind_of(content: &Content) -> Option<&'static str> {
 #[test]
 fn every_kind_has_an_example_the_schema_and_the_client_both_accept() -> Result<()> {
     let doc = protocol_md()?;
-    let schema: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(docs().join("content.schema.json"))?)?;
+    let schema: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(
+        docs().join("content.schema.json"),
+    )?)?;
     let known: BTreeSet<String> = schema["$defs"]["known_kinds"]["enum"]
         .as_array()
         .context("the schema lists its kinds")?
@@ -246,13 +252,19 @@ fn every_kind_has_an_example_the_schema_and_the_client_both_accept() -> Result<(
             _ => continue,
         };
         let value: serde_json::Value = serde_json::from_str(&body)?;
-        let kind = value["kind"].as_str().context("an example names its kind")?;
+        let kind = value["kind"]
+            .as_str()
+            .context("an example names its kind")?;
         let read = Envelope::from_bytes(body.trim().as_bytes());
         if unknown {
             assert_eq!(read.content, Content::Unknown, "{kind} is ignored");
             assert!(!known.contains(kind));
         } else {
-            assert_eq!(kind_of(&read.content), Some(kind), "the client reads {kind}");
+            assert_eq!(
+                kind_of(&read.content),
+                Some(kind),
+                "the client reads {kind}"
+            );
             assert_eq!(
                 serde_json::to_value(&read)?,
                 value,
@@ -263,7 +275,11 @@ fn every_kind_has_an_example_the_schema_and_the_client_both_accept() -> Result<(
         examples.push(value);
     }
     assert_eq!(seen, known, "one example of every kind the schema knows");
-    assert_eq!(known.len(), 14, "and the schema knows every kind kind_of names");
+    assert_eq!(
+        known.len(),
+        14,
+        "and the schema knows every kind kind_of names"
+    );
     validate_with_json_schema(&schema, &examples)
 }
 
@@ -324,4 +340,3 @@ fn the_readme_points_outside_implementers_to_the_protocol() -> Result<()> {
     assert!(readme.contains("(docs/PROTOCOL.md)"));
     Ok(())
 }
-

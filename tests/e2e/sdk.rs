@@ -206,23 +206,50 @@ async fn a_full_circle_of_twelve_sees_one_conversation_in_one_order(app: TestApp
 async fn a_removed_member_reads_nothing_new_and_the_rest_carry_on(app: TestApp) -> Result<()> {
     let dirs = data_dirs(3)?;
     let (clients, circle) = enrolled(&app, &dirs).await?;
+    // Alex is in a second circle too, which has nothing to do with this.
+    let other = clients[1].create_circle().await?;
+    let link = clients[1].create_invite(&other).await?;
+    let request = clients[2].redeem_invite(&link, "").await?;
+    clients[1].approve(&other, request).await?;
+    clients[2].accept_welcomes().await?;
+    clients[0].send_text(&circle, "before the removal").await?;
+    clients[2].sync(&circle).await?;
+
     let removed = clients[2].device_id().await?.expect("registered");
     clients[0].remove_devices(&circle, &[removed]).await?;
     clients[0].send_text(&circle, "after the removal").await?;
 
-    // The server refuses the removed device, and it decrypts nothing new.
+    // The removed device is told so, reads nothing new, and keeps what it
+    // had read.
     let refused = clients[2].sync(&circle).await;
-    assert_eq!(
-        refused.err().and_then(|e| e.code()),
-        Some(hearth_protocol::ErrorCode::NotFound)
+    assert!(
+        matches!(refused, Err(hearth_client::ClientError::RemovedFromCircle)),
+        "{refused:?}"
     );
-    assert!(texts(&clients[2].history(&circle).await?).is_empty());
+    assert_eq!(
+        clients[2].take_notices(),
+        [hearth_client::Event::Removed {
+            circle_id: circle.clone()
+        }]
+    );
+    assert_eq!(
+        texts(&clients[2].history(&circle).await?),
+        ["before the removal"]
+    );
+    assert_eq!(clients[2].circles().await?, [other.clone()]);
+    assert_eq!(clients[2].past_circles().await?, [(circle.clone(), true)]);
     let refused = clients[2].send_text(&circle, "let me back in").await;
-    assert!(refused.is_err());
+    assert!(matches!(
+        refused,
+        Err(hearth_client::ClientError::RemovedFromCircle)
+    ));
+    // Its other circle works as before.
+    clients[2].send_text(&other, "still with you").await?;
+    assert_eq!(texts(&clients[1].sync(&other).await?), ["still with you"]);
     // The others carry on.
     assert_eq!(
         texts(&clients[1].sync(&circle).await?),
-        ["after the removal"]
+        ["before the removal", "after the removal"]
     );
     clients[1].send_text(&circle, "still here").await?;
     assert_eq!(texts(&clients[0].sync(&circle).await?), ["still here"]);
@@ -427,11 +454,26 @@ async fn a_revoked_invite_stops_working_and_a_member_who_leaves_hears_nothing_mo
     // The facilitator's client took Sam's leaf out of the MLS group too.
     assert!(!facilitator.members(&circle).await?.contains(&sam_device));
     let refused = sam.sync(&circle).await;
-    assert_eq!(
-        refused.err().map(|e| e.to_string()),
-        Some("this device is not in that circle".to_owned())
+    assert!(
+        matches!(refused, Err(hearth_client::ClientError::LeftCircle)),
+        "{refused:?}"
     );
     assert!(texts(&sam.history(&circle).await?).is_empty());
     assert_eq!(sam.devices().await?.devices.len(), 1);
+
+    // Sam thinks better of it: he is invited and approved again, and his
+    // device (which still holds what it knew of the circle) simply joins.
+    let again = facilitator.create_invite(&circle).await?;
+    let request = sam.redeem_invite(&again, "may I come back?").await?;
+    facilitator.approve(&circle, request).await?;
+    assert_eq!(sam.accept_welcomes().await?, [circle.clone()]);
+    assert_eq!(sam.circles().await?, [circle.clone()]);
+    facilitator.send_text(&circle, "welcome back, Sam").await?;
+    assert_eq!(texts(&sam.sync(&circle).await?), ["welcome back, Sam"]);
+    sam.send_text(&circle, "glad to be back").await?;
+    assert_eq!(
+        texts(&facilitator.sync(&circle).await?),
+        ["glad to be back"]
+    );
     Ok(())
 }

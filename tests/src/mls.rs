@@ -465,4 +465,3 @@ pub async fn circle_with(app: &TestApp, n: usize) -> Result<(Member, Vec<Member>
     }
     Ok((facilitator, members, circle))
 }
-

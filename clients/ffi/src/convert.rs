@@ -139,10 +139,32 @@ pub enum LiveEvent {
         /// The circle.
         circle_id: String,
     },
-    /// This device was removed from a circle.
+    /// This device was removed from a circle (or revoked); its history
+    /// stays readable.
     Removed {
         /// The circle.
         circle_id: String,
+    },
+    /// This device's state broke and it rejoined by external commit:
+    /// messages sent in between cannot be read here. Tell the user.
+    Rejoined {
+        /// The circle.
+        circle_id: String,
+    },
+    /// A Welcome could not be used; with `repaired` the device joined by
+    /// external commit instead, otherwise it is not in the circle.
+    WelcomeUnusable {
+        /// The circle.
+        circle_id: String,
+        /// In the circle after all.
+        repaired: bool,
+    },
+    /// This device brought other devices of its account into the circle.
+    DevicesAdded {
+        /// The circle.
+        circle_id: String,
+        /// The devices added.
+        device_ids: Vec<String>,
     },
     /// Someone asks to join (facilitators).
     JoinRequest {
@@ -167,6 +189,20 @@ impl LiveEvent {
             },
             Event::Removed { circle_id } => Self::Removed {
                 circle_id: circle_id.to_string(),
+            },
+            Event::Rejoined { circle_id } => Self::Rejoined {
+                circle_id: circle_id.to_string(),
+            },
+            Event::WelcomeUnusable {
+                circle_id,
+                repaired,
+            } => Self::WelcomeUnusable {
+                circle_id: circle_id.to_string(),
+                repaired,
+            },
+            Event::DevicesAdded { circle_id, devices } => Self::DevicesAdded {
+                circle_id: circle_id.to_string(),
+                device_ids: devices.iter().map(ToString::to_string).collect(),
             },
             Event::JoinRequest {
                 circle_id,

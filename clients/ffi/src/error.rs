@@ -31,9 +31,17 @@ pub enum HearthError {
     /// This data directory has no registered device yet: `register` first.
     #[error("no device is registered here")]
     NotRegistered,
-    /// This device is not in that circle (or no longer).
+    /// This device is not in that circle.
     #[error("this device is not in that circle")]
     UnknownCircle,
+    /// This device was in that circle and is no longer: `removed` when a
+    /// facilitator removed it (or it was revoked), otherwise it left. Its
+    /// history stays readable.
+    #[error("this device is no longer in that circle")]
+    NoLongerInCircle {
+        /// Removed rather than left.
+        removed: bool,
+    },
     /// Only a facilitator of the circle may do this.
     #[error("only a facilitator of this circle may do this")]
     NotFacilitator,
@@ -73,6 +81,8 @@ impl From<ClientError> for HearthError {
             ClientError::Contended => Self::Busy,
             ClientError::NotRegistered => Self::NotRegistered,
             ClientError::UnknownCircle => Self::UnknownCircle,
+            ClientError::RemovedFromCircle => Self::NoLongerInCircle { removed: true },
+            ClientError::LeftCircle => Self::NoLongerInCircle { removed: false },
             ClientError::NotFacilitator => Self::NotFacilitator,
             ClientError::WrongKey | ClientError::Locked | ClientError::NotEncrypted => {
                 Self::WrongKey

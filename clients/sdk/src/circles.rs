@@ -1,12 +1,23 @@
 //! Circles as this device knows them: creating one, joining from Welcomes,
 //! and what the local MLS group says (members, epoch, authenticator).
 
+use crate::store::Gone;
 use crate::sync::{FollowUp, FollowUps};
-use crate::{Client, ClientError, Result, load, random};
+use crate::{Client, ClientError, Event, Result, State, load, random};
 use hearth_protocol::CircleId;
 use hearth_protocol::circles::CreateCircle;
-use hearth_protocol::mls as profile;
+use hearth_protocol::mls::{self as profile, MlsError};
 use openmls::prelude::{GroupId, MlsGroup, OpenMlsProvider as _};
+
+/// Deletes the circle's MLS group from `mls.db`, if there is one.
+pub(crate) fn drop_group(s: &State, circle: &CircleId) -> Result<()> {
+    let group_id = GroupId::from_slice(circle.as_bytes());
+    if let Ok(Some(mut old)) = MlsGroup::load(s.provider.storage(), &group_id) {
+        old.delete(s.provider.storage())
+            .map_err(profile::failed("deleting the circle's old group"))?;
+    }
+    Ok(())
+}
 
 /// A circle's policy at creation; `None` takes the server's default.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -59,7 +70,12 @@ impl Client {
         Ok(id)
     }
 
-    /// Joins every circle this device has a Welcome for.
+    /// Joins every circle this device has a Welcome for. A circle it left
+    /// or was removed from before is joined afresh (its old MLS state is
+    /// dropped; its history stays). A Welcome that cannot be used (no ratchet
+    /// tree, or for a KeyPackage this device no longer holds) does not stop
+    /// the others: the server has this device on the roster, so it joins by
+    /// external commit instead, and says so ([`Event::WelcomeUnusable`]).
     pub async fn accept_welcomes(&self) -> Result<Vec<CircleId>> {
         let api = self.authorized().await?;
         let mut joined = Vec::new();
@@ -67,14 +83,40 @@ impl Client {
         for pending in api.welcomes().await?.welcomes {
             let welcome = pending.welcome.into_inner();
             let (circle, seq) = (pending.circle_id.clone(), pending.seq);
-            self.with(move |s| {
-                profile::join(&s.provider, &welcome)?;
-                s.store.set_cursor(&circle, seq)
-            })
-            .await?;
+            let used = self
+                .with(move |s| {
+                    drop_group(s, &circle)?;
+                    s.store.join_circle(&circle, seq)?;
+                    match profile::join(&s.provider, &welcome) {
+                        Ok(_) => Ok(true),
+                        Err(MlsError::Operation { .. } | MlsError::Decode { .. }) => Ok(false),
+                        Err(err) => Err(err.into()),
+                    }
+                })
+                .await?;
+            // Acknowledged either way: an unusable Welcome must not block
+            // the next ones until retention purges it.
             api.delete_welcome(pending.welcome_id).await?;
-            follow_ups.push(FollowUp::ShareProfile(pending.circle_id.clone()));
-            joined.push(pending.circle_id);
+            let circle = pending.circle_id;
+            if !used {
+                let repaired = self.rejoin_quietly(&circle).await.is_ok();
+                if !repaired {
+                    self.with({
+                        let circle = circle.clone();
+                        move |s| s.store.mark_gone(&circle, Gone::Removed)
+                    })
+                    .await?;
+                }
+                self.notify(Event::WelcomeUnusable {
+                    circle_id: circle.clone(),
+                    repaired,
+                });
+                if !repaired {
+                    continue;
+                }
+            }
+            follow_ups.push(FollowUp::ShareProfile(circle.clone()));
+            joined.push(circle);
         }
         if !joined.is_empty() {
             // Joining consumed one of our KeyPackages.
@@ -88,6 +130,41 @@ impl Client {
     pub async fn circles(&self) -> Result<Vec<CircleId>> {
         self.with(|s| Ok(s.store.circles()?.into_iter().map(|(c, _)| c).collect()))
             .await
+    }
+
+    /// The circles this device was in and no longer is: `true` for those a
+    /// facilitator removed it from, `false` for those it left. Their history
+    /// stays readable.
+    pub async fn past_circles(&self) -> Result<Vec<(CircleId, bool)>> {
+        self.with(|s| {
+            Ok(s.store
+                .past_circles()?
+                .into_iter()
+                .map(|(c, how)| (c, how == Gone::Removed))
+                .collect())
+        })
+        .await
+    }
+
+    /// Notes that this device is no longer in the circle: its MLS state goes
+    /// (so that it can be welcomed back), its history stays. A removal is a
+    /// notice ([`Event::Removed`]).
+    pub(crate) async fn gone(&self, circle: &CircleId, how: Gone) -> Result<()> {
+        let circle_id = circle.clone();
+        let was_in = self
+            .with(move |s| {
+                let was_in = s.store.gone(&circle_id)?.is_none();
+                drop_group(s, &circle_id)?;
+                s.store.mark_gone(&circle_id, how)?;
+                Ok(was_in)
+            })
+            .await?;
+        if was_in && how == Gone::Removed {
+            self.notify(Event::Removed {
+                circle_id: circle.clone(),
+            });
+        }
+        Ok(())
     }
 
     /// The devices in the circle's MLS group: the real membership, which

@@ -6,8 +6,9 @@
 //! builds the change again on the new epoch, so the user's intent survives
 //! the race; after [`ATTEMPTS`] it gives up with `Contended`.
 
+use crate::store::Gone;
 use crate::sync::{FollowUp, FollowUps};
-use crate::{ATTEMPTS, Client, ClientError, Result, State, load};
+use crate::{ATTEMPTS, Client, ClientError, Event, Result, State, load};
 use hearth_protocol::circles::CommitBundle;
 use hearth_protocol::mls::{self as profile, PreparedCommit};
 use hearth_protocol::{CircleId, DeviceId, ErrorCode};
@@ -77,28 +78,53 @@ impl Client {
 
     /// Brings this account's other devices into every circle this device is
     /// in: claims their KeyPackages and commits the Add itself (a member may
-    /// add devices of its own account). Returns the circles changed.
+    /// add devices of its own account). Returns the circles changed. `sync`
+    /// does this for its circle by itself.
     pub async fn add_my_other_devices(&self) -> Result<Vec<CircleId>> {
-        let (me, _) = self.signing_key().await?;
-        let api = self.authorized().await?;
-        let mine = api.devices().await?;
         let mut changed = Vec::new();
         let mut follow_ups = FollowUps::default();
         for circle in self.circles().await? {
-            let seen = api.circle(&circle).await?;
-            let missing: Vec<DeviceId> = mine
-                .devices
-                .iter()
-                .map(|d| d.device_id)
-                .filter(|d| *d != me && !seen.roster.iter().any(|r| r.device_id == *d))
-                .collect();
-            if !missing.is_empty() {
-                follow_ups.extend(self.add(&circle, &missing, None).await?);
+            let more = self.add_own_devices(&circle).await?;
+            if !more.is_empty() {
                 changed.push(circle);
             }
+            follow_ups.extend(more);
         }
         self.drive(follow_ups).await?;
         Ok(changed)
+    }
+
+    /// Adds this account's devices that are not in the circle's roster yet
+    /// (newly linked ones); says so with [`Event::DevicesAdded`]. Another of
+    /// the account's devices adding them first is no failure.
+    pub(crate) async fn add_own_devices(&self, circle: &CircleId) -> Result<FollowUps> {
+        let (me, _) = self.signing_key().await?;
+        let api = self.authorized().await?;
+        let mine = api.devices().await?;
+        if mine.devices.len() < 2 {
+            return Ok(FollowUps::default());
+        }
+        let seen = api.circle(circle).await?;
+        let missing: Vec<DeviceId> = mine
+            .devices
+            .iter()
+            .map(|d| d.device_id)
+            .filter(|d| *d != me && !seen.roster.iter().any(|r| r.device_id == *d))
+            .collect();
+        if missing.is_empty() {
+            return Ok(FollowUps::default());
+        }
+        match self.add(circle, &missing, None).await {
+            Ok(follow_ups) => {
+                self.notify(Event::DevicesAdded {
+                    circle_id: circle.clone(),
+                    devices: missing,
+                });
+                Ok(follow_ups)
+            }
+            Err(err) if err.code() == Some(ErrorCode::DeviceOnRoster) => Ok(FollowUps::default()),
+            Err(err) => Err(err),
+        }
     }
 
     /// Removes members' devices (facilitators).
@@ -146,8 +172,7 @@ impl Client {
             .await?;
         // Nothing more is owed to a circle we left.
         follow_ups.retain(|f| f.circle() != circle);
-        let circle = circle.clone();
-        self.with(move |s| s.store.forget_circle(&circle)).await?;
+        self.gone(circle, Gone::Left).await?;
         self.drive(follow_ups).await
     }
 

@@ -45,6 +45,13 @@ pub enum ClientError {
     /// This client has no such circle.
     #[error("this device is not in that circle")]
     UnknownCircle,
+    /// A facilitator removed this device from the circle (or the device was
+    /// revoked): its history stays readable, nothing new arrives.
+    #[error("this device was removed from that circle")]
+    RemovedFromCircle,
+    /// This device left the circle: its history stays readable.
+    #[error("this device left that circle")]
+    LeftCircle,
     /// Only a facilitator of the circle may do this (schedule, record
     /// attendance, set the agreement, prompt a check-in).
     #[error("only a facilitator of this circle may do this")]

@@ -127,6 +127,9 @@ impl Client {
 
     /// Approves a join request: claims the devices' KeyPackages, commits the
     /// Add and posts the bundle with the Welcome. Retries on `stale_epoch`.
+    /// Devices of the request that are in the circle already (a member's
+    /// second device asking again) are left out; when that leaves none, the
+    /// request is settled by declining it.
     pub async fn approve(&self, circle: &CircleId, request: uuid::Uuid) -> Result<()> {
         let devices = self
             .join_requests(circle)
@@ -135,6 +138,14 @@ impl Client {
             .find(|r| r.id == request)
             .map(|r| r.device_ids)
             .ok_or(ClientError::UnknownJoinRequest)?;
-        self.add_devices(circle, &devices, Some(request)).await
+        let roster = self.authorized().await?.circle(circle).await?.roster;
+        let missing: Vec<DeviceId> = devices
+            .into_iter()
+            .filter(|d| !roster.iter().any(|r| r.device_id == *d))
+            .collect();
+        if missing.is_empty() {
+            return self.decline(circle, request).await;
+        }
+        self.add_devices(circle, &missing, Some(request)).await
     }
 }

@@ -81,6 +81,9 @@ pub struct Client {
     dir: PathBuf,
     /// One token refresh at a time: a replayed refresh token ends the login.
     refresh: tokio::sync::Mutex<()>,
+    /// What happened that the user should hear about (removals, rejoins,
+    /// unusable Welcomes, devices added), until taken.
+    notices: Mutex<Vec<Event>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -129,7 +132,24 @@ impl Client {
             state: Arc::new(Mutex::new(state)),
             dir,
             refresh: tokio::sync::Mutex::new(()),
+            notices: Mutex::new(Vec::new()),
         })
+    }
+
+    /// What happened since the last call that the user should hear about:
+    /// removals, rejoins that lost messages, Welcomes that could not be used,
+    /// devices this device added. The live stream delivers these as events.
+    pub fn take_notices(&self) -> Vec<Event> {
+        self.notices
+            .lock()
+            .map(|mut n| std::mem::take(&mut *n))
+            .unwrap_or_default()
+    }
+
+    fn notify(&self, event: Event) {
+        if let Ok(mut notices) = self.notices.lock() {
+            notices.push(event);
+        }
     }
 
     /// Runs `f` on the state, on the blocking pool.
@@ -169,12 +189,18 @@ fn random<const N: usize>() -> Result<[u8; N]> {
     Ok(bytes)
 }
 
-/// The circle's MLS group from `mls.db`.
+/// The circle's MLS group from `mls.db`. A circle this device left or was
+/// removed from has none, and says which.
 fn load(s: &State, circle: &CircleId) -> Result<MlsGroup> {
-    MlsGroup::load(
+    let group = MlsGroup::load(
         s.provider.storage(),
         &GroupId::from_slice(circle.as_bytes()),
     )
-    .map_err(hearth_protocol::mls::failed("loading the circle's group"))?
-    .ok_or(ClientError::UnknownCircle)
+    .map_err(hearth_protocol::mls::failed("loading the circle's group"))?;
+    match (group, s.store.gone(circle)?) {
+        (Some(group), None) => Ok(group),
+        (_, Some(store::Gone::Removed)) => Err(ClientError::RemovedFromCircle),
+        (_, Some(store::Gone::Left)) => Err(ClientError::LeftCircle),
+        (None, None) => Err(ClientError::UnknownCircle),
+    }
 }

@@ -7,6 +7,7 @@
 //! Dropping the receiver ends the task.
 
 use crate::endpoints::STREAM;
+use crate::store::Gone;
 use crate::{Client, ClientError, Message, Result};
 use futures_util::{SinkExt as _, StreamExt as _};
 use hearth_protocol::CircleId;
@@ -36,10 +37,34 @@ pub enum Event {
         /// The circle.
         circle_id: CircleId,
     },
-    /// This device is no longer on the circle's roster.
+    /// This device is no longer on the circle's roster: a facilitator
+    /// removed it, or it was revoked. Its history stays readable.
     Removed {
         /// The circle.
         circle_id: CircleId,
+    },
+    /// This device's MLS state no longer matched the circle's (a commit it
+    /// could not process, or state lost) and it rejoined by external commit:
+    /// messages sent in between cannot be read on this device.
+    Rejoined {
+        /// The circle.
+        circle_id: CircleId,
+    },
+    /// A Welcome for this device could not be used (no ratchet tree, or for a
+    /// KeyPackage this device no longer holds). With `repaired`, the device
+    /// joined by external commit instead; otherwise it is not in the circle.
+    WelcomeUnusable {
+        /// The circle.
+        circle_id: CircleId,
+        /// Whether the device is in the circle after all.
+        repaired: bool,
+    },
+    /// This device brought other devices of its account into the circle.
+    DevicesAdded {
+        /// The circle.
+        circle_id: CircleId,
+        /// The devices added.
+        devices: Vec<hearth_protocol::DeviceId>,
     },
     /// A join request arrived (facilitators).
     JoinRequest {
@@ -148,7 +173,11 @@ impl Client {
                     .into_iter()
                     .map(|circle_id| Event::Joined { circle_id })
                     .collect(),
-                ServerFrame::Removed { circle_id } => vec![Event::Removed { circle_id }],
+                ServerFrame::Removed { circle_id } => {
+                    // Noted as gone (history kept); the notice is the event.
+                    self.gone(&circle_id, Gone::Removed).await?;
+                    Vec::new()
+                }
                 ServerFrame::JoinRequest {
                     circle_id,
                     join_request,
@@ -158,7 +187,7 @@ impl Client {
                 }],
                 ServerFrame::Sent { .. } | ServerFrame::Error { .. } => Vec::new(),
             };
-            for event in event {
+            for event in self.take_notices().into_iter().chain(event) {
                 if tx.send(event).await.is_err() {
                     return Ok(Listening::No);
                 }

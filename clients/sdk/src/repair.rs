@@ -2,10 +2,10 @@
 //! circle's (a commit it cannot process), rejoins by external commit from the
 //! circle's latest GroupInfo. Messages from the gap are lost to it.
 
-use crate::{ATTEMPTS, Client, ClientError, Result};
+use crate::circles::drop_group;
+use crate::{ATTEMPTS, Client, ClientError, Event, Result};
 use hearth_protocol::CircleId;
 use hearth_protocol::mls as profile;
-use openmls::prelude::{GroupId, MlsGroup, OpenMlsProvider as _};
 
 impl Client {
     /// Rejoins a circle whose local state is lost or out of step: an external
@@ -13,17 +13,23 @@ impl Client {
     /// Messages sent while out of step are not recoverable. Returns the new
     /// cursor (the external commit's sequence number).
     pub async fn rejoin(&self, circle: &CircleId) -> Result<u64> {
+        let seq = self.rejoin_quietly(circle).await?;
+        self.notify(Event::Rejoined {
+            circle_id: circle.clone(),
+        });
+        Ok(seq)
+    }
+
+    /// [`Client::rejoin`] without the notice (for joining when a Welcome was
+    /// unusable, which has its own).
+    pub(crate) async fn rejoin_quietly(&self, circle: &CircleId) -> Result<u64> {
         for _ in 0..ATTEMPTS {
             let (device, signer) = self.signer().await?;
             let info = self.authorized().await?.group_info(circle).await?;
             let circle_id = circle.clone();
             let bundle = self
                 .with(move |s| {
-                    let group_id = GroupId::from_slice(circle_id.as_bytes());
-                    if let Ok(Some(mut old)) = MlsGroup::load(s.provider.storage(), &group_id) {
-                        old.delete(s.provider.storage())
-                            .map_err(profile::failed("deleting the broken group"))?;
-                    }
+                    drop_group(s, &circle_id)?;
                     let credential = profile::credential(&device, &signer);
                     let (_, prepared) = profile::external_commit(
                         &s.provider,

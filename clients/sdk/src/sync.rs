@@ -8,10 +8,11 @@
 //! join); it goes on the same queue. Nothing recurses.
 
 use crate::messages::Message;
+use crate::store::Gone;
 use crate::{Client, ClientError, Result, load};
 use hearth_protocol::circles::{EntryKind, LogEntry, Role};
 use hearth_protocol::mls::{self as profile, MlsError, Received};
-use hearth_protocol::{CircleId, DeviceId};
+use hearth_protocol::{CircleId, DeviceId, ErrorCode};
 use openmls::prelude::OpenMlsProvider as _;
 use std::collections::VecDeque;
 
@@ -30,15 +31,19 @@ pub(crate) enum FollowUp {
     /// Someone joined or the calendar changed: a facilitator's client
     /// rewrites the circle's schedule snapshot at the current epoch.
     WriteSnapshot(CircleId),
+    /// This account may have devices that are not in the circle yet (a
+    /// device linked since): this device adds them.
+    AddOwnDevices(CircleId),
 }
 
 impl FollowUp {
     /// The circle it concerns.
     pub fn circle(&self) -> &CircleId {
         match self {
-            Self::ShareProfile(circle) | Self::Reconcile(circle) | Self::WriteSnapshot(circle) => {
-                circle
-            }
+            Self::ShareProfile(circle)
+            | Self::Reconcile(circle)
+            | Self::WriteSnapshot(circle)
+            | Self::AddOwnDevices(circle) => circle,
         }
     }
 }
@@ -62,6 +67,11 @@ impl FollowUps {
         }
     }
 
+    /// Whether none are queued.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// Keeps only those for which `keep` holds.
     pub fn retain(&mut self, keep: impl FnMut(&FollowUp) -> bool) {
         self.0.retain(keep);
@@ -80,10 +90,21 @@ pub(crate) struct CaughtUp {
 impl Client {
     /// Fetches everything new in a circle, in order: merges commits, decrypts
     /// and stores messages, acknowledges, then does what that calls for
-    /// (sharing this member's profile with newcomers, a facilitator removing
-    /// leaves of devices that left). Returns the new messages.
+    /// (sharing this member's profile with newcomers), and keeps the circle
+    /// in line with the account and the roster: this account's devices that
+    /// are not in it yet are added, and a facilitator's client removes the
+    /// leaves of devices no longer on the roster (members who left, revoked
+    /// devices, deleted accounts). Returns the new messages.
+    ///
+    /// A circle this device was removed from answers
+    /// [`ClientError::RemovedFromCircle`] (once noticed, also as
+    /// [`crate::Event::Removed`]); its history stays readable.
     pub async fn sync(&self, circle: &CircleId) -> Result<Vec<Message>> {
-        let caught = self.catch_up(circle).await?;
+        let mut caught = self.catch_up(circle).await?;
+        caught
+            .follow_ups
+            .push(FollowUp::AddOwnDevices(circle.clone()));
+        caught.follow_ups.push(FollowUp::Reconcile(circle.clone()));
         self.drive(caught.follow_ups).await?;
         Ok(caught.messages)
     }
@@ -97,6 +118,7 @@ impl Client {
                 FollowUp::ShareProfile(circle) => self.share_profile(&circle).await?,
                 FollowUp::Reconcile(circle) => self.reconcile(&circle).await?,
                 FollowUp::WriteSnapshot(circle) => self.write_snapshot(&circle).await?,
+                FollowUp::AddOwnDevices(circle) => self.add_own_devices(&circle).await?,
             };
             work.extend(more);
         }
@@ -108,17 +130,43 @@ impl Client {
     /// step rejoins by external commit and reads on from there.
     pub(crate) async fn catch_up(&self, circle: &CircleId) -> Result<CaughtUp> {
         let circle_id = circle.clone();
-        let (stored, has_group) = self
-            .with(move |s| Ok((s.store.cursor(&circle_id)?, load(s, &circle_id).is_ok())))
+        let (stored, gone, has_group) = self
+            .with(move |s| {
+                Ok((
+                    s.store.cursor(&circle_id)?,
+                    s.store.gone(&circle_id)?,
+                    load(s, &circle_id).is_ok(),
+                ))
+            })
             .await?;
+        match gone {
+            Some(Gone::Removed) => return Err(ClientError::RemovedFromCircle),
+            Some(Gone::Left) => return Err(ClientError::LeftCircle),
+            None => {}
+        }
         let mut cursor = stored.ok_or(ClientError::UnknownCircle)?;
         if !has_group {
-            cursor = self.rejoin(circle).await?;
+            cursor = match self.rejoin(circle).await {
+                Err(err) if err.code() == Some(ErrorCode::NotFound) => {
+                    self.gone(circle, Gone::Removed).await?;
+                    return Err(ClientError::RemovedFromCircle);
+                }
+                other => other?,
+            };
         }
         let api = self.authorized().await?;
         let mut caught = CaughtUp::default();
         loop {
-            let page = api.read_log(circle, cursor).await?;
+            let page = match api.read_log(circle, cursor).await {
+                Ok(page) => page,
+                // The server no longer has this device on the roster: a
+                // facilitator removed it, or it was revoked.
+                Err(err) if err.code() == Some(ErrorCode::NotFound) => {
+                    self.gone(circle, Gone::Removed).await?;
+                    return Err(ClientError::RemovedFromCircle);
+                }
+                Err(err) => return Err(err),
+            };
             let more = page.more;
             match self.process_entries(circle, page.entries).await {
                 Ok(processed) => {

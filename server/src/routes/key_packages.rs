@@ -9,8 +9,8 @@ use crate::storage::KeyPackageStored;
 use actix_web::{HttpResponse, web};
 use hearth_protocol::ErrorBody;
 use hearth_protocol::key_packages::{
-    ClaimKeyPackages, ClaimedKeyPackage, DEFAULT_CIPHER_SUITE, ClaimedKeyPackages, KeyPackageCount, KeyPackageRejection,
-    RejectedKeyPackage, UploadKeyPackages, UploadedKeyPackages,
+    ClaimKeyPackages, ClaimedKeyPackage, ClaimedKeyPackages, DEFAULT_CIPHER_SUITE, KeyPackageCount,
+    KeyPackageRejection, RejectedKeyPackage, UploadKeyPackages, UploadedKeyPackages,
 };
 
 async fn pool(state: &AppState, auth: &Authenticated) -> Result<KeyPackageCount, ApiError> {

@@ -347,11 +347,20 @@ macro_rules! identity_sql {
                         .bind(device_id.to_string())
                         .execute(&mut *tx)
                         .await?;
-                    // A revoked device is never woken again.
-                    sqlx::query(sql::DELETE_PUSH_TARGET)
-                        .bind(device_id.to_string())
-                        .execute(&mut *tx)
-                        .await?;
+                    // A revoked device is never woken again, is in no
+                    // circle (facilitators' clients remove its MLS leaves),
+                    // and cannot be added to one.
+                    for statement in [
+                        sql::DELETE_PUSH_TARGET,
+                        sql::DELETE_DEVICE_ROSTER,
+                        sql::DELETE_DEVICE_WELCOMES,
+                        sql::DELETE_DEVICE_KEY_PACKAGES,
+                    ] {
+                        sqlx::query(statement)
+                            .bind(device_id.to_string())
+                            .execute(&mut *tx)
+                            .await?;
+                    }
                 }
                 tx.commit().await?;
                 Ok(revoked)

@@ -29,6 +29,9 @@ pub const SELECT_ACCOUNT_DEVICES: &str = "SELECT id, account_id, public_key, cre
 pub const REVOKE_DEVICE: &str = "UPDATE devices SET revoked_at = $3 \
      WHERE id = $1 AND account_id = $2 AND revoked_at IS NULL";
 pub const DELETE_DEVICE_LOGINS: &str = "DELETE FROM logins WHERE device_id = $1";
+pub const DELETE_DEVICE_ROSTER: &str = "DELETE FROM roster WHERE device_id = $1";
+pub const DELETE_DEVICE_WELCOMES: &str = "DELETE FROM welcomes WHERE device_id = $1";
+pub const DELETE_DEVICE_KEY_PACKAGES: &str = "DELETE FROM key_packages WHERE device_id = $1";
 pub const DELETE_ACCOUNT: &str = "DELETE FROM accounts WHERE id = $1";
 
 pub const INSERT_LOGIN: &str =

@@ -198,7 +198,9 @@ async fn keypackages_are_claimed_by_their_own_account_or_the_facilitator_they_as
         "a device may claim its own account's"
     );
     assert!(
-        !storage.may_claim(facilitator, facilitators_account, sam).await?,
+        !storage
+            .may_claim(facilitator, facilitators_account, sam)
+            .await?,
         "a stranger's device is nobody else's to claim"
     );
     storage
@@ -207,7 +209,9 @@ async fn keypackages_are_claimed_by_their_own_account_or_the_facilitator_they_as
     let asked = request(sam, b"hello");
     storage.redeem_invite(&sha256(b"hit_sam"), &asked).await?;
     assert!(
-        storage.may_claim(facilitator, facilitators_account, sam).await?,
+        storage
+            .may_claim(facilitator, facilitators_account, sam)
+            .await?,
         "Sam asked to join the facilitator's circle"
     );
     assert!(
@@ -216,7 +220,9 @@ async fn keypackages_are_claimed_by_their_own_account_or_the_facilitator_they_as
     );
     storage.decline_join_request(&circle, asked.id).await?;
     assert!(
-        !storage.may_claim(facilitator, facilitators_account, sam).await?,
+        !storage
+            .may_claim(facilitator, facilitators_account, sam)
+            .await?,
         "once declined, Sam is a stranger again"
     );
     Ok(())

@@ -26,7 +26,7 @@ mod calendar;
 pub(crate) use calendar::CalendarItem;
 
 /// Migration `i` brings the schema from version `i` to `i + 1`. Append only.
-const MIGRATIONS: [&str; 3] = [SCHEMA_1, LOGIN_2, calendar::CALENDAR_3];
+const MIGRATIONS: [&str; 4] = [SCHEMA_1, LOGIN_2, calendar::CALENDAR_3, GONE_4];
 
 /// The first schema. (Data directories from before versioning hold exactly
 /// these tables, which is why every statement says `IF NOT EXISTS`.)
@@ -78,6 +78,28 @@ CREATE TABLE IF NOT EXISTS history (
 
 /// "Session" now means a circle's meeting; a login is a login.
 const LOGIN_2: &str = "ALTER TABLE session RENAME TO login;";
+
+/// A circle this device left or was removed from stays, with its history:
+/// `gone` says how (`left`, `removed`); NULL while it is a member.
+const GONE_4: &str = "ALTER TABLE circles ADD COLUMN gone TEXT;";
+
+/// How this device stopped being in a circle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gone {
+    /// It left.
+    Left,
+    /// A facilitator removed it (or its device was revoked).
+    Removed,
+}
+
+impl Gone {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Left => "left",
+            Self::Removed => "removed",
+        }
+    }
+}
 
 /// The registered device as stored.
 pub(crate) struct DeviceRow {
@@ -279,8 +301,11 @@ impl Store {
         Ok(())
     }
 
+    /// The circles this device is in, with their cursors.
     pub fn circles(&self) -> Result<Vec<(CircleId, u64)>> {
-        let mut statement = self.conn.prepare("SELECT circle_id, cursor FROM circles")?;
+        let mut statement = self
+            .conn
+            .prepare("SELECT circle_id, cursor FROM circles WHERE gone IS NULL")?;
         let rows =
             statement.query_map((), |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?)))?;
         rows.map(|row| {
@@ -315,10 +340,55 @@ impl Store {
         Ok(())
     }
 
-    pub fn forget_circle(&self, circle: &CircleId) -> Result<()> {
+    /// The circles this device was in and is no longer, and how it left.
+    pub fn past_circles(&self) -> Result<Vec<(CircleId, Gone)>> {
+        let mut statement = self
+            .conn
+            .prepare("SELECT circle_id, gone FROM circles WHERE gone IS NOT NULL")?;
+        let rows = statement.query_map((), |r| {
+            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?))
+        })?;
+        rows.map(|row| {
+            let (id, gone) = row?;
+            let how = if gone == Gone::Left.as_str() {
+                Gone::Left
+            } else {
+                Gone::Removed
+            };
+            Ok((
+                CircleId::from_bytes(id).map_err(|_| corrupt("circle id"))?,
+                how,
+            ))
+        })
+        .collect()
+    }
+
+    /// How this device left the circle, if it did.
+    pub fn gone(&self, circle: &CircleId) -> Result<Option<Gone>> {
+        Ok(self
+            .past_circles()?
+            .into_iter()
+            .find(|(c, _)| c == circle)
+            .map(|(_, how)| how))
+    }
+
+    /// This device is no longer in the circle: its history stays, nothing
+    /// more is read.
+    pub fn mark_gone(&self, circle: &CircleId, how: Gone) -> Result<()> {
         self.conn.execute(
-            "DELETE FROM circles WHERE circle_id = ?1",
-            [circle.as_bytes()],
+            "UPDATE circles SET gone = ?2 WHERE circle_id = ?1",
+            (circle.as_bytes(), how.as_str()),
+        )?;
+        Ok(())
+    }
+
+    /// This device joined (or rejoined) the circle from a Welcome at `seq`:
+    /// it reads on from there.
+    pub fn join_circle(&self, circle: &CircleId, seq: u64) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO circles (circle_id, cursor) VALUES (?1, ?2) \
+             ON CONFLICT (circle_id) DO UPDATE SET cursor = excluded.cursor, gone = NULL",
+            (circle.as_bytes(), i64::try_from(seq).unwrap_or(i64::MAX)),
         )?;
         Ok(())
     }
