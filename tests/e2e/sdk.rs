@@ -19,7 +19,26 @@ on_both_databases!(
     a_client_that_lost_its_mls_state_rejoins_by_itself,
     names_and_titles_travel_encrypted_and_reach_later_joiners,
     a_revoked_invite_stops_working_and_a_member_who_leaves_hears_nothing_more,
+    sams_new_laptop_asking_by_invite_joins_without_its_twin,
+    a_welcome_the_device_cannot_use_is_repaired_and_reported,
+    revoked_devices_and_deleted_accounts_leave_the_group_on_the_facilitators_next_sync,
 );
+
+/// Removes the MLS state from a client's data directory (as a backup
+/// restored without it would), the device's keys and login left.
+fn lose_mls_state(dir: &tempfile::TempDir) -> Result<()> {
+    for entry in std::fs::read_dir(dir.path())? {
+        let path = entry?.path();
+        if path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("mls.db"))
+        {
+            std::fs::remove_file(path)?;
+        }
+    }
+    Ok(())
+}
 
 fn texts(rows: &[hearth_client::Message]) -> Vec<String> {
     rows.iter()
@@ -132,9 +151,19 @@ async fn sams_laptop_joins_his_circles_and_reads_along(app: TestApp) -> Result<(
     laptop.register(Some(&link)).await?;
     assert_eq!(laptop.account_id().await?, phone.account_id().await?);
 
-    // The phone brings the laptop into Sam's circles itself.
-    assert_eq!(phone.add_my_other_devices().await?, vec![circle.clone()]);
+    // The phone brings the laptop into Sam's circles by itself, on its next
+    // sync, and says so.
+    phone.sync(&circle).await?;
+    let laptop_id = laptop.device_id().await?.expect("registered");
+    assert_eq!(
+        phone.take_notices(),
+        [hearth_client::Event::DevicesAdded {
+            circle_id: circle.clone(),
+            devices: vec![laptop_id],
+        }]
+    );
     assert_eq!(laptop.accept_welcomes().await?, vec![circle.clone()]);
+    assert!(phone.add_my_other_devices().await?.is_empty(), "once");
     facilitator
         .send_text(&circle, "hello, both of Sam's screens")
         .await?;
@@ -343,19 +372,17 @@ async fn a_client_that_lost_its_mls_state_rejoins_by_itself(app: TestApp) -> Res
 
     // Sam's phone loses its MLS state (keys and login survive).
     drop(sam);
-    for entry in std::fs::read_dir(dirs[1].path())? {
-        let path = entry?.path();
-        if path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with("mls.db"))
-        {
-            std::fs::remove_file(path)?;
-        }
-    }
+    lose_mls_state(&dirs[1])?;
     let sam = client(&app, &dirs[1]).await?;
-    // Its next sync notices and rejoins by external commit.
+    // Its next sync notices and rejoins by external commit, and says that
+    // what was sent meanwhile cannot be read here.
     sam.sync(&circle).await?;
+    assert_eq!(
+        sam.take_notices(),
+        [hearth_client::Event::Rejoined {
+            circle_id: circle.clone()
+        }]
+    );
     facilitator.send_text(&circle, "welcome back").await?;
     assert_eq!(texts(&sam.sync(&circle).await?), ["welcome back"]);
     assert_eq!(texts(&alex.sync(&circle).await?), ["welcome back"]);
@@ -475,5 +502,104 @@ async fn a_revoked_invite_stops_working_and_a_member_who_leaves_hears_nothing_mo
         texts(&facilitator.sync(&circle).await?),
         ["glad to be back"]
     );
+    Ok(())
+}
+
+async fn sams_new_laptop_asking_by_invite_joins_without_its_twin(app: TestApp) -> Result<()> {
+    let dirs = data_dirs(3)?;
+    let (clients, circle) = enrolled(&app, &dirs[..2]).await?;
+    let (facilitator, phone) = (&clients[0], &clients[1]);
+    let laptop = client(&app, &dirs[2]).await?;
+    laptop.register(Some(&phone.link_token().await?)).await?;
+
+    // Before the phone syncs, Sam asks from the laptop with a new invite: the
+    // request names both his devices, the phone already in the circle.
+    let link = facilitator.create_invite(&circle).await?;
+    let request = laptop.redeem_invite(&link, "my laptop").await?;
+    let asked = facilitator.join_requests(&circle).await?;
+    assert_eq!(asked[0].device_ids.len(), 2);
+    facilitator.approve(&circle, request).await?;
+    assert_eq!(laptop.accept_welcomes().await?, [circle.clone()]);
+    facilitator.send_text(&circle, "both of you").await?;
+    assert_eq!(texts(&laptop.sync(&circle).await?), ["both of you"]);
+    assert_eq!(texts(&phone.sync(&circle).await?), ["both of you"]);
+    assert!(
+        phone.take_notices().is_empty(),
+        "the phone had nothing left to add"
+    );
+    assert!(facilitator.join_requests(&circle).await?.is_empty());
+    Ok(())
+}
+
+async fn a_welcome_the_device_cannot_use_is_repaired_and_reported(app: TestApp) -> Result<()> {
+    let dirs = data_dirs(3)?;
+    let (clients, circle) = enrolled(&app, &dirs[..2]).await?;
+    let facilitator = &clients[0];
+    let sam = client(&app, &dirs[2]).await?;
+    sam.register(None).await?;
+    let link = facilitator.create_invite(&circle).await?;
+    let request = sam.redeem_invite(&link, "hi").await?;
+    // Sam's phone loses the keys of the KeyPackages it published before the
+    // facilitator approves: the Welcome will be for a KeyPackage it no
+    // longer holds.
+    drop(sam);
+    lose_mls_state(&dirs[2])?;
+    let sam = client(&app, &dirs[2]).await?;
+    facilitator.approve(&circle, request).await?;
+    facilitator.send_text(&circle, "welcome, Sam").await?;
+
+    // The Welcome does not stop Sam: he joins from the GroupInfo instead and
+    // hears that the Welcome was unusable.
+    assert_eq!(sam.accept_welcomes().await?, [circle.clone()]);
+    assert_eq!(
+        sam.take_notices(),
+        [hearth_client::Event::WelcomeUnusable {
+            circle_id: circle.clone(),
+            repaired: true
+        }]
+    );
+    assert!(
+        sam.accept_welcomes().await?.is_empty(),
+        "the Welcome was acknowledged, not left to block the next ones"
+    );
+    facilitator.send_text(&circle, "can you read this?").await?;
+    assert_eq!(texts(&sam.sync(&circle).await?), ["can you read this?"]);
+    sam.send_text(&circle, "yes").await?;
+    assert_eq!(texts(&facilitator.sync(&circle).await?), ["yes"]);
+    assert_eq!(
+        texts(&clients[1].sync(&circle).await?),
+        ["welcome, Sam", "can you read this?", "yes"]
+    );
+    Ok(())
+}
+
+async fn revoked_devices_and_deleted_accounts_leave_the_group_on_the_facilitators_next_sync(
+    app: TestApp,
+) -> Result<()> {
+    let dirs = data_dirs(4)?;
+    let (clients, circle) = enrolled(&app, &dirs[..3]).await?;
+    let (facilitator, phone, alex) = (&clients[0], &clients[1], &clients[2]);
+    let laptop = client(&app, &dirs[3]).await?;
+    let laptop_id = laptop.register(Some(&phone.link_token().await?)).await?;
+    phone.sync(&circle).await?;
+    laptop.accept_welcomes().await?;
+    facilitator.sync(&circle).await?;
+    assert!(facilitator.members(&circle).await?.contains(&laptop_id));
+
+    // Sam loses his laptop and revokes it from his phone; Alex deletes her
+    // account.
+    phone.revoke_device(laptop_id).await?;
+    let alex_id = alex.device_id().await?.expect("registered");
+    alex.delete_account().await?;
+
+    // The facilitator's next sync takes both out of the MLS group.
+    facilitator.sync(&circle).await?;
+    let members = facilitator.members(&circle).await?;
+    assert!(!members.contains(&laptop_id), "the revoked laptop is out");
+    assert!(!members.contains(&alex_id), "Alex's device is out");
+    assert_eq!(members.len(), 2);
+    facilitator.send_text(&circle, "just us two").await?;
+    assert_eq!(texts(&phone.sync(&circle).await?), ["just us two"]);
+    assert_eq!(phone.members(&circle).await?, members);
     Ok(())
 }

@@ -89,6 +89,14 @@ impl Authorized<'_> {
         self.get("/v1/devices").await
     }
 
+    pub async fn revoke_device(&self, device: DeviceId) -> Result<()> {
+        self.delete(&format!("/v1/devices/{device}")).await
+    }
+
+    pub async fn delete_account(&self) -> Result<()> {
+        self.delete("/v1/account").await
+    }
+
     pub async fn upload_key_packages(
         &self,
         body: &UploadKeyPackages,

@@ -143,4 +143,17 @@ impl Client {
     pub async fn devices(&self) -> Result<DeviceList> {
         self.authorized().await?.devices().await
     }
+
+    /// Revokes another device of this account (a lost phone): its logins end
+    /// at once, it leaves every circle's roster, and facilitators' clients
+    /// take it out of the MLS groups on their next sync.
+    pub async fn revoke_device(&self, device: DeviceId) -> Result<()> {
+        self.authorized().await?.revoke_device(device).await
+    }
+
+    /// Deletes this account: every device, login and token, and its place in
+    /// every circle. This client's data directory is left as it is.
+    pub async fn delete_account(&self) -> Result<()> {
+        self.authorized().await?.delete_account().await
+    }
 }
