@@ -392,7 +392,9 @@ pub enum Received {
     },
     /// A commit, now merged.
     Commit {
-        /// Whether it added anyone (newcomers cannot read what came before).
+        /// Whether someone new is in the group: it added members, or it is an
+        /// external commit (a device joining or rejoining by itself).
+        /// Newcomers cannot read what came before.
         added_members: bool,
     },
     /// A proposal or anything else with nothing to show.
@@ -422,13 +424,14 @@ where
     let sender = uuid::Uuid::from_slice(processed.credential().serialized_content())
         .ok()
         .map(DeviceId::from_uuid);
+    let external = matches!(processed.sender(), Sender::NewMemberCommit);
     Ok(match processed.into_content() {
         ProcessedMessageContent::ApplicationMessage(app) => Received::Application {
             plaintext: app.into_bytes(),
             sender,
         },
         ProcessedMessageContent::StagedCommitMessage(staged) => {
-            let added_members = staged.add_proposals().next().is_some();
+            let added_members = external || staged.add_proposals().next().is_some();
             group
                 .merge_staged_commit(provider, *staged)
                 .map_err(failed("merging a commit"))?;
@@ -503,7 +506,10 @@ impl PreparedCommit {
 }
 
 /// A commit adding the devices whose claimed KeyPackages are given; it
-/// declares them as added.
+/// declares them as added. A device that still has a leaf in the group (it
+/// left, or was removed from the roster, and nobody has removed its leaf
+/// yet) is removed from the tree in the same commit, so that it can come
+/// back with a fresh KeyPackage.
 pub fn add_commit<P: Provider>(
     group: &mut MlsGroup,
     provider: &P,
@@ -515,10 +521,25 @@ where
     P::StorageError: Send + Sync + 'static,
 {
     let epoch = group.epoch().as_u64();
-    let (commit, welcome, info) = group
-        .add_members(provider, signer, key_packages)
+    let stale: Vec<LeafNodeIndex> = group
+        .members()
+        .filter(|m| device_of(m).is_some_and(|d| devices.contains(&d)))
+        .map(|m| m.index)
+        .collect();
+    let bundle = group
+        .commit_builder()
+        .propose_removals(stale)
+        .propose_adds(key_packages.iter().cloned())
+        .force_self_update(true)
+        .load_psks(provider.storage())
+        .map_err(failed("loading PSKs"))?
+        .build(provider.rand(), provider.crypto(), signer, |_| true)
+        .map_err(failed("adding members"))?
+        .stage_commit(provider)
         .map_err(failed("adding members"))?;
-    let mut prepared = PreparedCommit::new(epoch, (commit, Some(welcome), info));
+    let welcome = bundle.to_welcome_msg();
+    let (commit, _, info) = bundle.into_contents();
+    let mut prepared = PreparedCommit::new(epoch, (commit, welcome, info));
     prepared.added = devices;
     Ok(prepared)
 }

@@ -5,7 +5,7 @@ use crate::store::Gone;
 use crate::sync::{FollowUp, FollowUps};
 use crate::{Client, ClientError, Event, Result, State, load, random};
 use hearth_protocol::CircleId;
-use hearth_protocol::circles::CreateCircle;
+use hearth_protocol::circles::{CreateCircle, RosterEntry};
 use hearth_protocol::mls::{self as profile, MlsError};
 use openmls::prelude::{GroupId, MlsGroup, OpenMlsProvider as _};
 
@@ -165,6 +165,12 @@ impl Client {
             });
         }
         Ok(())
+    }
+
+    /// The circle's roster as the server keeps it: each device with its role
+    /// (compare with [`Client::members`], the MLS group's own membership).
+    pub async fn roster(&self, circle: &CircleId) -> Result<Vec<RosterEntry>> {
+        Ok(self.authorized().await?.circle(circle).await?.roster)
     }
 
     /// The devices in the circle's MLS group: the real membership, which

@@ -16,6 +16,10 @@ pub struct InviteLink {
     pub id: uuid::Uuid,
     /// `hearth:invite/<token>#<note key>`, to share out of band.
     pub link: String,
+    /// How many people may use it.
+    pub max_uses: u32,
+    /// Unix seconds after which it is refused.
+    pub expires_at: i64,
 }
 
 impl std::fmt::Debug for InviteLink {
@@ -62,6 +66,7 @@ impl Client {
             .await?;
         let key: [u8; link::NOTE_KEY_LEN] = random()?;
         let (id, circle) = (invite.invite_id, circle.clone());
+        let (max_uses, expires_at) = (invite.max_uses, invite.expires_at);
         self.with(move |s| s.store.save_note_key(id, &circle, &key))
             .await?;
         let link = LinkParts {
@@ -69,7 +74,12 @@ impl Client {
             note_key: key,
         }
         .to_link();
-        Ok(InviteLink { id, link })
+        Ok(InviteLink {
+            id,
+            link,
+            max_uses,
+            expires_at,
+        })
     }
 
     /// The circle's invites (facilitators).

@@ -11,6 +11,7 @@ use crate::store::Gone;
 use crate::{Client, ClientError, Message, Result};
 use futures_util::{SinkExt as _, StreamExt as _};
 use hearth_protocol::CircleId;
+use hearth_protocol::circles::EntryKind;
 use hearth_protocol::stream::{ClientFrame, Cursor, ServerFrame};
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,7 +26,10 @@ pub enum Event {
     Connected,
     /// The connection dropped; the client reconnects by itself.
     Disconnected,
-    /// A message arrived, decrypted and stored.
+    /// A message arrived, decrypted and stored. This device's own messages
+    /// arrive too once the server has them (sent by this client or another
+    /// process on the same data directory), so a view can follow the whole
+    /// conversation from events alone.
     Message {
         /// The circle.
         circle_id: CircleId,
@@ -107,6 +111,20 @@ impl Client {
         rx
     }
 
+    /// This device's own message at `seq`, as its sender stored it. The
+    /// sending process stores it just after the server answers, which may be
+    /// a moment after the entry reaches the stream: wait briefly for it.
+    async fn own_message(&self, circle: &CircleId, seq: u64) -> Result<Option<Message>> {
+        for _ in 0..20 {
+            let circle = circle.clone();
+            if let Some(message) = self.with(move |s| s.store.history_at(&circle, seq)).await? {
+                return Ok(Some(message));
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        Ok(None)
+    }
+
     /// One connection, until it drops.
     async fn stream_once(
         &self,
@@ -114,6 +132,7 @@ impl Client {
         backoff: &mut Duration,
     ) -> Result<Listening> {
         let api = self.authorized().await?;
+        let (me, _) = self.signing_key().await?;
         let mut request = api.api.ws_url(STREAM).into_client_request()?;
         let header = format!("Bearer {}", api.token)
             .parse()
@@ -147,6 +166,7 @@ impl Client {
                 }
                 ServerFrame::Entry { circle_id, entry } => {
                     let seq = entry.seq;
+                    let own = entry.sender == me && entry.kind == EntryKind::Application;
                     let caught = match self.process_entries(&circle_id, vec![entry]).await {
                         // Out of step: catching up rejoins and reads on.
                         Err(ClientError::OutOfStep) => self.catch_up(&circle_id).await?,
@@ -158,8 +178,14 @@ impl Client {
                         seq,
                     })?;
                     socket.send(Frame::text(ack)).await?;
-                    caught
-                        .messages
+                    let mut messages = caught.messages;
+                    if own {
+                        // Sent by this device (this process or another one on
+                        // the same data directory): it cannot decrypt its own
+                        // message, but the sender stored it.
+                        messages.extend(self.own_message(&circle_id, seq).await?);
+                    }
+                    messages
                         .into_iter()
                         .map(|message| Event::Message {
                             circle_id: circle_id.clone(),

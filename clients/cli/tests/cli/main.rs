@@ -2,6 +2,8 @@
 //! walkthrough, as a script.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod rough_edges;
+
 use anyhow::{Result, bail};
 use hearth_tests::{TestApp, on_both_databases};
 use serde_json::Value;
@@ -9,15 +11,27 @@ use std::path::Path;
 
 on_both_databases!(a_facilitator_and_sam_walk_through_the_readme);
 
-/// Runs `hearth --json ...` as `profile`; the parsed JSON of each output line.
-async fn hearth(app: &TestApp, home: &Path, profile: &str, args: &[&str]) -> Result<Vec<Value>> {
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_hearth"))
+/// `hearth --server <app> --home <home> --profile <profile> [--json] args`.
+fn command(
+    app: &TestApp,
+    home: &Path,
+    profile: &str,
+    json: bool,
+    args: &[&str],
+) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_hearth"));
+    command
         .args(["--server", &app.address, "--home"])
         .arg(home)
-        .args(["--profile", profile, "--json"])
-        .args(args)
-        .output()
-        .await?;
+        .args(["--profile", profile])
+        .args(json.then_some("--json"))
+        .args(args);
+    command
+}
+
+/// Runs `hearth --json ...` as `profile`; the parsed JSON of each output line.
+async fn hearth(app: &TestApp, home: &Path, profile: &str, args: &[&str]) -> Result<Vec<Value>> {
+    let output = command(app, home, profile, true, args).output().await?;
     if !output.status.success() {
         bail!(
             "hearth {args:?} failed: {}",

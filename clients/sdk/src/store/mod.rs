@@ -511,11 +511,35 @@ impl Store {
         Ok(())
     }
 
+    /// The history row at `seq`, if there is one.
+    pub fn history_at(&self, circle: &CircleId, seq: u64) -> Result<Option<Message>> {
+        // The number is ours (a u64), not text from outside.
+        Ok(self
+            .history_where(circle, &format!("AND seq = {seq}"))?
+            .into_iter()
+            .next())
+    }
+
     pub fn history(&self, circle: &CircleId) -> Result<Vec<Message>> {
+        self.history_where(circle, "")
+    }
+
+    /// The circle's history rows that also match `filter`, oldest first.
+    fn history_where(&self, circle: &CircleId, filter: &str) -> Result<Vec<Message>> {
         let rows = self.envelope_rows(
-            "SELECT seq, sender, envelope, received_at FROM history WHERE circle_id = ?1 ORDER BY seq",
+            &format!(
+                "SELECT seq, sender, envelope, received_at FROM history \
+                 WHERE circle_id = ?1 {filter} ORDER BY seq"
+            ),
             circle,
-            |seq, _| [b"history/".to_vec(), circle.as_bytes().to_vec(), seq.to_be_bytes().to_vec()].concat(),
+            |seq, _| {
+                [
+                    b"history/".as_slice(),
+                    circle.as_bytes(),
+                    &seq.to_be_bytes(),
+                ]
+                .concat()
+            },
         )?;
         Ok(rows
             .into_iter()
