@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 use hearth_protocol::content::Content;
-use hearth_tests::clients::{client, data_dirs, enrolled};
+use hearth_tests::clients::{client, data_dirs, enrolled, lose_mls_state};
 use hearth_tests::{Db, TestApp, on_both_databases};
 use std::collections::HashSet;
 
@@ -23,22 +23,6 @@ on_both_databases!(
     a_welcome_the_device_cannot_use_is_repaired_and_reported,
     revoked_devices_and_deleted_accounts_leave_the_group_on_the_facilitators_next_sync,
 );
-
-/// Removes the MLS state from a client's data directory (as a backup
-/// restored without it would), the device's keys and login left.
-fn lose_mls_state(dir: &tempfile::TempDir) -> Result<()> {
-    for entry in std::fs::read_dir(dir.path())? {
-        let path = entry?.path();
-        if path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with("mls.db"))
-        {
-            std::fs::remove_file(path)?;
-        }
-    }
-    Ok(())
-}
 
 fn texts(rows: &[hearth_client::Message]) -> Vec<String> {
     rows.iter()
@@ -372,7 +356,7 @@ async fn a_client_that_lost_its_mls_state_rejoins_by_itself(app: TestApp) -> Res
 
     // Sam's phone loses its MLS state (keys and login survive).
     drop(sam);
-    lose_mls_state(&dirs[1])?;
+    lose_mls_state(dirs[1].path())?;
     let sam = client(&app, &dirs[1]).await?;
     // Its next sync notices and rejoins by external commit, and says that
     // what was sent meanwhile cannot be read here.
@@ -543,7 +527,7 @@ async fn a_welcome_the_device_cannot_use_is_repaired_and_reported(app: TestApp) 
     // facilitator approves: the Welcome will be for a KeyPackage it no
     // longer holds.
     drop(sam);
-    lose_mls_state(&dirs[2])?;
+    lose_mls_state(dirs[2].path())?;
     let sam = client(&app, &dirs[2]).await?;
     facilitator.approve(&circle, request).await?;
     facilitator.send_text(&circle, "welcome, Sam").await?;

@@ -78,3 +78,19 @@ pub async fn enrolled_as(
     }
     Ok((clients, circle))
 }
+
+/// Removes the MLS state from a client's data directory (as a backup
+/// restored without it would), the device's keys and login left.
+pub fn lose_mls_state(dir: &std::path::Path) -> Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("mls.db"))
+        {
+            std::fs::remove_file(path)?;
+        }
+    }
+    Ok(())
+}

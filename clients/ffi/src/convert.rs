@@ -43,6 +43,17 @@ pub struct Circle {
     pub title: Option<String>,
 }
 
+/// A circle this device was in and no longer is.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct PastCircle {
+    /// Its id.
+    pub id: String,
+    /// Its title, if one was known.
+    pub title: Option<String>,
+    /// Removed by a facilitator (or revoked), rather than left.
+    pub removed: bool,
+}
+
 /// A member of a circle, by the MLS group.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct Member {

@@ -21,8 +21,8 @@ mod error;
 pub use calendar::{Agreement, CheckIn, CheckInReply, Person, SeriesPlan, SessionView};
 pub use call::MediaCall;
 pub use convert::{
-    Circle, Device, Invite, JoinRequest, LiveEvent, Member, Message, PushHealth, PushRegistration,
-    Woken,
+    Circle, Device, Invite, JoinRequest, LiveEvent, Member, Message, PastCircle, PushHealth,
+    PushRegistration, Woken,
 };
 pub use error::HearthError;
 
@@ -238,6 +238,48 @@ impl HearthClient {
             Ok(client
                 .revoke_invite(&circle, convert::uuid(&invite_id)?)
                 .await?)
+        })
+        .await
+    }
+
+    /// The circles this device was in and no longer is, with their titles
+    /// and whether it was removed (rather than left). Their history stays
+    /// readable.
+    pub async fn past_circles(&self) -> Result<Vec<PastCircle>, HearthError> {
+        let client = self.inner.clone();
+        run(async move {
+            let mut circles = Vec::new();
+            for (id, removed) in client.past_circles().await? {
+                circles.push(PastCircle {
+                    title: client.title(&id).await?,
+                    id: id.to_string(),
+                    removed,
+                });
+            }
+            Ok(circles)
+        })
+        .await
+    }
+
+    /// What happened during the calls since the last time that the person
+    /// should hear about (removed from a circle, rejoined after losing
+    /// messages, an invitation that could not be opened, other devices
+    /// added). The live stream delivers these as events by itself.
+    pub fn take_notices(&self) -> Vec<LiveEvent> {
+        self.inner
+            .take_notices()
+            .into_iter()
+            .map(|event| LiveEvent::from_sdk(event, &Default::default()))
+            .collect()
+    }
+
+    /// Revokes another device of this account (a lost phone): signed out at
+    /// once and taken out of every circle.
+    pub async fn revoke_device(&self, device_id: String) -> Result<(), HearthError> {
+        let client = self.inner.clone();
+        run(async move {
+            let device = convert::device_id(&device_id)?;
+            Ok(client.revoke_device(device).await?)
         })
         .await
     }

@@ -5,6 +5,7 @@
 
 use super::{command, hearth, one};
 use anyhow::{Context as _, Result, ensure};
+use hearth_tests::clients::lose_mls_state;
 use hearth_tests::{TestApp, on_both_databases};
 use serde_json::Value;
 use std::path::Path;
@@ -190,16 +191,7 @@ async fn sams_laptop_joins_by_itself_and_a_lost_invitation_is_repaired(app: Test
         &one(&app, home, "Jo", &["join", &link]).await?,
         "join_request_id",
     )?;
-    for entry in std::fs::read_dir(home.join("Jo"))? {
-        let path = entry?.path();
-        if path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with("mls.db"))
-        {
-            std::fs::remove_file(path)?;
-        }
-    }
+    lose_mls_state(&home.join("Jo"))?;
     one(&app, home, "Anna", &["approve", &circle, &request]).await?;
     let (ok, out, err) = text(&app, home, "Jo", &["status"]).await?;
     assert!(ok, "{err}");
@@ -218,6 +210,23 @@ async fn sams_laptop_joins_by_itself_and_a_lost_invitation_is_repaired(app: Test
     );
     let listed = one(&app, home, "Jo", &["circle", "list"]).await?;
     assert_eq!(listed["circles"][0]["title"], "Monday circle");
+
+    // Sam's phone loses its encryption state: the next read rejoins, and
+    // says that what was sent meanwhile is lost to this device.
+    lose_mls_state(&home.join("Sam"))?;
+    one(&app, home, "Anna", &["send", &circle, "while Sam was away"]).await?;
+    let (ok, _, err) = text(&app, home, "Sam", &["read", &circle]).await?;
+    assert!(ok, "{err}");
+    assert!(
+        err.contains("had fallen out of step with \"Monday circle\" and rejoined it"),
+        "{err}"
+    );
+    one(&app, home, "Anna", &["send", &circle, "after Sam rejoined"]).await?;
+    let read = hearth(&app, home, "Sam", &["read", &circle]).await?;
+    assert_eq!(
+        read.last().map(|m| m["body"].clone()),
+        Some("after Sam rejoined".into())
+    );
     Ok(())
 }
 
