@@ -293,11 +293,16 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// A `PrivateMessage` body, to its end: group id, epoch, content type,
-/// ciphertext.
-fn read_private<'a>(
-    r: &mut Reader<'a>,
-) -> Result<(&'a [u8], u64, ContentType, &'a [u8]), FramingError> {
+/// A `PrivateMessage` body as read.
+struct Private<'a> {
+    group_id: &'a [u8],
+    epoch: u64,
+    content_type: ContentType,
+    ciphertext: &'a [u8],
+}
+
+/// A `PrivateMessage` body, to its end.
+fn read_private<'a>(r: &mut Reader<'a>) -> Result<Private<'a>, FramingError> {
     let group_id = r.vector()?;
     let epoch = r.u64()?;
     let content_type = ContentType::from_u8(r.u8()?).ok_or(FramingError::ContentType)?;
@@ -307,7 +312,12 @@ fn read_private<'a>(
     if !r.0.is_empty() {
         return Err(FramingError::Trailing);
     }
-    Ok((group_id, epoch, content_type, ciphertext))
+    Ok(Private {
+        group_id,
+        epoch,
+        content_type,
+        ciphertext,
+    })
 }
 
 /// Reads an `MLSMessage`'s clear header.
@@ -319,12 +329,12 @@ pub fn read(bytes: &[u8]) -> Result<Header<'_>, FramingError> {
     let wire_format = WireFormat::from_u16(r.u16()?).ok_or(FramingError::WireFormat)?;
     Ok(match wire_format {
         WireFormat::PrivateMessage => {
-            let (group_id, epoch, content_type, ciphertext) = read_private(&mut r)?;
+            let private = read_private(&mut r)?;
             Header::Private {
-                group_id,
-                epoch,
-                content_type,
-                ciphertext_len: ciphertext.len(),
+                group_id: private.group_id,
+                epoch: private.epoch,
+                content_type: private.content_type,
+                ciphertext_len: private.ciphertext.len(),
             }
         }
         WireFormat::PublicMessage => {
@@ -438,7 +448,7 @@ pub fn private_ciphertext(bytes: &[u8]) -> Option<&[u8]> {
     let mut r = Reader(bytes);
     (r.u16().ok()? == MLS10 && r.u16().ok()? == WireFormat::PrivateMessage.as_u16())
         .then_some(())?;
-    read_private(&mut r).ok().map(|(.., ciphertext)| ciphertext)
+    read_private(&mut r).ok().map(|private| private.ciphertext)
 }
 
 #[cfg(test)]

@@ -70,7 +70,7 @@ fn field<'a>(vector: &'a BTreeMap<String, String>, key: &str) -> Result<&'a str>
 }
 
 fn unhex(text: &str) -> Result<Vec<u8>> {
-    ensure!(text.len() % 2 == 0, "odd hex");
+    ensure!(text.len().is_multiple_of(2), "odd hex");
     (0..text.len())
         .step_by(2)
         .map(|i| Ok(u8::from_str_radix(&text[i..i + 2], 16)?))

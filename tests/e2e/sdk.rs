@@ -249,7 +249,7 @@ async fn a_removed_member_reads_nothing_new_and_the_rest_carry_on(app: TestApp) 
         texts(&clients[2].history(&circle).await?),
         ["before the removal"]
     );
-    assert_eq!(clients[2].circles().await?, [other.clone()]);
+    assert_eq!(clients[2].circles().await?, std::slice::from_ref(&other));
     assert_eq!(clients[2].past_circles().await?, [(circle.clone(), true)]);
     let refused = clients[2].send_text(&circle, "let me back in").await;
     assert!(matches!(
@@ -477,8 +477,8 @@ async fn a_revoked_invite_stops_working_and_a_member_who_leaves_hears_nothing_mo
     let again = facilitator.create_invite(&circle).await?;
     let request = sam.redeem_invite(&again, "may I come back?").await?;
     facilitator.approve(&circle, request).await?;
-    assert_eq!(sam.accept_welcomes().await?, [circle.clone()]);
-    assert_eq!(sam.circles().await?, [circle.clone()]);
+    assert_eq!(sam.accept_welcomes().await?, std::slice::from_ref(&circle));
+    assert_eq!(sam.circles().await?, std::slice::from_ref(&circle));
     facilitator.send_text(&circle, "welcome back, Sam").await?;
     assert_eq!(texts(&sam.sync(&circle).await?), ["welcome back, Sam"]);
     sam.send_text(&circle, "glad to be back").await?;
@@ -503,7 +503,10 @@ async fn sams_new_laptop_asking_by_invite_joins_without_its_twin(app: TestApp) -
     let asked = facilitator.join_requests(&circle).await?;
     assert_eq!(asked[0].device_ids.len(), 2);
     facilitator.approve(&circle, request).await?;
-    assert_eq!(laptop.accept_welcomes().await?, [circle.clone()]);
+    assert_eq!(
+        laptop.accept_welcomes().await?,
+        std::slice::from_ref(&circle)
+    );
     facilitator.send_text(&circle, "both of you").await?;
     assert_eq!(texts(&laptop.sync(&circle).await?), ["both of you"]);
     assert_eq!(texts(&phone.sync(&circle).await?), ["both of you"]);
@@ -534,7 +537,7 @@ async fn a_welcome_the_device_cannot_use_is_repaired_and_reported(app: TestApp) 
 
     // The Welcome does not stop Sam: he joins from the GroupInfo instead and
     // hears that the Welcome was unusable.
-    assert_eq!(sam.accept_welcomes().await?, [circle.clone()]);
+    assert_eq!(sam.accept_welcomes().await?, std::slice::from_ref(&circle));
     assert_eq!(
         sam.take_notices(),
         [hearth_client::Event::WelcomeUnusable {
