@@ -256,9 +256,21 @@ async fn a_removed_member_reads_nothing_new_and_the_rest_carry_on(app: TestApp) 
         refused,
         Err(hearth_client::ClientError::RemovedFromCircle)
     ));
-    // Its other circle works as before.
+    // Her other circle works as before.
     clients[2].send_text(&other, "still with you").await?;
     assert_eq!(texts(&clients[1].sync(&other).await?), ["still with you"]);
+    // Removed from the other circle too, Alex learns it when she next
+    // writes there.
+    let alex = clients[2].device_id().await?.expect("registered");
+    clients[1].remove_devices(&other, &[alex]).await?;
+    let refused = clients[2].send_text(&other, "anyone?").await;
+    assert!(
+        matches!(refused, Err(hearth_client::ClientError::RemovedFromCircle)),
+        "{refused:?}"
+    );
+    assert_eq!(clients[2].past_circles().await?.len(), 2);
+    clients[2].take_notices();
+
     // The others carry on.
     assert_eq!(
         texts(&clients[1].sync(&circle).await?),

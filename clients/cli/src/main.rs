@@ -768,6 +768,12 @@ async fn command(client: &Arc<Client>, command: Command, j: bool) -> Result<()> 
             let history = client.history(&circle).await?;
             print_messages(&history, &names, j);
             if let Some(gone) = gone {
+                // Said once, below, whether noticed just now or before.
+                for event in client.take_notices() {
+                    if !matches!(&event, Event::Removed { circle_id } if *circle_id == circle) {
+                        print_notice(client, &event, j).await;
+                    }
+                }
                 let title = title_of(client, &circle).await;
                 let why = if matches!(gone, ClientError::RemovedFromCircle) {
                     format!("you were removed from {title}")

@@ -100,6 +100,11 @@ impl Client {
                 Err(err) if err.code() == Some(ErrorCode::StaleEpoch) => {
                     follow_ups.extend(self.catch_up(circle).await?.follow_ups);
                 }
+                // Off the roster: removed (or revoked) since the last sync.
+                Err(err) if err.code() == Some(ErrorCode::NotFound) => {
+                    self.gone(circle, crate::store::Gone::Removed).await?;
+                    return Err(ClientError::RemovedFromCircle);
+                }
                 Err(err) => return Err(err),
             }
         }

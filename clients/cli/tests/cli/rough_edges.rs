@@ -122,6 +122,7 @@ async fn a_facilitator_removes_alex_by_name_and_sam_leaves_and_comes_back(
         err.contains("you were removed from \"Thursday circle\""),
         "{err}"
     );
+    assert_eq!(err.lines().count(), 1, "said once: {err}");
     let listed = one(&app, home, "Alex", &["circle", "list"]).await?;
     assert_eq!(listed["circles"].as_array().map(Vec::len), Some(0));
     assert_eq!(listed["past_circles"][0]["removed"], true);
