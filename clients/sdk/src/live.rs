@@ -115,7 +115,8 @@ impl Client {
     /// sending process stores it just after the server answers, which may be
     /// a moment after the entry reaches the stream: wait briefly for it.
     async fn own_message(&self, circle: &CircleId, seq: u64) -> Result<Option<Message>> {
-        for _ in 0..20 {
+        // Up to two seconds: a sending process on a busy machine.
+        for _ in 0..80 {
             let circle = circle.clone();
             if let Some(message) = self.with(move |s| s.store.history_at(&circle, seq)).await? {
                 return Ok(Some(message));
