@@ -86,6 +86,10 @@ pub enum ServerFrame {
         /// The circle.
         circle_id: CircleId,
     },
+    /// Another device of this device's account can now be added to circles
+    /// (a newly linked device published its first KeyPackages): this device
+    /// may bring it into its circles.
+    DeviceLinked,
     /// A `send` was accepted.
     Sent {
         /// The request's id.

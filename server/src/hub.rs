@@ -35,6 +35,8 @@ pub enum Event {
     Appended(Arc<Appended>),
     /// The device got a Welcome, or its logins changed (revoked, logged out).
     Device(DeviceId),
+    /// Another device joined this device's account.
+    Linked(DeviceId),
     /// This node is shutting down: sockets close so clients reconnect
     /// elsewhere. Never sent to other nodes.
     Shutdown,
@@ -115,6 +117,7 @@ impl Event {
             Self::Circle(id) => format!("c:{id}"),
             Self::Appended(entry) => format!("c:{}", entry.circle),
             Self::Device(id) => format!("d:{id}"),
+            Self::Linked(id) => format!("l:{id}"),
             Self::Shutdown => "s:".to_owned(),
         }
     }
@@ -125,6 +128,7 @@ impl Event {
         match kind {
             "c" => id.parse().ok().map(Self::Circle),
             "d" => id.parse().ok().map(Self::Device),
+            "l" => id.parse().ok().map(Self::Linked),
             _ => None,
         }
     }
@@ -133,7 +137,7 @@ impl Event {
         match self {
             Self::Circle(id) => Some(id),
             Self::Appended(entry) => Some(&entry.circle),
-            Self::Device(_) | Self::Shutdown => None,
+            Self::Device(_) | Self::Linked(_) | Self::Shutdown => None,
         }
     }
 }
@@ -235,7 +239,7 @@ impl Hub {
         };
         match &event {
             Event::Shutdown => registry.mailboxes.keys().for_each(post),
-            Event::Device(device) => registry
+            Event::Device(device) | Event::Linked(device) => registry
                 .devices
                 .get(device)
                 .into_iter()
@@ -384,7 +388,11 @@ mod tests {
     #[test]
     fn events_round_trip_through_text() {
         let device: DeviceId = "6f1c2a4e-8a3b-4c5d-9e0f-1a2b3c4d5e6f".parse().unwrap();
-        for event in [Event::Circle(circle(1)), Event::Device(device)] {
+        for event in [
+            Event::Circle(circle(1)),
+            Event::Device(device),
+            Event::Linked(device),
+        ] {
             assert_eq!(Event::decode(&event.encode()), Some(event));
         }
         assert_eq!(Event::decode("x:1"), None);

@@ -22,6 +22,7 @@ on_both_databases!(
     sams_new_laptop_asking_by_invite_joins_without_its_twin,
     a_welcome_the_device_cannot_use_is_repaired_and_reported,
     revoked_devices_and_deleted_accounts_leave_the_group_on_the_facilitators_next_sync,
+    a_laptop_linked_while_the_phone_is_live_is_brought_in_at_once,
 );
 
 fn texts(rows: &[hearth_client::Message]) -> Vec<String> {
@@ -600,5 +601,37 @@ async fn revoked_devices_and_deleted_accounts_leave_the_group_on_the_facilitator
     facilitator.send_text(&circle, "just us two").await?;
     assert_eq!(texts(&phone.sync(&circle).await?), ["just us two"]);
     assert_eq!(phone.members(&circle).await?, members);
+    Ok(())
+}
+
+async fn a_laptop_linked_while_the_phone_is_live_is_brought_in_at_once(app: TestApp) -> Result<()> {
+    use hearth_client::Event;
+    let dirs = data_dirs(3)?;
+    let (clients, circle) = enrolled(&app, &dirs[..2]).await?;
+    let mut clients = clients.into_iter();
+    let facilitator = clients.next().expect("facilitator");
+    let phone = std::sync::Arc::new(clients.next().expect("phone"));
+    let mut events = phone.live();
+    assert_eq!(next_event(&mut events).await?, Event::Connected);
+
+    // Sam links his laptop; the phone, live, adds it without being asked.
+    let laptop = client(&app, &dirs[2]).await?;
+    let laptop_id = laptop.register(Some(&phone.link_token().await?)).await?;
+    loop {
+        match next_event(&mut events).await? {
+            Event::DevicesAdded { circle_id, devices } => {
+                assert_eq!((circle_id, devices), (circle.clone(), vec![laptop_id]));
+                break;
+            }
+            Event::Message { .. } => {}
+            other => anyhow::bail!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(
+        laptop.accept_welcomes().await?,
+        std::slice::from_ref(&circle)
+    );
+    facilitator.send_text(&circle, "hello, laptop").await?;
+    assert_eq!(texts(&laptop.sync(&circle).await?), ["hello, laptop"]);
     Ok(())
 }

@@ -87,6 +87,11 @@ pub fn describe(err: &anyhow::Error, server: &str) -> Failure {
             "bad_invite_link",
             "that is not a Hearth invite link (they look like hearth:invite/hit_…#…)",
         ),
+        ClientError::NoKeyPackages => Failure::new(
+            "no_key_packages",
+            "their device has nothing to be added with yet: it publishes some the next time it \
+             runs `hearth status`; then try again",
+        ),
         ClientError::UnknownJoinRequest => Failure::new(
             "unknown_join_request",
             "no such join request (`hearth requests <circle>` lists them)",

@@ -29,16 +29,22 @@ impl Client {
         devices: &[DeviceId],
         join_request: Option<uuid::Uuid>,
     ) -> Result<()> {
-        let follow_ups = self.add(circle, devices, join_request).await?;
+        let (follow_ups, added) = self.add(circle, devices, join_request).await?;
+        if added.is_empty() {
+            return Err(ClientError::NoKeyPackages);
+        }
         self.drive(follow_ups).await
     }
 
+    /// Claims the devices' KeyPackages and commits the Add of those that had
+    /// one: the follow-ups and the devices added (none, and no commit, when
+    /// none had a KeyPackage).
     async fn add(
         &self,
         circle: &CircleId,
         devices: &[DeviceId],
         join_request: Option<uuid::Uuid>,
-    ) -> Result<FollowUps> {
+    ) -> Result<(FollowUps, Vec<DeviceId>)> {
         let circle_id = circle.clone();
         let suite = self
             .with(move |s| Ok(u16::from(load(s, &circle_id)?.ciphersuite())))
@@ -49,6 +55,10 @@ impl Client {
             .claim_key_packages(devices, suite)
             .await?;
         let added: Vec<DeviceId> = claimed.key_packages.iter().map(|k| k.device_id).collect();
+        if added.is_empty() {
+            return Ok((FollowUps::default(), added));
+        }
+        let devices_added = added.clone();
         let key_packages: Vec<Vec<u8>> = claimed
             .key_packages
             .into_iter()
@@ -73,7 +83,7 @@ impl Client {
         // and (facilitators) leave them the calendar.
         follow_ups.push(FollowUp::ShareProfile(circle.clone()));
         follow_ups.push(FollowUp::WriteSnapshot(circle.clone()));
-        Ok(follow_ups)
+        Ok((follow_ups, devices_added))
     }
 
     /// Brings this account's other devices into every circle this device is
@@ -115,10 +125,13 @@ impl Client {
             return Ok(FollowUps::default());
         }
         match self.add(circle, &missing, None).await {
-            Ok(follow_ups) => {
+            // Nothing to add with yet (a new device that has not published
+            // KeyPackages): a later sync adds it.
+            Ok((_, added)) if added.is_empty() => Ok(FollowUps::default()),
+            Ok((follow_ups, added)) => {
                 self.notify(Event::DevicesAdded {
                     circle_id: circle.clone(),
-                    devices: missing,
+                    devices: added,
                 });
                 Ok(follow_ups)
             }

@@ -67,6 +67,11 @@ pub enum ClientError {
     /// before it joined, after it was removed, or past the grace period).
     #[error("no media key for this frame")]
     KeyUnavailable,
+    /// None of the devices to add has a KeyPackage on the server (it never
+    /// published any, or they are used up and it has no last resort): it
+    /// cannot be added until it publishes more.
+    #[error("none of the devices has a KeyPackage to be added with")]
+    NoKeyPackages,
     /// No pending join request with that id.
     #[error("no such join request")]
     UnknownJoinRequest,

@@ -212,6 +212,12 @@ impl Client {
                     circle_id,
                     request_id: join_request.join_request_id,
                 }],
+                ServerFrame::DeviceLinked => {
+                    // A new device of this account: bring it into our
+                    // circles now (the notices say so).
+                    self.add_my_other_devices().await?;
+                    Vec::new()
+                }
                 ServerFrame::Sent { .. } | ServerFrame::Error { .. } => Vec::new(),
             };
             for event in self.take_notices().into_iter().chain(event) {

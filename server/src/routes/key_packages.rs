@@ -2,6 +2,7 @@
 
 use crate::auth::Authenticated;
 use crate::error::ApiError;
+use crate::hub::Event;
 use crate::json::Body;
 use crate::mls::check_key_package;
 use crate::startup::AppState;
@@ -51,6 +52,7 @@ pub async fn upload(
         .await?
         .ok_or(ApiError::Unauthorized)?;
     let now = crate::now();
+    let had_none = state.storage.key_package_count(auth.device_id, now).await? == (0, false);
     let mut rejected = Vec::new();
     let mut checked = Vec::new();
     let mut items = Vec::new();
@@ -107,6 +109,16 @@ pub async fn upload(
                 }
             }
             Err(reason) => rejected.push(RejectedKeyPackage { item, reason }),
+        }
+    }
+    if had_none && accepted > 0 {
+        // A device that could not be added until now can be: the account's
+        // other devices hear it live and bring it into their circles (a
+        // newly linked device's first upload, typically).
+        for other in state.storage.account_devices(auth.account_id).await? {
+            if other.id != auth.device_id && other.revoked_at.is_none() {
+                state.publish(Event::Linked(other.id)).await;
+            }
         }
     }
     Ok(HttpResponse::Ok().json(UploadedKeyPackages {

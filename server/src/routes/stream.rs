@@ -138,6 +138,7 @@ impl Socket {
                         Ok(()) => self.deliver_welcomes().await,
                         Err(stop) => Err(stop),
                     },
+                    Some(Heard::Event(Event::Linked(_))) => self.send(&ServerFrame::DeviceLinked).await,
                     Some(Heard::Event(Event::Shutdown)) => Err(Stop::Shutdown),
                     // Fell a whole mailbox behind: catch up on everything.
                     Some(Heard::Lagged) => self.catch_up().await,
