@@ -515,7 +515,12 @@ async fn sams_new_laptop_asking_by_invite_joins_without_its_twin(app: TestApp) -
     let request = laptop.redeem_invite(&link, "my laptop").await?;
     let asked = facilitator.join_requests(&circle).await?;
     assert_eq!(asked[0].device_ids.len(), 2);
-    facilitator.approve(&circle, request).await?;
+    let laptop_id = laptop.device_id().await?.expect("registered");
+    assert_eq!(
+        facilitator.approve(&circle, request).await?,
+        [laptop_id],
+        "the phone is left out"
+    );
     assert_eq!(
         laptop.accept_welcomes().await?,
         std::slice::from_ref(&circle)
@@ -528,6 +533,21 @@ async fn sams_new_laptop_asking_by_invite_joins_without_its_twin(app: TestApp) -
         "the phone had nothing left to add"
     );
     assert!(facilitator.join_requests(&circle).await?.is_empty());
+
+    // A tablet asks too, but the phone brings it in first: approving then
+    // adds nobody and closes the request.
+    let tablet_dir = tempfile::tempdir()?;
+    let tablet = client(&app, &tablet_dir).await?;
+    tablet.register(Some(&phone.link_token().await?)).await?;
+    let link = facilitator.create_invite(&circle).await?;
+    let request = tablet.redeem_invite(&link, "my tablet").await?;
+    phone.sync(&circle).await?;
+    assert!(facilitator.approve(&circle, request).await?.is_empty());
+    assert!(facilitator.join_requests(&circle).await?.is_empty());
+    assert_eq!(
+        tablet.accept_welcomes().await?,
+        std::slice::from_ref(&circle)
+    );
     Ok(())
 }
 

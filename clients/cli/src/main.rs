@@ -718,9 +718,13 @@ async fn command(client: &Arc<Client>, command: Command, j: bool) -> Result<()> 
             });
         }
         Command::Approve { circle, request } => {
-            client.approve(&circle, request).await?;
-            say(j, json!({ "approved": request }), || {
-                "approved: they join the next time their device checks in".to_owned()
+            let added = client.approve(&circle, request).await?;
+            say(j, json!({ "approved": request, "added": added }), || {
+                if added.is_empty() {
+                    "everyone that request names is in the circle already; it is closed".to_owned()
+                } else {
+                    "approved: they join the next time their device checks in".to_owned()
+                }
             });
         }
         Command::Decline { circle, request } => {

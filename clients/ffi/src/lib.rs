@@ -331,7 +331,8 @@ impl HearthClient {
         run(async move {
             let circle = convert::circle_id(&circle_id)?;
             let request = convert::uuid(&request_id)?;
-            Ok(client.approve(&circle, request).await?)
+            client.approve(&circle, request).await?;
+            Ok(())
         })
         .await
     }

@@ -139,8 +139,9 @@ impl Client {
     /// Add and posts the bundle with the Welcome. Retries on `stale_epoch`.
     /// Devices of the request that are in the circle already (a member's
     /// second device asking again) are left out; when that leaves none, the
-    /// request is settled by declining it.
-    pub async fn approve(&self, circle: &CircleId, request: uuid::Uuid) -> Result<()> {
+    /// request is settled by declining it. Returns the devices added (none
+    /// in that case).
+    pub async fn approve(&self, circle: &CircleId, request: uuid::Uuid) -> Result<Vec<DeviceId>> {
         let devices = self
             .join_requests(circle)
             .await?
@@ -154,8 +155,10 @@ impl Client {
             .filter(|d| !roster.iter().any(|r| r.device_id == *d))
             .collect();
         if missing.is_empty() {
-            return self.decline(circle, request).await;
+            self.decline(circle, request).await?;
+            return Ok(missing);
         }
-        self.add_devices(circle, &missing, Some(request)).await
+        self.add_devices(circle, &missing, Some(request)).await?;
+        Ok(missing)
     }
 }
