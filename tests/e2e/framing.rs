@@ -39,6 +39,19 @@ fn send_body(epoch: u64, ciphertext: Vec<u8>) -> SendMessage {
     }
 }
 
+/// A claim by `claimer` that must succeed.
+async fn claim(
+    app: &TestApp,
+    claimer: &Member,
+    body: serde_json::Value,
+) -> Result<ClaimedKeyPackages> {
+    let answer = app
+        .post_json("/v1/key-packages/claim", claimer.token(), &body)
+        .await?;
+    anyhow::ensure!(answer.status() == 200, "claim: {}", answer.status());
+    Ok(answer.json().await?)
+}
+
 async fn log(app: &TestApp, member: &Member, circle: &CircleId) -> Result<LogPage> {
     Ok(app
         .get(&messages(circle), member.token())
@@ -249,7 +262,7 @@ async fn only_the_facilitator_they_asked_may_claim_a_strangers_key_packages(db: 
     let member = &members[0];
     let sam = Member::sign_up(&app).await?;
     sam.publish_key_packages(&app, 3).await?;
-    let claim = json!({ "device_ids": [sam.device.device_id] });
+    let body = json!({ "device_ids": [sam.device.device_id] });
     let count = async || -> Result<KeyPackageCount> {
         Ok(app
             .get("/v1/key-packages/count", sam.token())
@@ -262,7 +275,7 @@ async fn only_the_facilitator_they_asked_may_claim_a_strangers_key_packages(db: 
     // drain his pool.
     for claimer in [&facilitator, member] {
         expect_error(
-            app.post_json("/v1/key-packages/claim", claimer.token(), &claim)
+            app.post_json("/v1/key-packages/claim", claimer.token(), &body)
                 .await?,
             403,
             ErrorCode::ClaimNotAllowed,
@@ -274,17 +287,13 @@ async fn only_the_facilitator_they_asked_may_claim_a_strangers_key_packages(db: 
     // Sam asks to join: the facilitator may claim, a member still may not.
     facilitator.invite(&app, &[&sam]).await?;
     expect_error(
-        app.post_json("/v1/key-packages/claim", member.token(), &claim)
+        app.post_json("/v1/key-packages/claim", member.token(), &body)
             .await?,
         403,
         ErrorCode::ClaimNotAllowed,
     )
     .await?;
-    let claimed: ClaimedKeyPackages = app
-        .post_json("/v1/key-packages/claim", facilitator.token(), &claim)
-        .await?
-        .json()
-        .await?;
+    let claimed = claim(&app, &facilitator, body.clone()).await?;
     assert_eq!(claimed.key_packages.len(), 1);
     assert_eq!(count().await?.available, 2);
     // The approval uses the request up; Sam's pool is his again.
@@ -293,7 +302,7 @@ async fn only_the_facilitator_they_asked_may_claim_a_strangers_key_packages(db: 
     let circle = facilitator.circle_id()?;
     facilitator.commit_accepted(&app, &circle, &add).await?;
     expect_error(
-        app.post_json("/v1/key-packages/claim", facilitator.token(), &claim)
+        app.post_json("/v1/key-packages/claim", facilitator.token(), &body)
             .await?,
         403,
         ErrorCode::ClaimNotAllowed,
@@ -330,15 +339,12 @@ async fn a_claim_names_its_suite_and_takes_nothing_of_another(db: Db) -> Result<
     facilitator.invite(&app, &[&sam]).await?;
 
     // The circle is AES-128-GCM (suite 1, the default): Sam has none.
-    let claimed: ClaimedKeyPackages = app
-        .post_json(
-            "/v1/key-packages/claim",
-            facilitator.token(),
-            &json!({ "device_ids": [sam.device.device_id] }),
-        )
-        .await?
-        .json()
-        .await?;
+    let claimed = claim(
+        &app,
+        &facilitator,
+        json!({ "device_ids": [sam.device.device_id] }),
+    )
+    .await?;
     assert!(claimed.key_packages.is_empty());
     assert_eq!(claimed.unavailable, vec![sam.device.device_id]);
     let count: KeyPackageCount = app
@@ -351,15 +357,12 @@ async fn a_claim_names_its_suite_and_takes_nothing_of_another(db: Db) -> Result<
         "and his ChaCha20 KeyPackage is still there"
     );
     // A ChaCha20 circle asks for suite 3 and gets it.
-    let claimed: ClaimedKeyPackages = app
-        .post_json(
-            "/v1/key-packages/claim",
-            facilitator.token(),
-            &json!({ "device_ids": [sam.device.device_id], "cipher_suite": 3 }),
-        )
-        .await?
-        .json()
-        .await?;
+    let claimed = claim(
+        &app,
+        &facilitator,
+        json!({ "device_ids": [sam.device.device_id], "cipher_suite": 3 }),
+    )
+    .await?;
     assert_eq!(claimed.key_packages.len(), 1);
     let read = profile::read_key_package(
         sam.provider.crypto(),
@@ -401,15 +404,12 @@ async fn key_packages_upload_bare_or_framed_and_are_handed_out_framed(db: Db) ->
     facilitator.invite(&app, &[&sam]).await?;
     let mut handed_out = Vec::new();
     for _ in 0..2 {
-        let claimed: ClaimedKeyPackages = app
-            .post_json(
-                "/v1/key-packages/claim",
-                facilitator.token(),
-                &json!({ "device_ids": [sam.device.device_id] }),
-            )
-            .await?
-            .json()
-            .await?;
+        let claimed = claim(
+            &app,
+            &facilitator,
+            json!({ "device_ids": [sam.device.device_id] }),
+        )
+        .await?;
         handed_out.push(claimed.key_packages[0].key_package.clone().into_inner());
     }
     assert_eq!(

@@ -77,6 +77,13 @@ fn unhex(text: &str) -> Result<Vec<u8>> {
         .collect()
 }
 
+/// A fixed-length hex field of a vector.
+fn fixed<const N: usize>(vector: &BTreeMap<String, String>, key: &str) -> Result<[u8; N]> {
+    unhex(field(vector, key)?)?
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("{key} is {N} bytes"))
+}
+
 fn hex(bytes: &[u8]) -> String {
     hearth_tests::hex(bytes)
 }
@@ -86,9 +93,7 @@ fn the_signed_bytes_of_registration_and_login_are_as_documented() -> Result<()> 
     let doc = protocol_md()?;
     let all = vectors(&doc);
     let register = all.get("register").context("no register vector")?;
-    let seed: [u8; 32] = unhex(field(register, "seed")?)?
-        .try_into()
-        .map_err(|_| anyhow::anyhow!("seed is 32 bytes"))?;
+    let seed: [u8; 32] = fixed(register, "seed")?;
     let key = SigningKey::from_bytes(&seed);
     let public = key.verifying_key().to_bytes();
     assert_eq!(hex(&public), field(register, "public_key")?);
@@ -116,18 +121,14 @@ fn invite_links_and_sealed_notes_are_as_documented() -> Result<()> {
     let doc = protocol_md()?;
     let all = vectors(&doc);
     let v = all.get("invite_note").context("no invite_note vector")?;
-    let key: [u8; 32] = unhex(field(v, "key")?)?
-        .try_into()
-        .map_err(|_| anyhow::anyhow!("key is 32 bytes"))?;
+    let key: [u8; 32] = fixed(v, "key")?;
     let link = InviteLink {
         token: field(v, "token")?.to_owned(),
         note_key: key,
     };
     assert_eq!(link.to_link(), field(v, "link")?);
     assert_eq!(InviteLink::parse(field(v, "link")?), Some(link));
-    let nonce: [u8; 12] = unhex(field(v, "nonce")?)?
-        .try_into()
-        .map_err(|_| anyhow::anyhow!("nonce is 12 bytes"))?;
+    let nonce: [u8; 12] = fixed(v, "nonce")?;
     let note = unhex(field(v, "note")?)?;
     let sealed = invite::seal_note(&key, &nonce, &note)?;
     assert_eq!(hex(&sealed), field(v, "sealed")?);

@@ -3,10 +3,10 @@
 //! revocation, and wake-ups across two nodes.
 
 use anyhow::{Context as _, Result, bail};
+use hearth_protocol::ErrorCode;
 use hearth_protocol::circles::SendMessage;
 use hearth_protocol::stream::{ClientFrame, ServerFrame};
-use hearth_protocol::{CircleId, ErrorCode};
-use hearth_tests::mls::Member;
+use hearth_tests::mls::{Member, circle_with};
 use hearth_tests::{Db, Stream, TestApp, TestDb, on_both_databases, on_postgres};
 use serde_json::json;
 use std::time::Duration;
@@ -23,27 +23,6 @@ on_postgres!(an_entry_accepted_on_one_node_reaches_a_socket_on_another,);
 
 const WAIT: Duration = Duration::from_secs(5);
 
-/// The facilitator and `n` members of a fresh circle.
-async fn circle(app: &TestApp, n: usize) -> Result<(Member, Vec<Member>, CircleId)> {
-    let mut facilitator = Member::sign_up(app).await?;
-    let mut members = Vec::new();
-    for _ in 0..n {
-        let member = Member::sign_up(app).await?;
-        member.publish_key_packages(app, 2).await?;
-        members.push(member);
-    }
-    let id = facilitator.create_circle(app).await?;
-    if n > 0 {
-        let refs: Vec<&Member> = members.iter().collect();
-        let bundle = facilitator.add_commit(app, &refs).await?;
-        facilitator.commit_accepted(app, &id, &bundle).await?;
-        for member in &mut members {
-            member.join(app).await?;
-        }
-    }
-    Ok((facilitator, members, id))
-}
-
 async fn entry(stream: &mut Stream) -> Result<(u64, Vec<u8>)> {
     match stream.next(WAIT).await? {
         Some(ServerFrame::Entry { entry, .. }) => Ok((entry.seq, entry.ciphertext.into_inner())),
@@ -55,7 +34,7 @@ async fn live_entries_arrive_in_order_and_a_dropped_client_resumes_exactly_once(
     db: Db,
 ) -> Result<()> {
     let app = TestApp::spawn(db).await?;
-    let (mut facilitator, mut members, circle) = circle(&app, 1).await?;
+    let (mut facilitator, mut members, circle) = circle_with(&app, 1).await?;
     let sam = &mut members[0];
 
     let mut stream = app.stream(sam.token()).await?;
@@ -128,7 +107,7 @@ async fn live_entries_arrive_in_order_and_a_dropped_client_resumes_exactly_once(
 }
 
 async fn a_message_sent_over_the_socket_is_answered_and_delivered(app: TestApp) -> Result<()> {
-    let (mut facilitator, mut members, circle) = circle(&app, 1).await?;
+    let (mut facilitator, mut members, circle) = circle_with(&app, 1).await?;
     let mut facilitator_stream = app.stream(facilitator.token()).await?;
     facilitator_stream.resume(&[(&circle, 1)]).await?;
     let mut sam_stream = app.stream(members[0].token()).await?;
@@ -204,7 +183,7 @@ async fn a_message_sent_over_the_socket_is_answered_and_delivered(app: TestApp) 
 }
 
 async fn welcomes_and_join_requests_arrive_as_they_happen(app: TestApp) -> Result<()> {
-    let (mut facilitator, _, circle) = circle(&app, 0).await?;
+    let (mut facilitator, _, circle) = circle_with(&app, 0).await?;
     let mut facilitator_stream = app.stream(facilitator.token()).await?;
     facilitator_stream.resume(&[(&circle, 0)]).await?;
     let mut sam = Member::sign_up(&app).await?;
@@ -252,7 +231,7 @@ async fn welcomes_and_join_requests_arrive_as_they_happen(app: TestApp) -> Resul
 }
 
 async fn removal_and_revocation_cut_a_socket_off_within_a_second(app: TestApp) -> Result<()> {
-    let (mut facilitator, members, circle) = circle(&app, 2).await?;
+    let (mut facilitator, members, circle) = circle_with(&app, 2).await?;
     let mut removed_stream = app.stream(members[0].token()).await?;
     removed_stream.resume(&[(&circle, 1)]).await?;
     let mut revoked_stream = app.stream(members[1].token()).await?;
@@ -336,7 +315,7 @@ async fn an_entry_accepted_on_one_node_reaches_a_socket_on_another(db: Db) -> Re
     let second_db = TestDb::Postgres(url.clone());
     let first = TestApp::start(test_db, |_| {}).await?;
     let second = TestApp::start(second_db, |_| {}).await?;
-    let (mut facilitator, mut members, circle) = circle(&first, 1).await?;
+    let (mut facilitator, mut members, circle) = circle_with(&first, 1).await?;
 
     let mut stream = second.stream(members[0].token()).await?;
     stream.resume(&[(&circle, 1)]).await?;

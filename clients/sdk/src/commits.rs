@@ -104,7 +104,7 @@ impl Client {
         Ok(changed)
     }
 
-    /// Adds this account's devices that are not in the circle's roster yet
+    /// Adds this account's devices that are not in the circle's MLS group yet
     /// (newly linked ones); says so with [`Event::DevicesAdded`]. Another of
     /// the account's devices adding them first is no failure.
     pub(crate) async fn add_own_devices(&self, circle: &CircleId) -> Result<FollowUps> {
@@ -114,12 +114,13 @@ impl Client {
         if mine.devices.len() < 2 {
             return Ok(FollowUps::default());
         }
-        let seen = api.circle(circle).await?;
+        // The MLS group is the membership: no second look at the roster.
+        let in_group = self.members(circle).await?;
         let missing: Vec<DeviceId> = mine
             .devices
             .iter()
             .map(|d| d.device_id)
-            .filter(|d| *d != me && !seen.roster.iter().any(|r| r.device_id == *d))
+            .filter(|d| *d != me && !in_group.contains(d))
             .collect();
         if missing.is_empty() {
             return Ok(FollowUps::default());

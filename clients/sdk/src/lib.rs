@@ -190,17 +190,19 @@ fn random<const N: usize>() -> Result<[u8; N]> {
 }
 
 /// The circle's MLS group from `mls.db`. A circle this device left or was
-/// removed from has none, and says which.
+/// removed from has none (its group is dropped then), and says which.
 fn load(s: &State, circle: &CircleId) -> Result<MlsGroup> {
     let group = MlsGroup::load(
         s.provider.storage(),
         &GroupId::from_slice(circle.as_bytes()),
     )
     .map_err(hearth_protocol::mls::failed("loading the circle's group"))?;
-    match (group, s.store.gone(circle)?) {
-        (Some(group), None) => Ok(group),
-        (_, Some(store::Gone::Removed)) => Err(ClientError::RemovedFromCircle),
-        (_, Some(store::Gone::Left)) => Err(ClientError::LeftCircle),
-        (None, None) => Err(ClientError::UnknownCircle),
+    match group {
+        Some(group) => Ok(group),
+        None => Err(match s.store.gone(circle)? {
+            Some(store::Gone::Removed) => ClientError::RemovedFromCircle,
+            Some(store::Gone::Left) => ClientError::LeftCircle,
+            None => ClientError::UnknownCircle,
+        }),
     }
 }

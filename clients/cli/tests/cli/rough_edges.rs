@@ -34,6 +34,12 @@ async fn text(
     ))
 }
 
+/// The body of the last message `profile` reads in the circle.
+async fn last_body(app: &TestApp, home: &Path, profile: &str, circle: &str) -> Result<String> {
+    let read = hearth(app, home, profile, &["read", circle]).await?;
+    string(read.last().context("no messages")?, "body")
+}
+
 fn string(value: &Value, key: &str) -> Result<String> {
     value[key]
         .as_str()
@@ -149,10 +155,9 @@ async fn a_facilitator_removes_alex_by_name_and_sam_leaves_and_comes_back(
     let bodies: Vec<&str> = read.iter().filter_map(|m| m["body"].as_str()).collect();
     assert_eq!(bodies.last(), Some(&"hello again, Sam"));
     one(&app, home, "Sam", &["send", &circle, "good to be back"]).await?;
-    let read = hearth(&app, home, "Anna", &["read", &circle]).await?;
     assert_eq!(
-        read.last().map(|m| m["body"].clone()),
-        Some("good to be back".into())
+        last_body(&app, home, "Anna", &circle).await?,
+        "good to be back"
     );
     Ok(())
 }
@@ -223,10 +228,9 @@ async fn sams_laptop_joins_by_itself_and_a_lost_invitation_is_repaired(app: Test
         "{err}"
     );
     one(&app, home, "Anna", &["send", &circle, "after Sam rejoined"]).await?;
-    let read = hearth(&app, home, "Sam", &["read", &circle]).await?;
     assert_eq!(
-        read.last().map(|m| m["body"].clone()),
-        Some("after Sam rejoined".into())
+        last_body(&app, home, "Sam", &circle).await?,
+        "after Sam rejoined"
     );
     Ok(())
 }

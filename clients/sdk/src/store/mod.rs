@@ -99,6 +99,15 @@ impl Gone {
             Self::Removed => "removed",
         }
     }
+
+    /// Anything but "left" reads as removed: the stricter of the two.
+    fn parse(text: &str) -> Self {
+        if text == Self::Left.as_str() {
+            Self::Left
+        } else {
+            Self::Removed
+        }
+    }
 }
 
 /// The registered device as stored.
@@ -350,14 +359,9 @@ impl Store {
         })?;
         rows.map(|row| {
             let (id, gone) = row?;
-            let how = if gone == Gone::Left.as_str() {
-                Gone::Left
-            } else {
-                Gone::Removed
-            };
             Ok((
                 CircleId::from_bytes(id).map_err(|_| corrupt("circle id"))?,
-                how,
+                Gone::parse(&gone),
             ))
         })
         .collect()
@@ -365,11 +369,15 @@ impl Store {
 
     /// How this device left the circle, if it did.
     pub fn gone(&self, circle: &CircleId) -> Result<Option<Gone>> {
-        Ok(self
-            .past_circles()?
-            .into_iter()
-            .find(|(c, _)| c == circle)
-            .map(|(_, how)| how))
+        let gone: Option<Option<String>> = self
+            .conn
+            .query_row(
+                "SELECT gone FROM circles WHERE circle_id = ?1",
+                [circle.as_bytes()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(gone.flatten().map(|how| Gone::parse(&how)))
     }
 
     /// This device is no longer in the circle: its history stays, nothing
