@@ -59,6 +59,19 @@ async fn status(app: &TestApp, token: &str) -> Result<PushStatus> {
     Ok(answer.json().await?)
 }
 
+/// The device's push status once the server has marked its target dead, or
+/// an error if that does not happen while a wake would arrive.
+async fn dead_status(app: &TestApp, token: &str) -> Result<PushStatus> {
+    let deadline = tokio::time::Instant::now() + ARRIVES;
+    loop {
+        let health = status(app, token).await?;
+        if health.dead_since.is_some() || tokio::time::Instant::now() > deadline {
+            return Ok(health);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn send(app: &TestApp, circle: &CircleId, token: &str, text: &[u8]) -> Result<()> {
     let body = SendMessage {
         message_id: uuid::Uuid::new_v4(),
@@ -97,6 +110,10 @@ async fn a_sleeping_phone_is_woken_once_per_burst_and_a_live_one_not_at_all(db: 
     let browser = Subscriber::new()?;
     let ben_token = fcm_token();
     let cleo_token = apns_token();
+    // Cleo's app is open before she registers: the wakes for how the circle
+    // was set up may still be on their way, and none may reach her.
+    let mut cleo_socket = app.stream(cleo).await?;
+    cleo_socket.resume(&[(&circle, 0)]).await?;
     let registered = register(&app, ada, &browser.target(&receiver)).await?;
     assert!(registered.working && registered.last_wake_at.is_none());
     register(
@@ -117,8 +134,6 @@ async fn a_sleeping_phone_is_woken_once_per_burst_and_a_live_one_not_at_all(db: 
         },
     )
     .await?;
-    let mut cleo_socket = app.stream(cleo).await?;
-    cleo_socket.resume(&[(&circle, 0)]).await?;
 
     // Ten messages in a burst: Ada and Ben are each woken once; Cleo, live,
     // not at all; the facilitator has no target.
@@ -246,6 +261,23 @@ async fn gone_targets_die_and_their_devices_can_tell(db: Db) -> Result<()> {
     let browser = Subscriber::new()?;
     let ben_token = fcm_token();
     let cleo_token = apns_token();
+    // Ada unsubscribed in her browser; Ben uninstalled the app; Cleo's
+    // token was never valid. (The services answer so from the start: a wake
+    // for something from before the registration may come first.)
+    receiver.answer(&browser.id, 410, &[], "");
+    receiver.answer(
+        &ben_token,
+        404,
+        &[("content-type", "application/json")],
+        r#"{"error":{"code":404,"message":"Requested entity was not found.","status":"NOT_FOUND",
+            "details":[{"@type":"type.googleapis.com/google.firebase.fcm.v1.FcmError","errorCode":"UNREGISTERED"}]}}"#,
+    );
+    receiver.answer(
+        &cleo_token,
+        400,
+        &[("content-type", "application/json")],
+        r#"{"reason":"BadDeviceToken"}"#,
+    );
     register(&app, ada, &browser.target(&receiver)).await?;
     register(
         &app,
@@ -265,22 +297,6 @@ async fn gone_targets_die_and_their_devices_can_tell(db: Db) -> Result<()> {
         },
     )
     .await?;
-    // Ada unsubscribed in her browser; Ben uninstalled the app; Cleo's
-    // token was never valid.
-    receiver.answer(&browser.id, 410, &[], "");
-    receiver.answer(
-        &ben_token,
-        404,
-        &[("content-type", "application/json")],
-        r#"{"error":{"code":404,"message":"Requested entity was not found.","status":"NOT_FOUND",
-            "details":[{"@type":"type.googleapis.com/google.firebase.fcm.v1.FcmError","errorCode":"UNREGISTERED"}]}}"#,
-    );
-    receiver.answer(
-        &cleo_token,
-        400,
-        &[("content-type", "application/json")],
-        r#"{"reason":"BadDeviceToken"}"#,
-    );
     send(&app, &circle, facilitator, b"first").await?;
     receiver
         .wait_for(&Service::WebPush(browser.id.clone()), 1, ARRIVES)
@@ -295,14 +311,15 @@ async fn gone_targets_die_and_their_devices_can_tell(db: Db) -> Result<()> {
         apns[0].path.starts_with("/sandbox/"),
         "a sandbox token goes to the sandbox"
     );
-    settle().await;
+    // The answers are recorded after the wakes went out: wait for that, not
+    // for a fixed time (a loaded machine takes longer).
     for (token, reason) in [
         (ada, PushDeadReason::Unregistered),
         (ben, PushDeadReason::Unregistered),
         (cleo, PushDeadReason::BadToken),
     ] {
-        let health = status(&app, token).await?;
-        assert!(!health.working);
+        let health = dead_status(&app, token).await?;
+        assert!(!health.working, "{reason:?}: {health:?}");
         assert!(health.dead_since.is_some());
         assert_eq!(health.dead_reason, Some(reason));
     }
@@ -492,9 +509,9 @@ async fn registration_refuses_what_the_server_will_not_call(db: Db) -> Result<()
     let (circle, tokens) = relaxed.opaque_circle(1).await?;
     let moved = Subscriber::new()?;
     let elsewhere = Subscriber::new()?;
-    register(&relaxed, &tokens[1], &moved.target(&receiver)).await?;
     let location = receiver.url(&format!("/wp/{}", elsewhere.id));
     receiver.answer(&moved.id, 307, &[("location", location.as_str())], "");
+    register(&relaxed, &tokens[1], &moved.target(&receiver)).await?;
     send(&relaxed, &circle, &tokens[0], b"follow me").await?;
     receiver
         .wait_for(&Service::WebPush(moved.id.clone()), 1, ARRIVES)
@@ -536,15 +553,16 @@ async fn two_nodes_send_each_wake_once(db: Db) -> Result<()> {
     // both nodes, so both queue wakes for the same phones and both senders
     // race to claim them.
     let (circle, tokens) = first.opaque_circle(12).await?;
+    // The last phone's app is open, its socket on the second node (open
+    // before it registers: wakes for the circle's setup may be on their way).
+    let mut live = second.stream(&tokens[12]).await?;
+    live.resume(&[(&circle, 0)]).await?;
     let mut subscribers = Vec::new();
     for token in &tokens[1..] {
         let subscriber = Subscriber::new()?;
         register(&first, token, &subscriber.target(&receiver)).await?;
         subscribers.push(subscriber);
     }
-    // The last phone's app is open, its socket on the second node.
-    let mut live = second.stream(&tokens[12]).await?;
-    live.resume(&[(&circle, 0)]).await?;
     for i in 0..10u8 {
         let node = if i % 2 == 0 { &first } else { &second };
         send(node, &circle, &tokens[0], &[b'm', i]).await?;
@@ -678,19 +696,27 @@ async fn the_push_services_see_traffic_not_circles(db: Db) -> Result<()> {
     }
     let before = hearth_server::now();
     send(&app, &circle, &tokens[0], b"hello everyone").await?;
-    settle().await;
-    let due: Vec<i64> = app
-        .db
-        .dump()
-        .await?
-        .iter()
-        .filter_map(|row| row.strip_prefix("push_wakes: "))
-        .filter_map(|row| {
-            let fields: Vec<&str> = row.trim_matches(['(', ')']).split(',').collect();
-            fields.get(1)?.parse().ok()
-        })
-        .collect();
-    let sent = receiver.received().len();
+    // Wakes are queued just after the send is answered: look until all
+    // twelve are there (or a wake's time has passed), then once more.
+    let deadline = tokio::time::Instant::now() + ARRIVES;
+    let (due, sent) = loop {
+        let due: Vec<i64> = app
+            .db
+            .dump()
+            .await?
+            .iter()
+            .filter_map(|row| row.strip_prefix("push_wakes: "))
+            .filter_map(|row| {
+                let fields: Vec<&str> = row.trim_matches(['(', ')']).split(',').collect();
+                fields.get(1)?.parse().ok()
+            })
+            .collect();
+        let sent = receiver.received().len();
+        if due.len() + sent >= 12 || tokio::time::Instant::now() > deadline {
+            break (due, sent);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert_eq!(due.len() + sent, 12, "one wake per phone, queued or sent");
     assert!(due.iter().all(|d| *d >= before && *d <= before + 3601));
     let distinct: HashSet<i64> = due.iter().copied().collect();
