@@ -48,10 +48,17 @@ impl FromRequest for Authenticated {
                 .verify(&token, storage, crate::now())
                 .await
                 .ok_or(ApiError::Unauthorized)?;
-            let live = storage
-                .live_login(login_id, device_id)
-                .await?
-                .ok_or(ApiError::Unauthorized)?;
+            let live = match state.hub.logins().lookup(login_id, device_id) {
+                Ok(live) => live,
+                Err(ticket) => {
+                    let live = storage
+                        .live_login(login_id, device_id)
+                        .await?
+                        .ok_or(ApiError::Unauthorized)?;
+                    state.hub.logins().remember(ticket, login_id, live);
+                    live
+                }
+            };
             Ok(Self {
                 device_id: live.device_id,
                 account_id: live.account_id,

@@ -17,6 +17,7 @@
 //! events travel as `NOTIFY` and every node's listener republishes them
 //! locally (see `Operations::notify`/`listen`). Payloads carry only ids.
 
+use crate::logins::LiveLogins;
 use bytestring::ByteString;
 use hearth_protocol::circles::LogEntry;
 use hearth_protocol::stream::ServerFrame;
@@ -84,6 +85,9 @@ pub enum Notice {
         /// The last new number.
         last: i64,
     },
+    /// Said by this node's own listener, never by another node: its
+    /// connection dropped, and notices sent meanwhile are lost.
+    Missed,
 }
 
 impl Notice {
@@ -92,8 +96,14 @@ impl Notice {
         format!("a:{circle}:{first}:{last}")
     }
 
+    /// The line the listener hands on after its connection dropped.
+    pub const MISSED: &'static str = "m:";
+
     /// Parses a line (an [`Event::encode`] or [`Notice::appended`]).
     pub fn parse(text: &str) -> Option<Self> {
+        if text == Self::MISSED {
+            return Some(Self::Missed);
+        }
         if let Some(rest) = text.strip_prefix("a:") {
             let mut parts = rest.split(':');
             let circle = parts.next()?.parse().ok()?;
@@ -152,11 +162,13 @@ pub enum Heard {
     Lagged,
 }
 
-/// The node's registry of sockets and what they follow.
+/// The node's registry of sockets and what they follow, and the logins it
+/// last found live (forgotten as their devices' events pass).
 #[derive(Debug, Clone)]
 pub struct Hub {
     registry: Arc<Mutex<Registry>>,
     capacity: usize,
+    logins: LiveLogins,
 }
 
 #[derive(Debug, Default)]
@@ -190,6 +202,7 @@ impl Hub {
         Self {
             registry: Arc::default(),
             capacity: capacity.max(1),
+            logins: LiveLogins::default(),
         }
     }
 
@@ -229,8 +242,22 @@ impl Hub {
         }
     }
 
+    /// The logins this node last found live.
+    pub fn logins(&self) -> &LiveLogins {
+        &self.logins
+    }
+
+    /// Notices from other nodes may have been lost (the listener's
+    /// connection dropped): nothing remembered about logins is trusted.
+    pub fn missed_notices(&self) {
+        self.logins.forget_all();
+    }
+
     /// Hands an event to the sockets it concerns on this node.
     pub fn publish(&self, event: Event) {
+        if let Event::Device(device) = &event {
+            self.logins.forget_device(*device);
+        }
         let registry = self.registry();
         let post = |id: &u64| {
             if let Some(mailbox) = registry.mailboxes.get(id) {

@@ -13,6 +13,7 @@ pub mod error;
 pub mod framing;
 pub mod hub;
 pub mod json;
+pub mod logins;
 pub mod mls;
 pub mod openapi;
 pub mod push;

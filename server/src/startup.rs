@@ -298,6 +298,7 @@ async fn relay_notices(
     while let Some(text) = heard.recv().await {
         match Notice::parse(&text) {
             Some(Notice::Event(event)) => hub.publish(event),
+            Some(Notice::Missed) => hub.missed_notices(),
             Some(Notice::Appended {
                 circle,
                 first,

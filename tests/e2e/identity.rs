@@ -4,8 +4,11 @@ use anyhow::Result;
 use ed25519_dalek::{Signer as _, SigningKey};
 use hearth_protocol::auth::{DeviceList, LinkToken, LoginTokens, register_message};
 use hearth_protocol::{ErrorBody, ErrorCode};
-use hearth_tests::{Db, TestApp, b64, expect_error, on_both_databases, rand_bytes};
+use hearth_tests::{
+    Db, TestApp, TestDb, b64, expect_error, on_both_databases, on_postgres, rand_bytes,
+};
 use serde_json::json;
+use std::time::Duration;
 
 on_both_databases!(
     a_new_device_registers_logs_in_refreshes_and_sees_itself,
@@ -19,6 +22,7 @@ on_both_databases!(
     an_access_token_works_until_it_expires_and_not_a_second_longer,
     eight_racing_refreshes_of_one_token_rotate_once_and_end_the_login,
 );
+on_postgres!(a_login_ended_on_one_node_is_refused_by_the_other_at_once,);
 
 async fn a_new_device_registers_logs_in_refreshes_and_sees_itself(app: TestApp) -> Result<()> {
     // Sam's phone registers with a fresh key and gets a new account.
@@ -200,6 +204,13 @@ async fn a_revoked_device_is_locked_out_on_its_next_request(app: TestApp) -> Res
         )
         .await?;
     let lost_tokens = app.login(&lost).await?;
+    // The laptop was in use: the server has seen its login live.
+    assert_eq!(
+        app.get("/v1/devices", &lost_tokens.access_token)
+            .await?
+            .status(),
+        200
+    );
 
     // Sam's laptop was stolen; the phone revokes it.
     let response = app
@@ -481,4 +492,81 @@ async fn eight_racing_refreshes_of_one_token_rotate_once_and_end_the_login(
         .await?;
     }
     Ok(())
+}
+
+async fn a_login_ended_on_one_node_is_refused_by_the_other_at_once(db: Db) -> Result<()> {
+    let test_db = TestDb::create(db).await?;
+    let TestDb::Postgres(url) = &test_db else {
+        unreachable!()
+    };
+    let second_db = TestDb::Postgres(url.clone());
+    let first = TestApp::start(test_db, |_| {}).await?;
+    let second = TestApp::start(second_db, |_| {}).await?;
+    // Sam's phone and laptop both talk to the second node, which has seen
+    // their logins live.
+    let (_, phone_tokens) = first.signed_in().await?;
+    let link: LinkToken = first
+        .post("/v1/link-tokens", &phone_tokens.access_token)
+        .await?
+        .json()
+        .await?;
+    let laptop = first
+        .register_key(
+            SigningKey::from_bytes(&rand_bytes()),
+            Some(&link.link_token),
+        )
+        .await?;
+    let laptop_tokens = first.login(&laptop).await?;
+    for token in [&phone_tokens.access_token, &laptop_tokens.access_token] {
+        assert_eq!(second.get("/v1/devices", token).await?.status(), 200);
+    }
+
+    // The laptop is revoked through the first node; the second refuses it
+    // as soon as the news crosses (well within a second), and still serves
+    // the phone.
+    assert_eq!(
+        first
+            .delete(
+                &format!("/v1/devices/{}", laptop.device_id),
+                &phone_tokens.access_token,
+            )
+            .await?
+            .status(),
+        204
+    );
+    refused_soon(&second, &laptop_tokens.access_token).await?;
+    assert_eq!(
+        second
+            .get("/v1/devices", &phone_tokens.access_token)
+            .await?
+            .status(),
+        200
+    );
+
+    // The phone logs out through the first node: the same.
+    assert_eq!(
+        first
+            .delete("/v1/logins/current", &phone_tokens.access_token)
+            .await?
+            .status(),
+        204
+    );
+    refused_soon(&second, &phone_tokens.access_token).await?;
+    Ok(())
+}
+
+/// Asks `app` with `token` until it answers 401, for at most a second.
+async fn refused_soon(app: &TestApp, token: &str) -> Result<()> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+    loop {
+        let status = app.get("/v1/devices", token).await?.status();
+        if status == 401 {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "still answered {status} a second after the login ended"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

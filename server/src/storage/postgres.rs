@@ -128,10 +128,11 @@ impl SqlBackend for PgStorage {
         let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
         listener.listen(EVENT_CHANNEL).await?;
         loop {
-            // `recv` reconnects by itself after a lost connection; an error
-            // here is one it could not recover from right away.
-            match listener.recv().await {
-                Ok(notification) => {
+            // `try_recv` says when the connection was lost (notices sent
+            // meanwhile are gone: the hub is told) and reconnects on the
+            // next call; an error is a reconnection that failed.
+            match listener.try_recv().await {
+                Ok(Some(notification)) => {
                     let mut lines = notification.payload().lines();
                     if lines.next() == Some(self.node.as_str()) {
                         continue;
@@ -140,8 +141,13 @@ impl SqlBackend for PgStorage {
                         deliver(event.to_owned());
                     }
                 }
+                Ok(None) => {
+                    tracing::warn!("event listener lost its connection; reconnecting");
+                    deliver(crate::hub::Notice::MISSED.to_owned());
+                }
                 Err(err) => {
-                    tracing::warn!(error = %err, "event listener lost its connection; retrying");
+                    tracing::warn!(error = %err, "event listener could not reconnect; retrying");
+                    deliver(crate::hub::Notice::MISSED.to_owned());
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }
             }
