@@ -63,13 +63,12 @@ pub trait SqlBackend: Send + Sync + 'static {
     /// Tells the other server nodes on this database about an event.
     fn notify_nodes(&self, event: &str) -> impl Future<Output = Result<()>> + Send;
 
-    /// Tells the other server nodes about `events` (one per line) when `tx`
-    /// commits, and not at all if it rolls back.
-    fn notify_nodes_in<'a>(
-        &'a self,
-        tx: &'a mut Transaction<'static, Self::Db>,
-        events: &'a str,
-    ) -> impl Future<Output = Result<()>> + Send + 'a;
+    /// PostgreSQL: the `(channel, payload)` of a notification telling the
+    /// other nodes about `events`, for a `SELECT pg_notify(..)` that follows
+    /// writing CTEs in one statement (sent when the transaction commits).
+    /// SQLite has neither writing CTEs nor other nodes: `None`, and the
+    /// writes go one statement each.
+    fn notice_in_statement(&self, events: &str) -> Option<(&'static str, String)>;
 
     /// Passes every event other nodes send to `deliver`, until dropped.
     fn listen_nodes(

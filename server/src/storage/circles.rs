@@ -552,7 +552,27 @@ macro_rules! circles_sql {
                     return Ok(outcomes);
                 }
 
-                let mut query = sqlx::QueryBuilder::<Db>::new(
+                let mut grown: Vec<&CircleId> = accepted.iter().map(|(m, _)| &m.circle).collect();
+                grown.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+                grown.dedup();
+                // Other nodes learn which numbers are new, so each reads them
+                // once for all its sockets.
+                let events: Vec<String> = grown
+                    .iter()
+                    .filter_map(|circle| {
+                        let (_, found, now) = heads.get(circle.as_bytes())?;
+                        Some($crate::hub::Notice::appended(circle, found + 1, *now))
+                    })
+                    .collect();
+                // Where the database allows, the entries, the circles' new
+                // numbers and the notice go in one statement (one round trip).
+                let notice = self.notice_in_statement(&events.join("\n"));
+                let mut query = sqlx::QueryBuilder::<Db>::new(if notice.is_some() {
+                    "WITH inserted AS ("
+                } else {
+                    ""
+                });
+                query.push(
                     "INSERT INTO log_entries (circle_id, seq, epoch, kind, sender_id, \
                      message_id, digest, ciphertext, created_at) ",
                 );
@@ -567,13 +587,13 @@ macro_rules! circles_sql {
                         .push_bind(message.ciphertext.as_slice())
                         .push_bind(message.now);
                 });
-                query.build().execute(&mut *tx).await?;
-
-                let mut grown: Vec<&CircleId> = accepted.iter().map(|(m, _)| &m.circle).collect();
-                grown.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-                grown.dedup();
-                let mut query =
-                    sqlx::QueryBuilder::<Db>::new("UPDATE circles SET last_seq = CASE id");
+                if notice.is_some() {
+                    query.push(" RETURNING 1), grown AS (");
+                } else {
+                    query.build().execute(&mut *tx).await?;
+                    query.reset();
+                }
+                query.push("UPDATE circles SET last_seq = CASE id");
                 for circle in &grown {
                     let last = heads.get(circle.as_bytes()).map_or(0, |head| head.2);
                     query
@@ -588,18 +608,15 @@ macro_rules! circles_sql {
                     list.push_bind(circle.as_bytes());
                 }
                 query.push(")");
+                if let Some((channel, payload)) = notice {
+                    query
+                        .push(" RETURNING 1) SELECT pg_notify(")
+                        .push_bind(channel)
+                        .push(", ")
+                        .push_bind(payload)
+                        .push(")");
+                }
                 query.build().execute(&mut *tx).await?;
-
-                // Other nodes learn which numbers are new, so each reads them
-                // once for all its sockets.
-                let events: Vec<String> = grown
-                    .into_iter()
-                    .filter_map(|circle| {
-                        let (_, found, now) = heads.get(circle.as_bytes())?;
-                        Some($crate::hub::Notice::appended(circle, found + 1, *now))
-                    })
-                    .collect();
-                self.notify_nodes_in(&mut tx, &events.join("\n")).await?;
                 tx.commit().await?;
                 Ok(outcomes)
             }

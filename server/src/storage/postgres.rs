@@ -109,19 +109,8 @@ impl SqlBackend for PgStorage {
         Ok(())
     }
 
-    /// Inside the transaction, so the notification leaves with its commit
-    /// instead of costing a commit of its own.
-    async fn notify_nodes_in(
-        &self,
-        tx: &mut Transaction<'static, Postgres>,
-        events: &str,
-    ) -> Result<()> {
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(EVENT_CHANNEL)
-            .bind(format!("{}\n{events}", self.node))
-            .execute(&mut **tx)
-            .await?;
-        Ok(())
+    fn notice_in_statement(&self, events: &str) -> Option<(&'static str, String)> {
+        Some((EVENT_CHANNEL, format!("{}\n{events}", self.node)))
     }
 
     async fn listen_nodes(&self, deliver: Box<dyn Fn(String) + Send + Sync>) -> Result<()> {

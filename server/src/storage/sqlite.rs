@@ -126,12 +126,8 @@ impl SqlBackend for SqliteStorage {
         Ok(())
     }
 
-    async fn notify_nodes_in(
-        &self,
-        _tx: &mut Transaction<'static, Sqlite>,
-        _events: &str,
-    ) -> Result<()> {
-        Ok(())
+    fn notice_in_statement(&self, _events: &str) -> Option<(&'static str, String)> {
+        None
     }
 
     async fn listen_nodes(&self, _deliver: Box<dyn Fn(String) + Send + Sync>) -> Result<()> {
