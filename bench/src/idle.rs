@@ -4,10 +4,11 @@
 //! and CPU are its own), on a database where devices were set up through
 //! the API; the bench opens `count` live sockets for them from many loopback
 //! source addresses (one address has only ~28,000 ports), resumes each, and
-//! then measures the server's resident memory and its CPU over a quiet
-//! window. Pings (every 15 s) and the once-a-minute login safety check are
-//! what the server still does for an idle socket, so a window of at least a
-//! minute sees both.
+//! then measures the server's CPU over a quiet window and its resident
+//! memory at the window's end. Pings (every 15 s) and the once-a-minute
+//! login safety check are what the server still does for an idle socket, so
+//! a window of at least a minute sees both, and the server's sweep (every
+//! 60 s), which hands memory freed since back to the system.
 
 use crate::cpu;
 use anyhow::{Context as _, Result, bail};
@@ -126,10 +127,12 @@ pub async fn measure(db: Db, count: usize, window: u64, load: &Handle) -> Result
         }
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let with_sockets = rss(pid)?;
     let (cpu_before, started) = (cpu::process(pid)?, Instant::now());
     let pg_before = cpu::sample();
     tokio::time::sleep(Duration::from_secs(window)).await;
+    // Measured after the quiet window: the steady state, once the server's
+    // sweep (every 60 s) has handed back what the opening burst freed.
+    let with_sockets = rss(pid)?;
     let server_cpu = cpu::process(pid)? - cpu_before;
     let postgres = cpu::sample().since(&pg_before).postgres;
     let elapsed = started.elapsed().as_secs_f64();
