@@ -314,7 +314,10 @@ impl Socket {
                     .text(entry.frame.clone())
                     .await
                     .map_err(|_| Stop::Gone)?;
-                self.cursors.insert(entry.circle.clone(), entry.seq);
+                // In place: no copy of the circle id per delivery.
+                if let Some(cursor) = self.cursors.get_mut(&entry.circle) {
+                    *cursor = entry.seq;
+                }
                 Ok(())
             }
             Some(cursor) if cursor >= entry.seq => Ok(()),
