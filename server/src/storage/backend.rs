@@ -67,7 +67,7 @@ pub trait SqlBackend: Send + Sync + 'static {
     /// other nodes about `events`, for a `SELECT pg_notify(..)` that follows
     /// writing CTEs in one statement (sent when the transaction commits).
     /// SQLite has neither writing CTEs nor other nodes: `None`, and the
-    /// writes go one statement each.
+    /// writes go as statements in turn (in one request to its driver).
     fn notice_in_statement(&self, events: &str) -> Option<(&'static str, String)>;
 
     /// Passes every event other nodes send to `deliver`, until dropped.

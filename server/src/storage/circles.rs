@@ -564,8 +564,8 @@ macro_rules! circles_sql {
                         Some($crate::hub::Notice::appended(circle, found + 1, *now))
                     })
                     .collect();
-                // Where the database allows, the entries, the circles' new
-                // numbers and the notice go in one statement (one round trip).
+                // The entries, the circles' new numbers and (PostgreSQL) the
+                // notice go in one round trip.
                 let notice = self.notice_in_statement(&events.join("\n"));
                 let mut query = sqlx::QueryBuilder::<Db>::new(if notice.is_some() {
                     "WITH inserted AS ("
@@ -587,12 +587,13 @@ macro_rules! circles_sql {
                         .push_bind(message.ciphertext.as_slice())
                         .push_bind(message.now);
                 });
-                if notice.is_some() {
-                    query.push(" RETURNING 1), grown AS (");
+                // SQLite: two statements in one request, which its driver
+                // runs in turn, numbering the parameters across both.
+                query.push(if notice.is_some() {
+                    " RETURNING 1), grown AS ("
                 } else {
-                    query.build().execute(&mut *tx).await?;
-                    query.reset();
-                }
+                    "; "
+                });
                 query.push("UPDATE circles SET last_seq = CASE id");
                 for circle in &grown {
                     let last = heads.get(circle.as_bytes()).map_or(0, |head| head.2);
