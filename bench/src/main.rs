@@ -222,6 +222,7 @@ fn main() -> Result<()> {
             idle.push((db, measured));
         }
     }
+    server.block_on(hearth_tests::drop_created_databases());
     println!(
         "{} circles of 12 with every socket live, 1 KiB ciphertext, {} s per figure, {} cores",
         args.circles,

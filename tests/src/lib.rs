@@ -87,7 +87,42 @@ pub async fn run_scenario<Takes>(scenario: impl Scenario<Takes>, db: Db) -> Resu
     if db == Db::Postgres && !postgres_wanted()? {
         return Ok(());
     }
-    scenario.run(db).await
+    let outcome = scenario.run(db).await;
+    drop_created_databases().await;
+    outcome
+}
+
+/// The PostgreSQL databases this process created (nextest runs each test in
+/// a process of its own).
+static CREATED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Drops the databases this process created, so that a long-lived
+/// PostgreSQL does not collect one per test run (a few MiB each; hundreds
+/// filled this machine's disk). Best effort: a failure leaves them.
+pub async fn drop_created_databases() {
+    let names: Vec<String> = std::mem::take(
+        &mut *CREATED
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()),
+    );
+    let Ok(admin) = std::env::var(PG_ENV) else {
+        return;
+    };
+    if names.is_empty() {
+        return;
+    }
+    let Ok(mut conn) = <sqlx::PgConnection as sqlx::Connection>::connect(&admin).await else {
+        return;
+    };
+    for name in names {
+        // FORCE: a server the scenario left running may still hold
+        // connections.
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+        )))
+        .execute(&mut conn)
+        .await;
+    }
 }
 
 /// What a scenario takes: `TestApp` (a running server on a fresh database of
@@ -177,6 +212,10 @@ impl TestDb {
                 sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
                     .execute(&mut conn)
                     .await?;
+                CREATED
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .push(name.clone());
                 Ok(Self::Postgres(database_url_named(&admin, &name)))
             }
         }

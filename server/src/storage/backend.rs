@@ -8,7 +8,8 @@
 //! compiler checks the contract: a backend that misses a member does not
 //! build.
 
-use super::{Backend, Result};
+use super::{Backend, NewMessage, Result};
+use hearth_protocol::CircleId;
 use sqlx::{Pool, Transaction};
 use std::future::Future;
 
@@ -24,11 +25,6 @@ pub trait SqlBackend: Send + Sync + 'static {
     /// is not the last resort, of device `$1` at time `$2`, such that two
     /// concurrent claims never return the same row.
     const CLAIM_KEY_PACKAGE: &'static str;
-
-    /// What ends a `SELECT` of circle rows that a batch of appends will
-    /// advance, so that appends to one circle queue behind each other
-    /// (PostgreSQL: ` FOR UPDATE`; SQLite's single writer needs nothing).
-    const LOCK_ROWS: &'static str;
 
     /// Marks up to `$3` due, unclaimed (or lapsed) wakes at time `$1` as
     /// claimed until `$2`, one more attempt each, and returns their
@@ -56,6 +52,23 @@ pub trait SqlBackend: Send + Sync + 'static {
     /// A write transaction, begun so that it will not fail for want of the
     /// write lock later (SQLite: `BEGIN IMMEDIATE`).
     fn write(&self) -> impl Future<Output = Result<Transaction<'static, Self::Db>>> + Send;
+
+    /// The one read a batch of appends makes, inside its transaction `tx`:
+    /// it locks the `circles` the batch will advance (in one order, by id,
+    /// so two batches on two nodes cannot deadlock; SQLite's single writer
+    /// needs no lock) and returns rows with the columns `part`, `circle_id`,
+    /// `who`, `what`, `a`, `b`, `digest`: part 0 per circle (`a` its
+    /// epoch, `b` its last number), part 1 per sender on the roster of one
+    /// of the circles (`who`), part 2 per earlier entry with the ids of one
+    /// of the `messages` (`who` its sender, `what` its message id, `a` its
+    /// number, `digest`).
+    fn read_for_append<'a>(
+        &'a self,
+        tx: &'a mut Transaction<'static, Self::Db>,
+        circles: &'a [&'a CircleId],
+        senders: &'a [String],
+        messages: &'a [NewMessage],
+    ) -> impl Future<Output = Result<Vec<<Self::Db as sqlx::Database>::Row>>> + Send + 'a;
 
     /// Closes the pools; in-flight queries finish first.
     fn close_pools(&self) -> impl Future<Output = ()> + Send;

@@ -444,55 +444,17 @@ macro_rules! circles_sql {
                 senders.dedup();
                 let mut tx = self.write().await?;
 
-                // One statement reads what the batch must know: the circles
-                // (locked in one order, by id, so two batches on two nodes
-                // cannot deadlock), which senders are on which roster, and
-                // earlier entries with the same ids (resends).
-                let mut query = sqlx::QueryBuilder::<Db>::new(
-                    "WITH locked AS (SELECT id, epoch, last_seq FROM circles WHERE id IN (",
-                );
-                let mut list = query.separated(", ");
-                for circle in &circles {
-                    list.push_bind(circle.as_bytes());
-                }
-                query.push(") ORDER BY id").push(This::LOCK_ROWS).push(
-                    ") SELECT 0 AS part, id AS circle_id, '' AS who, '' AS what, \
-                     epoch AS a, last_seq AS b, CAST(NULL AS bytea) AS digest FROM locked \
-                     UNION ALL SELECT 1, circle_id, device_id, '', 0, 0, NULL FROM roster \
-                     WHERE circle_id IN (",
-                );
-                let mut list = query.separated(", ");
-                for circle in &circles {
-                    list.push_bind(circle.as_bytes());
-                }
-                query.push(") AND device_id IN (");
-                let mut list = query.separated(", ");
-                for sender in &senders {
-                    list.push_bind(sender.as_str());
-                }
-                query.push(
-                    ") UNION ALL SELECT 2, circle_id, sender_id, message_id, seq, 0, digest \
-                     FROM log_entries WHERE ",
-                );
-                for (index, message) in messages.iter().enumerate() {
-                    if index > 0 {
-                        query.push(" OR ");
-                    }
-                    query
-                        .push("(circle_id = ")
-                        .push_bind(message.circle.as_bytes())
-                        .push(" AND sender_id = ")
-                        .push_bind(message.sender.to_string())
-                        .push(" AND message_id = ")
-                        .push_bind(message.message_id.to_string())
-                        .push(")");
-                }
+                // One statement reads what the batch must know, locking the
+                // circles (the backend writes it; see `read_for_append`).
+                let rows = self
+                    .read_for_append(&mut tx, &circles, &senders, messages)
+                    .await?;
                 // Each circle's epoch and last number: (epoch, as found, as now).
                 let mut heads: HashMap<Vec<u8>, (i64, i64, i64)> = HashMap::new();
                 let mut members: HashSet<(Vec<u8>, String)> = HashSet::new();
                 type Key = (Vec<u8>, String, String);
                 let mut seen: HashMap<Key, (i64, Option<Vec<u8>>)> = HashMap::new();
-                for row in query.build().fetch_all(&mut *tx).await? {
+                for row in rows {
                     let part: i32 = row.try_get("part")?;
                     let circle: Vec<u8> = row.try_get("circle_id")?;
                     match part {

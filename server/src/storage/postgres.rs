@@ -5,8 +5,11 @@
 //! wake-ups between nodes (`LISTEN/NOTIFY`). Migrations take PostgreSQL's
 //! advisory lock, so nodes starting together apply them once.
 
+use super::NewMessage;
 use super::backend::{SqlBackend, impl_storage};
 use super::{Backend, Result};
+use hearth_protocol::CircleId;
+use sqlx::postgres::PgRow;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
 use std::str::FromStr;
@@ -28,7 +31,11 @@ pub struct PgStorage {
 impl PgStorage {
     /// Connects to `url` and applies migrations.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self> {
-        let options = PgConnectOptions::from_str(url)?;
+        // Every statement looks rows up by key; planning them anew at each
+        // execution (PostgreSQL's custom plans, which it kept choosing for
+        // the batch read) cost more than running them.
+        let options =
+            PgConnectOptions::from_str(url)?.options([("plan_cache_mode", "force_generic_plan")]);
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(10))
@@ -51,6 +58,19 @@ impl PgStorage {
         })
     }
 }
+
+/// See [`SqlBackend::read_for_append`].
+const READ_FOR_APPEND: &str = "WITH locked AS (SELECT id, epoch, last_seq FROM circles \
+     WHERE id = ANY($1) ORDER BY id FOR UPDATE) \
+     SELECT 0 AS part, id AS circle_id, '' AS who, '' AS what, epoch AS a, last_seq AS b, \
+     CAST(NULL AS bytea) AS digest FROM locked \
+     UNION ALL SELECT 1, circle_id, device_id, '', 0, 0, NULL FROM roster \
+     WHERE circle_id = ANY($1) AND device_id = ANY($2) \
+     UNION ALL SELECT 2, e.circle_id, e.sender_id, e.message_id, e.seq, 0, e.digest \
+     FROM unnest($3::bytea[], $4::text[], $5::text[]) AS k(circle_id, sender_id, message_id) \
+     CROSS JOIN LATERAL (SELECT circle_id, sender_id, message_id, seq, digest \
+     FROM log_entries WHERE circle_id = k.circle_id AND sender_id = k.sender_id \
+     AND message_id = k.message_id LIMIT 1) e";
 
 impl SqlBackend for PgStorage {
     type Db = Postgres;
@@ -77,7 +97,6 @@ impl SqlBackend for PgStorage {
          RETURNING device_id, attempts, coalesced";
 
     /// The circle's row lock orders appends (and commits) to one circle.
-    const LOCK_ROWS: &str = " FOR UPDATE";
 
     /// Only the login row (`OF s`): locking the token too would take the two
     /// in the opposite order to a logout's cascade.
@@ -94,6 +113,30 @@ impl SqlBackend for PgStorage {
 
     async fn write(&self) -> Result<Transaction<'static, Postgres>> {
         Ok(self.pool.begin().await?)
+    }
+
+    /// One fixed statement whatever the batch (arrays, not a list of
+    /// parameters per message): PostgreSQL plans it once per connection
+    /// instead of at every batch, which cost more than running it.
+    async fn read_for_append(
+        &self,
+        tx: &mut Transaction<'static, Postgres>,
+        circles: &[&CircleId],
+        senders: &[String],
+        messages: &[NewMessage],
+    ) -> Result<Vec<PgRow>> {
+        let circles: Vec<&[u8]> = circles.iter().map(|c| c.as_bytes()).collect();
+        let entry_circles: Vec<&[u8]> = messages.iter().map(|m| m.circle.as_bytes()).collect();
+        let entry_senders: Vec<String> = messages.iter().map(|m| m.sender.to_string()).collect();
+        let entry_ids: Vec<String> = messages.iter().map(|m| m.message_id.to_string()).collect();
+        Ok(sqlx::query(READ_FOR_APPEND)
+            .bind(circles)
+            .bind(senders)
+            .bind(entry_circles)
+            .bind(entry_senders)
+            .bind(entry_ids)
+            .fetch_all(&mut **tx)
+            .await?)
     }
 
     async fn close_pools(&self) {

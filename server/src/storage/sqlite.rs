@@ -8,13 +8,15 @@
 //! read-only connections, which WAL lets run beside the writer. One server
 //! process owns the file; several nodes need PostgreSQL.
 
+use super::NewMessage;
 use super::backend::{SqlBackend, impl_storage};
 use super::{Backend, Result, StorageError};
-use sqlx::Sqlite;
-use sqlx::Transaction;
+use hearth_protocol::CircleId;
+use sqlx::sqlite::SqliteRow;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
+use sqlx::{QueryBuilder, Sqlite, Transaction};
 use std::path::Path;
 use std::time::Duration;
 
@@ -100,7 +102,6 @@ impl SqlBackend for SqliteStorage {
          RETURNING device_id, attempts, coalesced";
 
     /// The writer connection is the lock: nothing to add.
-    const LOCK_ROWS: &str = "";
 
     /// The writer connection is the lock: reading the row is enough.
     const LOCK_LOGIN_OF_REFRESH_TOKEN: &str = "SELECT s.id FROM logins s \
@@ -116,6 +117,57 @@ impl SqlBackend for SqliteStorage {
 
     async fn write(&self) -> Result<Transaction<'static, Sqlite>> {
         Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    /// Built for the batch (SQLite has no arrays; preparing a statement is
+    /// cheap here).
+    async fn read_for_append(
+        &self,
+        tx: &mut Transaction<'static, Sqlite>,
+        circles: &[&CircleId],
+        senders: &[String],
+        messages: &[NewMessage],
+    ) -> Result<Vec<SqliteRow>> {
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "WITH locked AS (SELECT id, epoch, last_seq FROM circles WHERE id IN (",
+        );
+        let mut list = query.separated(", ");
+        for circle in circles {
+            list.push_bind(circle.as_bytes());
+        }
+        query.push(
+            ") ORDER BY id) SELECT 0 AS part, id AS circle_id, '' AS who, '' AS what, \
+             epoch AS a, last_seq AS b, CAST(NULL AS bytea) AS digest FROM locked \
+             UNION ALL SELECT 1, circle_id, device_id, '', 0, 0, NULL FROM roster \
+             WHERE circle_id IN (",
+        );
+        let mut list = query.separated(", ");
+        for circle in circles {
+            list.push_bind(circle.as_bytes());
+        }
+        query.push(") AND device_id IN (");
+        let mut list = query.separated(", ");
+        for sender in senders {
+            list.push_bind(sender.as_str());
+        }
+        query.push(
+            ") UNION ALL SELECT 2, circle_id, sender_id, message_id, seq, 0, digest \
+             FROM log_entries WHERE ",
+        );
+        for (index, message) in messages.iter().enumerate() {
+            if index > 0 {
+                query.push(" OR ");
+            }
+            query
+                .push("(circle_id = ")
+                .push_bind(message.circle.as_bytes())
+                .push(" AND sender_id = ")
+                .push_bind(message.sender.to_string())
+                .push(" AND message_id = ")
+                .push_bind(message.message_id.to_string())
+                .push(")");
+        }
+        Ok(query.build().fetch_all(&mut **tx).await?)
     }
 
     async fn close_pools(&self) {
