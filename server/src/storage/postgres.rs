@@ -96,8 +96,6 @@ impl SqlBackend for PgStorage {
          AND (claimed_until IS NULL OR claimed_until <= $1) ORDER BY due_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
          RETURNING device_id, attempts, coalesced";
 
-    /// The circle's row lock orders appends (and commits) to one circle.
-
     /// Only the login row (`OF s`): locking the token too would take the two
     /// in the opposite order to a logout's cascade.
     const LOCK_LOGIN_OF_REFRESH_TOKEN: &str = "SELECT s.id FROM logins s \

@@ -101,8 +101,6 @@ impl SqlBackend for SqliteStorage {
          AND (claimed_until IS NULL OR claimed_until <= $1) ORDER BY due_at LIMIT $3) \
          RETURNING device_id, attempts, coalesced";
 
-    /// The writer connection is the lock: nothing to add.
-
     /// The writer connection is the lock: reading the row is enough.
     const LOCK_LOGIN_OF_REFRESH_TOKEN: &str = "SELECT s.id FROM logins s \
          JOIN refresh_tokens r ON r.login_id = s.id WHERE r.token_hash = $1";
