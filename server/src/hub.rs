@@ -22,10 +22,10 @@ use bytestring::ByteString;
 use hearth_protocol::circles::LogEntry;
 use hearth_protocol::stream::ServerFrame;
 use hearth_protocol::{CircleId, DeviceId};
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 
 /// Something happened that sockets may need to look at.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -181,17 +181,44 @@ struct Registry {
 
 #[derive(Debug)]
 struct Mailbox {
-    sender: mpsc::Sender<Event>,
-    lagged: Arc<AtomicBool>,
+    queue: Arc<Queue>,
+    capacity: usize,
     device: DeviceId,
     circles: HashSet<CircleId>,
 }
 
+/// What waits for one socket: a plain deque under a lock, which holds no
+/// memory while it is empty (an idle socket's usual state: a channel would
+/// keep a block of slots per socket), and a wake-up for the socket's task.
+#[derive(Debug, Default)]
+struct Queue {
+    events: Mutex<VecDeque<Event>>,
+    ready: Notify,
+    lagged: AtomicBool,
+}
+
+impl Queue {
+    fn events(&self) -> MutexGuard<'_, VecDeque<Event>> {
+        // A deque holds nothing a panicking holder could leave half-made.
+        self.events
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
 impl Mailbox {
     fn post(&self, event: Event) {
-        if let Err(mpsc::error::TrySendError::Full(_)) = self.sender.try_send(event) {
-            self.lagged.store(true, Ordering::Release);
+        {
+            let mut events = self.queue.events();
+            // A full mailbox drops what comes (the socket will read
+            // everything anyway), except the order to close.
+            if events.len() >= self.capacity && !matches!(event, Event::Shutdown) {
+                self.queue.lagged.store(true, Ordering::Release);
+            } else {
+                events.push_back(event);
+            }
         }
+        self.queue.ready.notify_one();
     }
 }
 
@@ -217,8 +244,7 @@ impl Hub {
     /// A mailbox for a socket of `device`: it hears the device's events and
     /// shutdown at once, and a circle's events once it follows the circle.
     pub fn subscribe(&self, device: DeviceId) -> Subscription {
-        let (sender, receiver) = mpsc::channel(self.capacity);
-        let lagged = Arc::new(AtomicBool::new(false));
+        let queue = Arc::new(Queue::default());
         let mut registry = self.registry();
         let id = registry.next_id;
         registry.next_id += 1;
@@ -226,8 +252,8 @@ impl Hub {
         registry.mailboxes.insert(
             id,
             Mailbox {
-                sender,
-                lagged: lagged.clone(),
+                queue: queue.clone(),
+                capacity: self.capacity,
                 device,
                 circles: HashSet::new(),
             },
@@ -237,8 +263,7 @@ impl Hub {
                 hub: self.clone(),
                 id,
             },
-            receiver,
-            lagged,
+            queue,
         }
     }
 
@@ -300,8 +325,7 @@ impl Hub {
 #[derive(Debug)]
 pub struct Subscription {
     follower: Follower,
-    receiver: mpsc::Receiver<Event>,
-    lagged: Arc<AtomicBool>,
+    queue: Arc<Queue>,
 }
 
 /// Changes which circles a socket follows (while its [`Subscription`] waits
@@ -367,12 +391,20 @@ impl Subscription {
         self.follower.clone()
     }
 
-    /// The next thing heard; `None` when the hub is gone.
-    pub async fn recv(&mut self) -> Option<Heard> {
-        if self.lagged.swap(false, Ordering::Acquire) {
-            return Some(Heard::Lagged);
+    /// The next thing heard. Cancel-safe: nothing is taken from the
+    /// mailbox until it is returned.
+    pub async fn recv(&mut self) -> Heard {
+        loop {
+            if self.queue.lagged.swap(false, Ordering::Acquire) {
+                return Heard::Lagged;
+            }
+            if let Some(event) = self.queue.events().pop_front() {
+                return Heard::Event(event);
+            }
+            // Posting pushes, then notifies (a permit is kept when nobody
+            // waits), so nothing posted after the look above is missed.
+            self.queue.ready.notified().await;
         }
-        self.receiver.recv().await.map(Heard::Event)
     }
 }
 
@@ -459,8 +491,8 @@ mod tests {
         hub.publish(Event::Device(kai));
         hub.publish(Event::Circle(circle(2)));
         hub.publish(Event::Device(sam));
-        let heard = |h: Option<Heard>| match h {
-            Some(Heard::Event(event)) => event,
+        let heard = |h: Heard| match h {
+            Heard::Event(event) => event,
             other => panic!("expected an event, heard {other:?}"),
         };
         assert_eq!(heard(sams.recv().await), Event::Circle(circle(2)));
@@ -484,8 +516,19 @@ mod tests {
         for _ in 0..3 {
             hub.publish(Event::Circle(circle(1)));
         }
-        assert!(matches!(socket.recv().await, Some(Heard::Lagged)));
-        assert!(matches!(socket.recv().await, Some(Heard::Event(_))));
-        assert!(matches!(socket.recv().await, Some(Heard::Event(_))));
+        assert!(matches!(socket.recv().await, Heard::Lagged));
+        assert!(matches!(socket.recv().await, Heard::Event(_)));
+        assert!(matches!(socket.recv().await, Heard::Event(_)));
+        // Even a full mailbox takes the order to close.
+        for _ in 0..3 {
+            hub.publish(Event::Circle(circle(1)));
+        }
+        hub.publish(Event::Shutdown);
+        assert!(matches!(socket.recv().await, Heard::Lagged));
+        let mut last = None;
+        for _ in 0..3 {
+            last = Some(socket.recv().await);
+        }
+        assert!(matches!(last, Some(Heard::Event(Event::Shutdown))));
     }
 }

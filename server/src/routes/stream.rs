@@ -132,17 +132,16 @@ impl Socket {
                     Some(Ok(AggregatedMessage::Close(_))) | Some(Err(_)) | None => Err(Stop::Gone),
                 },
                 heard = events.recv(), if resumed => match heard {
-                    Some(Heard::Event(Event::Appended(entry))) => self.on_appended(&entry).await,
-                    Some(Heard::Event(Event::Circle(circle))) => self.on_circle(&circle).await,
-                    Some(Heard::Event(Event::Device(_))) => match self.check_login().await {
+                    Heard::Event(Event::Appended(entry)) => self.on_appended(&entry).await,
+                    Heard::Event(Event::Circle(circle)) => self.on_circle(&circle).await,
+                    Heard::Event(Event::Device(_)) => match self.check_login().await {
                         Ok(()) => self.deliver_welcomes().await,
                         Err(stop) => Err(stop),
                     },
-                    Some(Heard::Event(Event::Linked(_))) => self.send(&ServerFrame::DeviceLinked).await,
-                    Some(Heard::Event(Event::Shutdown)) => Err(Stop::Shutdown),
+                    Heard::Event(Event::Linked(_)) => self.send(&ServerFrame::DeviceLinked).await,
+                    Heard::Event(Event::Shutdown) => Err(Stop::Shutdown),
                     // Fell a whole mailbox behind: catch up on everything.
-                    Some(Heard::Lagged) => self.catch_up().await,
-                    None => Err(Stop::Gone),
+                    Heard::Lagged => self.catch_up().await,
                 },
                 _ = ping.tick() => {
                     if last_pong.elapsed() > PONG_TIMEOUT {
