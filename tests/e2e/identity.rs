@@ -4,9 +4,7 @@ use anyhow::Result;
 use ed25519_dalek::{Signer as _, SigningKey};
 use hearth_protocol::auth::{DeviceList, LinkToken, LoginTokens, register_message};
 use hearth_protocol::{ErrorBody, ErrorCode};
-use hearth_tests::{
-    Db, TestApp, TestDb, b64, expect_error, on_both_databases, on_postgres, rand_bytes,
-};
+use hearth_tests::{Db, TestApp, b64, expect_error, on_both_databases, on_postgres, rand_bytes};
 use serde_json::json;
 use std::time::Duration;
 
@@ -192,17 +190,7 @@ async fn a_replayed_refresh_token_revokes_every_token_of_that_login(app: TestApp
 
 async fn a_revoked_device_is_locked_out_on_its_next_request(app: TestApp) -> Result<()> {
     let (phone, phone_tokens) = app.signed_in().await?;
-    let link: LinkToken = app
-        .post("/v1/link-tokens", &phone_tokens.access_token)
-        .await?
-        .json()
-        .await?;
-    let lost = app
-        .register_key(
-            SigningKey::from_bytes(&rand_bytes()),
-            Some(&link.link_token),
-        )
-        .await?;
+    let lost = app.link_device(&phone_tokens.access_token).await?;
     let lost_tokens = app.login(&lost).await?;
     // The laptop was in use: the server has seen its login live.
     assert_eq!(
@@ -298,17 +286,7 @@ async fn logging_out_ends_the_login_and_nothing_else(app: TestApp) -> Result<()>
 
 async fn deleting_an_account_leaves_no_row_of_it_behind(app: TestApp) -> Result<()> {
     let (sam, tokens) = app.signed_in().await?;
-    let link: LinkToken = app
-        .post("/v1/link-tokens", &tokens.access_token)
-        .await?
-        .json()
-        .await?;
-    let laptop = app
-        .register_key(
-            SigningKey::from_bytes(&rand_bytes()),
-            Some(&link.link_token),
-        )
-        .await?;
+    let laptop = app.link_device(&tokens.access_token).await?;
     let laptop_tokens = app.login(&laptop).await?;
     app.post("/v1/link-tokens", &tokens.access_token).await?;
     let (alex, alex_tokens) = app.signed_in().await?;
@@ -495,27 +473,11 @@ async fn eight_racing_refreshes_of_one_token_rotate_once_and_end_the_login(
 }
 
 async fn a_login_ended_on_one_node_is_refused_by_the_other_at_once(db: Db) -> Result<()> {
-    let test_db = TestDb::create(db).await?;
-    let TestDb::Postgres(url) = &test_db else {
-        unreachable!()
-    };
-    let second_db = TestDb::Postgres(url.clone());
-    let first = TestApp::start(test_db, |_| {}).await?;
-    let second = TestApp::start(second_db, |_| {}).await?;
+    let (first, second) = TestApp::two_nodes(db, |_| {}).await?;
     // Sam's phone and laptop both talk to the second node, which has seen
     // their logins live.
     let (_, phone_tokens) = first.signed_in().await?;
-    let link: LinkToken = first
-        .post("/v1/link-tokens", &phone_tokens.access_token)
-        .await?
-        .json()
-        .await?;
-    let laptop = first
-        .register_key(
-            SigningKey::from_bytes(&rand_bytes()),
-            Some(&link.link_token),
-        )
-        .await?;
+    let laptop = first.link_device(&phone_tokens.access_token).await?;
     let laptop_tokens = first.login(&laptop).await?;
     for token in [&phone_tokens.access_token, &laptop_tokens.access_token] {
         assert_eq!(second.get("/v1/devices", token).await?.status(), 200);

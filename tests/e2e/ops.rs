@@ -395,13 +395,7 @@ async fn stored_signing_keys(db: &TestDb) -> Result<Vec<Vec<u8>>> {
 }
 
 async fn two_nodes_on_one_postgres_share_keys_and_logins(db: Db) -> Result<()> {
-    let test_db = TestDb::create(db).await?;
-    let TestDb::Postgres(url) = &test_db else {
-        unreachable!()
-    };
-    let second_db = TestDb::Postgres(url.clone());
-    let first = TestApp::start(test_db, |c| c.auth.signing_key = None).await?;
-    let second = TestApp::start(second_db, |c| c.auth.signing_key = None).await?;
+    let (first, second) = TestApp::two_nodes(db, |c| c.auth.signing_key = None).await?;
     let (_, tokens) = first.signed_in().await?;
     assert_eq!(
         second
@@ -446,14 +440,8 @@ async fn readiness_fails_when_the_database_goes_away(app: TestApp) -> Result<()>
 }
 
 async fn a_node_accepts_tokens_signed_by_a_key_another_node_added(db: Db) -> Result<()> {
-    let test_db = TestDb::create(db).await?;
-    let TestDb::Postgres(url) = &test_db else {
-        unreachable!()
-    };
-    let second_db = TestDb::Postgres(url.clone());
     // Each node is configured with its own key (a rotation in progress).
-    let old = TestApp::start(test_db, |_| {}).await?;
-    let new = TestApp::start(second_db, |_| {}).await?;
+    let (old, new) = TestApp::two_nodes(db, |_| {}).await?;
     assert_ne!(old.signing_seed, new.signing_seed);
     let (_, on_new) = new.signed_in().await?;
     let (_, on_old) = old.signed_in().await?;

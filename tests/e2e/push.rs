@@ -542,13 +542,7 @@ async fn registration_refuses_what_the_server_will_not_call(db: Db) -> Result<()
 async fn two_nodes_send_each_wake_once(db: Db) -> Result<()> {
     let keys = PushKeys::generate()?;
     let receiver = PushReceiver::start(&keys).await?;
-    let test_db = TestDb::create(db).await?;
-    let TestDb::Postgres(url) = &test_db else {
-        unreachable!()
-    };
-    let second_db = TestDb::Postgres(url.clone());
-    let first = TestApp::start(test_db, |c| keys.configure(c, &receiver, 60)).await?;
-    let second = TestApp::start(second_db, |c| keys.configure(c, &receiver, 60)).await?;
+    let (first, second) = TestApp::two_nodes(db, |c| keys.configure(c, &receiver, 60)).await?;
     // A circle of twelve phones asleep; a burst of messages arrives through
     // both nodes, so both queue wakes for the same phones and both senders
     // race to claim them.

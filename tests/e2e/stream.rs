@@ -7,7 +7,7 @@ use hearth_protocol::ErrorCode;
 use hearth_protocol::circles::SendMessage;
 use hearth_protocol::stream::{ClientFrame, ServerFrame};
 use hearth_tests::mls::{Member, circle_with};
-use hearth_tests::{Db, Stream, TestApp, TestDb, on_both_databases, on_postgres};
+use hearth_tests::{Db, Stream, TestApp, on_both_databases, on_postgres};
 use serde_json::json;
 use std::time::Duration;
 
@@ -308,13 +308,7 @@ async fn a_replayed_refresh_token_closes_that_logins_socket_at_once(app: TestApp
 }
 
 async fn an_entry_accepted_on_one_node_reaches_a_socket_on_another(db: Db) -> Result<()> {
-    let test_db = TestDb::create(db).await?;
-    let TestDb::Postgres(url) = &test_db else {
-        unreachable!()
-    };
-    let second_db = TestDb::Postgres(url.clone());
-    let first = TestApp::start(test_db, |_| {}).await?;
-    let second = TestApp::start(second_db, |_| {}).await?;
+    let (first, second) = TestApp::two_nodes(db, |_| {}).await?;
     let (mut facilitator, mut members, circle) = circle_with(&first, 1).await?;
 
     let mut stream = second.stream(members[0].token()).await?;

@@ -12,7 +12,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ed25519_dalek::{Signer as _, SigningKey};
 use hearth_protocol::auth::{
-    Challenge, Login, LoginTokens, RegisterDevice, RegisteredDevice, login_message,
+    Challenge, LinkToken, Login, LoginTokens, RegisterDevice, RegisteredDevice, login_message,
     register_message,
 };
 use hearth_protocol::{AccountId, DeviceId, ErrorBody, ErrorCode};
@@ -418,6 +418,19 @@ impl TestApp {
         Self::start(TestDb::create(db).await?, adjust).await
     }
 
+    /// Two server nodes on one fresh PostgreSQL database (several nodes need
+    /// PostgreSQL: `db` must be it), each configured by `adjust`.
+    pub async fn two_nodes(db: Db, adjust: impl Fn(&mut Config)) -> Result<(Self, Self)> {
+        let test_db = TestDb::create(db).await?;
+        let TestDb::Postgres(url) = &test_db else {
+            bail!("several nodes need PostgreSQL");
+        };
+        let second_db = TestDb::Postgres(url.clone());
+        let first = Self::start(test_db, &adjust).await?;
+        let second = Self::start(second_db, &adjust).await?;
+        Ok((first, second))
+    }
+
     /// Starts a server on an existing database.
     pub async fn start(db: TestDb, adjust: impl FnOnce(&mut Config)) -> Result<Self> {
         let signing_seed = rand_bytes::<32>();
@@ -536,6 +549,25 @@ impl TestApp {
             bail!("login: {} {}", response.status(), response.text().await?);
         }
         Ok(response.json().await?)
+    }
+
+    /// Registers a new device on the account of `access_token` with a
+    /// one-time link token that account mints (not logged in).
+    pub async fn link_device(&self, access_token: &str) -> Result<TestDevice> {
+        let response = self.post("/v1/link-tokens", access_token).await?;
+        if response.status() != 201 {
+            bail!(
+                "link token: {} {}",
+                response.status(),
+                response.text().await?
+            );
+        }
+        let link: LinkToken = response.json().await?;
+        self.register_key(
+            SigningKey::from_bytes(&rand_bytes()),
+            Some(&link.link_token),
+        )
+        .await
     }
 
     /// Registers a new device and logs it in.
