@@ -10,8 +10,11 @@
 
 use super::{Backend, NewMessage, Result};
 use hearth_protocol::CircleId;
-use sqlx::{Pool, Transaction};
+use sqlx::{Pool, QueryBuilder, Transaction};
 use std::future::Future;
+
+/// The rows a backend's query returns.
+pub type Rows<B> = Vec<<<B as SqlBackend>::Db as sqlx::Database>::Row>;
 
 /// What a database must provide for the shared SQL to run on it.
 pub trait SqlBackend: Send + Sync + 'static {
@@ -53,22 +56,36 @@ pub trait SqlBackend: Send + Sync + 'static {
     /// write lock later (SQLite: `BEGIN IMMEDIATE`).
     fn write(&self) -> impl Future<Output = Result<Transaction<'static, Self::Db>>> + Send;
 
-    /// The one read a batch of appends makes, inside its transaction `tx`:
-    /// it locks the `circles` the batch will advance (in one order, by id,
-    /// so two batches on two nodes cannot deadlock; SQLite's single writer
-    /// needs no lock) and returns rows with the columns `part`, `circle_id`,
-    /// `who`, `what`, `a`, `b`, `digest`: part 0 per circle (`a` its
-    /// epoch, `b` its last number), part 1 per sender on the roster of one
-    /// of the circles (`who`), part 2 per earlier entry with the ids of one
-    /// of the `messages` (`who` its sender, `what` its message id, `a` its
-    /// number, `digest`).
-    fn read_for_append<'a>(
+    /// A batch of appends' open transaction (see [`SqlBackend::begin_append`]).
+    type Append: Send;
+
+    /// Opens a batch of appends' transaction and makes the one read the
+    /// batch needs: it locks the `circles` the batch will advance (in one
+    /// order, by id, so two batches on two nodes cannot deadlock; SQLite's
+    /// single writer needs no lock) and returns rows with the columns
+    /// `part`, `circle_id`, `who`, `what`, `a`, `b`, `digest`: part 0 per
+    /// circle (`a` its epoch, `b` its last number), part 1 per sender on the
+    /// roster of one of the circles (`who`), part 2 per earlier entry with
+    /// the ids of one of the `messages` (`who` its sender, `what` its
+    /// message id, `a` its number, `digest`). SQLite begins and reads in one
+    /// request to its connection's thread.
+    fn begin_append<'a>(
         &'a self,
-        tx: &'a mut Transaction<'static, Self::Db>,
         circles: &'a [&'a CircleId],
         senders: &'a [String],
         messages: &'a [NewMessage],
-    ) -> impl Future<Output = Result<Vec<<Self::Db as sqlx::Database>::Row>>> + Send + 'a;
+    ) -> impl Future<Output = Result<(Self::Append, Rows<Self>)>> + Send + 'a;
+
+    /// Runs `writes` in the batch's transaction and commits it (SQLite: in
+    /// one request, the `COMMIT` appended to the statements).
+    fn finish_append(
+        &self,
+        append: Self::Append,
+        writes: QueryBuilder<Self::Db>,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Rolls the batch's transaction back: nothing in it was accepted.
+    fn abandon_append(&self, append: Self::Append) -> impl Future<Output = Result<()>> + Send;
 
     /// Closes the pools; in-flight queries finish first.
     fn close_pools(&self) -> impl Future<Output = ()> + Send;

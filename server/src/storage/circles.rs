@@ -442,13 +442,10 @@ macro_rules! circles_sql {
                     messages.iter().map(|m| m.sender.to_string()).collect();
                 senders.sort();
                 senders.dedup();
-                let mut tx = self.write().await?;
 
                 // One statement reads what the batch must know, locking the
-                // circles (the backend writes it; see `read_for_append`).
-                let rows = self
-                    .read_for_append(&mut tx, &circles, &senders, messages)
-                    .await?;
+                // circles (the backend writes it; see `begin_append`).
+                let (append, rows) = self.begin_append(&circles, &senders, messages).await?;
                 // Each circle's epoch and last number: (epoch, as found, as now).
                 let mut heads: HashMap<Vec<u8>, (i64, i64, i64)> = HashMap::new();
                 let mut members: HashSet<(Vec<u8>, String)> = HashSet::new();
@@ -510,7 +507,7 @@ macro_rules! circles_sql {
                     outcomes.push(outcome);
                 }
                 if accepted.is_empty() {
-                    tx.rollback().await?;
+                    self.abandon_append(append).await?;
                     return Ok(outcomes);
                 }
 
@@ -579,8 +576,7 @@ macro_rules! circles_sql {
                         .push_bind(payload)
                         .push(")");
                 }
-                query.build().execute(&mut *tx).await?;
-                tx.commit().await?;
+                self.finish_append(append, query).await?;
                 Ok(outcomes)
             }
 

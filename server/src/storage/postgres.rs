@@ -11,7 +11,7 @@ use super::{Backend, Result};
 use hearth_protocol::CircleId;
 use sqlx::postgres::PgRow;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{Postgres, Transaction};
+use sqlx::{Postgres, QueryBuilder, Transaction};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -28,6 +28,9 @@ pub struct PgStorage {
     node: String,
 }
 
+/// A pooled connection idle this long is pinged before it is used again.
+const CHECK_IDLE_AFTER: Duration = Duration::from_secs(30);
+
 impl PgStorage {
     /// Connects to `url` and applies migrations.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self> {
@@ -36,9 +39,22 @@ impl PgStorage {
         // the batch read) cost more than running them.
         let options =
             PgConnectOptions::from_str(url)?.options([("plan_cache_mode", "force_generic_plan")]);
+        // sqlx pings a connection before every use by default: a round
+        // trip to PostgreSQL per query. Only a connection that sat idle for
+        // a while (which a firewall or `idle_session_timeout` may have cut)
+        // is checked; a busy one is proven by its last query.
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(10))
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= CHECK_IDLE_AFTER {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
@@ -113,28 +129,46 @@ impl SqlBackend for PgStorage {
         Ok(self.pool.begin().await?)
     }
 
-    /// One fixed statement whatever the batch (arrays, not a list of
-    /// parameters per message): PostgreSQL plans it once per connection
-    /// instead of at every batch, which cost more than running it.
-    async fn read_for_append(
+    type Append = Transaction<'static, Postgres>;
+
+    /// The read is one fixed statement whatever the batch (arrays, not a
+    /// list of parameters per message): PostgreSQL plans it once per
+    /// connection instead of at every batch, which cost more than running it.
+    async fn begin_append(
         &self,
-        tx: &mut Transaction<'static, Postgres>,
         circles: &[&CircleId],
         senders: &[String],
         messages: &[NewMessage],
-    ) -> Result<Vec<PgRow>> {
+    ) -> Result<(Self::Append, Vec<PgRow>)> {
+        let mut tx = self.pool.begin().await?;
         let circles: Vec<&[u8]> = circles.iter().map(|c| c.as_bytes()).collect();
         let entry_circles: Vec<&[u8]> = messages.iter().map(|m| m.circle.as_bytes()).collect();
         let entry_senders: Vec<String> = messages.iter().map(|m| m.sender.to_string()).collect();
         let entry_ids: Vec<String> = messages.iter().map(|m| m.message_id.to_string()).collect();
-        Ok(sqlx::query(READ_FOR_APPEND)
+        let rows = sqlx::query(READ_FOR_APPEND)
             .bind(circles)
             .bind(senders)
             .bind(entry_circles)
             .bind(entry_senders)
             .bind(entry_ids)
-            .fetch_all(&mut **tx)
-            .await?)
+            .fetch_all(&mut *tx)
+            .await?;
+        Ok((tx, rows))
+    }
+
+    async fn finish_append(
+        &self,
+        mut append: Self::Append,
+        mut writes: QueryBuilder<Postgres>,
+    ) -> Result<()> {
+        writes.build().execute(&mut *append).await?;
+        append.commit().await?;
+        Ok(())
+    }
+
+    async fn abandon_append(&self, append: Self::Append) -> Result<()> {
+        append.rollback().await?;
+        Ok(())
     }
 
     async fn close_pools(&self) {

@@ -12,11 +12,12 @@ use super::NewMessage;
 use super::backend::{SqlBackend, impl_storage};
 use super::{Backend, Result, StorageError};
 use hearth_protocol::CircleId;
+use sqlx::pool::PoolConnection;
 use sqlx::sqlite::SqliteRow;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{QueryBuilder, Sqlite, Transaction};
+use sqlx::{Executor as _, QueryBuilder, Sqlite, Transaction};
 use std::path::Path;
 use std::time::Duration;
 
@@ -39,20 +40,25 @@ impl SqliteStorage {
             .filename(&path)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
+        // An in-process connection does not go stale: no ping before each
+        // use (sqlx's default, a round trip to the connection's thread).
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             .connect_with(
                 base.clone()
                     .create_if_missing(true)
                     .journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Full)
                     .pragma("secure_delete", "ON")
-                    .pragma("cache_size", "-65536"),
+                    .pragma("cache_size", "-65536")
+                    .pragma("temp_store", "MEMORY"),
             )
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
+            .test_before_acquire(false)
             .connect_with(base.read_only(true))
             .await?;
         Ok(Self { writer, reader })
@@ -75,6 +81,26 @@ impl SqliteStorage {
             .fetch_one(&mut *conn)
             .await?;
         Ok((journal, synchronous, secure_delete, foreign_keys))
+    }
+}
+
+/// A batch of appends' transaction on the writer connection, begun and
+/// ended by statements in the same requests as the batch's own (sqlx's
+/// `Transaction` would cost a request each to begin and to commit).
+#[derive(Debug)]
+pub struct Append {
+    conn: PoolConnection<Sqlite>,
+    /// Begun and not yet committed or rolled back.
+    open: bool,
+}
+
+impl Drop for Append {
+    fn drop(&mut self) {
+        if self.open {
+            // Closing the connection rolls the transaction back; the pool
+            // opens a new one.
+            self.conn.close_on_drop();
+        }
     }
 }
 
@@ -117,17 +143,20 @@ impl SqlBackend for SqliteStorage {
         Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
     }
 
-    /// Built for the batch (SQLite has no arrays; preparing a statement is
-    /// cheap here).
-    async fn read_for_append(
+    type Append = Append;
+
+    /// `BEGIN IMMEDIATE` and the read in one request to the writer's thread;
+    /// the read is built for the batch (SQLite has no arrays; preparing a
+    /// statement is cheap here).
+    async fn begin_append(
         &self,
-        tx: &mut Transaction<'static, Sqlite>,
         circles: &[&CircleId],
         senders: &[String],
         messages: &[NewMessage],
-    ) -> Result<Vec<SqliteRow>> {
+    ) -> Result<(Append, Vec<SqliteRow>)> {
         let mut query = QueryBuilder::<Sqlite>::new(
-            "WITH locked AS (SELECT id, epoch, last_seq FROM circles WHERE id IN (",
+            "BEGIN IMMEDIATE; \
+             WITH locked AS (SELECT id, epoch, last_seq FROM circles WHERE id IN (",
         );
         let mut list = query.separated(", ");
         for circle in circles {
@@ -165,7 +194,32 @@ impl SqlBackend for SqliteStorage {
                 .push_bind(message.message_id.to_string())
                 .push(")");
         }
-        Ok(query.build().fetch_all(&mut **tx).await?)
+        // Open from here on: should anything below fail, or the caller
+        // stop waiting, the connection is closed (which rolls back) rather
+        // than returned to the pool inside a transaction.
+        let mut append = Append {
+            conn: self.writer.acquire().await?,
+            open: true,
+        };
+        let rows = query.build().fetch_all(&mut *append.conn).await?;
+        Ok((append, rows))
+    }
+
+    async fn finish_append(
+        &self,
+        mut append: Append,
+        mut writes: QueryBuilder<Sqlite>,
+    ) -> Result<()> {
+        writes.push("; COMMIT");
+        writes.build().execute(&mut *append.conn).await?;
+        append.open = false;
+        Ok(())
+    }
+
+    async fn abandon_append(&self, mut append: Append) -> Result<()> {
+        append.conn.execute("ROLLBACK").await?;
+        append.open = false;
+        Ok(())
     }
 
     async fn close_pools(&self) {

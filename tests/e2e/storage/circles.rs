@@ -18,6 +18,7 @@ on_both_databases!(
     a_commit_lands_only_at_the_current_epoch_with_its_roster_change_and_welcomes,
     messages_take_gap_free_numbers_and_a_resend_keeps_its_own,
     a_batch_of_sends_commits_together_and_each_is_judged_as_if_alone,
+    a_batch_given_up_halfway_is_all_or_nothing_and_the_next_one_lands,
     a_device_reads_only_what_came_after_it_joined_in_pages,
     entries_every_device_acknowledged_are_deleted,
 );
@@ -381,6 +382,58 @@ async fn a_batch_of_sends_commits_together_and_each_is_judged_as_if_alone(db: Db
         "and leaves no gap"
     );
     assert!(storage.append_messages(&[], 5).await?.is_empty());
+    Ok(())
+}
+
+async fn a_batch_given_up_halfway_is_all_or_nothing_and_the_next_one_lands(db: Db) -> Result<()> {
+    let (_db, storage) = open(db).await?;
+    let (tuesday, facilitator, members) = circle_with(storage.as_ref(), 1).await?;
+    let sam = members[0];
+    // The caller stops waiting at every point of a batch's life: before it
+    // begins, between its read and its writes, during its commit.
+    for wait in 0..60_u64 {
+        let batch = [
+            message(&tuesday, facilitator, 1, b"first of two"),
+            message(&tuesday, sam, 1, b"second of two"),
+        ];
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_micros(wait * 25),
+            storage.append_messages(&batch, 5),
+        )
+        .await;
+    }
+    let after = append(storage.as_ref(), &message(&tuesday, sam, 1, b"after"), 5).await?;
+    let log = storage
+        .read_log(&tuesday, sam, 1, 1000)
+        .await?
+        .expect("member");
+    let seqs: Vec<i64> = log.iter().map(|e| e.seq).collect();
+    let expected: Vec<i64> = (2..2 + seqs.len() as i64).collect();
+    assert_eq!(seqs, expected, "numbers stay gap-free");
+    assert_eq!(
+        after,
+        AppendOutcome::Accepted {
+            seq: *seqs.last().expect("the last send"),
+            epoch: 1
+        },
+        "the next send lands after whatever was committed"
+    );
+    let pairs = &log[..log.len() - 1];
+    assert!(
+        pairs.len() % 2 == 0
+            && pairs
+                .chunks(2)
+                .all(|pair| pair[0].ciphertext == b"first of two"
+                    && pair[1].ciphertext == b"second of two"),
+        "each batch was committed whole or not at all"
+    );
+    // Other writes go through the same connection and still work.
+    assert!(matches!(
+        storage
+            .apply_commit(&tuesday, &commit(facilitator, 1))
+            .await?,
+        CommitOutcome::Accepted { .. }
+    ));
     Ok(())
 }
 
