@@ -182,7 +182,6 @@ struct Registry {
 #[derive(Debug)]
 struct Mailbox {
     queue: Arc<Queue>,
-    capacity: usize,
     device: DeviceId,
     circles: HashSet<CircleId>,
 }
@@ -207,12 +206,13 @@ impl Queue {
 }
 
 impl Mailbox {
-    fn post(&self, event: Event) {
+    /// Queues `event`, unless `capacity` events wait already.
+    fn post(&self, event: Event, capacity: usize) {
         {
             let mut events = self.queue.events();
             // A full mailbox drops what comes (the socket will read
             // everything anyway), except the order to close.
-            if events.len() >= self.capacity && !matches!(event, Event::Shutdown) {
+            if events.len() >= capacity && !matches!(event, Event::Shutdown) {
                 self.queue.lagged.store(true, Ordering::Release);
             } else {
                 events.push_back(event);
@@ -253,7 +253,6 @@ impl Hub {
             id,
             Mailbox {
                 queue: queue.clone(),
-                capacity: self.capacity,
                 device,
                 circles: HashSet::new(),
             },
@@ -286,7 +285,7 @@ impl Hub {
         let registry = self.registry();
         let post = |id: &u64| {
             if let Some(mailbox) = registry.mailboxes.get(id) {
-                mailbox.post(event.clone());
+                mailbox.post(event.clone(), self.capacity);
             }
         };
         match &event {

@@ -59,7 +59,10 @@ async fn schemathesis_finds_no_server_error_and_no_answer_off_the_document(db: D
     .await?;
     let (_, login) = app.signed_in().await?;
     let report = tempfile::tempdir()?;
+    // Its run cache goes into the working directory: the temporary one,
+    // not the checkout.
     let output = tokio::process::Command::new(st)
+        .current_dir(report.path())
         .arg("run")
         .arg(app.url("/v1/openapi.json"))
         .args([

@@ -96,15 +96,18 @@ pub async fn run_scenario<Takes>(scenario: impl Scenario<Takes>, db: Db) -> Resu
 /// a process of its own).
 static CREATED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
 
+fn created() -> std::sync::MutexGuard<'static, Vec<String>> {
+    // A list of names is never left half-changed.
+    CREATED
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// Drops the databases this process created, so that a long-lived
 /// PostgreSQL does not collect one per test run (a few MiB each; hundreds
 /// filled this machine's disk). Best effort: a failure leaves them.
 pub async fn drop_created_databases() {
-    let names: Vec<String> = std::mem::take(
-        &mut *CREATED
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()),
-    );
+    let names: Vec<String> = std::mem::take(&mut *created());
     let Ok(admin) = std::env::var(PG_ENV) else {
         return;
     };
@@ -212,10 +215,7 @@ impl TestDb {
                 sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
                     .execute(&mut conn)
                     .await?;
-                CREATED
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner())
-                    .push(name.clone());
+                created().push(name.clone());
                 Ok(Self::Postgres(database_url_named(&admin, &name)))
             }
         }

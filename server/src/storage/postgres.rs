@@ -75,7 +75,7 @@ impl PgStorage {
     }
 }
 
-/// See [`SqlBackend::read_for_append`].
+/// The batch read of [`SqlBackend::begin_append`], over arrays.
 const READ_FOR_APPEND: &str = "WITH locked AS (SELECT id, epoch, last_seq FROM circles \
      WHERE id = ANY($1) ORDER BY id FOR UPDATE) \
      SELECT 0 AS part, id AS circle_id, '' AS who, '' AS what, epoch AS a, last_seq AS b, \
