@@ -3,17 +3,22 @@
 //! resends of one message, redemptions of a single-use invite, the first
 //! snapshot, revocations of one invite, acknowledgements, sends racing their
 //! own device's revocation — and never a 5xx; where one must win, exactly
-//! one does.
+//! one does. A member who reads while being removed gets nothing from the
+//! removal on.
 
 use anyhow::Result;
 use futures_util::future::join_all;
 use hearth_protocol::Base64Bytes;
 use hearth_protocol::circles::{
-    Ack, CommitBundle, CreateInvite, Invite, PutSnapshot, RedeemInvite, SendMessage,
+    Accepted, Ack, CommitBundle, CreateInvite, Invite, LogPage, PutSnapshot, RedeemInvite,
+    SendMessage,
 };
 use hearth_tests::{Db, TestApp, on_both_databases, rand_bytes};
 
-on_both_databases!(racing_requests_never_answer_5xx_and_one_wins_where_one_must);
+on_both_databases!(
+    racing_requests_never_answer_5xx_and_one_wins_where_one_must,
+    a_member_reading_while_removed_gets_nothing_from_the_removal_on,
+);
 
 /// The statuses of a race, after checking none is a server error.
 async fn statuses(
@@ -187,5 +192,83 @@ async fn racing_requests_never_answer_5xx_and_one_wins_where_one_must(db: Db) ->
             .all(|s| matches!(s, 200 | 201 | 204 | 401 | 404)),
         "accepted, unauthenticated or off the roster: {raced:?}"
     );
+    Ok(())
+}
+
+async fn a_member_reading_while_removed_gets_nothing_from_the_removal_on(db: Db) -> Result<()> {
+    use std::time::{Duration, Instant};
+    let app = &TestApp::spawn(db).await?;
+    let mut people = Vec::new();
+    for _ in 0..7 {
+        people.push(app.signed_in().await?);
+    }
+    let circle = app.opaque_circle_of(&people).await?;
+    let facilitator = people[0].1.access_token.clone();
+    let messages = app.url(&format!("/v1/circles/{circle}/messages"));
+    let mut epoch = 1;
+    // One member at a time is removed while four of their own requests page
+    // through the log as fast as they can. Reads that pass the roster check
+    // just before the commit lands must not carry the commit (or anything
+    // after it) home.
+    for (device, tokens) in &people[1..] {
+        let readers: Vec<_> = (0..4)
+            .map(|_| {
+                let (http, url, token) = (
+                    app.http.clone(),
+                    messages.clone(),
+                    tokens.access_token.clone(),
+                );
+                tokio::spawn(async move {
+                    let deadline = Instant::now() + Duration::from_secs(10);
+                    let mut seen = Vec::new();
+                    while Instant::now() < deadline {
+                        let answer = http
+                            .get(format!("{url}?after=0"))
+                            .bearer_auth(&token)
+                            .send()
+                            .await?;
+                        match answer.status().as_u16() {
+                            200 => {
+                                let page: LogPage = answer.json().await?;
+                                seen.extend(page.entries.iter().map(|e| e.seq));
+                            }
+                            404 => return Ok(seen),
+                            429 => tokio::task::yield_now().await,
+                            other => anyhow::bail!("a read answered {other}"),
+                        }
+                    }
+                    anyhow::bail!("the removed member could still read after 10 s")
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let removal = CommitBundle {
+            epoch,
+            commit: Base64Bytes::from(hearth_tests::opaque_commit(&circle, epoch)),
+            welcome: None,
+            group_info: None,
+            added: Vec::new(),
+            removed: vec![device.device_id],
+            join_request_id: None,
+        };
+        let answer = app
+            .post_json(
+                &format!("/v1/circles/{circle}/commits"),
+                &facilitator,
+                &removal,
+            )
+            .await?;
+        assert_eq!(answer.status(), 201, "the removal is accepted");
+        let accepted: Accepted = answer.json().await?;
+        epoch = accepted.epoch;
+        for reader in readers {
+            let seen = reader.await??;
+            assert!(
+                seen.iter().all(|seq| *seq < accepted.seq),
+                "a member removed at seq {} read {seen:?}",
+                accepted.seq
+            );
+        }
+    }
     Ok(())
 }

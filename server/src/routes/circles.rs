@@ -532,15 +532,17 @@ pub async fn group_info(
     auth: Authenticated,
     path: web::Path<CircleId>,
 ) -> Result<HttpResponse, ApiError> {
-    let circle = membership(&state, &path, &auth).await?;
+    // The GroupInfo first, then the roster: a device removed by a commit
+    // that lands in between gets a 404, never the epoch that shut it out.
     let info = state
         .storage
         .group_info(&path)
         .await?
         .ok_or(ApiError::NotFound)?;
+    membership(&state, &path, &auth).await?;
     Ok(HttpResponse::Ok().json(GroupInfo {
-        epoch: unsigned(circle.epoch),
-        group_info: info.into(),
+        epoch: unsigned(info.epoch),
+        group_info: info.group_info.into(),
     }))
 }
 

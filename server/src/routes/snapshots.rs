@@ -65,12 +65,11 @@ pub async fn get(
     auth: Authenticated,
     path: web::Path<CircleId>,
 ) -> Result<HttpResponse, ApiError> {
+    // The snapshot first, then the roster: a device removed before the
+    // answer never carries home a snapshot written after its removal.
+    let stored = state.storage.snapshot(&path).await?;
     membership(&state, &path, &auth).await?;
-    let stored = state
-        .storage
-        .snapshot(&path)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let stored = stored.ok_or(ApiError::NotFound)?;
     Ok(HttpResponse::Ok().json(Snapshot {
         version: u64::try_from(stored.version).unwrap_or_default(),
         snapshot: stored.data.into(),

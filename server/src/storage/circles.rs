@@ -160,6 +160,16 @@ pub enum AppendOutcome {
     NotMember,
 }
 
+/// A circle's latest GroupInfo and its epoch, read together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupInfoRecord {
+    /// The circle's epoch now.
+    pub epoch: i64,
+    /// The latest GroupInfo `MLSMessage` posted (of an earlier epoch when
+    /// the last commit carried none).
+    pub group_info: Vec<u8>,
+}
+
 /// One stored log entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogRecord {
@@ -260,8 +270,9 @@ pub trait CircleStore {
     /// device is not on the roster.
     async fn acknowledge(&self, circle: &CircleId, device_id: DeviceId, seq: i64) -> Result<bool>;
 
-    /// The latest GroupInfo of a circle.
-    async fn group_info(&self, circle: &CircleId) -> Result<Option<Vec<u8>>>;
+    /// The latest GroupInfo of a circle, with the circle's epoch as of the
+    /// same read.
+    async fn group_info(&self, circle: &CircleId) -> Result<Option<GroupInfoRecord>>;
 
     /// Welcomes waiting for the device, oldest first.
     async fn welcomes(&self, device_id: DeviceId) -> Result<Vec<WelcomeRecord>>;
@@ -274,6 +285,17 @@ pub trait CircleStore {
 /// expanded by `impl_storage!` inside each backend's module.
 macro_rules! circles_sql {
     () => {
+        fn log_record(row: &Row) -> Result<LogRecord> {
+            Ok(LogRecord {
+                seq: row.try_get("seq")?,
+                epoch: row.try_get("epoch")?,
+                kind: parse_kind(row.try_get("kind")?)?,
+                sender: parse_device_id(row.try_get("sender_id")?)?,
+                ciphertext: row.try_get("ciphertext")?,
+                created_at: row.try_get("created_at")?,
+            })
+        }
+
         async fn circle_with_roster(pool: &sqlx::Pool<Db>, row: &Row) -> Result<CircleRecord> {
             let id = parse_circle_id(row.try_get("id")?)?;
             let roster = sqlx::query(sql::SELECT_ROSTER)
@@ -587,18 +609,29 @@ macro_rules! circles_sql {
                 after: i64,
                 limit: i64,
             ) -> Result<Option<Vec<LogRecord>>> {
-                let Some(member) = sqlx::query(sql::SELECT_MEMBER)
+                // The entries first, then the roster: the order matters.
+                // Each statement sees its own snapshot, so a roster read
+                // before the entries could pass a device that a commit
+                // removes in between, and hand it that commit and what
+                // follows. Read this way, everything returned was committed
+                // while the device was on the roster (the statement checks),
+                // and a device removed since gets `None`.
+                let rows = sqlx::query(sql::SELECT_MEMBER_LOG)
+                    .bind(circle.as_bytes())
+                    .bind(after)
+                    .bind(device_id.to_string())
+                    .bind(limit)
+                    .fetch_all(self.reader())
+                    .await?;
+                let member = sqlx::query(sql::SELECT_ROSTER_DEVICE)
                     .bind(circle.as_bytes())
                     .bind(device_id.to_string())
                     .fetch_optional(self.reader())
-                    .await?
-                else {
+                    .await?;
+                if member.is_none() {
                     return Ok(None);
-                };
-                let joined: i64 = member.try_get("joined_seq")?;
-                self.log_entries(circle, after.max(joined), limit)
-                    .await
-                    .map(Some)
+                }
+                rows.iter().map(log_record).collect::<Result<_>>().map(Some)
             }
 
             async fn log_entries(
@@ -613,18 +646,7 @@ macro_rules! circles_sql {
                     .bind(limit)
                     .fetch_all(self.reader())
                     .await?;
-                rows.iter()
-                    .map(|row| {
-                        Ok(LogRecord {
-                            seq: row.try_get("seq")?,
-                            epoch: row.try_get("epoch")?,
-                            kind: parse_kind(row.try_get("kind")?)?,
-                            sender: parse_device_id(row.try_get("sender_id")?)?,
-                            ciphertext: row.try_get("ciphertext")?,
-                            created_at: row.try_get("created_at")?,
-                        })
-                    })
-                    .collect()
+                rows.iter().map(log_record).collect()
             }
 
             async fn acknowledge(
@@ -661,12 +683,17 @@ macro_rules! circles_sql {
                 Ok(true)
             }
 
-            async fn group_info(&self, circle: &CircleId) -> Result<Option<Vec<u8>>> {
-                let info: Option<Option<Vec<u8>>> = sqlx::query_scalar(sql::SELECT_GROUP_INFO)
+            async fn group_info(&self, circle: &CircleId) -> Result<Option<GroupInfoRecord>> {
+                let row = sqlx::query(sql::SELECT_GROUP_INFO)
                     .bind(circle.as_bytes())
                     .fetch_optional(self.reader())
                     .await?;
-                Ok(info.flatten())
+                let Some(row) = row else {
+                    return Ok(None);
+                };
+                let epoch: i64 = row.try_get("epoch")?;
+                let info: Option<Vec<u8>> = row.try_get("group_info")?;
+                Ok(info.map(|group_info| GroupInfoRecord { epoch, group_info }))
             }
 
             async fn welcomes(&self, device_id: DeviceId) -> Result<Vec<WelcomeRecord>> {

@@ -29,8 +29,8 @@ mod sql;
 pub mod sqlite;
 
 pub use circles::{
-    AddedDevice, AppendOutcome, CircleRecord, CircleStore, CommitOutcome, LogRecord, NewCircle,
-    NewCommit, NewMessage, RosterRecord, WelcomeRecord,
+    AddedDevice, AppendOutcome, CircleRecord, CircleStore, CommitOutcome, GroupInfoRecord,
+    LogRecord, NewCircle, NewCommit, NewMessage, RosterRecord, WelcomeRecord,
 };
 pub use enrollment::{EnrollmentStore, InviteRecord, JoinRequestRecord, NewInvite, NewJoinRequest};
 pub use identity::{

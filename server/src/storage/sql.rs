@@ -90,7 +90,7 @@ pub const SELECT_MEMBER: &str = "SELECT device_id, role, joined_seq, acked_seq F
      WHERE circle_id = $1 AND device_id = $2";
 pub const SELECT_ROSTER_DEVICE: &str =
     "SELECT device_id FROM roster WHERE circle_id = $1 AND device_id = $2";
-pub const SELECT_GROUP_INFO: &str = "SELECT group_info FROM circles WHERE id = $1";
+pub const SELECT_GROUP_INFO: &str = "SELECT epoch, group_info FROM circles WHERE id = $1";
 pub const SELECT_EPOCH: &str = "SELECT epoch FROM circles WHERE id = $1";
 
 pub const ADVANCE_EPOCH: &str = "UPDATE circles SET epoch = epoch + 1, last_seq = last_seq + 1, \
@@ -101,6 +101,13 @@ pub const INSERT_LOG_ENTRY: &str = "INSERT INTO log_entries \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 pub const SELECT_LOG: &str = "SELECT seq, epoch, kind, sender_id, ciphertext, created_at \
      FROM log_entries WHERE circle_id = $1 AND seq > $2 ORDER BY seq LIMIT $3";
+/// A member's page of the log: only entries after the seq that added the
+/// device, and none at all unless it is on the roster when the statement
+/// reads (the scalar subquery is NULL then, and `seq > NULL` is never true).
+pub const SELECT_MEMBER_LOG: &str = "SELECT seq, epoch, kind, sender_id, ciphertext, created_at \
+     FROM log_entries WHERE circle_id = $1 AND seq > $2 AND seq > \
+     (SELECT joined_seq FROM roster WHERE circle_id = $1 AND device_id = $3) \
+     ORDER BY seq LIMIT $4";
 pub const SELECT_LAST_SEQ: &str = "SELECT last_seq FROM circles WHERE id = $1";
 pub const RAISE_ACK: &str = "UPDATE roster SET acked_seq = $3 \
      WHERE circle_id = $1 AND device_id = $2 AND acked_seq < $3";

@@ -106,8 +106,11 @@ async fn a_circle_starts_at_epoch_zero_with_its_creator_facilitating(db: Db) -> 
     assert_eq!(facilitator.role, Role::Facilitator);
     assert_eq!((facilitator.joined_seq, facilitator.acked_seq), (0, 0));
     assert_eq!(
-        storage.group_info(&circle).await?,
-        Some(b"group info at epoch 0".to_vec())
+        storage
+            .group_info(&circle)
+            .await?
+            .map(|g| (g.epoch, g.group_info)),
+        Some((0, b"group info at epoch 0".to_vec()))
     );
 
     let elsewhere = device(storage.as_ref()).await?;
@@ -146,8 +149,11 @@ async fn a_commit_lands_only_at_the_current_epoch_with_its_roster_change_and_wel
     let member = stored.member(sam).expect("sam is on the roster");
     assert_eq!((member.role, member.joined_seq), (Role::Member, 1));
     assert_eq!(
-        storage.group_info(&circle).await?,
-        Some(b"group info at epoch 1".to_vec())
+        storage
+            .group_info(&circle)
+            .await?
+            .map(|g| (g.epoch, g.group_info)),
+        Some((1, b"group info at epoch 1".to_vec()))
     );
     let welcomes = storage.welcomes(sam).await?;
     assert_eq!(welcomes.len(), 1);
@@ -194,8 +200,11 @@ async fn a_commit_lands_only_at_the_current_epoch_with_its_roster_change_and_wel
     );
     assert!(storage.device_circles(sam).await?.is_empty());
     assert_eq!(
-        storage.group_info(&circle).await?,
-        Some(b"group info at epoch 1".to_vec())
+        storage
+            .group_info(&circle)
+            .await?
+            .map(|g| (g.epoch, g.group_info)),
+        Some((2, b"group info at epoch 1".to_vec()))
     );
     Ok(())
 }
