@@ -13,7 +13,7 @@ use crate::json::Body;
 use crate::startup::AppState;
 use crate::storage::{
     AddedDevice, AppendOutcome, CircleRecord, CommitOutcome, NewCircle, NewCommit, NewMessage,
-    WakeFor,
+    StorageError, WakeFor,
 };
 use crate::telemetry::redact;
 use actix_web::{HttpResponse, web};
@@ -84,6 +84,22 @@ pub(crate) async fn membership(
         .await?
         .filter(|c| c.member(auth.device_id).is_some())
         .ok_or(ApiError::NotFound)
+}
+
+/// What `read` returns, if the caller is on the circle's roster after it
+/// ran. The roster is checked after the read, never before: each statement
+/// sees its own snapshot, so a check made first could pass a device that a
+/// commit then removes, and the read would hand it what was written for the
+/// circle after its removal.
+pub(crate) async fn read_as_member<T>(
+    state: &AppState,
+    circle_id: &CircleId,
+    auth: &Authenticated,
+    read: impl Future<Output = Result<T, StorageError>>,
+) -> Result<T, ApiError> {
+    let value = read.await?;
+    membership(state, circle_id, auth).await?;
+    Ok(value)
 }
 
 fn bounded(bytes: &Base64Bytes, limit: usize, what: &'static str) -> Result<(), ApiError> {
@@ -532,14 +548,9 @@ pub async fn group_info(
     auth: Authenticated,
     path: web::Path<CircleId>,
 ) -> Result<HttpResponse, ApiError> {
-    // The GroupInfo first, then the roster: a device removed by a commit
-    // that lands in between gets a 404, never the epoch that shut it out.
-    let info = state
-        .storage
-        .group_info(&path)
+    let info = read_as_member(&state, &path, &auth, state.storage.group_info(&path))
         .await?
         .ok_or(ApiError::NotFound)?;
-    membership(&state, &path, &auth).await?;
     Ok(HttpResponse::Ok().json(GroupInfo {
         epoch: unsigned(info.epoch),
         group_info: info.group_info.into(),

@@ -3,7 +3,7 @@
 //! member who joins late can see the series, its changes and the agreement.
 //! The server stores the blob, its version and when it was written.
 
-use super::circles::{facilitated, membership};
+use super::circles::{facilitated, read_as_member};
 use crate::auth::Authenticated;
 use crate::error::ApiError;
 use crate::json::Body;
@@ -65,11 +65,9 @@ pub async fn get(
     auth: Authenticated,
     path: web::Path<CircleId>,
 ) -> Result<HttpResponse, ApiError> {
-    // The snapshot first, then the roster: a device removed before the
-    // answer never carries home a snapshot written after its removal.
-    let stored = state.storage.snapshot(&path).await?;
-    membership(&state, &path, &auth).await?;
-    let stored = stored.ok_or(ApiError::NotFound)?;
+    let stored = read_as_member(&state, &path, &auth, state.storage.snapshot(&path))
+        .await?
+        .ok_or(ApiError::NotFound)?;
     Ok(HttpResponse::Ok().json(Snapshot {
         version: u64::try_from(stored.version).unwrap_or_default(),
         snapshot: stored.data.into(),

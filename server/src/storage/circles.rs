@@ -609,13 +609,11 @@ macro_rules! circles_sql {
                 after: i64,
                 limit: i64,
             ) -> Result<Option<Vec<LogRecord>>> {
-                // The entries first, then the roster: the order matters.
-                // Each statement sees its own snapshot, so a roster read
-                // before the entries could pass a device that a commit
-                // removes in between, and hand it that commit and what
-                // follows. Read this way, everything returned was committed
-                // while the device was on the roster (the statement checks),
-                // and a device removed since gets `None`.
+                // The entries first, then the roster (each statement sees its
+                // own snapshot; see `routes::circles::read_as_member`): all
+                // returned was committed while the device was on the roster
+                // (the statement checks), and a device removed since gets
+                // `None`.
                 let rows = sqlx::query(sql::SELECT_MEMBER_LOG)
                     .bind(circle.as_bytes())
                     .bind(after)
