@@ -556,12 +556,18 @@ async fn command(client: &Arc<Client>, command: Command, j: bool) -> Result<()> 
                             format!("{}  {id}", title.as_deref().unwrap_or("untitled"))
                         })
                         .collect();
-                    if lines.is_empty() {
+                    if lines.is_empty() && past.is_empty() {
                         lines.push(
-                        "you are in no circles yet: create one with `hearth circle create`, or \
-                         join with `hearth join <link>`"
-                            .to_owned(),
-                    );
+                            "you are in no circles yet: create one with `hearth circle create`, \
+                             or join with `hearth join <link>`"
+                                .to_owned(),
+                        );
+                    } else if lines.is_empty() {
+                        lines.push(
+                            "you are in no circles now (a new invite link brings you back); \
+                             past circles:"
+                                .to_owned(),
+                        );
                     }
                     lines.extend(past.iter().map(|(id, title, removed)| {
                         format!(

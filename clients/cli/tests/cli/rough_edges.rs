@@ -133,6 +133,12 @@ async fn a_facilitator_removes_alex_by_name_and_sam_leaves_and_comes_back(
     assert_eq!(listed["circles"].as_array().map(Vec::len), Some(0));
     assert_eq!(listed["past_circles"][0]["removed"], true);
     assert_eq!(listed["past_circles"][0]["title"], "Thursday circle");
+    let (_, out, _) = text(&app, home, "Alex", &["circle", "list"]).await?;
+    assert!(out.starts_with("you are in no circles now"), "{out}");
+    assert!(
+        out.contains("Thursday circle") && out.contains("(you were removed)"),
+        "{out}"
+    );
     let (ok, _, err) = text(&app, home, "Alex", &["send", &circle, "hello?"]).await?;
     assert!(!ok && err.starts_with("hearth: you were removed"), "{err}");
 
