@@ -108,3 +108,28 @@ pub enum ServerFrame {
         error: ErrorBody,
     },
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_frame_with_a_key_twice_is_not_a_frame() {
+        let circle = "AAAAAAAAAAAAAAAAAAAAAA";
+        let ack = format!(r#"{{"type":"ack","circle_id":"{circle}","seq":1}}"#);
+        assert!(serde_json::from_str::<ClientFrame>(&ack).is_ok());
+        for twice in [
+            format!(r#"{{"type":"ack","circle_id":"{circle}","seq":1,"seq":2}}"#),
+            format!(r#"{{"type":"ack","type":"resume","circle_id":"{circle}","seq":1}}"#),
+            format!(
+                r#"{{"type":"send","request_id":1,"circle_id":"{circle}","message":{{"message_id":"6f9619ff-8b86-d011-b42d-00cf4fc964ff","epoch":1,"ciphertext":"AA==","ciphertext":"AQ=="}}}}"#
+            ),
+        ] {
+            assert!(
+                serde_json::from_str::<ClientFrame>(&twice).is_err(),
+                "{twice}"
+            );
+        }
+    }
+}

@@ -281,6 +281,13 @@ pub(crate) fn describe_serde(err: &serde_json::Error) -> String {
             .unwrap_or("invalid body")
             .to_owned();
     }
+    if text.starts_with(crate::json::DUPLICATE_KEY) {
+        return format!(
+            "a key appears twice in one object (line {}, column {})",
+            err.line(),
+            err.column()
+        );
+    }
     match err.classify() {
         serde_json::error::Category::Data => format!(
             "a value has the wrong type or format (line {}, column {})",

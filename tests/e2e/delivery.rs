@@ -24,6 +24,7 @@ on_both_databases!(
     concurrent_claims_never_hand_out_a_key_package_twice,
     bad_key_packages_are_refused_each_with_its_reason,
     a_resent_message_keeps_one_row_and_one_sequence_number,
+    a_body_with_a_key_twice_is_refused_and_changes_nothing,
     concurrent_senders_leave_a_gap_free_log_everyone_reads_alike,
     a_removed_member_reads_and_sends_nothing_and_strangers_see_404,
     acknowledged_and_expired_entries_leave_the_database,
@@ -418,6 +419,59 @@ fn message(epoch: u64, ciphertext: &Base64Bytes, id: uuid::Uuid) -> SendMessage 
         epoch,
         ciphertext: ciphertext.clone(),
     }
+}
+
+async fn a_body_with_a_key_twice_is_refused_and_changes_nothing(app: TestApp) -> Result<()> {
+    let (mut facilitator, members, circle) = circle_with(&app, 1).await?;
+    let url = path(&circle, LOG);
+    let (first, second) = (
+        facilitator.encrypt(b"what a proxy would read")?,
+        facilitator.encrypt(b"what the server would store")?,
+    );
+    let id = uuid::Uuid::new_v4();
+    let epoch = facilitator.epoch();
+    // Two ciphertexts under one id: a reader keeping the first key and one
+    // keeping the last would disagree on what was sent.
+    let twice = format!(
+        r#"{{"message_id":"{id}","epoch":{epoch},"ciphertext":{},"ciphertext":{}}}"#,
+        serde_json::to_string(&first)?,
+        serde_json::to_string(&second)?
+    );
+    let refused = expect_error(
+        app.post_raw_json(&url, facilitator.token(), &twice).await?,
+        400,
+        ErrorCode::BadRequest,
+    )
+    .await?;
+    assert!(refused.message.contains("twice"), "{}", refused.message);
+    // Nothing was kept under that id: the message goes in once, cleanly.
+    let once = app
+        .post_json(&url, facilitator.token(), &message(epoch, &first, id))
+        .await?;
+    assert_eq!(once.status(), 201, "the id was still free");
+
+    // An acknowledgement naming two positions.
+    let ack = path(&circle, "/ack");
+    expect_error(
+        app.post_raw_json(&ack, members[0].token(), r#"{"seq":1,"seq":2}"#)
+            .await?,
+        400,
+        ErrorCode::BadRequest,
+    )
+    .await?;
+    // The same key twice at another depth, and an ordinary body still passes.
+    expect_error(
+        app.post_raw_json(&ack, members[0].token(), r#"{"seq":1,"x":{"a":1,"a":2}}"#)
+            .await?,
+        400,
+        ErrorCode::BadRequest,
+    )
+    .await?;
+    let fine = app
+        .post_raw_json(&ack, members[0].token(), r#"{"seq":1}"#)
+        .await?;
+    assert_eq!(fine.status(), 204);
+    Ok(())
 }
 
 async fn a_resent_message_keeps_one_row_and_one_sequence_number(app: TestApp) -> Result<()> {

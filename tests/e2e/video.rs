@@ -17,6 +17,7 @@ on_both_databases!(
     members_get_tokens_livekit_accepts_for_their_circles_room_only,
     video_is_off_until_configured,
     members_share_media_keys_and_a_removed_member_cannot_follow,
+    no_two_calls_of_a_member_ever_share_a_key_and_nonce,
 );
 
 const API_KEY: &str = "devkey";
@@ -246,5 +247,70 @@ async fn members_share_media_keys_and_a_removed_member_cannot_follow(db: Db) -> 
         s.keys.decrypt(&hello),
         Err(ClientError::KeyUnavailable)
     ));
+    Ok(())
+}
+
+/// The key id and counter of an SFrame (the key and nonce follow from them
+/// and the epoch).
+fn key_and_counter(frame: &[u8]) -> Result<(u64, u64)> {
+    let frame = sframe::frame::EncryptedFrame::try_new(frame)?;
+    Ok((frame.header().key_id(), frame.header().counter()))
+}
+
+async fn no_two_calls_of_a_member_ever_share_a_key_and_nonce(db: Db) -> Result<()> {
+    let app = with_video(db).await?;
+    let dirs = data_dirs(2)?;
+    let (mut clients, circle) = enrolled(&app, &dirs).await?;
+    // Sam joins the call twice in one epoch (a second screen, a rejoin after
+    // the app lost the first handle), and once more after a restart.
+    let first = clients[1].join_call(&circle).await?;
+    let second = clients[1].join_call(&circle).await?;
+    let epoch = first.keys.epoch()?;
+    let (one, two) = (
+        b"sam's first camera".to_vec(),
+        b"a second picture!!".to_vec(),
+    );
+    let mut frames = vec![
+        (first.keys.encrypt(&one)?, one.clone()),
+        (second.keys.encrypt(&two)?, two.clone()),
+        (first.keys.encrypt(&two)?, two.clone()),
+    ];
+    clients.pop();
+    let sam = hearth_tests::clients::client(&app, &dirs[1]).await?;
+    let restarted = sam.join_call(&circle).await?;
+    assert_eq!(
+        restarted.keys.epoch()?,
+        epoch,
+        "the same epoch after the restart"
+    );
+    frames.push((restarted.keys.encrypt(&one)?, one.clone()));
+
+    let mut seen = std::collections::HashSet::new();
+    for (frame, _) in &frames {
+        assert!(
+            seen.insert(key_and_counter(frame)?),
+            "a key id and counter (so a key and nonce) used twice in one epoch"
+        );
+    }
+    // Same-length plaintexts under one key and nonce would give ciphertexts
+    // whose XOR is the plaintexts' XOR: none do.
+    let xor = |a: &[u8], b: &[u8]| a.iter().zip(b).map(|(x, y)| x ^ y).collect::<Vec<_>>();
+    for (i, (a, pa)) in frames.iter().enumerate() {
+        for (b, pb) in &frames[i + 1..] {
+            let (ca, cb) = (&a[a.len() - pa.len() - 16..], &b[b.len() - pb.len() - 16..]);
+            if pa.len() == pb.len() {
+                assert_ne!(
+                    xor(&ca[..pa.len()], &cb[..pb.len()]),
+                    xor(pa, pb),
+                    "keystream reused"
+                );
+            }
+        }
+    }
+    // Every frame still plays for the facilitator.
+    let alice = clients[0].join_call(&circle).await?;
+    for (frame, plain) in &frames {
+        assert_eq!(&alice.keys.decrypt(frame)?, plain);
+    }
     Ok(())
 }

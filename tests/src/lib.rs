@@ -684,6 +684,22 @@ impl TestApp {
         Ok(request.json(body).send().await?)
     }
 
+    /// `POST` a body as it is, labelled JSON, with a bearer token: for
+    /// bodies a serializer would not write.
+    pub async fn post_raw_json(
+        &self,
+        path: &str,
+        token: &str,
+        body: &str,
+    ) -> Result<reqwest::Response> {
+        let request = self.authorized(reqwest::Method::POST, path, token);
+        Ok(request
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.to_owned())
+            .send()
+            .await?)
+    }
+
     /// Opens `/v1/stream` with a bearer token.
     pub async fn stream(&self, token: &str) -> Result<Stream> {
         Stream::open(&self.address, token).await

@@ -3,10 +3,24 @@
 //! the SFU relays frames it cannot decrypt (SFrame, RFC 9605).
 //!
 //! Per epoch, `base_key = MLS-Exporter("SFrame 1.0 Base Key", "", Nk)`
-//! (§5.2); a sender's key id is built from its leaf index and the epoch's low
-//! bits ([`EPOCH_BITS`], [`INDEX_BITS`]), and its key and salt are derived
-//! from the base key and that key id (§4.4.2, by the `sframe` crate). The
-//! suite is `AES_128_GCM_SHA256_128`, like the circle's MLS ciphersuite.
+//! (§5.2); a sender's key id is built from a context, its leaf index and the
+//! epoch's low bits ([`EPOCH_BITS`], [`INDEX_BITS`]), and its key and salt
+//! are derived from the base key and that key id (§4.4.2, by the `sframe`
+//! crate). The suite is `AES_128_GCM_SHA256_128`, like the circle's MLS
+//! ciphersuite.
+//!
+//! **No key and nonce ever repeat.** The nonce is the salt XOR the frame
+//! counter, and the key and salt follow from the key id. Every handle
+//! ([`CallRegistry::open`], i.e. every `join_call`, in this process or after
+//! a restart) draws a fresh random context of [`CONTEXT_BITS`] bits for its
+//! key ids (§5.2 leaves those bits to the sender), so two handles of one
+//! member in one epoch encrypt under different keys; within a handle one
+//! counter, under the handle's lock, numbers every frame, and a new epoch
+//! brings a new base key. Two handles share a key only if they draw the
+//! same 52 random bits in the same epoch (2⁻⁵² for a pair). A receiver
+//! derives the key from the whole key id, so contexts need no agreement;
+//! it keeps a sender's key only once a frame under it has authenticated,
+//! so forged key ids cost it a derivation and no memory.
 //!
 //! A [`CallKeys`] handle follows the circle: when this client merges a commit
 //! (a join, a removal, an update), it moves to the new epoch's keys by itself
@@ -36,6 +50,11 @@ const BASE_KEY_LABEL: &str = "SFrame 1.0 Base Key";
 pub const EPOCH_BITS: u8 = 4;
 /// Bits of the key id that carry the sender's leaf index (room for 256).
 pub const INDEX_BITS: u8 = 8;
+/// Bits of the key id above the leaf index: the handle's random context.
+pub const CONTEXT_BITS: u32 = u64::BITS - EPOCH_BITS as u32 - INDEX_BITS as u32;
+/// Decryption keys kept per epoch (a key per sender handle that has sent
+/// an authentic frame; the oldest go first past this).
+const KEPT_DECRYPTION_KEYS: usize = 256;
 /// How long the previous epoch's keys keep decrypting, by default.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
 
@@ -47,26 +66,34 @@ fn frame_error(err: sframe::error::SframeError) -> ClientError {
     ClientError::Frame(Box::new(err))
 }
 
-/// The key id a member with leaf `index` sends with in `epoch`.
-pub fn key_id(epoch: u64, index: u32) -> Result<u64> {
-    Ok(MlsKeyId::try_new(0u64, epoch, index, bit_range())
+/// The key id a member with leaf `index` sends with in `epoch`, from a
+/// handle whose context is `context` (below 2^[`CONTEXT_BITS`]).
+pub fn key_id(context: u64, epoch: u64, index: u32) -> Result<u64> {
+    Ok(MlsKeyId::try_new(context, epoch, index, bit_range())
         .map_err(frame_error)?
         .into())
 }
 
-/// One epoch's keys: the base key, this device's encryption key, and the
-/// decryption keys of the senders seen so far.
+/// A fresh random context for a new handle's key ids.
+fn fresh_context() -> Result<u64> {
+    Ok(u64::from_le_bytes(crate::random::<8>()?) >> (u64::BITS - CONTEXT_BITS))
+}
+
+/// One epoch's keys: the base key, this handle's encryption key, and the
+/// decryption keys of the senders whose frames have authenticated so far.
 struct EpochKeys {
     epoch: u64,
     base_key: SecretBox<Vec<u8>>,
     encrypt: EncryptionKey,
     key_id: u64,
     decrypt: HashMap<u64, DecryptionKey>,
+    /// The order the decryption keys were kept in, oldest first.
+    kept: std::collections::VecDeque<u64>,
 }
 
 impl EpochKeys {
-    fn new(epoch: u64, index: u32, base_key: Vec<u8>) -> Result<Self> {
-        let key_id = key_id(epoch, index)?;
+    fn new(epoch: u64, index: u32, context: u64, base_key: Vec<u8>) -> Result<Self> {
+        let key_id = key_id(context, epoch, index)?;
         let encrypt = EncryptionKey::derive_from(SUITE, key_id, &base_key).map_err(frame_error)?;
         Ok(Self {
             epoch,
@@ -74,16 +101,32 @@ impl EpochKeys {
             encrypt,
             key_id,
             decrypt: HashMap::new(),
+            kept: std::collections::VecDeque::new(),
         })
     }
 
-    fn decryption_key(&mut self, key_id: u64) -> Result<&DecryptionKey> {
-        if !self.decrypt.contains_key(&key_id) {
-            let key = DecryptionKey::derive_from(SUITE, key_id, self.base_key.expose_secret())
-                .map_err(frame_error)?;
-            self.decrypt.insert(key_id, key);
+    /// Decrypts a frame under its sender's key, deriving that key the first
+    /// time and keeping it only if the frame authenticates.
+    fn decrypt(&mut self, encrypted: &EncryptedFrame, key_id: u64) -> Result<Vec<u8>> {
+        if let Some(key) = self.decrypt.get(&key_id) {
+            let media = encrypted.decrypt(key).map_err(frame_error)?;
+            return Ok(media.payload().to_vec());
         }
-        self.decrypt.get(&key_id).ok_or(ClientError::KeyUnavailable)
+        let key = DecryptionKey::derive_from(SUITE, key_id, self.base_key.expose_secret())
+            .map_err(frame_error)?;
+        let payload = encrypted
+            .decrypt(&key)
+            .map_err(frame_error)?
+            .payload()
+            .to_vec();
+        if self.kept.len() >= KEPT_DECRYPTION_KEYS
+            && let Some(oldest) = self.kept.pop_front()
+        {
+            self.decrypt.remove(&oldest);
+        }
+        self.decrypt.insert(key_id, key);
+        self.kept.push_back(key_id);
+        Ok(payload)
     }
 
     fn epoch_bits(&self) -> u64 {
@@ -101,6 +144,8 @@ pub struct KeyChange {
 }
 
 pub(crate) struct CallKeysState {
+    /// This handle's context in its key ids, the same in every epoch.
+    context: u64,
     current: EpochKeys,
     previous: Option<(EpochKeys, Instant)>,
     counter: MonotonicCounter,
@@ -139,12 +184,13 @@ impl std::fmt::Debug for CallKeys {
 }
 
 impl CallKeys {
-    fn starting_with(current: EpochKeys) -> Self {
+    fn starting_with(context: u64, current: EpochKeys) -> Self {
         let (changes, _) = watch::channel(KeyChange {
             epoch: current.epoch,
             key_id: current.key_id,
         });
         let state = Arc::new(Mutex::new(CallKeysState {
+            context,
             current,
             previous: None,
             counter: MonotonicCounter::default(),
@@ -212,20 +258,20 @@ impl CallKeys {
                 _ => return Err(ClientError::KeyUnavailable),
             }
         };
-        let key = keys.decryption_key(key_id)?;
-        let media = encrypted.decrypt(key).map_err(frame_error)?;
-        Ok(media.payload().to_vec())
+        keys.decrypt(&encrypted, key_id)
     }
 }
 
-/// The epoch's keys for this device, from its group.
-fn epoch_keys(group: &MlsGroup, crypto: &impl OpenMlsCrypto) -> Result<EpochKeys> {
+/// The epoch's keys for a handle of this device with key id context
+/// `context`, from its group.
+fn epoch_keys(group: &MlsGroup, crypto: &impl OpenMlsCrypto, context: u64) -> Result<EpochKeys> {
     let base_key = group
         .export_secret(crypto, BASE_KEY_LABEL, b"", SUITE.key_len())
         .map_err(failed("exporting the SFrame base key"))?;
     EpochKeys::new(
         group.epoch().as_u64(),
         group.own_leaf_index().u32(),
+        context,
         base_key,
     )
 }
@@ -236,14 +282,16 @@ fn epoch_keys(group: &MlsGroup, crypto: &impl OpenMlsCrypto) -> Result<EpochKeys
 pub(crate) struct CallRegistry(HashMap<Vec<u8>, Vec<Weak<Mutex<CallKeysState>>>>);
 
 impl CallRegistry {
-    /// A new handle for the group's current epoch, kept up to date from now on.
+    /// A new handle for the group's current epoch, with a fresh context in
+    /// its key ids, kept up to date from now on.
     pub fn open(
         &mut self,
         circle: &[u8],
         group: &MlsGroup,
         crypto: &impl OpenMlsCrypto,
     ) -> Result<CallKeys> {
-        let keys = CallKeys::starting_with(epoch_keys(group, crypto)?);
+        let context = fresh_context()?;
+        let keys = CallKeys::starting_with(context, epoch_keys(group, crypto, context)?);
         self.0
             .entry(circle.to_vec())
             .or_default()
@@ -264,8 +312,9 @@ impl CallRegistry {
         };
         handles.retain(|h| h.strong_count() > 0);
         for handle in handles.iter().filter_map(Weak::upgrade) {
-            let next = epoch_keys(group, crypto)?;
-            handle.lock().map_err(|_| ClientError::Task)?.advance(next);
+            let mut state = handle.lock().map_err(|_| ClientError::Task)?;
+            let next = epoch_keys(group, crypto, state.context)?;
+            state.advance(next);
         }
         Ok(())
     }

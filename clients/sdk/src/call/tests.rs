@@ -44,20 +44,32 @@ fn rfc_9605_appendix_c_vector_for_aes_128_gcm_sha256_128() {
 
 #[test]
 fn a_key_id_carries_the_senders_leaf_and_the_epochs_low_bits() {
-    assert_eq!(key_id(7, 3).unwrap(), (3 << EPOCH_BITS) | 7);
+    assert_eq!(key_id(0, 7, 3).unwrap(), (3 << EPOCH_BITS) | 7);
     assert_eq!(
-        key_id(17, 3).unwrap(),
+        key_id(0, 17, 3).unwrap(),
         (3 << EPOCH_BITS) | 1,
         "the low four bits"
     );
-    assert!(key_id(1, 256).is_err(), "a leaf index past eight bits");
+    assert!(key_id(0, 1, 256).is_err(), "a leaf index past eight bits");
+    assert_eq!(
+        key_id(5, 7, 3).unwrap(),
+        (5 << (EPOCH_BITS + INDEX_BITS)) | (3 << EPOCH_BITS) | 7,
+        "the context above the leaf"
+    );
+    assert!(
+        key_id(1 << CONTEXT_BITS, 1, 3).is_err(),
+        "a context too wide"
+    );
+    let context = fresh_context().unwrap();
+    assert!(context < 1 << CONTEXT_BITS);
+    assert_ne!(context, fresh_context().unwrap(), "drawn afresh");
 }
 
 #[test]
 fn keys_move_with_the_epoch_and_the_old_ones_last_a_grace_period() {
     let (first, second) = (vec![1u8; 16], vec![2u8; 16]);
-    let alice = CallKeys::starting_with(EpochKeys::new(1, 0, first.clone()).unwrap());
-    let sam = CallKeys::starting_with(EpochKeys::new(1, 1, first).unwrap());
+    let alice = CallKeys::starting_with(1, EpochKeys::new(1, 0, 1, first.clone()).unwrap());
+    let sam = CallKeys::starting_with(2, EpochKeys::new(1, 1, 2, first).unwrap());
     let before = alice.encrypt(b"frame in epoch 1").unwrap();
     assert_eq!(sam.decrypt(&before).unwrap(), b"frame in epoch 1");
 
@@ -68,12 +80,13 @@ fn keys_move_with_the_epoch_and_the_old_ones_last_a_grace_period() {
         } else {
             1
         };
-        let next = EpochKeys::new(2, index, second.clone()).unwrap();
+        let context = keys.lock().unwrap().context;
+        let next = EpochKeys::new(2, index, context, second.clone()).unwrap();
         keys.lock().unwrap().advance(next);
     }
     assert!(changes.has_changed().unwrap());
     assert_eq!(changes.borrow_and_update().epoch, 2);
-    assert_eq!(sam.key_id().unwrap(), key_id(2, 1).unwrap());
+    assert_eq!(sam.key_id().unwrap(), key_id(2, 2, 1).unwrap());
 
     let after = alice.encrypt(b"frame in epoch 2").unwrap();
     assert_eq!(sam.decrypt(&after).unwrap(), b"frame in epoch 2");
@@ -89,4 +102,25 @@ fn keys_move_with_the_epoch_and_the_old_ones_last_a_grace_period() {
         Err(ClientError::KeyUnavailable)
     ));
     assert_eq!(sam.decrypt(&after).unwrap(), b"frame in epoch 2");
+}
+
+#[test]
+fn forged_key_ids_are_not_kept() {
+    let base = vec![3u8; 16];
+    let alice = CallKeys::starting_with(7, EpochKeys::new(1, 0, 7, base.clone()).unwrap());
+    let sam = CallKeys::starting_with(8, EpochKeys::new(1, 1, 8, base).unwrap());
+    let frame = alice.encrypt(b"a real frame").unwrap();
+    // The SFU rewrites nothing it could: every other key id fails the tag.
+    for context in 100..(100 + KEPT_DECRYPTION_KEYS as u64 * 2) {
+        let forged_key =
+            EncryptionKey::derive_from(SUITE, key_id(context, 1, 0).unwrap(), &[9u8; 16]).unwrap();
+        let forged = MediaFrame::try_new(&mut At(0), b"forged")
+            .unwrap()
+            .encrypt(&forged_key)
+            .unwrap();
+        assert!(sam.decrypt(forged.as_ref()).is_err());
+    }
+    assert_eq!(sam.lock().unwrap().current.decrypt.len(), 0, "nothing kept");
+    assert_eq!(sam.decrypt(&frame).unwrap(), b"a real frame");
+    assert_eq!(sam.lock().unwrap().current.decrypt.len(), 1);
 }
