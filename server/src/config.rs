@@ -112,6 +112,11 @@ pub struct PushConfig {
     pub max_delay_secs: u64,
     /// Decoy wakes per hour sent to random registered devices (0: none).
     pub decoys_per_hour: u32,
+    /// How long a node's word that a device has a live socket on it holds
+    /// without renewal (at least 2; renewed every third of it). A wake that
+    /// falls due while its device looks connected on another node waits up
+    /// to this long to learn whether that node is still alive.
+    pub presence_ttl_secs: u64,
     /// For tests only: Web Push endpoints may be `http` and on loopback or
     /// private addresses.
     pub allow_private_endpoints: bool,
@@ -130,6 +135,7 @@ impl Default for PushConfig {
             wake_interval_secs: 30,
             max_delay_secs: 10,
             decoys_per_hour: 0,
+            presence_ttl_secs: 15,
             allow_private_endpoints: false,
             web_push: WebPushConfig::default(),
             apns: ApnsConfig::default(),

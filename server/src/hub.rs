@@ -318,6 +318,11 @@ impl Hub {
     pub fn connected(&self, device: &DeviceId) -> bool {
         self.registry().devices.contains_key(device)
     }
+
+    /// Every device with a socket open on this node.
+    pub fn connected_devices(&self) -> Vec<DeviceId> {
+        self.registry().devices.keys().copied().collect()
+    }
 }
 
 /// One socket's mailbox; dropping it unregisters the socket.

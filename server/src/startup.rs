@@ -205,7 +205,7 @@ impl Application {
         let _ = telemetry::metrics_handle();
         let hub = Hub::new(SOCKET_MAILBOX);
         let epoch_window = i64::try_from(config.delivery.epoch_window).unwrap_or(0);
-        let push = Push::from_config(&config.push, storage.clone())?;
+        let push = Push::from_config(&config.push, storage.clone(), hub.clone())?;
         let pusher = push.as_ref().map(|(push, _)| push.clone());
         let state = web::Data::new(AppState {
             appender: Appender::start(storage.clone(), hub.clone(), epoch_window, pusher.clone()),
@@ -258,6 +258,7 @@ impl Application {
             stopper.stop().await;
         });
         let sweeper = tokio::spawn(sweeper::run(self.storage.clone(), sweep_every));
+        let pushing = self.push.as_ref().map(|(push, _)| push.clone());
         let pusher = self.push.map(|(push, queue)| tokio::spawn(push.run(queue)));
         let (notices, heard) = tokio::sync::mpsc::unbounded_channel();
         let relay = tokio::spawn(relay_notices(heard, self.storage.clone(), self.hub.clone()));
@@ -277,6 +278,9 @@ impl Application {
         relay.abort();
         if let Some(pusher) = pusher {
             pusher.abort();
+        }
+        if let Some(push) = pushing {
+            push.forget_node().await;
         }
         self.storage.close().await;
         result

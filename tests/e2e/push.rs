@@ -10,9 +10,10 @@ use hearth_protocol::content::Content;
 use hearth_protocol::push::{PushDeadReason, PushServices, PushStatus, PushTarget, WAKE_PAYLOAD};
 use hearth_protocol::{Base64Bytes, CircleId, ErrorCode};
 use hearth_tests::clients::{client, data_dirs, enrolled};
+use hearth_tests::process::ServerProcess;
 use hearth_tests::push::{PushKeys, PushReceiver, Service, Subscriber, apns_token, fcm_token};
 use hearth_tests::{
-    Db, TestApp, TestDb, b64, expect_error, on_both_databases, on_postgres, rand_bytes,
+    Db, Stream, TestApp, TestDb, b64, expect_error, on_both_databases, on_postgres, rand_bytes,
 };
 use std::collections::HashSet;
 use std::time::Duration;
@@ -21,6 +22,7 @@ on_both_databases!(
     a_sleeping_phone_is_woken_once_per_burst_and_a_live_one_not_at_all,
     gone_targets_die_and_their_devices_can_tell,
     wakes_queued_before_a_restart_go_out_after_it,
+    a_node_killed_under_a_live_socket_does_not_swallow_its_wakes,
     registration_refuses_what_the_server_will_not_call,
     through_the_sdk_a_woken_phone_finds_what_waits,
     the_push_services_see_traffic_not_circles,
@@ -73,13 +75,21 @@ async fn dead_status(app: &TestApp, token: &str) -> Result<PushStatus> {
 }
 
 async fn send(app: &TestApp, circle: &CircleId, token: &str, text: &[u8]) -> Result<()> {
+    send_at(&app.address, circle, token, text).await
+}
+
+/// [`send`] to the server at `address` (a server process).
+async fn send_at(address: &str, circle: &CircleId, token: &str, text: &[u8]) -> Result<()> {
     let body = SendMessage {
         message_id: uuid::Uuid::new_v4(),
         epoch: 1,
         ciphertext: Base64Bytes::from(hearth_tests::opaque_message(circle, 1, text)),
     };
-    let answer = app
-        .post_json(&format!("/v1/circles/{circle}/messages"), token, &body)
+    let answer = reqwest::Client::new()
+        .post(format!("{address}/v1/circles/{circle}/messages"))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
         .await?;
     if !answer.status().is_success() {
         bail!("sending: {}", answer.status());
@@ -406,6 +416,61 @@ async fn wakes_queued_before_a_restart_go_out_after_it(db: Db) -> Result<()> {
         "sent once, not once per start"
     );
     drop(app);
+    Ok(())
+}
+
+async fn a_node_killed_under_a_live_socket_does_not_swallow_its_wakes(db: Db) -> Result<()> {
+    let keys = PushKeys::generate()?;
+    let receiver = PushReceiver::start(&keys).await?;
+    let (interval, ttl) = (1, 2);
+    let app = TestApp::spawn_with(db, |c| keys.configure(c, &receiver, interval)).await?;
+    let (circle, tokens) = app.opaque_circle(1).await?;
+    let seed = app.signing_seed;
+    let test_db = app.stop().await?;
+    let mut settings = keys.web_push_settings(interval);
+    settings.push(("HEARTH_PUSH__PRESENCE_TTL_SECS".into(), ttl.to_string()));
+
+    // Sam follows the circle on a node; the node records that he is live.
+    let node = ServerProcess::start_with(&test_db, &seed, &settings).await?;
+    let browser = Subscriber::new()?;
+    let sams = Service::WebPush(browser.id.clone());
+    let registered = reqwest::Client::new()
+        .put(format!("{}/v1/devices/current/push", node.address))
+        .bearer_auth(&tokens[1])
+        .json(&browser.target(&receiver))
+        .send()
+        .await?;
+    assert!(registered.status().is_success());
+    let mut stream = Stream::open(&node.address, &tokens[1]).await?;
+    stream.resume(&[(&circle, 0)]).await?;
+    let recorded = tokio::time::Instant::now() + ARRIVES;
+    while !test_db
+        .dump()
+        .await?
+        .iter()
+        .any(|row| row.starts_with("push_presence: "))
+    {
+        if tokio::time::Instant::now() > recorded {
+            bail!("the node never recorded Sam's socket");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let before = receiver.received_by(&sams).len();
+
+    // The node is killed (no goodbye: its word that Sam is live stays in
+    // the database); a new one starts on the same data, and Alice writes.
+    node.kill().await?;
+    drop(stream);
+    let node = ServerProcess::start_with(&test_db, &seed, &settings).await?;
+    let sent = tokio::time::Instant::now();
+    send_at(&node.address, &circle, &tokens[0], b"see you thursday").await?;
+    receiver.wait_for(&sams, before + 1, ARRIVES).await?;
+    let took = sent.elapsed();
+    assert!(
+        took < Duration::from_secs(ttl + 4),
+        "woken once the dead node's word lapsed ({ttl} s), not minutes later: {took:?}"
+    );
+    node.stop().await?;
     Ok(())
 }
 

@@ -44,6 +44,16 @@ impl ServerProcess {
     /// (so tokens from an earlier server on the same database stay valid),
     /// and returns once it listens.
     pub async fn start(db: &TestDb, signing_seed: &[u8; 32]) -> Result<Self> {
+        Self::start_with(db, signing_seed, &[]).await
+    }
+
+    /// Like [`ServerProcess::start`], with more settings in the environment
+    /// (`HEARTH_...` names and values).
+    pub async fn start_with(
+        db: &TestDb,
+        signing_seed: &[u8; 32],
+        settings: &[(String, String)],
+    ) -> Result<Self> {
         let mut command = Command::new(server_binary()?);
         for (key, _) in std::env::vars() {
             if key.starts_with("HEARTH_") || key == "DATABASE_URL" {
@@ -65,6 +75,7 @@ impl ServerProcess {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
+        command.envs(settings.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         match db {
             TestDb::Sqlite(dir) => command.env("HEARTH_DATA_DIR", dir.path()),
             TestDb::Postgres(url) => command.env("DATABASE_URL", url),

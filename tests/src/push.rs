@@ -188,6 +188,31 @@ impl PushKeys {
     }
 }
 
+impl PushKeys {
+    /// Web Push alone, pointed at the stand-ins, as environment settings for
+    /// a server process: no random delay, `interval` seconds between one
+    /// device's wakes.
+    pub fn web_push_settings(&self, interval: u64) -> Vec<(String, String)> {
+        [
+            ("HEARTH_PUSH__TARGET_KEY", self.target_key.clone()),
+            ("HEARTH_PUSH__WAKE_INTERVAL_SECS", interval.to_string()),
+            ("HEARTH_PUSH__MAX_DELAY_SECS", "0".into()),
+            ("HEARTH_PUSH__ALLOW_PRIVATE_ENDPOINTS", "true".into()),
+            (
+                "HEARTH_PUSH__WEB_PUSH__VAPID_PRIVATE_KEY",
+                self.vapid_private.clone(),
+            ),
+            (
+                "HEARTH_PUSH__WEB_PUSH__SUBJECT",
+                "mailto:ops@hearth.example".into(),
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+    }
+}
+
 /// A Web Push subscription held by a test "browser": its keys decrypt what
 /// arrives.
 #[derive(Debug)]

@@ -12,13 +12,24 @@
 //!
 //! The flow: handlers and the appender call [`Push::wake`] after their
 //! commit; the queue task folds what arrives together, asks storage which
-//! devices have a working target and no live socket, and queues a row per
-//! device (a device with one queued keeps it: bursts coalesce). The sender
-//! task claims due rows (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so with
-//! several nodes each wake is sent once), sends, and records the outcome:
-//! sent, retry later (honouring `Retry-After`, backing off otherwise), or
-//! gone (the target is marked dead and the device can read why). Sockets
-//! record their presence per node, renewed every minute.
+//! devices have a working target, leaves out those with a socket on this
+//! node (the hub knows for certain), and queues a row per device (a device
+//! with one queued keeps it: bursts coalesce). The sender task claims due
+//! rows (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so with several nodes each
+//! wake is sent once), sends, and records the outcome: sent, retry later
+//! (honouring `Retry-After`, in seconds or as a date, backing off
+//! otherwise), or gone (the target is marked dead and the device can read
+//! why).
+//!
+//! Presence, for the other nodes: each node writes which devices have a
+//! socket on it when sockets open and close, batched (a mass reconnect is a
+//! few transactions, not one per socket), and renews a life row of its own
+//! every third of `presence_ttl_secs`. Presence counts only while its node
+//! is alive, so a node killed mid-flight stops counting within that time;
+//! a restart is a new random node id. A wake that falls due while its
+//! device looks connected is held until the vouching node must have renewed,
+//! then dropped if it did (the socket was live all along) and sent if not:
+//! a dead node's word delays a wake, never swallows it.
 
 pub mod apns;
 pub mod endpoint;
@@ -29,6 +40,7 @@ pub mod web_push;
 
 use crate::config::PushConfig;
 use crate::error::ApiError;
+use crate::hub::Hub;
 use crate::storage::{Storage, WakeFor, WakeOutcome};
 use async_trait::async_trait;
 use hearth_protocol::DeviceId;
@@ -37,7 +49,7 @@ use hearth_protocol::push::{
 };
 use secrecy::ExposeSecret as _;
 use std::collections::HashSet;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Notify, mpsc};
 
@@ -49,9 +61,9 @@ const CLAIM_AT_MOST: i64 = 32;
 const MAX_ATTEMPTS: i64 = 8;
 /// The longest wait between tries.
 const MAX_BACKOFF_SECS: i64 = 3600;
-/// How often a node renews the presence of its sockets, and for how long.
-const PRESENCE_EVERY: Duration = Duration::from_secs(60);
-const PRESENCE_SECS: i64 = 180;
+/// How long an opening socket waits, at most, for its presence to be
+/// recorded before it goes on regardless.
+const PRESENCE_WAIT: Duration = Duration::from_secs(2);
 /// The sender looks at the queue at least this often (other nodes queue
 /// wakes too).
 const LOOK_AT_LEAST_EVERY_SECS: i64 = 15;
@@ -116,16 +128,27 @@ pub fn delivery_of(status: u16, headers: &reqwest::header::HeaderMap) -> Deliver
     }
 }
 
-/// `Retry-After` in seconds (an HTTP date is treated as absent).
+/// `Retry-After` as a wait: delay seconds, or an HTTP date (RFC 9110
+/// §10.2.3 allows both) counted from the clock now; a date already past is
+/// no wait, a header that is neither is absent.
 pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    headers
+    retry_after_at(headers, std::time::SystemTime::now())
+}
+
+fn retry_after_at(
+    headers: &reqwest::header::HeaderMap,
+    now: std::time::SystemTime,
+) -> Option<Duration> {
+    let value = headers
         .get(reqwest::header::RETRY_AFTER)?
         .to_str()
         .ok()?
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .map(Duration::from_secs)
+        .trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let date = httpdate::parse_http_date(value).ok()?;
+    Some(date.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 /// Fresh keys for an operator (`hearth-server --generate-push-keys`).
@@ -187,6 +210,15 @@ pub struct Push {
     node: String,
     queue: mpsc::UnboundedSender<WakeFor>,
     queued: Notify,
+    hub: Hub,
+    /// How long this node's word on its sockets holds without renewal.
+    presence_ttl: i64,
+    /// Devices whose sockets on this node opened or closed since the last
+    /// record, and the number the next record will have.
+    presence_changed: Mutex<(HashSet<DeviceId>, u64)>,
+    presence_dirty: Notify,
+    /// The number of the last record written (or given up).
+    presence_recorded: tokio::sync::watch::Sender<u64>,
 }
 
 impl std::fmt::Debug for Push {
@@ -208,6 +240,7 @@ impl Push {
     pub fn from_config(
         config: &PushConfig,
         storage: Arc<dyn Storage>,
+        hub: Hub,
     ) -> Result<Option<(Arc<Self>, WakeQueue)>, ProviderError> {
         if !config.enabled() {
             return Ok(None);
@@ -281,6 +314,11 @@ impl Push {
             node: node_bytes.iter().map(|b| format!("{b:02x}")).collect(),
             queue,
             queued: Notify::new(),
+            hub,
+            presence_ttl: i64::try_from(config.presence_ttl_secs.max(2)).unwrap_or(i64::MAX / 4),
+            presence_changed: Mutex::new((HashSet::new(), 1)),
+            presence_dirty: Notify::new(),
+            presence_recorded: tokio::sync::watch::Sender::new(0),
         };
         Ok(Some((Arc::new(push), WakeQueue(receiver))))
     }
@@ -389,30 +427,53 @@ impl Push {
         let _ = self.queue.send(wake);
     }
 
-    /// A socket of `device` opened on this node.
+    /// A socket of `device` opened on this node (the hub knows): returns
+    /// once the other nodes can see it, so no node wakes a device whose
+    /// socket is ready. Sockets opening together share one write.
     pub async fn socket_opened(&self, device: DeviceId) {
-        let expires = crate::now() + PRESENCE_SECS;
-        if let Err(err) = self.storage.set_presence(device, &self.node, expires).await {
-            tracing::warn!(error = %err, "could not record a socket's presence");
+        let batch = self.presence_changed(device);
+        let mut recorded = self.presence_recorded.subscribe();
+        let waited = tokio::time::timeout(PRESENCE_WAIT, recorded.wait_for(|&n| n >= batch));
+        if waited.await.is_err() {
+            tracing::warn!("a socket's presence was not recorded in time");
         }
     }
 
-    /// The last socket of `device` on this node closed.
-    pub async fn socket_closed(&self, device: DeviceId) {
-        if let Err(err) = self.storage.clear_presence(device, &self.node).await {
-            tracing::warn!(error = %err, "could not clear a socket's presence");
-        }
+    /// The socket of `device` closed on this node (the hub knows): recorded
+    /// with the next batch, as the hub then says.
+    pub fn socket_closed(&self, device: DeviceId) {
+        self.presence_changed(device);
     }
 
-    /// Runs the queue, the sender, presence renewal and decoys until the
-    /// future is dropped.
+    /// Marks the device for the next record; returns that record's number.
+    fn presence_changed(&self, device: DeviceId) -> u64 {
+        let batch = match self.presence_changed.lock() {
+            Ok(mut changed) => {
+                changed.0.insert(device);
+                changed.1
+            }
+            Err(_) => 0,
+        };
+        self.presence_dirty.notify_one();
+        batch
+    }
+
+    /// Runs the queue, the sender, presence and decoys until the future is
+    /// dropped.
     pub async fn run(self: Arc<Self>, queue: WakeQueue) {
         tokio::join!(
             self.clone().queue_wakes(queue),
             self.clone().send_wakes(),
-            self.clone().renew_presence(),
+            self.clone().keep_presence(),
             self.clone().send_decoys(),
         );
+    }
+
+    /// This node stops cleanly: its word on its sockets goes at once.
+    pub async fn forget_node(&self) {
+        if let Err(err) = self.storage.forget_node(&self.node).await {
+            tracing::warn!(error = %err, "could not forget this node's presence");
+        }
     }
 
     fn random_below(bound: u64) -> u64 {
@@ -432,13 +493,18 @@ impl Push {
                 .into_iter()
                 .collect();
             let now = crate::now();
-            let candidates = match self.storage.wake_candidates(&wakes, now).await {
+            let candidates = match self.storage.wake_candidates(&wakes).await {
                 Ok(candidates) => candidates,
                 Err(err) => {
                     tracing::warn!(error = %err, "could not find whom to wake");
                     continue;
                 }
             };
+            // A socket on this node reads what is new: no wake. Sockets on
+            // other nodes are weighed when the wake falls due.
+            let candidates = candidates
+                .into_iter()
+                .filter(|device| !self.hub.connected(device));
             // The interval since a device's last wake is enforced where wakes
             // are claimed (`POSTPONE_WAKES`), however they were queued.
             let due: Vec<(DeviceId, i64)> = candidates
@@ -567,18 +633,62 @@ impl Push {
         }
     }
 
-    async fn renew_presence(self: Arc<Self>) {
-        let mut every = tokio::time::interval(PRESENCE_EVERY);
+    /// Keeps this node's word on its sockets: renews its life every third
+    /// of the TTL, and records the sockets that opened or closed, as the hub
+    /// says they are now. What changes while one record is written goes
+    /// into the next (a mass reconnect is a few transactions). A node whose
+    /// life lapsed (or that just started) records all its sockets afresh.
+    async fn keep_presence(self: Arc<Self>) {
+        let every = Duration::from_millis(
+            u64::try_from(self.presence_ttl)
+                .unwrap_or(u64::MAX / 4000)
+                .saturating_mul(1000)
+                / 3,
+        );
+        let mut renew_at = tokio::time::Instant::now();
+        let mut afresh = true;
         loop {
-            every.tick().await;
-            let now = crate::now();
-            if let Err(err) = self
+            tokio::select! {
+                () = tokio::time::sleep_until(renew_at) => {
+                    renew_at = tokio::time::Instant::now() + every;
+                    let now = crate::now();
+                    match self.storage.renew_node(&self.node, now, now + self.presence_ttl).await {
+                        Ok(alive) => afresh |= !alive,
+                        Err(err) => tracing::warn!(error = %err, "could not renew this node's life"),
+                    }
+                }
+                () = self.presence_dirty.notified() => {}
+            }
+            let (changed, batch): (Vec<DeviceId>, u64) = match self.presence_changed.lock() {
+                Ok(mut changed) => {
+                    changed.1 += 1;
+                    (changed.0.drain().collect(), changed.1 - 1)
+                }
+                Err(_) => (Vec::new(), 0),
+            };
+            if changed.is_empty() && !afresh {
+                self.presence_recorded.send_replace(batch);
+                continue;
+            }
+            let (present, absent): (Vec<DeviceId>, Vec<DeviceId>) = if afresh {
+                (self.hub.connected_devices(), Vec::new())
+            } else {
+                changed.into_iter().partition(|d| self.hub.connected(d))
+            };
+            let alive_until = crate::now() + self.presence_ttl;
+            match self
                 .storage
-                .renew_presence(&self.node, now, now + PRESENCE_SECS)
+                .record_presence(&self.node, alive_until, &present, &absent, afresh)
                 .await
             {
-                tracing::warn!(error = %err, "could not renew sockets' presence");
+                Ok(()) => afresh = false,
+                Err(err) => {
+                    // Written whole at the next turn.
+                    afresh = true;
+                    tracing::warn!(error = %err, "could not record sockets' presence");
+                }
             }
+            self.presence_recorded.send_replace(batch);
         }
     }
 
@@ -603,5 +713,48 @@ impl Push {
                 Err(err) => tracing::warn!(error = %err, "could not pick a decoy"),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
+
+    fn saying(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(RETRY_AFTER, HeaderValue::from_str(value).unwrap());
+        headers
+    }
+
+    #[test]
+    fn retry_after_is_read_as_seconds_or_as_an_http_date() {
+        let now = httpdate::parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT").unwrap();
+        let wait = |value: &str| retry_after_at(&saying(value), now);
+        assert_eq!(wait("120"), Some(Duration::from_secs(120)));
+        assert_eq!(
+            wait("Sun, 06 Nov 1994 08:51:37 GMT"),
+            Some(Duration::from_secs(120)),
+            "the IMF-fixdate form"
+        );
+        assert_eq!(
+            wait("Sunday, 06-Nov-94 08:50:37 GMT"),
+            Some(Duration::from_secs(60)),
+            "the obsolete RFC 850 form"
+        );
+        assert_eq!(
+            wait("Sun Nov  6 08:49:47 1994"),
+            Some(Duration::from_secs(10)),
+            "asctime"
+        );
+        assert_eq!(
+            wait("Sun, 06 Nov 1994 08:00:00 GMT"),
+            Some(Duration::ZERO),
+            "past"
+        );
+        assert_eq!(wait("soon"), None);
+        assert_eq!(wait("-5"), None);
+        assert_eq!(retry_after_at(&HeaderMap::new(), now), None);
     }
 }

@@ -178,10 +178,8 @@ impl Socket {
         };
         let _ = self.socket.close(reason).await;
         drop(events);
-        if let Some(push) = &self.state.push
-            && !self.state.hub.connected(&self.auth.device_id)
-        {
-            push.socket_closed(self.auth.device_id).await;
+        if let Some(push) = &self.state.push {
+            push.socket_closed(self.auth.device_id);
         }
     }
 

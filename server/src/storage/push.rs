@@ -112,17 +112,23 @@ pub trait PushStore {
     /// none.
     async fn delete_push_target(&self, device: DeviceId) -> Result<bool>;
 
-    /// The devices behind `wakes` that have a working target and no live
-    /// socket at `now`, each once.
-    async fn wake_candidates(&self, wakes: &[WakeFor], now: i64) -> Result<Vec<DeviceId>>;
+    /// The devices behind `wakes` that have a working target, each once.
+    /// Presence is not read here: a wake of a device that looks connected
+    /// is held when it falls due ([`PushStore::claim_wakes`]), so a node's
+    /// stale word never swallows it.
+    async fn wake_candidates(&self, wakes: &[WakeFor]) -> Result<Vec<DeviceId>>;
 
     /// Queues a wake for each `(device, due_at)` that has a working target;
     /// a device with one queued already keeps it (counted as coalesced).
     /// Returns how many were new.
     async fn queue_wakes(&self, wakes: &[(DeviceId, i64)]) -> Result<u64>;
 
-    /// Drops the wakes of devices that are live now, postpones those of
-    /// devices woken less than `interval` seconds ago, then takes up to
+    /// Deals with due wakes of devices that look connected (on a node alive
+    /// at `now`): the first time, holds them until those nodes must have
+    /// renewed their lives; when a held wake falls due again and a living
+    /// node still vouches for a socket, drops it; otherwise it goes. Then
+    /// postpones the wakes of devices woken less than `interval` seconds
+    /// ago, and takes up to
     /// `limit` due wakes for this node until `lease_until`: no other node
     /// takes them before then.
     async fn claim_wakes(
@@ -142,15 +148,27 @@ pub trait PushStore {
     /// A device with a working target, chosen at random (for decoy wakes).
     async fn random_push_device(&self) -> Result<Option<DeviceId>>;
 
-    /// The device has a live socket on `node` until `expires_at`.
-    async fn set_presence(&self, device: DeviceId, node: &str, expires_at: i64) -> Result<()>;
+    /// Records the sockets of `node`, in one transaction: the node lives
+    /// until `alive_until`; `present` devices have a live socket on it and
+    /// `absent` ones none. With `replace`, the node's earlier rows go first
+    /// (it lapsed, and others may have purged some of them).
+    async fn record_presence(
+        &self,
+        node: &str,
+        alive_until: i64,
+        present: &[DeviceId],
+        absent: &[DeviceId],
+        replace: bool,
+    ) -> Result<()>;
 
-    /// The device's last socket on `node` closed.
-    async fn clear_presence(&self, device: DeviceId, node: &str) -> Result<()>;
+    /// Extends the life of `node` to `alive_until` if it is still alive at
+    /// `now`; false when it lapsed or was never recorded (its sockets must
+    /// be recorded again). Forgets the nodes dead by `now`, and their
+    /// presence.
+    async fn renew_node(&self, node: &str, now: i64, alive_until: i64) -> Result<bool>;
 
-    /// Extends every presence of `node` to `expires_at`, and forgets every
-    /// presence (of any node) that expired by `now`.
-    async fn renew_presence(&self, node: &str, now: i64, expires_at: i64) -> Result<()>;
+    /// A node stopping cleanly: its life and presence go at once.
+    async fn forget_node(&self, node: &str) -> Result<()>;
 }
 
 /// This area's half of the `Storage` implementation both databases share,
@@ -199,7 +217,7 @@ macro_rules! push_sql {
                 Ok(done.rows_affected() == 1)
             }
 
-            async fn wake_candidates(&self, wakes: &[WakeFor], now: i64) -> Result<Vec<DeviceId>> {
+            async fn wake_candidates(&self, wakes: &[WakeFor]) -> Result<Vec<DeviceId>> {
                 let mut found = Vec::new();
                 let mut seen = HashSet::new();
                 for wake in wakes {
@@ -217,7 +235,7 @@ macro_rules! push_sql {
                             None,
                         ),
                     };
-                    let rows = query.bind(now).fetch_all(self.reader()).await?;
+                    let rows = query.fetch_all(self.reader()).await?;
                     for row in rows {
                         let id: String = row.try_get("device_id")?;
                         let device_id = parse_device_id(&id)?;
@@ -261,6 +279,10 @@ macro_rules! push_sql {
             ) -> Result<Vec<ClaimedWake>> {
                 let mut tx = self.write().await?;
                 sqlx::query(sql::DROP_WAKES_OF_PRESENT)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(sql::HOLD_WAKES_OF_PRESENT)
                     .bind(now)
                     .execute(&mut *tx)
                     .await?;
@@ -369,39 +391,74 @@ macro_rules! push_sql {
                 id.as_deref().map(parse_device_id).transpose()
             }
 
-            async fn set_presence(
+            async fn record_presence(
                 &self,
-                device: DeviceId,
                 node: &str,
-                expires_at: i64,
+                alive_until: i64,
+                present: &[DeviceId],
+                absent: &[DeviceId],
+                replace: bool,
             ) -> Result<()> {
-                sqlx::query(sql::UPSERT_PRESENCE)
-                    .bind(device.to_string())
-                    .bind(node)
-                    .bind(expires_at)
-                    .execute(self.writer())
-                    .await?;
-                Ok(())
-            }
-
-            async fn clear_presence(&self, device: DeviceId, node: &str) -> Result<()> {
-                sqlx::query(sql::DELETE_PRESENCE)
-                    .bind(device.to_string())
-                    .bind(node)
-                    .execute(self.writer())
-                    .await?;
-                Ok(())
-            }
-
-            async fn renew_presence(&self, node: &str, now: i64, expires_at: i64) -> Result<()> {
                 let mut tx = self.write().await?;
-                sqlx::query(sql::RENEW_PRESENCE)
+                sqlx::query(sql::UPSERT_NODE)
                     .bind(node)
-                    .bind(expires_at)
+                    .bind(alive_until)
                     .execute(&mut *tx)
                     .await?;
-                sqlx::query(sql::PURGE_PRESENCE)
+                if replace {
+                    sqlx::query(sql::DELETE_NODE_PRESENCE)
+                        .bind(node)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                for device in present {
+                    sqlx::query(sql::INSERT_PRESENCE)
+                        .bind(device.to_string())
+                        .bind(node)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                for device in absent {
+                    sqlx::query(sql::DELETE_PRESENCE)
+                        .bind(device.to_string())
+                        .bind(node)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn renew_node(&self, node: &str, now: i64, alive_until: i64) -> Result<bool> {
+                let mut tx = self.write().await?;
+                let renewed = sqlx::query(sql::RENEW_NODE)
+                    .bind(node)
                     .bind(now)
+                    .bind(alive_until)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
+                    == 1;
+                sqlx::query(sql::PURGE_DEAD_PRESENCE)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(sql::PURGE_DEAD_NODES)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(renewed)
+            }
+
+            async fn forget_node(&self, node: &str) -> Result<()> {
+                let mut tx = self.write().await?;
+                sqlx::query(sql::DELETE_NODE_PRESENCE)
+                    .bind(node)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(sql::DELETE_NODE)
+                    .bind(node)
                     .execute(&mut *tx)
                     .await?;
                 tx.commit().await?;

@@ -159,15 +159,12 @@ pub const SELECT_PUSH_TARGET: &str = "SELECT sealed, registered_at, last_wake_at
 pub const DELETE_PUSH_TARGET: &str = "DELETE FROM push_targets WHERE device_id = $1";
 pub const SELECT_ROSTER_TO_WAKE: &str = "SELECT t.device_id FROM roster r \
      JOIN push_targets t ON t.device_id = r.device_id \
-     WHERE r.circle_id = $1 AND t.dead_at IS NULL AND NOT EXISTS \
-     (SELECT 1 FROM push_presence p WHERE p.device_id = t.device_id AND p.expires_at > $2)";
+     WHERE r.circle_id = $1 AND t.dead_at IS NULL";
 pub const SELECT_FACILITATORS_TO_WAKE: &str = "SELECT t.device_id FROM roster r \
      JOIN push_targets t ON t.device_id = r.device_id \
-     WHERE r.circle_id = $1 AND r.role = 'facilitator' AND t.dead_at IS NULL AND NOT EXISTS \
-     (SELECT 1 FROM push_presence p WHERE p.device_id = t.device_id AND p.expires_at > $2)";
+     WHERE r.circle_id = $1 AND r.role = 'facilitator' AND t.dead_at IS NULL";
 pub const SELECT_DEVICE_TO_WAKE: &str = "SELECT t.device_id FROM push_targets t \
-     WHERE t.device_id = $1 AND t.dead_at IS NULL AND NOT EXISTS \
-     (SELECT 1 FROM push_presence p WHERE p.device_id = t.device_id AND p.expires_at > $2)";
+     WHERE t.device_id = $1 AND t.dead_at IS NULL";
 pub const QUEUE_WAKE: &str = "INSERT INTO push_wakes \
      (device_id, due_at, attempts, coalesced, requeued, claimed_until) \
      SELECT $1, $2, 0, 0, 0, NULL WHERE EXISTS \
@@ -175,16 +172,30 @@ pub const QUEUE_WAKE: &str = "INSERT INTO push_wakes \
      ON CONFLICT (device_id) DO UPDATE SET coalesced = push_wakes.coalesced + 1, \
      requeued = CASE WHEN push_wakes.claimed_until IS NULL THEN 0 ELSE 1 END \
      RETURNING coalesced";
-pub const DROP_WAKES_OF_PRESENT: &str = "DELETE FROM push_wakes WHERE device_id IN \
-     (SELECT device_id FROM push_presence WHERE expires_at > $1)";
+/// Held wakes, due again, of devices a living node still vouches for: the
+/// node renewed its life since the hold, with the socket open throughout.
+pub const DROP_WAKES_OF_PRESENT: &str = "DELETE FROM push_wakes WHERE held_until IS NOT NULL \
+     AND due_at <= $1 AND (claimed_until IS NULL OR claimed_until <= $1) AND device_id IN \
+     (SELECT p.device_id FROM push_presence p JOIN push_nodes n ON n.node = p.node \
+     WHERE n.alive_until > $1)";
+/// Due wakes of devices that look connected are held (once) until the
+/// nodes vouching for them must have renewed their lives.
+pub const HOLD_WAKES_OF_PRESENT: &str = "UPDATE push_wakes SET \
+     held_until = (SELECT MAX(n.alive_until) FROM push_presence p JOIN push_nodes n \
+     ON n.node = p.node WHERE p.device_id = push_wakes.device_id AND n.alive_until > $1), \
+     due_at = (SELECT MAX(n.alive_until) FROM push_presence p JOIN push_nodes n \
+     ON n.node = p.node WHERE p.device_id = push_wakes.device_id AND n.alive_until > $1) \
+     WHERE held_until IS NULL AND due_at <= $1 AND (claimed_until IS NULL OR claimed_until <= $1) \
+     AND device_id IN (SELECT p.device_id FROM push_presence p JOIN push_nodes n \
+     ON n.node = p.node WHERE n.alive_until > $1)";
 pub const SELECT_SEALED_TARGET: &str =
     "SELECT sealed FROM push_targets WHERE device_id = $1 AND dead_at IS NULL";
 pub const FINISH_WAKE: &str = "DELETE FROM push_wakes WHERE device_id = $1 AND requeued = 0";
 pub const REQUEUE_WAKE: &str = "UPDATE push_wakes SET due_at = $2, attempts = 0, \
-     requeued = 0, claimed_until = NULL WHERE device_id = $1";
+     requeued = 0, claimed_until = NULL, held_until = NULL WHERE device_id = $1";
 pub const RECORD_WAKE: &str = "UPDATE push_targets SET last_wake_at = $2 WHERE device_id = $1";
-pub const RETRY_WAKE: &str =
-    "UPDATE push_wakes SET due_at = $2, claimed_until = NULL WHERE device_id = $1";
+pub const RETRY_WAKE: &str = "UPDATE push_wakes SET due_at = $2, claimed_until = NULL, \
+     held_until = NULL WHERE device_id = $1";
 pub const DROP_WAKE: &str = "DELETE FROM push_wakes WHERE device_id = $1";
 pub const KILL_PUSH_TARGET: &str = "UPDATE push_targets SET dead_at = $2, dead_reason = $3 \
      WHERE device_id = $1 AND dead_at IS NULL";
@@ -192,8 +203,19 @@ pub const NEXT_WAKE_DUE: &str = "SELECT MIN(CASE WHEN claimed_until IS NULL THEN
      WHEN claimed_until > due_at THEN claimed_until ELSE due_at END) FROM push_wakes";
 pub const RANDOM_LIVE_TARGET: &str =
     "SELECT device_id FROM push_targets WHERE dead_at IS NULL ORDER BY RANDOM() LIMIT 1";
-pub const UPSERT_PRESENCE: &str = "INSERT INTO push_presence (device_id, node, expires_at) \
-     VALUES ($1, $2, $3) ON CONFLICT (device_id, node) DO UPDATE SET expires_at = excluded.expires_at";
+/// A device that was deleted meanwhile has no presence (and no error).
+pub const INSERT_PRESENCE: &str = "INSERT INTO push_presence (device_id, node) \
+     SELECT $1, $2 WHERE EXISTS (SELECT 1 FROM devices WHERE id = $1) \
+     ON CONFLICT (device_id, node) DO NOTHING";
 pub const DELETE_PRESENCE: &str = "DELETE FROM push_presence WHERE device_id = $1 AND node = $2";
-pub const RENEW_PRESENCE: &str = "UPDATE push_presence SET expires_at = $2 WHERE node = $1";
-pub const PURGE_PRESENCE: &str = "DELETE FROM push_presence WHERE expires_at <= $1";
+pub const DELETE_NODE_PRESENCE: &str = "DELETE FROM push_presence WHERE node = $1";
+pub const UPSERT_NODE: &str = "INSERT INTO push_nodes (node, alive_until) VALUES ($1, $2) \
+     ON CONFLICT (node) DO UPDATE SET alive_until = excluded.alive_until";
+/// Only a node still alive is extended: one that lapsed records its sockets
+/// again.
+pub const RENEW_NODE: &str =
+    "UPDATE push_nodes SET alive_until = $3 WHERE node = $1 AND alive_until > $2";
+pub const DELETE_NODE: &str = "DELETE FROM push_nodes WHERE node = $1";
+pub const PURGE_DEAD_PRESENCE: &str = "DELETE FROM push_presence WHERE node NOT IN \
+     (SELECT node FROM push_nodes WHERE alive_until > $1)";
+pub const PURGE_DEAD_NODES: &str = "DELETE FROM push_nodes WHERE alive_until <= $1";

@@ -1,7 +1,9 @@
 //! Push: sealed targets (stored, replaced, revived, deleted with the
 //! device), the wake queue (one row per device, due times, claims that no
 //! two claimers share, requeueing what came mid-send, retries, dead
-//! targets), and socket presence per node.
+//! targets), and socket presence per node: it holds a wake only while its
+//! node is alive, and a held wake is weighed again, not dropped on a dead
+//! node's word.
 
 use super::{NOW, account_with_device, circle_of, device, open};
 use anyhow::Result;
@@ -13,6 +15,7 @@ use std::collections::HashSet;
 on_both_databases!(
     a_target_is_stored_replaced_revived_and_deleted_with_its_device,
     wakes_queue_once_per_device_and_go_only_to_devices_without_a_socket,
+    a_wake_held_for_a_dead_nodes_socket_goes_out_and_a_live_ones_is_dropped,
     a_claimed_wake_is_sent_retried_requeued_or_given_up,
     racing_claimers_never_share_a_wake,
 );
@@ -46,7 +49,7 @@ async fn a_target_is_stored_replaced_revived_and_deleted_with_its_device(db: Db)
     assert_eq!(dead.dead_reason.as_deref(), Some("unregistered"));
     assert!(
         storage
-            .wake_candidates(&[WakeFor::Device(device)], NOW + 2)
+            .wake_candidates(&[WakeFor::Device(device)])
             .await?
             .is_empty(),
         "a dead target is not woken"
@@ -112,48 +115,26 @@ async fn wakes_queue_once_per_device_and_go_only_to_devices_without_a_socket(db:
     for device in [facilitator, ada, ben] {
         storage.put_push_target(device, b"sealed", NOW).await?;
     }
-    // Ben has a live socket on node "a"; Cleo has no target.
-    storage.set_presence(ben, "a", NOW + 180).await?;
+    // Cleo has no target; the sender is left out when the wake says so.
     let everyone = WakeFor::Circle {
         circle: circle.clone(),
         except: Some(facilitator),
     };
     let found: HashSet<_> = storage
-        .wake_candidates(&[everyone.clone(), WakeFor::Device(ada)], NOW)
+        .wake_candidates(&[everyone.clone(), WakeFor::Device(ada)])
         .await?
         .into_iter()
         .collect();
     assert_eq!(
         found,
-        HashSet::from([ada]),
-        "each once; the live and the sender are not"
+        HashSet::from([ada, ben]),
+        "each once, not the sender"
     );
     let facilitators = storage
-        .wake_candidates(&[WakeFor::Facilitators(circle.clone())], NOW)
+        .wake_candidates(&[WakeFor::Facilitators(circle.clone())])
         .await?;
     assert_eq!(facilitators.len(), 1);
     assert_eq!(facilitators[0], facilitator);
-
-    // Ben's socket closes: he is a candidate again. Presence of a node that
-    // stopped renewing expires.
-    storage.clear_presence(ben, "a").await?;
-    assert_eq!(
-        storage
-            .wake_candidates(std::slice::from_ref(&everyone), NOW)
-            .await?
-            .len(),
-        2
-    );
-    storage.set_presence(ben, "b", NOW + 100).await?;
-    storage.renew_presence("a", NOW + 150, NOW + 300).await?;
-    assert_eq!(
-        storage
-            .wake_candidates(std::slice::from_ref(&everyone), NOW + 150)
-            .await?
-            .len(),
-        2,
-        "node b's presence lapsed at NOW + 100"
-    );
 
     // Queued twice, one row: the second is coalesced.
     assert_eq!(
@@ -168,15 +149,98 @@ async fn wakes_queue_once_per_device_and_go_only_to_devices_without_a_socket(db:
         storage.claim_wakes(NOW, NOW + 60, 10, 30).await?.is_empty(),
         "not due yet"
     );
-    // Ben came online before his wake went: it is dropped, not sent.
-    storage.set_presence(ben, "a", NOW + 300).await?;
+    // Ben came online on node "a" before his wake went: it is held until
+    // "a" must have renewed its life, not sent.
+    storage
+        .record_presence("a", NOW + 15, &[ben], &[], false)
+        .await?;
     let claimed = storage.claim_wakes(NOW + 5, NOW + 65, 10, 30).await?;
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].device_id, ada);
     assert_eq!(claimed[0].attempts, 1);
     assert_eq!(claimed[0].coalesced, 1);
     assert_eq!(claimed[0].sealed, b"sealed");
+    assert_eq!(
+        storage.next_wake_due().await?,
+        Some(NOW + 15),
+        "Ben's, held"
+    );
+    // Node "a" renewed and Ben is still there: his wake goes nowhere.
+    assert!(storage.renew_node("a", NOW + 10, NOW + 25).await?);
+    assert!(
+        storage
+            .claim_wakes(NOW + 15, NOW + 75, 10, 30)
+            .await?
+            .is_empty()
+    );
+    assert_eq!(
+        storage.next_wake_due().await?,
+        Some(NOW + 65),
+        "only Ada's lease"
+    );
     assert!(storage.random_push_device().await?.is_some());
+    Ok(())
+}
+
+async fn a_wake_held_for_a_dead_nodes_socket_goes_out_and_a_live_ones_is_dropped(
+    db: Db,
+) -> Result<()> {
+    let (_db, storage) = open(db).await?;
+    let (ada, ben) = (
+        device(storage.as_ref()).await?,
+        device(storage.as_ref()).await?,
+    );
+    for who in [ada, ben] {
+        storage.put_push_target(who, b"sealed", NOW).await?;
+    }
+    // Ada's socket is on node "old", Ben's on "live"; both nodes vouch
+    // until NOW + 15.
+    storage
+        .record_presence("old", NOW + 15, &[ada], &[], false)
+        .await?;
+    storage
+        .record_presence("live", NOW + 15, &[ben], &[], false)
+        .await?;
+    storage.queue_wakes(&[(ada, NOW), (ben, NOW)]).await?;
+    assert!(
+        storage.claim_wakes(NOW, NOW + 60, 10, 30).await?.is_empty(),
+        "both look connected: held"
+    );
+    assert_eq!(storage.next_wake_due().await?, Some(NOW + 15));
+    // "old" was killed: it never renews. "live" does, and purges the dead.
+    assert!(storage.renew_node("live", NOW + 10, NOW + 25).await?);
+    assert!(storage.renew_node("live", NOW + 16, NOW + 31).await?);
+    assert!(
+        !storage.renew_node("old", NOW + 16, NOW + 31).await?,
+        "a lapsed node is not revived by renewing: it records its sockets afresh"
+    );
+    let claimed = storage.claim_wakes(NOW + 16, NOW + 76, 10, 30).await?;
+    assert_eq!(claimed.len(), 1, "Ada's wake goes; Ben's is dropped");
+    assert_eq!(claimed[0].device_id, ada);
+
+    // A node that lapsed writes its sockets whole; one that stops cleanly
+    // takes its word back at once.
+    storage
+        .record_presence("old", NOW + 40, &[ada], &[], true)
+        .await?;
+    storage
+        .record_presence("live", NOW + 40, &[], &[ben], false)
+        .await?;
+    storage.forget_node("old").await?;
+    storage
+        .settle_wake(
+            ada,
+            &WakeOutcome::Sent {
+                now: NOW + 16,
+                next_due: NOW + 46,
+            },
+        )
+        .await?;
+    storage
+        .queue_wakes(&[(ada, NOW + 30), (ben, NOW + 30)])
+        .await?;
+    let claimed = storage.claim_wakes(NOW + 50, NOW + 110, 10, 30).await?;
+    assert_eq!(claimed.len(), 2, "no one vouches for either socket now");
     Ok(())
 }
 
