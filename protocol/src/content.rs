@@ -107,6 +107,12 @@ pub enum Content {
         occurrence: Date,
         /// The devices present.
         present: Vec<DeviceId>,
+        /// The members (besides facilitators) expected at it: those in the
+        /// circle when it was recorded, so a member who joined later is not
+        /// counted as missing it. Absent in items of earlier clients; readers
+        /// then take the circle's members.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        expected: Vec<DeviceId>,
     },
     /// The circle's agreement, its norms (facilitators). Its version is the
     /// lowercase hex SHA-256 of the text.

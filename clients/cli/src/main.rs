@@ -339,7 +339,10 @@ async fn resolve(client: &Client, circle: &CircleId, who: &str) -> Result<Vec<De
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return usage_error(&err),
+    };
     let (as_json, server) = (cli.json, cli.server.clone());
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
@@ -359,6 +362,40 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// A command line that does not parse: clap's own text for people; with
+/// `--json` anywhere on the line, one JSON object like every other failure.
+/// Help and the version go out as clap prints them.
+fn usage_error(err: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    let wants_json = std::env::args_os().any(|a| a == "--json");
+    if matches!(
+        err.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+    ) || !wants_json
+    {
+        let _ = err.print();
+        return if err.use_stderr() {
+            ExitCode::from(2)
+        } else {
+            ExitCode::SUCCESS
+        };
+    }
+    let rendered = err.render().to_string();
+    let message = rendered
+        .lines()
+        .find(|line| !line.trim().is_empty())
+        .unwrap_or("the command line does not parse")
+        .trim_start_matches("error: ")
+        .trim()
+        .to_owned();
+    report::Failure {
+        code: "invalid_input".into(),
+        message: format!("{message} (see `hearth --help`)"),
+    }
+    .print(true);
+    ExitCode::from(2)
 }
 
 async fn run(cli: Cli) -> Result<()> {

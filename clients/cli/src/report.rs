@@ -25,13 +25,11 @@ impl Failure {
         }
     }
 
-    /// Prints it on stderr: a line, or a JSON object.
+    /// Prints it on stderr: a line, or one JSON object of the same shape as
+    /// the server's error bodies, `{"code": ..., "message": ...}`.
     pub fn print(&self, as_json: bool) {
         if as_json {
-            eprintln!(
-                "{}",
-                json!({ "error": { "code": self.code, "message": self.message } })
-            );
+            eprintln!("{}", json!({ "code": self.code, "message": self.message }));
         } else {
             eprintln!("hearth: {}", self.message);
         }
@@ -99,6 +97,22 @@ pub fn describe(err: &anyhow::Error, server: &str) -> Failure {
         ClientError::InvalidSchedule(why) => {
             Failure::new("invalid_schedule", format!("not a valid schedule: {why}"))
         }
+        ClientError::NoSuchSession => Failure::new(
+            "no_such_session",
+            "that series has no session on that date (`hearth sessions <circle>` lists them, \
+             with their series ids and dates)",
+        ),
+        ClientError::NoSuchCheckIn => Failure::new(
+            "no_such_check_in",
+            "no check-in prompt with that id (`hearth check-in show <circle>` lists them)",
+        ),
+        ClientError::InvalidCheckIn(why) => {
+            Failure::new("invalid_check_in", format!("not a valid reply: {why}"))
+        }
+        ClientError::NotInCircle => Failure::new(
+            "not_a_member",
+            "someone named is not in this circle (`hearth members <circle>` lists who is)",
+        ),
         ClientError::OutOfStep | ClientError::Mls(_) => Failure::new(
             "out_of_step",
             "this device could not process the circle's encryption; `hearth read <circle>` \

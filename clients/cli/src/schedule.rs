@@ -1,7 +1,7 @@
 //! `hearth sessions`, `schedule`, `move`, `cancel`, `rsvp`, `attendance`,
 //! `missed`, `agreement` and `check-in`: the circle's calendar from the
-//! command line. All of it is encrypted; the server never learns when a
-//! circle meets.
+//! command line. All of it is encrypted; the server learns no session time
+//! from it (it sees call-token requests, as the README says).
 
 use crate::say;
 use anyhow::{Result, bail};
@@ -22,7 +22,7 @@ pub enum ScheduleCommand {
         #[arg(allow_hyphen_values = true)]
         circle: CircleId,
         /// The first session's local date and time, e.g. 2027-01-07T18:00.
-        #[arg(long)]
+        #[arg(long, value_parser = date_and_time)]
         first: DateTime,
         /// Its IANA time zone, e.g. Europe/Berlin (default: this machine's).
         #[arg(long)]
@@ -65,12 +65,13 @@ pub enum ScheduleCommand {
         circle: CircleId,
         /// The series.
         series: Uuid,
-        /// The session, by its scheduled date.
+        /// The session: the date `sessions` shows it on, or the date the
+        /// series first gave it.
         occurrence: Date,
         /// The new local date and time, in the series' zone.
-        #[arg(long)]
+        #[arg(long, value_parser = date_and_time)]
         to: DateTime,
-        /// A new length in minutes.
+        /// A new length in minutes (15 to 240).
         #[arg(long)]
         minutes: Option<u16>,
     },
@@ -81,21 +82,24 @@ pub enum ScheduleCommand {
         circle: CircleId,
         /// The series.
         series: Uuid,
-        /// The session, by its scheduled date.
+        /// The session: the date `sessions` shows it on, or the date the
+        /// series first gave it.
         occurrence: Option<Date>,
     },
     /// Say whether you are coming: `yes`, or `pass` (no reason needed).
+    /// Everyone in the circle reads the answer and its note.
     Rsvp {
         /// The circle.
         #[arg(allow_hyphen_values = true)]
         circle: CircleId,
         /// The series.
         series: Uuid,
-        /// The session, by its scheduled date.
+        /// The session: the date `sessions` shows it on, or the date the
+        /// series first gave it.
         occurrence: Date,
         /// yes or pass.
         answer: String,
-        /// An optional note.
+        /// An optional note (everyone in the circle reads it).
         #[arg(long)]
         note: Option<String>,
     },
@@ -106,10 +110,13 @@ pub enum ScheduleCommand {
         circle: CircleId,
         /// The series.
         series: Uuid,
-        /// The session, by its scheduled date.
+        /// The session: the date `sessions` shows it on, or the date the
+        /// series first gave it.
         occurrence: Date,
-        /// The devices present.
-        present: Vec<DeviceId>,
+        /// Who was present: names as `hearth members` shows them, or device
+        /// ids.
+        #[arg(allow_hyphen_values = true)]
+        present: Vec<String>,
     },
     /// Who missed sessions (present neither in person nor by passing).
     Missed {
@@ -161,7 +168,8 @@ pub enum CheckInCommand {
         #[arg(required = true, num_args = 1..)]
         text: Vec<String>,
     },
-    /// Reply to a prompt with a mood from 1 (low) to 5 (good).
+    /// Reply to a prompt with a mood from 1 (low) to 5 (good). Everyone in
+    /// the circle reads the mood and the line.
     Reply {
         /// The circle.
         #[arg(allow_hyphen_values = true)]
@@ -170,7 +178,7 @@ pub enum CheckInCommand {
         prompt: Uuid,
         /// 1 to 5.
         mood: u8,
-        /// An optional line.
+        /// An optional line (everyone in the circle reads it).
         #[arg(long)]
         line: Option<String>,
     },
@@ -180,6 +188,31 @@ pub enum CheckInCommand {
         #[arg(allow_hyphen_values = true)]
         circle: CircleId,
     },
+}
+
+/// A local date and time; a date alone is refused rather than taken as
+/// midnight.
+fn date_and_time(text: &str) -> Result<DateTime, String> {
+    if !text.contains(['T', 't', ' ']) {
+        return Err("give a date and a time, e.g. 2027-01-07T18:00".to_owned());
+    }
+    text.parse::<DateTime>().map_err(|_| {
+        "not a date and time such as 2027-01-07T18:00 (a real date, 24-hour time)".to_owned()
+    })
+}
+
+/// The session of the series a person means by `date` (its name, or the
+/// date it falls on here).
+async fn occurrence_of(
+    client: &Client,
+    circle: &CircleId,
+    series: Uuid,
+    date: Date,
+) -> Result<Date> {
+    Ok(client
+        .find_session(circle, series, date, &TimeZone::system())
+        .await?
+        .occurrence)
 }
 
 fn zone(name: Option<&str>) -> Result<TimeZone> {
@@ -199,7 +232,8 @@ fn session_json(session: &Session) -> Value {
         "series_id": session.series_id,
         "occurrence": session.occurrence.to_string(),
         "start": session.local_start.to_string(),
-        "series_start": session.start.to_string(),
+        "start_in_series_zone": session.start.to_string(),
+        "scheduled_start": session.scheduled_start.to_string(),
         "minutes": session.duration_minutes,
         "title": session.title,
         "video_room": session.video_room,
@@ -211,7 +245,7 @@ fn session_json(session: &Session) -> Value {
     })
 }
 
-fn session_line(session: &Session) -> String {
+fn session_line(session: &Session, name: &dyn Fn(&DeviceId) -> String) -> String {
     let status = if session.cancelled {
         "  CANCELLED"
     } else if session.moved {
@@ -219,21 +253,37 @@ fn session_line(session: &Session) -> String {
     } else {
         ""
     };
-    let passing = session
-        .rsvps
-        .values()
-        .filter(|r| r.answer == RsvpAnswer::Passing)
-        .count();
+    let answered = |answer: RsvpAnswer| {
+        let who: Vec<String> = session
+            .rsvps
+            .iter()
+            .filter(|(_, r)| r.answer == answer)
+            .map(|(d, r)| match &r.note {
+                Some(note) => format!("{} ({note})", name(d)),
+                None => name(d),
+            })
+            .collect();
+        if who.is_empty() {
+            "nobody".to_owned()
+        } else {
+            who.join(", ")
+        }
+    };
+    let local_date = session.local_start.date();
+    let named = if local_date == session.occurrence {
+        String::new()
+    } else {
+        format!(" (named {})", session.occurrence)
+    };
     format!(
-        "{}  {}  {} min  {}  series {} session {}  ({} coming, {} passing){status}",
+        "{}  {}  {} min  {}  series {}{named}  coming: {}; passing: {}{status}",
         session.local_start.strftime("%a %Y-%m-%d %H:%M %Z"),
         session.title.as_deref().unwrap_or("session"),
         session.duration_minutes,
         if session.video_room { "video" } else { "" },
         session.series_id,
-        session.occurrence,
-        session.rsvps.len() - passing,
-        passing,
+        answered(RsvpAnswer::Coming),
+        answered(RsvpAnswer::Passing),
     )
 }
 
@@ -289,11 +339,17 @@ pub async fn run(client: &Client, command: ScheduleCommand, j: bool) -> Result<(
         ScheduleCommand::Sessions { circle, tz } => {
             let calendar = client.calendar_in(&circle, &zone(tz.as_deref())?).await?;
             let value: Vec<Value> = calendar.sessions.iter().map(session_json).collect();
+            let names = client.names(&circle).await?;
+            let name = |d: &DeviceId| names.get(d).cloned().unwrap_or_else(|| d.to_string());
             say(j, json!({ "sessions": value }), || {
                 if calendar.sessions.is_empty() {
                     return "no sessions scheduled".to_owned();
                 }
-                let lines: Vec<String> = calendar.sessions.iter().map(session_line).collect();
+                let lines: Vec<String> = calendar
+                    .sessions
+                    .iter()
+                    .map(|s| session_line(s, &name))
+                    .collect();
                 lines.join("\n")
             });
         }
@@ -304,6 +360,7 @@ pub async fn run(client: &Client, command: ScheduleCommand, j: bool) -> Result<(
             to,
             minutes,
         } => {
+            let occurrence = occurrence_of(client, &circle, series, occurrence).await?;
             let change = SeriesChange::MoveOccurrence {
                 occurrence,
                 date: to.date(),
@@ -321,11 +378,20 @@ pub async fn run(client: &Client, command: ScheduleCommand, j: bool) -> Result<(
             occurrence,
         } => {
             let change = match occurrence {
-                Some(occurrence) => SeriesChange::CancelOccurrence { occurrence },
+                Some(date) => SeriesChange::CancelOccurrence {
+                    occurrence: occurrence_of(client, &circle, series, date).await?,
+                },
                 None => SeriesChange::CancelSeries,
             };
+            let what = match &change {
+                SeriesChange::CancelOccurrence { occurrence } => json!(occurrence.to_string()),
+                _ => json!("series"),
+            };
             client.change_series(&circle, series, change).await?;
-            say(j, json!({ "cancelled": true }), || "cancelled".to_owned());
+            say(j, json!({ "cancelled": what }), || match occurrence {
+                Some(_) => format!("cancelled the session {}", what.as_str().unwrap_or("")),
+                None => "cancelled the whole series".to_owned(),
+            });
         }
         ScheduleCommand::Rsvp {
             circle,
@@ -339,10 +405,15 @@ pub async fn run(client: &Client, command: ScheduleCommand, j: bool) -> Result<(
                 "pass" | "no" => RsvpAnswer::Passing,
                 other => bail!("answer yes or pass, not {other:?}"),
             };
+            let occurrence = occurrence_of(client, &circle, series, occurrence).await?;
             client
                 .rsvp(&circle, series, occurrence, answer, note.as_deref())
                 .await?;
-            say(j, json!({ "answer": answer }), || "answered".to_owned());
+            say(
+                j,
+                json!({ "answer": answer, "occurrence": occurrence.to_string() }),
+                || "answered".to_owned(),
+            );
         }
         ScheduleCommand::Attendance {
             circle,
@@ -350,10 +421,19 @@ pub async fn run(client: &Client, command: ScheduleCommand, j: bool) -> Result<(
             occurrence,
             present,
         } => {
+            let occurrence = occurrence_of(client, &circle, series, occurrence).await?;
+            let mut devices = Vec::new();
+            for who in &present {
+                devices.extend(crate::resolve(client, &circle, who).await?);
+            }
             client
-                .record_attendance(&circle, series, occurrence, &present)
+                .record_attendance(&circle, series, occurrence, &devices)
                 .await?;
-            say(j, json!({ "present": present }), || "recorded".to_owned());
+            say(
+                j,
+                json!({ "present": devices, "occurrence": occurrence.to_string() }),
+                || format!("recorded {} present", devices.len()),
+            );
         }
         ScheduleCommand::Missed { circle } => {
             let calendar = client.calendar(&circle).await?;
@@ -366,7 +446,14 @@ pub async fn run(client: &Client, command: ScheduleCommand, j: bool) -> Result<(
                 .collect();
             let value: Vec<Value> = missed
                 .iter()
-                .map(|s| json!({ "occurrence": s.occurrence.to_string(), "missed": s.missed }))
+                .map(|s| {
+                    json!({
+                        "series_id": s.series_id,
+                        "occurrence": s.occurrence.to_string(),
+                        "start": s.local_start.to_string(),
+                        "missed": s.missed,
+                    })
+                })
                 .collect();
             say(j, json!({ "missed": value }), || {
                 if missed.is_empty() {
@@ -376,7 +463,12 @@ pub async fn run(client: &Client, command: ScheduleCommand, j: bool) -> Result<(
                     .iter()
                     .map(|s| {
                         let who: Vec<String> = s.missed.iter().map(name).collect();
-                        format!("{}: {}", s.occurrence, who.join(", "))
+                        format!(
+                            "{} (series {}): {}",
+                            s.local_start.strftime("%a %Y-%m-%d"),
+                            s.series_id,
+                            who.join(", ")
+                        )
                     })
                     .collect();
                 lines.join("\n")
@@ -442,6 +534,8 @@ async fn check_in(client: &Client, command: CheckInCommand, j: bool) -> Result<(
         }
         CheckInCommand::Show { circle } => {
             let calendar = client.calendar(&circle).await?;
+            let names = client.names(&circle).await?;
+            let name = |d: &DeviceId| names.get(d).cloned().unwrap_or_else(|| d.to_string());
             let value: Vec<Value> = calendar
                 .check_ins
                 .iter()
@@ -455,11 +549,23 @@ async fn check_in(client: &Client, command: CheckInCommand, j: bool) -> Result<(
                 })
                 .collect();
             say(j, json!({ "check_ins": value }), || {
-                let lines: Vec<String> = calendar
-                    .check_ins
-                    .iter()
-                    .map(|c| format!("{}  {} ({} replies)", c.id, c.text, c.replies.len()))
-                    .collect();
+                if calendar.check_ins.is_empty() {
+                    return "no check-ins yet".to_owned();
+                }
+                let mut lines = Vec::new();
+                for c in &calendar.check_ins {
+                    lines.push(format!("{}  {}", c.id, c.text));
+                    if c.replies.is_empty() {
+                        lines.push("  no replies yet".to_owned());
+                    }
+                    for (device, (mood, line)) in &c.replies {
+                        let line = line
+                            .as_deref()
+                            .map(|l| format!(": {l}"))
+                            .unwrap_or_default();
+                        lines.push(format!("  {} {mood}/5{line}", name(device)));
+                    }
+                }
                 lines.join("\n")
             });
         }

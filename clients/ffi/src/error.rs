@@ -94,6 +94,12 @@ impl From<ClientError> for HearthError {
                 detail: "no such join request".into(),
             },
             ClientError::InvalidSchedule(why) => Self::InvalidInput { detail: why.into() },
+            ClientError::InvalidCheckIn(why) => Self::InvalidInput { detail: why.into() },
+            ClientError::NoSuchSession | ClientError::NoSuchCheckIn | ClientError::NotInCircle => {
+                Self::InvalidInput {
+                    detail: err.to_string(),
+                }
+            }
             ClientError::Store(_) | ClientError::Io(_) => Self::Storage {
                 detail: err.to_string(),
             },

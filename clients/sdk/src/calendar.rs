@@ -42,8 +42,11 @@ pub struct Session {
     /// The occurrence's originally scheduled date: its name, for RSVPs,
     /// attendance and changes, even after it moved.
     pub occurrence: Date,
-    /// When it starts, in the series' zone.
+    /// When it starts, in the series' zone (after a move, the new time).
     pub start: Zoned,
+    /// When the series first scheduled it, in the series' zone (before any
+    /// move).
+    pub scheduled_start: Zoned,
     /// When it starts, in the viewer's zone.
     pub local_start: Zoned,
     /// Minutes.
@@ -63,7 +66,9 @@ pub struct Session {
     /// Who was present, once a facilitator recorded it.
     pub present: Option<BTreeSet<DeviceId>>,
     /// Members neither present nor passing, once attendance is recorded: whom
-    /// a facilitator may want to check in with.
+    /// a facilitator may want to check in with. Only members who were in the
+    /// circle when attendance was recorded count (a late joiner missed
+    /// nothing before it).
     pub missed: Vec<DeviceId>,
 }
 
@@ -108,10 +113,18 @@ pub(crate) fn agreement_version(text: &str) -> String {
         .collect()
 }
 
+/// Whether a session may last this many minutes.
+pub(crate) fn valid_duration(minutes: u16) -> bool {
+    (MIN_DURATION_MINUTES..=MAX_DURATION_MINUTES).contains(&minutes)
+}
+
+/// Why a session length is refused.
+pub(crate) const DURATION_RULE: &str = "a session lasts 15 to 240 minutes";
+
 /// Checks a series against the schema's rules; its zone when it passes.
 pub(crate) fn check_series(series: &Series) -> Result<TimeZone, &'static str> {
-    if !(MIN_DURATION_MINUTES..=MAX_DURATION_MINUTES).contains(&series.duration_minutes) {
-        return Err("a session lasts 15 to 240 minutes");
+    if !valid_duration(series.duration_minutes) {
+        return Err(DURATION_RULE);
     }
     if series.every_weeks == 0 {
         return Err("a series repeats every 1 or more weeks");
@@ -126,7 +139,7 @@ pub(crate) fn check_series(series: &Series) -> Result<TimeZone, &'static str> {
 }
 
 /// The dates a series definition meets on.
-fn dates(series: &Series) -> Vec<Date> {
+pub(crate) fn dates(series: &Series) -> Vec<Date> {
     let limit = match (series.count, series.until) {
         (Some(count), _) => count,
         (None, Some(_)) => MAX_COUNT,
@@ -163,7 +176,8 @@ struct SeriesState {
 struct Folded {
     series: BTreeMap<Uuid, SeriesState>,
     rsvps: HashMap<(Uuid, Date), BTreeMap<DeviceId, Rsvp>>,
-    attendance: HashMap<(Uuid, Date), BTreeSet<DeviceId>>,
+    /// Who was present, and who was expected (empty: not said).
+    attendance: HashMap<(Uuid, Date), (BTreeSet<DeviceId>, Vec<DeviceId>)>,
     agreement: Option<String>,
     accepted: HashMap<String, BTreeSet<DeviceId>>,
     check_ins: Vec<CheckIn>,
@@ -191,11 +205,12 @@ impl Folded {
                         date,
                         start_time,
                         duration_minutes,
-                    } => {
+                    } if duration_minutes.is_none_or(valid_duration) => {
                         state
                             .moves
                             .insert(occurrence, (date, start_time, duration_minutes));
                     }
+                    SeriesChange::MoveOccurrence { .. } => {}
                     SeriesChange::CancelOccurrence { occurrence } => {
                         state.cancelled.insert(occurrence);
                     }
@@ -224,10 +239,12 @@ impl Folded {
                 series_id,
                 occurrence,
                 present,
+                expected,
                 ..
             } => {
                 let present = present.into_iter().collect();
-                self.attendance.insert((series_id, occurrence), present);
+                self.attendance
+                    .insert((series_id, occurrence), (present, expected));
             }
             Content::Agreement { text, .. } => self.agreement = Some(text),
             Content::AgreementAccepted { version, .. } => {
@@ -284,12 +301,20 @@ pub(crate) fn fold(
                 let Ok(start) = date.to_datetime(time).to_zoned_datetime(zone.clone()) else {
                     continue;
                 };
+                let Ok(scheduled_start) = occurrence
+                    .to_datetime(series.start_time)
+                    .to_zoned_datetime(zone.clone())
+                else {
+                    continue;
+                };
                 let key = (*series_id, occurrence);
                 let rsvps = folded.rsvps.get(&key).cloned().unwrap_or_default();
-                let present = folded.attendance.get(&key).cloned();
-                let missed = present.as_ref().map_or_else(Vec::new, |present| {
+                let recorded = folded.attendance.get(&key);
+                let present = recorded.map(|(present, _)| present.clone());
+                let missed = recorded.map_or_else(Vec::new, |(present, expected)| {
                     members
                         .iter()
+                        .filter(|m| expected.is_empty() || expected.contains(m))
                         .filter(|m| !present.contains(m))
                         .filter(|m| rsvps.get(m).is_none_or(|r| r.answer != RsvpAnswer::Passing))
                         .copied()
@@ -300,6 +325,7 @@ pub(crate) fn fold(
                     occurrence,
                     local_start: start.with_time_zone(viewer.clone()),
                     start,
+                    scheduled_start,
                     duration_minutes: moved.and_then(|m| m.2).unwrap_or(series.duration_minutes),
                     title: series.title.clone(),
                     agenda: series.agenda.clone(),

@@ -60,6 +60,20 @@ pub enum ClientError {
     /// a time zone that is not an IANA name).
     #[error("not a valid schedule: {0}")]
     InvalidSchedule(&'static str),
+    /// The circle's calendar, as this device knows it, has no such series,
+    /// or the series no session on that date (sessions are named by the
+    /// date the series first gave them).
+    #[error("no such session")]
+    NoSuchSession,
+    /// The circle has no check-in prompt with that id.
+    #[error("no such check-in prompt")]
+    NoSuchCheckIn,
+    /// A check-in reply the schema does not allow (a mood outside 1 to 5).
+    #[error("not a valid check-in reply: {0}")]
+    InvalidCheckIn(&'static str),
+    /// A device named is not in the circle.
+    #[error("that device is not in the circle")]
+    NotInCircle,
     /// A media frame could not be encrypted or decrypted (SFrame).
     #[error("media frame")]
     Frame(#[source] Box<sframe::error::SframeError>),

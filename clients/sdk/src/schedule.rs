@@ -1,11 +1,11 @@
 //! Scheduling: a facilitator schedules and changes session series, records
 //! attendance, sets the agreement and prompts check-ins; every member RSVPs,
 //! accepts the agreement and replies to check-ins. All of it is encrypted
-//! content (`hearth_protocol::schedule`); the server never learns when a
-//! circle meets. Reminders are computed here, for the phone to schedule as
+//! content (`hearth_protocol::schedule`); the server learns no session time
+//! from it (it sees call-token requests, as the README says). Reminders are computed here, for the phone to schedule as
 //! local notifications.
 
-use crate::calendar::{self, Calendar};
+use crate::calendar::{self, Calendar, Session};
 use crate::sync::{FollowUp, FollowUps};
 use crate::{Client, ClientError, Result};
 use hearth_protocol::circles::Role;
@@ -82,6 +82,96 @@ impl Client {
         Ok(())
     }
 
+    /// The calendar from what this device holds, without asking the server:
+    /// what a command names is checked against it.
+    async fn held_calendar(&self, circle: &CircleId) -> Result<Calendar> {
+        let everyone = self.members(circle).await?;
+        let circle = circle.clone();
+        self.with(move |s| {
+            let facilitators = s.store.facilitators(&circle)?;
+            let members: Vec<DeviceId> = everyone
+                .into_iter()
+                .filter(|d| !facilitators.contains(d))
+                .collect();
+            let items = s.store.calendar_items(&circle)?;
+            Ok(calendar::fold(
+                items,
+                &facilitators,
+                &members,
+                &TimeZone::UTC,
+            ))
+        })
+        .await
+    }
+
+    /// The calendar a command names things in: what this device holds when
+    /// `found` finds what it names there (no request), else the calendar
+    /// after catching up with the circle (what was named may have arrived
+    /// since this device last looked).
+    async fn known_calendar_for(
+        &self,
+        circle: &CircleId,
+        found: impl Fn(&Calendar) -> bool,
+    ) -> Result<Calendar> {
+        let held = self.held_calendar(circle).await?;
+        if found(&held) {
+            return Ok(held);
+        }
+        self.calendar_in(circle, &TimeZone::UTC).await
+    }
+
+    /// The session `occurrence` of the series, as this device knows the
+    /// calendar.
+    async fn known_session(
+        &self,
+        circle: &CircleId,
+        series_id: Uuid,
+        occurrence: Date,
+    ) -> Result<Session> {
+        let named = |s: &Session| s.series_id == series_id && s.occurrence == occurrence;
+        self.known_calendar_for(circle, |c| c.sessions.iter().any(named))
+            .await?
+            .sessions
+            .into_iter()
+            .find(named)
+            .ok_or(ClientError::NoSuchSession)
+    }
+
+    /// The session of the series a person means by `date`: the session the
+    /// series first gave that date (its name), or else the one session that
+    /// starts on that date in `viewer`'s zone (a member in Sydney sees
+    /// Thursday's Berlin session on Friday and may say Friday). From what
+    /// this device holds, without asking the server.
+    pub async fn find_session(
+        &self,
+        circle: &CircleId,
+        series_id: Uuid,
+        date: Date,
+        viewer: &TimeZone,
+    ) -> Result<Session> {
+        let on = |s: &Session| {
+            s.series_id == series_id
+                && (s.occurrence == date || s.start.with_time_zone(viewer.clone()).date() == date)
+        };
+        let sessions: Vec<Session> = self
+            .known_calendar_for(circle, |c| c.sessions.iter().any(on))
+            .await?
+            .sessions
+            .into_iter()
+            .filter(|s| s.series_id == series_id)
+            .collect();
+        if let Some(named) = sessions.iter().find(|s| s.occurrence == date) {
+            return Ok(named.clone());
+        }
+        let mut local = sessions
+            .into_iter()
+            .filter(|s| s.start.with_time_zone(viewer.clone()).date() == date);
+        match (local.next(), local.next()) {
+            (Some(session), None) => Ok(session),
+            _ => Err(ClientError::NoSuchSession),
+        }
+    }
+
     /// Schedules a session series (facilitators). Returns its id.
     pub async fn schedule_series(&self, circle: &CircleId, series: Series) -> Result<Uuid> {
         calendar::check_series(&series).map_err(ClientError::InvalidSchedule)?;
@@ -103,8 +193,33 @@ impl Client {
         series_id: Uuid,
         change: SeriesChange,
     ) -> Result<()> {
-        if let SeriesChange::ChangeFrom { series, .. } = &change {
-            calendar::check_series(series).map_err(ClientError::InvalidSchedule)?;
+        match &change {
+            SeriesChange::MoveOccurrence {
+                occurrence,
+                duration_minutes,
+                ..
+            } => {
+                if duration_minutes.is_some_and(|m| !calendar::valid_duration(m)) {
+                    return Err(ClientError::InvalidSchedule(calendar::DURATION_RULE));
+                }
+                self.known_session(circle, series_id, *occurrence).await?;
+            }
+            SeriesChange::CancelOccurrence { occurrence } => {
+                self.known_session(circle, series_id, *occurrence).await?;
+            }
+            SeriesChange::ChangeFrom { occurrence, series } => {
+                calendar::check_series(series).map_err(ClientError::InvalidSchedule)?;
+                self.known_session(circle, series_id, *occurrence).await?;
+            }
+            SeriesChange::CancelSeries => {
+                let ours = |s: &Session| s.series_id == series_id;
+                let known = self
+                    .known_calendar_for(circle, |c| c.sessions.iter().any(ours))
+                    .await?;
+                if !known.sessions.iter().any(ours) {
+                    return Err(ClientError::NoSuchSession);
+                }
+            }
         }
         let content = Content::SessionChange {
             id: Uuid::new_v4(),
@@ -124,6 +239,7 @@ impl Client {
         answer: RsvpAnswer,
         note: Option<&str>,
     ) -> Result<()> {
+        self.known_session(circle, series_id, occurrence).await?;
         let content = Content::Rsvp {
             id: Uuid::new_v4(),
             series_id,
@@ -134,7 +250,9 @@ impl Client {
         self.send_calendar(circle, content).await
     }
 
-    /// Records who was present at a session (facilitators).
+    /// Records who was present at a session (facilitators): devices in the
+    /// circle. The members in the circle now are recorded as those expected,
+    /// so nobody who joins later counts as having missed it.
     pub async fn record_attendance(
         &self,
         circle: &CircleId,
@@ -142,11 +260,21 @@ impl Client {
         occurrence: Date,
         present: &[DeviceId],
     ) -> Result<()> {
+        self.known_session(circle, series_id, occurrence).await?;
+        let everyone = self.members(circle).await?;
+        if present.iter().any(|d| !everyone.contains(d)) {
+            return Err(ClientError::NotInCircle);
+        }
+        let facilitators = self.facilitators(circle).await?;
         let content = Content::Attendance {
             id: Uuid::new_v4(),
             series_id,
             occurrence,
             present: present.to_vec(),
+            expected: everyone
+                .into_iter()
+                .filter(|d| !facilitators.contains(d))
+                .collect(),
         };
         self.send_calendar(circle, content).await
     }
@@ -200,7 +328,11 @@ impl Client {
         line: Option<&str>,
     ) -> Result<()> {
         if !(1..=5).contains(&mood) {
-            return Err(ClientError::InvalidSchedule("a mood is 1 to 5"));
+            return Err(ClientError::InvalidCheckIn("a mood is 1 to 5"));
+        }
+        let asked = |c: &Calendar| c.check_ins.iter().any(|c| c.id == prompt);
+        if !asked(&self.known_calendar_for(circle, asked).await?) {
+            return Err(ClientError::NoSuchCheckIn);
         }
         let content = Content::CheckInReply {
             id: Uuid::new_v4(),

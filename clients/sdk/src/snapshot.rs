@@ -20,10 +20,15 @@ use hearth_protocol::{CircleId, DeviceId, ErrorCode};
 const PAD_TO: usize = 4096;
 
 /// What a snapshot carries: what a facilitator said (series, changes, the
-/// agreement), and who accepted the agreement, which a newcomer could not
-/// otherwise know.
+/// agreement), who accepted the agreement, and the RSVPs, which a newcomer
+/// could not otherwise know (so everyone counts who is coming, and who
+/// missed a session, alike).
 fn in_snapshot(content: &Content) -> bool {
-    content.facilitators_only() || matches!(content, Content::AgreementAccepted { .. })
+    content.facilitators_only()
+        || matches!(
+            content,
+            Content::AgreementAccepted { .. } | Content::Rsvp { .. }
+        )
 }
 
 /// The snapshot's plaintext, padded.

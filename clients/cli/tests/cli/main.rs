@@ -2,6 +2,7 @@
 //! walkthrough, as a script.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod calendar;
 mod rough_edges;
 
 use anyhow::{Result, bail};

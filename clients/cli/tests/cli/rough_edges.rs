@@ -262,7 +262,7 @@ async fn errors_are_one_line_or_one_json_object_and_say_what_to_do(app: TestApp)
         assert!(!err.contains("backtrace") && !err.contains("/v1/"), "{err}");
         if json {
             let value: Value = serde_json::from_str(&err)?;
-            assert_eq!(value["error"]["code"], "unreachable");
+            assert_eq!(value["code"], "unreachable");
         } else {
             assert!(
                 err.starts_with("hearth: cannot reach the Hearth server"),
@@ -289,7 +289,7 @@ async fn errors_are_one_line_or_one_json_object_and_say_what_to_do(app: TestApp)
         .output()
         .await?;
     let value: Value = serde_json::from_slice(&refused.stderr)?;
-    assert_eq!(value["error"]["code"], "bad_invite_link");
+    assert_eq!(value["code"], "bad_invite_link");
     // Invites: made with uses and a lifetime, listed, revoked; empty lists
     // say so.
     let (ok, out, _) = text(

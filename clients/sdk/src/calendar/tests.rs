@@ -100,6 +100,7 @@ fn twelve_weeks_with_a_move_a_cancellation_a_pass_and_attendance() {
                 series_id: id,
                 occurrence: first,
                 present: vec![alice],
+                expected: Vec::new(),
             },
         ),
     ];
@@ -269,5 +270,66 @@ fn the_agreement_is_accepted_by_version_and_a_new_text_asks_again() {
         view.pending,
         [sam, kim],
         "a new version asks everyone again"
+    );
+}
+
+#[test]
+fn a_late_joiner_missed_nothing_before_and_a_move_to_no_length_is_ignored() {
+    let (alice, sam, kim, lee) = (device(), device(), device(), device());
+    let id = Uuid::new_v4();
+    let first = date(2027, 3, 18);
+    let attendance = |seq, occurrence, expected: Vec<DeviceId>| {
+        item(
+            seq,
+            alice,
+            Content::Attendance {
+                id: Uuid::new_v4(),
+                series_id: id,
+                occurrence,
+                present: vec![alice, sam],
+                expected,
+            },
+        )
+    };
+    let items = vec![
+        scheduled(alice, id, series(first, "Europe/Berlin", 1, 3)),
+        // Another client's move to a session of no length: not a session.
+        item(
+            2,
+            alice,
+            Content::SessionChange {
+                id: Uuid::new_v4(),
+                series_id: id,
+                change: SeriesChange::MoveOccurrence {
+                    occurrence: first,
+                    date: first,
+                    start_time: time(19, 0, 0, 0),
+                    duration_minutes: Some(0),
+                },
+            },
+        ),
+        // Recorded while Sam and Kim were the members; Lee came later.
+        attendance(3, first, vec![sam, kim]),
+        // An earlier client's record says nobody was expected: the circle's
+        // members now are.
+        attendance(4, date(2027, 3, 25), Vec::new()),
+    ];
+    let calendar = fold(items, &[alice], &[sam, kim, lee], &tz("UTC"));
+    let first_session = &calendar.sessions[0];
+    assert!(!first_session.moved, "a zero-minute move is ignored");
+    assert_eq!(first_session.duration_minutes, 90);
+    assert_eq!(
+        first_session.missed,
+        vec![kim],
+        "not Lee, who was not there yet"
+    );
+    let mut second = calendar.sessions[1].missed.clone();
+    second.sort();
+    let mut expected = vec![kim, lee];
+    expected.sort();
+    assert_eq!(second, expected);
+    assert_eq!(
+        first_session.scheduled_start, first_session.start,
+        "never moved"
     );
 }
