@@ -568,6 +568,10 @@ pub const SETTINGS: &[(&str, &str)] = &[
         "decoy wakes to random devices (0: none)",
     ),
     (
+        "push.presence_ttl_secs",
+        "how long a node's word that a device is connected holds unrenewed (at least 2)",
+    ),
+    (
         "push.allow_private_endpoints",
         "tests only: Web Push endpoints may be http and on private addresses",
     ),

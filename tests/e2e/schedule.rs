@@ -288,7 +288,7 @@ async fn check_ins_are_apart_from_the_conversation(app: TestApp) -> Result<()> {
     sam.reply_check_in(&circle, prompt, 2, Some("a hard one"))
         .await?;
     let refused = sam.reply_check_in(&circle, prompt, 9, None).await;
-    assert!(matches!(refused, Err(ClientError::InvalidSchedule(_))));
+    assert!(matches!(refused, Err(ClientError::InvalidCheckIn(_))));
     let sam_id = sam.device_id().await?.expect("registered");
     let check_ins = alice.calendar(&circle).await?.check_ins;
     assert_eq!(check_ins.len(), 1);

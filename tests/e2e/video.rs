@@ -18,6 +18,7 @@ on_both_databases!(
     video_is_off_until_configured,
     members_share_media_keys_and_a_removed_member_cannot_follow,
     no_two_calls_of_a_member_ever_share_a_key_and_nonce,
+    a_revoked_laptop_and_a_member_who_left_lose_the_call_while_the_facilitator_sleeps,
 );
 
 const API_KEY: &str = "devkey";
@@ -312,5 +313,56 @@ async fn no_two_calls_of_a_member_ever_share_a_key_and_nonce(db: Db) -> Result<(
     for (frame, plain) in &frames {
         assert_eq!(&alice.keys.decrypt(frame)?, plain);
     }
+    Ok(())
+}
+
+async fn a_revoked_laptop_and_a_member_who_left_lose_the_call_while_the_facilitator_sleeps(
+    db: Db,
+) -> Result<()> {
+    let app = with_video(db).await?;
+    let dirs = data_dirs(4)?;
+    let (clients, circle) = enrolled(&app, &dirs[..3]).await?;
+    let [_alice, phone, kim] = &clients[..] else {
+        bail!("three clients")
+    };
+    // Sam's laptop joins the circle through his phone; everyone is in the call.
+    let laptop = hearth_tests::clients::client(&app, &dirs[3]).await?;
+    let laptop_id = laptop.register(Some(&phone.link_token().await?)).await?;
+    phone.sync(&circle).await?;
+    laptop.accept_welcomes().await?;
+    kim.sync(&circle).await?;
+    let (on_laptop, on_kims) = (
+        laptop.join_call(&circle).await?,
+        kim.join_call(&circle).await?,
+    );
+    assert_eq!(on_laptop.keys.epoch()?, on_kims.keys.epoch()?);
+    let before = on_laptop.keys.epoch()?;
+
+    // The laptop is lost. Sam revokes it from his phone; Alice, the only
+    // facilitator, is asleep and syncs nothing from here on.
+    phone.revoke_device(laptop_id).await?;
+    assert!(
+        !phone.members(&circle).await?.contains(&laptop_id),
+        "the phone took the laptop out of the group itself"
+    );
+    kim.sync(&circle).await?;
+    assert!(on_kims.keys.epoch()? > before, "Kim's call moved on");
+    let frame = on_kims.keys.encrypt(b"kim, after the laptop was lost")?;
+    assert!(
+        on_laptop.keys.decrypt(&frame).is_err(),
+        "the lost laptop cannot follow"
+    );
+
+    // Sam leaves too; Kim's next sync takes his leaf out, facilitator or not.
+    let on_phone = phone.join_call(&circle).await?;
+    let sam_id = phone.device_id().await?.context("registered")?;
+    phone.leave(&circle).await?;
+    kim.sync(&circle).await?;
+    assert!(!kim.members(&circle).await?.contains(&sam_id));
+    let frame = on_kims.keys.encrypt(b"kim, after sam left")?;
+    assert!(
+        on_phone.keys.decrypt(&frame).is_err(),
+        "Sam has left the call's keys"
+    );
     Ok(())
 }

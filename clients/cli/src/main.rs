@@ -525,8 +525,9 @@ async fn command(client: &Arc<Client>, command: Command, j: bool) -> Result<()> 
                 client.revoke_device(device).await?;
                 say(j, json!({ "revoked": device }), || {
                     format!(
-                        "revoked {device}: it is signed out and out of every circle \
-                         (facilitators' devices remove it from the encryption on their next sync)"
+                        "revoked {device}: it is signed out, out of every circle, and out of \
+                         the encryption of the circles this device shares with it (others' \
+                         devices remove it elsewhere on their next sync)"
                     )
                 });
                 return Ok(());

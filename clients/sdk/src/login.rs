@@ -145,10 +145,20 @@ impl Client {
     }
 
     /// Revokes another device of this account (a lost phone): its logins end
-    /// at once, it leaves every circle's roster, and facilitators' clients
-    /// take it out of the MLS groups on their next sync.
+    /// at once, it leaves every circle's roster, and this client takes it out
+    /// of the MLS group of every circle it shares with it right away (so the
+    /// lost device derives no key of the next epoch, for messages or call
+    /// media). A circle where that does not go through now is put right by
+    /// the next sync of any member there.
     pub async fn revoke_device(&self, device: DeviceId) -> Result<()> {
-        self.authorized().await?.revoke_device(device).await
+        self.authorized().await?.revoke_device(device).await?;
+        for circle in self.circles().await? {
+            let mut work = crate::sync::FollowUps::default();
+            work.push(crate::sync::FollowUp::Reconcile(circle));
+            // Best effort: the revocation itself has happened.
+            let _ = self.drive(work).await;
+        }
+        Ok(())
     }
 
     /// Deletes this account: every device, login and token, and its place in

@@ -9,8 +9,8 @@
 
 use crate::messages::Message;
 use crate::store::Gone;
-use crate::{Client, ClientError, Result, load};
-use hearth_protocol::circles::{EntryKind, LogEntry, Role};
+use crate::{ATTEMPTS, Client, ClientError, Result, load};
+use hearth_protocol::circles::{EntryKind, LogEntry};
 use hearth_protocol::mls::{self as profile, MlsError, Received};
 use hearth_protocol::{CircleId, DeviceId, ErrorCode};
 use openmls::prelude::OpenMlsProvider as _;
@@ -25,8 +25,8 @@ const MAX_FOLLOW_UPS: usize = 64;
 pub(crate) enum FollowUp {
     /// Someone joined (or we did): tell the circle who this is.
     ShareProfile(CircleId),
-    /// Others committed: a facilitator's client removes MLS leaves of devices
-    /// that left the roster.
+    /// Others committed: this client removes MLS leaves of devices that left
+    /// the roster.
     Reconcile(CircleId),
     /// Someone joined or the calendar changed: a facilitator's client
     /// rewrites the circle's schedule snapshot at the current epoch.
@@ -92,9 +92,9 @@ impl Client {
     /// and stores messages, acknowledges, then does what that calls for
     /// (sharing this member's profile with newcomers), and keeps the circle
     /// in line with the account and the roster: this account's devices that
-    /// are not in it yet are added, and a facilitator's client removes the
-    /// leaves of devices no longer on the roster (members who left, revoked
-    /// devices, deleted accounts). Returns the new messages.
+    /// are not in it yet are added, and the leaves of devices no longer on
+    /// the roster (members who left, revoked devices, deleted accounts) are
+    /// removed. Returns the new messages.
     ///
     /// A circle this device was removed from answers
     /// [`ClientError::RemovedFromCircle`] (once noticed, also as
@@ -268,29 +268,44 @@ impl Client {
         .await
     }
 
-    /// A facilitator's client keeps the MLS group in line with the server's
-    /// roster: leaves of devices that left the roster (a member who left, an
-    /// account that was deleted) are removed with a commit. Other clients do
-    /// nothing here.
+    /// Any member's client keeps the MLS group in line with the server's
+    /// roster: leaves of devices that left the roster (a revoked device, a
+    /// member who left, an account that was deleted) are removed with a
+    /// commit, so they stop deriving the circle's keys (messages and call
+    /// media alike) as soon as anyone in the circle is online, not when a
+    /// facilitator next is. Such a commit declares no roster change (the
+    /// devices are off the roster already), so the server has nothing to
+    /// authorize; members see the removals inside MLS. When several members
+    /// race, one commit wins and the others find nothing left to remove.
     async fn reconcile(&self, circle: &CircleId) -> Result<FollowUps> {
-        let (me, _) = self.signing_key().await?;
         let seen = self.authorized().await?.circle(circle).await?;
-        let facilitating = seen
-            .roster
-            .iter()
-            .any(|r| r.device_id == me && r.role == Role::Facilitator);
-        if !facilitating {
-            return Ok(FollowUps::default());
+        let mut follow_ups = FollowUps::default();
+        for _ in 0..ATTEMPTS {
+            let gone: Vec<DeviceId> = self
+                .members(circle)
+                .await?
+                .into_iter()
+                .filter(|d| !seen.roster.iter().any(|r| r.device_id == *d))
+                .collect();
+            if gone.is_empty() {
+                return Ok(follow_ups);
+            }
+            let (_, signer) = self.signer().await?;
+            let circle_id = circle.clone();
+            let bundle = self
+                .with(move |s| {
+                    let mut group = load(s, &circle_id)?;
+                    Ok(
+                        profile::remove_commit(&mut group, &s.provider, &signer, &gone)?
+                            .bundle()?,
+                    )
+                })
+                .await?;
+            if self.post_commit(circle, &bundle).await?.is_some() {
+                return Ok(follow_ups);
+            }
+            follow_ups.extend(self.catch_up(circle).await?.follow_ups);
         }
-        let gone: Vec<DeviceId> = self
-            .members(circle)
-            .await?
-            .into_iter()
-            .filter(|d| !seen.roster.iter().any(|r| r.device_id == *d))
-            .collect();
-        if gone.is_empty() {
-            return Ok(FollowUps::default());
-        }
-        self.remove(circle, gone, false).await
+        Err(ClientError::Contended)
     }
 }
