@@ -75,6 +75,10 @@ impl Default for Config {
 pub struct VideoConfig {
     /// The SFU's URL as clients reach it (`wss://...`).
     pub url: Option<String>,
+    /// The SFU's server API (`https://...`), which the server asks to drop
+    /// devices that left a circle from its room; default: `url` with
+    /// `wss`/`ws` as `https`/`http`.
+    pub api_url: Option<String>,
     /// The SFU's API key (the tokens' `iss`).
     pub api_key: Option<String>,
     /// The SFU's API secret, which signs the tokens (at least 32 bytes).
@@ -88,6 +92,7 @@ impl Default for VideoConfig {
     fn default() -> Self {
         Self {
             url: None,
+            api_url: None,
             api_key: None,
             api_secret: None,
             token_ttl_secs: 300,
@@ -545,6 +550,10 @@ pub const SETTINGS: &[(&str, &str)] = &[
         "video.url",
         "the video server (LiveKit SFU) as clients reach it, wss://...",
     ),
+    (
+        "video.api_url",
+        "its server API, told to drop devices that left a circle (default: url as https://)",
+    ),
     ("video.api_key", "its API key"),
     (
         "video.api_secret",
@@ -710,6 +719,15 @@ impl Config {
                 "video.api_secret must be at least 32 bytes".into(),
             ));
         }
+        if video
+            .api_url
+            .as_ref()
+            .is_some_and(|u| !u.starts_with("https://") && !u.starts_with("http://"))
+        {
+            return Err(ConfigError::Invalid(
+                "video.api_url must be an http:// or https:// URL".into(),
+            ));
+        }
         if video.token_ttl_secs == 0 || video.token_ttl_secs > 600 {
             return Err(ConfigError::Invalid(
                 "video.token_ttl_secs must be between 1 and 600".into(),
@@ -812,6 +830,7 @@ mod tests {
                         "wss://sfu.example/0123456789abcdef"
                     }
                     "video.token_ttl_secs" => "120",
+                    "video.api_url" => "https://sfu.example",
                     "auth.access_token_ttl_secs" => "600",
                     "limits.json_body_bytes" => "4096",
                     _ => "7",

@@ -19,6 +19,7 @@ pub mod openapi;
 pub mod push;
 pub mod rate_limit;
 pub mod routes;
+pub mod sfu;
 pub mod startup;
 pub mod storage;
 pub mod sweeper;

@@ -15,8 +15,8 @@ use crate::{crypto, sweeper, telemetry};
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpRequest, HttpServer, Resource, web};
-use hearth_protocol::DeviceId;
 use hearth_protocol::auth::LoginTokens;
+use hearth_protocol::{CircleId, DeviceId};
 use secrecy::ExposeSecret;
 use std::net::{IpAddr, TcpListener};
 use std::sync::Arc;
@@ -41,6 +41,9 @@ pub struct AppState {
     pub appender: Appender,
     /// Waking phones, when a push transport is configured.
     pub push: Option<Arc<Push>>,
+    /// Dropping devices that left a circle from its video room, when a
+    /// video server is configured.
+    pub evictor: Option<crate::sfu::Evictor>,
 }
 
 impl AppState {
@@ -83,6 +86,16 @@ impl AppState {
     pub fn wake(&self, wake: WakeFor) {
         if let Some(push) = &self.push {
             push.wake(wake);
+        }
+    }
+
+    /// The devices left the circle's roster: the video server drops them
+    /// from its room (nothing without a video server).
+    pub fn evict(&self, circle: &CircleId, devices: &[DeviceId]) {
+        if let Some(evictor) = &self.evictor
+            && !devices.is_empty()
+        {
+            evictor.evict(&self.keys, circle, devices);
         }
     }
 
@@ -210,6 +223,7 @@ impl Application {
         let state = web::Data::new(AppState {
             appender: Appender::start(storage.clone(), hub.clone(), epoch_window, pusher.clone()),
             push: pusher,
+            evictor: crate::sfu::Evictor::start(&config.video),
             hub: hub.clone(),
             storage: storage.clone(),
             keys,

@@ -19,6 +19,7 @@ on_both_databases!(
     members_share_media_keys_and_a_removed_member_cannot_follow,
     no_two_calls_of_a_member_ever_share_a_key_and_nonce,
     a_revoked_laptop_and_a_member_who_left_lose_the_call_while_the_facilitator_sleeps,
+    whoever_leaves_the_roster_is_dropped_from_the_room_and_again_if_they_come_back,
 );
 
 const API_KEY: &str = "devkey";
@@ -364,5 +365,86 @@ async fn a_revoked_laptop_and_a_member_who_left_lose_the_call_while_the_facilita
         on_phone.keys.decrypt(&frame).is_err(),
         "Sam has left the call's keys"
     );
+    Ok(())
+}
+
+async fn whoever_leaves_the_roster_is_dropped_from_the_room_and_again_if_they_come_back(
+    db: Db,
+) -> Result<()> {
+    let livekit = hearth_tests::sfu::LiveKitStandIn::start(API_KEY, API_SECRET).await?;
+    let ttl = 2;
+    let app = TestApp::spawn_with(db, |c| {
+        c.video.url = Some(livekit.ws_url());
+        c.video.api_key = Some(API_KEY.into());
+        c.video.api_secret = Some(SecretString::from(API_SECRET));
+        c.video.token_ttl_secs = ttl;
+    })
+    .await?;
+    let dirs = data_dirs(5)?;
+    let (clients, circle) = enrolled(&app, &dirs[..4]).await?;
+    let [alice, sam, kim, lee] = &clients[..] else {
+        bail!("four clients")
+    };
+    let laptop = hearth_tests::clients::client(&app, &dirs[4]).await?;
+    let laptop_id = laptop.register(Some(&sam.link_token().await?)).await?;
+    sam.sync(&circle).await?;
+    laptop.accept_welcomes().await?;
+    // Everyone is in the call.
+    let mut identities = Vec::new();
+    for member in [alice, sam, kim, lee, &laptop] {
+        let call = member.join_call(&circle).await?;
+        livekit.join(&call.room, &call.identity);
+        identities.push((call.room, call.identity));
+    }
+    let [alices, sams, kims, lees, laptops] = &identities[..] else {
+        bail!("five calls")
+    };
+    let dropped = async |(room, identity): &(String, String)| {
+        livekit
+            .wait_until_out(room, identity, std::time::Duration::from_secs(10))
+            .await
+    };
+
+    // Alice removes Kim; Lee leaves; Sam revokes his laptop, then deletes
+    // his account: each is dropped from the room by the server.
+    let kim_id = kim.device_id().await?.context("registered")?;
+    alice.remove_devices(&circle, &[kim_id]).await?;
+    assert!(dropped(kims).await, "the removed member is dropped");
+    lee.leave(&circle).await?;
+    assert!(dropped(lees).await, "the member who left is dropped");
+    sam.revoke_device(laptop_id).await?;
+    assert!(dropped(laptops).await, "the revoked laptop is dropped");
+    sam.delete_account().await?;
+    assert!(dropped(sams).await, "a deleted account's device is dropped");
+    assert!(livekit.is_in(&alices.0, &alices.1), "Alice stays");
+
+    // Kim comes back with the token she still holds: dropped again once it
+    // could no longer admit her.
+    livekit.join(&kims.0, &kims.1);
+    assert!(
+        dropped(kims).await,
+        "a rejoin with an old token is dropped too"
+    );
+    let removals = livekit.removals();
+    assert!(
+        removals.iter().all(|r| r.identity != alices.1),
+        "nobody else"
+    );
+    assert!(
+        removals.iter().filter(|r| r.identity == kims.1).count() >= 2,
+        "{removals:?}"
+    );
+    assert!(
+        livekit.violations().is_empty(),
+        "{:?}",
+        livekit.violations()
+    );
+
+    // LiveKit's own verifier reads the admin token: this room, admin only.
+    if let Some(verified) = livekit_verifies(&removals[0].token).await? {
+        assert_eq!(verified["room"], alices.0.as_str());
+        assert_eq!(verified["room_admin"], true);
+        assert!(verified["room_join"].is_null() || verified["room_join"] == false);
+    }
     Ok(())
 }

@@ -29,6 +29,7 @@ pub mod mls;
 pub mod process;
 pub mod push;
 pub mod recorder;
+pub mod sfu;
 
 /// The variable that points the tests at a PostgreSQL server (a role that may
 /// create databases). Each test makes its own database there.

@@ -357,6 +357,7 @@ pub async fn commit(
     match state.storage.apply_commit(&path, &commit).await? {
         CommitOutcome::Accepted { seq, epoch } => {
             state.publish(Event::Circle(path.clone())).await;
+            state.evict(&path, &commit.removed);
             state.wake(WakeFor::Circle {
                 circle: path.clone(),
                 except: Some(auth.device_id),

@@ -47,12 +47,16 @@ pub async fn revoke_device(
     path: web::Path<DeviceId>,
 ) -> Result<HttpResponse, ApiError> {
     let device_id = path.into_inner();
+    let circles = state.storage.device_circles(device_id).await?;
     if !state
         .storage
         .revoke_device(auth.account_id, device_id, crate::now())
         .await?
     {
         return Err(ApiError::NotFound);
+    }
+    for circle in &circles {
+        state.evict(&circle.id, &[device_id]);
     }
     tracing::info!(device = %redact(&device_id), "device revoked");
     state.publish(Event::Device(device_id)).await;
@@ -90,7 +94,16 @@ pub async fn delete_account(
     auth: Authenticated,
 ) -> Result<HttpResponse, ApiError> {
     let devices = state.storage.account_devices(auth.account_id).await?;
+    let mut rooms = Vec::new();
+    for device in &devices {
+        for circle in state.storage.device_circles(device.id).await? {
+            rooms.push((circle.id, device.id));
+        }
+    }
     state.storage.delete_account(auth.account_id).await?;
+    for (circle, device) in &rooms {
+        state.evict(circle, &[*device]);
+    }
     for device in devices {
         state.publish(Event::Device(device.id)).await;
     }

@@ -56,11 +56,8 @@ pub async fn call(
         return Err(ApiError::VideoUnconfigured);
     };
     membership(&state, &path, &auth).await?;
-    let circle = path.as_bytes();
-    let room = state.keys.opaque_id(&[b"video room", circle]);
-    let identity = state
-        .keys
-        .opaque_id(&[b"video identity", circle, auth.device_id.as_bytes()]);
+    let room = crate::sfu::room(&state.keys, &path);
+    let identity = crate::sfu::identity(&state.keys, &path, &auth.device_id);
     let now = crate::now();
     let expires_at = now + state.ttl(video.token_ttl_secs);
     let claims = LiveKitClaims {
