@@ -20,6 +20,7 @@ on_both_databases!(
     no_two_calls_of_a_member_ever_share_a_key_and_nonce,
     a_revoked_laptop_and_a_member_who_left_lose_the_call_while_the_facilitator_sleeps,
     whoever_leaves_the_roster_is_dropped_from_the_room_and_again_if_they_come_back,
+    livekits_own_frame_encryption_runs_on_keys_from_the_circle,
 );
 
 const API_KEY: &str = "devkey";
@@ -446,5 +447,181 @@ async fn whoever_leaves_the_roster_is_dropped_from_the_room_and_again_if_they_co
         assert_eq!(verified["room_admin"], true);
         assert!(verified["room_join"].is_null() || verified["room_join"] == false);
     }
+    Ok(())
+}
+
+/// Runs LiveKit's own end-to-end encryption worker (npm `livekit-client`,
+/// which scripts/test installs) in Node over VP8 frames: `mode` is
+/// `encrypt` or `decrypt`, `identity` the sending participant, `keys` the
+/// key provider's keys, `current` the index to send with. The frames out,
+/// `None` for those that did not decrypt; `None` overall when the worker is
+/// not installed (outside CI).
+async fn livekit_frames(
+    mode: &str,
+    identity: &str,
+    keys: &[hearth_client::LiveKitKey],
+    current: u8,
+    frames: &[Vec<u8>],
+) -> Result<Option<Vec<Option<Vec<u8>>>>> {
+    let Ok(worker) = std::env::var("LIVEKIT_E2EE_WORKER") else {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            bail!("CI=true but LIVEKIT_E2EE_WORKER is not set (scripts/test installs it)");
+        }
+        eprintln!("SKIPPED LiveKit's frame encryption: run scripts/test, which installs it");
+        return Ok(None);
+    };
+    let spec = serde_json::json!({
+        "identity": identity,
+        "keys": keys.iter().map(|k| serde_json::json!({
+            "index": k.key_index, "passphrase": k.passphrase,
+        })).collect::<Vec<_>>(),
+        "current": current,
+        "frames": frames.iter().map(|f| hex(f)).collect::<Vec<_>>(),
+    });
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("livekit/frames.mjs");
+    let output = tokio::process::Command::new("node")
+        .arg(script)
+        .arg(worker)
+        .arg(mode)
+        .arg(spec.to_string())
+        .output()
+        .await?;
+    if !output.status.success() {
+        bail!(
+            "LiveKit's worker: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let out: Value = serde_json::from_slice(&output.stdout)?;
+    let unhex = |text: &str| -> Result<Vec<u8>> {
+        (0..text.len())
+            .step_by(2)
+            .map(|i| Ok(u8::from_str_radix(&text[i..i + 2], 16)?))
+            .collect()
+    };
+    out["frames"]
+        .as_array()
+        .context("frames")?
+        .iter()
+        .map(|f| f.as_str().map(unhex).transpose())
+        .collect::<Result<Vec<_>>>()
+        .map(Some)
+}
+
+async fn livekits_own_frame_encryption_runs_on_keys_from_the_circle(db: Db) -> Result<()> {
+    let app = with_video(db).await?;
+    let dirs = data_dirs(3)?;
+    let (clients, circle) = enrolled(&app, &dirs).await?;
+    let [alice, sam, kim] = &clients[..] else {
+        bail!("three clients")
+    };
+    let (a, s, k) = (
+        alice.join_call(&circle).await?,
+        sam.join_call(&circle).await?,
+        kim.join_call(&circle).await?,
+    );
+    // Two VP8 frames (a key frame and a delta) from Alice's camera.
+    let frames = vec![
+        b"\x10\x02\x00\x9d\x01\x2a alice's key frame".to_vec(),
+        b"\x31\x00\x00 alice's delta frame".to_vec(),
+    ];
+    // Alice's app gives LiveKit her own key; Sam's and Kim's derive hers from
+    // the identity the room shows them, with no help from the server.
+    let alices = a.keys.livekit_keys(&a.identity)?;
+    assert_eq!(
+        alices,
+        s.keys.livekit_keys(&a.identity)?,
+        "one key, derived apart"
+    );
+    assert_ne!(
+        alices,
+        a.keys.livekit_keys(&s.identity)?,
+        "a key per participant"
+    );
+    assert_eq!(u64::from(alices[0].key_index), a.keys.epoch()? % 16);
+    let Some(sent) = livekit_frames(
+        "encrypt",
+        &a.identity,
+        &alices,
+        alices[0].key_index,
+        &frames,
+    )
+    .await?
+    else {
+        return Ok(());
+    };
+    let sent: Vec<Vec<u8>> = sent
+        .into_iter()
+        .collect::<Option<_>>()
+        .context("all encrypted")?;
+    for (frame, plain) in sent.iter().zip(&frames) {
+        assert_ne!(frame, plain);
+        assert_eq!(
+            frame.last(),
+            Some(&alices[0].key_index),
+            "LiveKit's trailer names the index"
+        );
+    }
+    let sams_view = s.keys.livekit_keys(&a.identity)?;
+    let read = livekit_frames(
+        "decrypt",
+        &a.identity,
+        &sams_view,
+        sams_view[0].key_index,
+        &sent,
+    )
+    .await?;
+    assert_eq!(
+        read,
+        Some(frames.iter().cloned().map(Some).collect()),
+        "Sam sees Alice"
+    );
+
+    // Kim is removed. Alice's next frames are under the new epoch's key and
+    // index; Sam follows (and still plays frames in flight), Kim cannot.
+    let kim_id = kim.device_id().await?.context("registered")?;
+    alice.remove_devices(&circle, &[kim_id]).await?;
+    sam.sync(&circle).await?;
+    let alices = a.keys.livekit_keys(&a.identity)?;
+    assert_eq!(alices.len(), 2, "the new epoch's key, then the old one's");
+    assert_ne!(alices[0].key_index, alices[1].key_index);
+    let after = livekit_frames(
+        "encrypt",
+        &a.identity,
+        &alices,
+        alices[0].key_index,
+        &frames,
+    )
+    .await?
+    .context("installed")?;
+    let after: Vec<Vec<u8>> = after
+        .into_iter()
+        .collect::<Option<_>>()
+        .context("all encrypted")?;
+    let sams_view = s.keys.livekit_keys(&a.identity)?;
+    for (batch, what) in [(&after, "the new frames"), (&sent, "those still in flight")] {
+        let read = livekit_frames(
+            "decrypt",
+            &a.identity,
+            &sams_view,
+            sams_view[0].key_index,
+            batch,
+        )
+        .await?
+        .context("installed")?;
+        let expected: Vec<Option<Vec<u8>>> = frames.iter().cloned().map(Some).collect();
+        assert_eq!(read, expected, "Sam reads {what}");
+    }
+    let kims_view = k.keys.livekit_keys(&a.identity)?;
+    let read = livekit_frames(
+        "decrypt",
+        &a.identity,
+        &kims_view,
+        kims_view[0].key_index,
+        &after,
+    )
+    .await?
+    .context("installed")?;
+    assert_eq!(read, vec![None, None], "Kim, removed, reads nothing new");
     Ok(())
 }

@@ -22,6 +22,19 @@
 //! it keeps a sender's key only once a frame under it has authenticated,
 //! so forged key ids cost it a derivation and no memory.
 //!
+//! **LiveKit's own end-to-end encryption.** An app on LiveKit's client SDK
+//! (JS, Swift, Kotlin) cannot insert SFrame; it encrypts with LiveKit's frame
+//! format and takes keys through its KeyProvider. [`CallKeys::livekit_keys`]
+//! gives it, per epoch, a key per participant: a passphrase for the
+//! participant's LiveKit identity and a key index (the epoch modulo
+//! [`LIVEKIT_KEY_INDICES`]). The passphrase is
+//! `base64url(HMAC-SHA256(MLS-Exporter("Hearth LiveKit 1.0", "", 32),
+//! "participant" || identity))`, so any member derives any participant's key
+//! from the identity the room shows, with no mapping from the server; the
+//! server and the SFU never hold the exporter secret. A removed member cannot
+//! derive the next epoch's. [`CallKeys::livekit_shared_keys`] is the same for
+//! one key shared by the room (LiveKit's `ExternalE2EEKeyProvider`).
+//!
 //! A [`CallKeys`] handle follows the circle: when this client merges a commit
 //! (a join, a removal, an update), it moves to the new epoch's keys by itself
 //! and says so on [`CallKeys::changes`]. The previous epoch's keys decrypt
@@ -52,6 +65,36 @@ pub const EPOCH_BITS: u8 = 4;
 pub const INDEX_BITS: u8 = 8;
 /// Bits of the key id above the leaf index: the handle's random context.
 pub const CONTEXT_BITS: u32 = u64::BITS - EPOCH_BITS as u32 - INDEX_BITS as u32;
+/// The exporter label of the LiveKit key material.
+const LIVEKIT_LABEL: &str = "Hearth LiveKit 1.0";
+/// LiveKit key indices cycle through this many (LiveKit's default keyring
+/// size): an epoch's index is the epoch modulo it.
+pub const LIVEKIT_KEY_INDICES: u64 = 16;
+
+/// Key material for LiveKit's own frame encryption, for one epoch: hand the
+/// passphrase to LiveKit's key provider (which derives its AES key from it
+/// with PBKDF2, as every LiveKit SDK does for a string key) at `key_index`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct LiveKitKey {
+    /// The passphrase (unpadded base64url of 32 secret bytes).
+    pub passphrase: String,
+    /// The key index to set it at (and, for this device's own key, to send
+    /// with).
+    pub key_index: u8,
+    /// The circle's epoch it belongs to.
+    pub epoch: u64,
+}
+
+/// Shows nothing of the passphrase.
+impl std::fmt::Debug for LiveKitKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveKitKey")
+            .field("key_index", &self.key_index)
+            .field("epoch", &self.epoch)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Decryption keys kept per epoch (a key per sender handle that has sent
 /// an authentic frame; the oldest go first past this).
 const KEPT_DECRYPTION_KEYS: usize = 256;
@@ -84,6 +127,8 @@ fn fresh_context() -> Result<u64> {
 struct EpochKeys {
     epoch: u64,
     base_key: SecretBox<Vec<u8>>,
+    /// The epoch's LiveKit key material.
+    livekit: SecretBox<Vec<u8>>,
     encrypt: EncryptionKey,
     key_id: u64,
     decrypt: HashMap<u64, DecryptionKey>,
@@ -92,12 +137,19 @@ struct EpochKeys {
 }
 
 impl EpochKeys {
-    fn new(epoch: u64, index: u32, context: u64, base_key: Vec<u8>) -> Result<Self> {
+    fn new(
+        epoch: u64,
+        index: u32,
+        context: u64,
+        base_key: Vec<u8>,
+        livekit: Vec<u8>,
+    ) -> Result<Self> {
         let key_id = key_id(context, epoch, index)?;
         let encrypt = EncryptionKey::derive_from(SUITE, key_id, &base_key).map_err(frame_error)?;
         Ok(Self {
             epoch,
             base_key: SecretBox::new(Box::new(base_key)),
+            livekit: SecretBox::new(Box::new(livekit)),
             encrypt,
             key_id,
             decrypt: HashMap::new(),
@@ -127,6 +179,22 @@ impl EpochKeys {
         self.decrypt.insert(key_id, key);
         self.kept.push_back(key_id);
         Ok(payload)
+    }
+
+    /// The LiveKit key of `label` (a participant's identity, or the room's
+    /// shared key) in this epoch.
+    fn livekit_key(&self, label: &[u8]) -> Result<LiveKitKey> {
+        use hmac::Mac as _;
+        let mut mac =
+            <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(self.livekit.expose_secret())
+                .map_err(|_| ClientError::Unexpected("LiveKit key material"))?;
+        mac.update(label);
+        let passphrase = hearth_protocol::Base64Bytes::encode(&mac.finalize().into_bytes());
+        Ok(LiveKitKey {
+            passphrase,
+            key_index: u8::try_from(self.epoch % LIVEKIT_KEY_INDICES).unwrap_or(0),
+            epoch: self.epoch,
+        })
     }
 
     fn epoch_bits(&self) -> u64 {
@@ -225,6 +293,32 @@ impl CallKeys {
         Ok(self.lock()?.changes.subscribe())
     }
 
+    /// LiveKit keys of the participant with LiveKit identity `identity`:
+    /// the current epoch's first, then the previous epoch's while its grace
+    /// period lasts (set both in the key provider, so frames in flight still
+    /// decrypt; send with the first).
+    pub fn livekit_keys(&self, identity: &str) -> Result<Vec<LiveKitKey>> {
+        self.livekit_keys_of(&[b"participant".as_slice(), identity.as_bytes()].concat())
+    }
+
+    /// The room's shared LiveKit keys (for LiveKit's
+    /// `ExternalE2EEKeyProvider`, one key for everyone): current, then
+    /// previous during the grace period.
+    pub fn livekit_shared_keys(&self) -> Result<Vec<LiveKitKey>> {
+        self.livekit_keys_of(b"shared")
+    }
+
+    fn livekit_keys_of(&self, label: &[u8]) -> Result<Vec<LiveKitKey>> {
+        let state = self.lock()?;
+        let mut keys = vec![state.current.livekit_key(label)?];
+        if let Some((previous, retired)) = &state.previous
+            && retired.elapsed() <= state.grace
+        {
+            keys.push(previous.livekit_key(label)?);
+        }
+        Ok(keys)
+    }
+
     /// Encrypts one media frame with this device's current key: an SFrame
     /// (header, then ciphertext) for the SFU to relay.
     pub fn encrypt(&self, frame: &[u8]) -> Result<Vec<u8>> {
@@ -268,11 +362,15 @@ fn epoch_keys(group: &MlsGroup, crypto: &impl OpenMlsCrypto, context: u64) -> Re
     let base_key = group
         .export_secret(crypto, BASE_KEY_LABEL, b"", SUITE.key_len())
         .map_err(failed("exporting the SFrame base key"))?;
+    let livekit = group
+        .export_secret(crypto, LIVEKIT_LABEL, b"", 32)
+        .map_err(failed("exporting the LiveKit key material"))?;
     EpochKeys::new(
         group.epoch().as_u64(),
         group.own_leaf_index().u32(),
         context,
         base_key,
+        livekit,
     )
 }
 

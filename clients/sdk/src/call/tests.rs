@@ -68,8 +68,11 @@ fn a_key_id_carries_the_senders_leaf_and_the_epochs_low_bits() {
 #[test]
 fn keys_move_with_the_epoch_and_the_old_ones_last_a_grace_period() {
     let (first, second) = (vec![1u8; 16], vec![2u8; 16]);
-    let alice = CallKeys::starting_with(1, EpochKeys::new(1, 0, 1, first.clone()).unwrap());
-    let sam = CallKeys::starting_with(2, EpochKeys::new(1, 1, 2, first).unwrap());
+    let alice = CallKeys::starting_with(
+        1,
+        EpochKeys::new(1, 0, 1, first.clone(), vec![7u8; 32]).unwrap(),
+    );
+    let sam = CallKeys::starting_with(2, EpochKeys::new(1, 1, 2, first, vec![7u8; 32]).unwrap());
     let before = alice.encrypt(b"frame in epoch 1").unwrap();
     assert_eq!(sam.decrypt(&before).unwrap(), b"frame in epoch 1");
 
@@ -81,7 +84,7 @@ fn keys_move_with_the_epoch_and_the_old_ones_last_a_grace_period() {
             1
         };
         let context = keys.lock().unwrap().context;
-        let next = EpochKeys::new(2, index, context, second.clone()).unwrap();
+        let next = EpochKeys::new(2, index, context, second.clone(), vec![7u8; 32]).unwrap();
         keys.lock().unwrap().advance(next);
     }
     assert!(changes.has_changed().unwrap());
@@ -107,8 +110,11 @@ fn keys_move_with_the_epoch_and_the_old_ones_last_a_grace_period() {
 #[test]
 fn forged_key_ids_are_not_kept() {
     let base = vec![3u8; 16];
-    let alice = CallKeys::starting_with(7, EpochKeys::new(1, 0, 7, base.clone()).unwrap());
-    let sam = CallKeys::starting_with(8, EpochKeys::new(1, 1, 8, base).unwrap());
+    let alice = CallKeys::starting_with(
+        7,
+        EpochKeys::new(1, 0, 7, base.clone(), vec![7u8; 32]).unwrap(),
+    );
+    let sam = CallKeys::starting_with(8, EpochKeys::new(1, 1, 8, base, vec![7u8; 32]).unwrap());
     let frame = alice.encrypt(b"a real frame").unwrap();
     // The SFU rewrites nothing it could: every other key id fails the tag.
     for context in 100..(100 + KEPT_DECRYPTION_KEYS as u64 * 2) {
