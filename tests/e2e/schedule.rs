@@ -21,6 +21,7 @@ on_both_databases!(
     a_member_who_joins_in_week_five_sees_the_series_and_the_agreement,
     a_members_schedule_is_ignored_by_every_client,
     a_facilitators_phone_and_laptop_both_keep_the_calendar,
+    a_members_new_laptop_sees_the_sessions_once_a_facilitator_has_synced,
     check_ins_are_apart_from_the_conversation,
     the_snapshot_slot_takes_one_writer_per_version_and_only_facilitators,
 );
@@ -275,6 +276,39 @@ async fn a_facilitators_phone_and_laptop_both_keep_the_calendar(app: TestApp) ->
         "the laptop's agreement"
     );
     assert_eq!(sam.calendar(&circle).await?.sessions.len(), 12);
+    Ok(())
+}
+
+async fn a_members_new_laptop_sees_the_sessions_once_a_facilitator_has_synced(
+    app: TestApp,
+) -> Result<()> {
+    let dirs = data_dirs(3)?;
+    let (clients, circle) = enrolled(&app, &dirs[..2]).await?;
+    let [alice, sam] = &clients[..] else {
+        bail!("two clients")
+    };
+    let series = alice.schedule_series(&circle, weekly(in_days(7)?)).await?;
+    sam.rsvp(&circle, series, in_days(7)?, RsvpAnswer::Passing, None)
+        .await?;
+    // Sam links a laptop; his phone brings it into the circle (a commit of
+    // Sam's, not the facilitator's, at an epoch the snapshot predates).
+    let laptop = client(&app, &dirs[2]).await?;
+    laptop.register(Some(&sam.link_token().await?)).await?;
+    sam.sync(&circle).await?;
+    assert_eq!(
+        laptop.accept_welcomes().await?,
+        std::slice::from_ref(&circle)
+    );
+    // Alice changes nothing; her app merely catches up.
+    alice.sync(&circle).await?;
+    let calendar = laptop.calendar(&circle).await?;
+    assert_eq!(calendar.sessions.len(), 12, "the laptop sees the series");
+    let sam_id = sam.device_id().await?.expect("registered");
+    assert_eq!(
+        calendar.sessions[0].rsvps.get(&sam_id).map(|r| r.answer),
+        Some(RsvpAnswer::Passing),
+        "and Sam's own answer from his phone"
+    );
     Ok(())
 }
 

@@ -28,8 +28,9 @@ pub(crate) enum FollowUp {
     /// Others committed: this client removes MLS leaves of devices that left
     /// the roster.
     Reconcile(CircleId),
-    /// Someone joined or the calendar changed: a facilitator's client
-    /// rewrites the circle's schedule snapshot at the current epoch.
+    /// Someone joined (by anyone's commit) or the calendar changed: a
+    /// facilitator's client rewrites the circle's schedule snapshot at the
+    /// current epoch.
     WriteSnapshot(CircleId),
     /// This account may have devices that are not in the circle yet (a
     /// device linked since): this device adds them.
@@ -85,6 +86,15 @@ pub(crate) struct CaughtUp {
     pub messages: Vec<Message>,
     /// What is left to do.
     pub follow_ups: FollowUps,
+}
+
+/// Whether this device is among the circle's facilitators as it remembers
+/// them (no request).
+fn facilitating(s: &crate::State, circle: &CircleId) -> Result<bool> {
+    let Some(me) = s.store.device()? else {
+        return Ok(false);
+    };
+    Ok(s.store.facilitators(circle)?.contains(&me.device_id))
 }
 
 impl Client {
@@ -248,6 +258,14 @@ impl Client {
                             caught
                                 .follow_ups
                                 .push(FollowUp::ShareProfile(circle_id.clone()));
+                            // Whoever added them (a member bringing in a new
+                            // phone, say), the newcomers need the calendar at
+                            // the new epoch: a facilitator's client writes it.
+                            if facilitating(s, &circle_id)? {
+                                caught
+                                    .follow_ups
+                                    .push(FollowUp::WriteSnapshot(circle_id.clone()));
+                            }
                         }
                         caught
                             .follow_ups
