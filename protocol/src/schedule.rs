@@ -89,6 +89,13 @@ pub enum SeriesChange {
         /// The series from then on.
         series: Series,
     },
+    /// Every occurrence from this one on (by original date) is cancelled;
+    /// those before stay. (Readers of an earlier version ignore this change
+    /// as an unknown item.)
+    CancelFrom {
+        /// The first occurrence cancelled, by its original date.
+        occurrence: Date,
+    },
     /// The whole series is cancelled.
     CancelSeries,
 }

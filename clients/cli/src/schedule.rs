@@ -75,7 +75,8 @@ pub enum ScheduleCommand {
         #[arg(long)]
         minutes: Option<u16>,
     },
-    /// Cancel one session, or with no date the whole series (facilitators).
+    /// Cancel one session, every session from one on (--onward), or with no
+    /// date the whole series (facilitators).
     Cancel {
         /// The circle.
         #[arg(allow_hyphen_values = true)]
@@ -85,6 +86,9 @@ pub enum ScheduleCommand {
         /// The session: the date `sessions` shows it on, or the date the
         /// series first gave it.
         occurrence: Option<Date>,
+        /// Cancel that session and every one after it.
+        #[arg(long, requires = "occurrence")]
+        onward: bool,
     },
     /// Say whether you are coming: `yes`, or `pass` (no reason needed).
     /// Everyone in the circle reads the answer and its note.
@@ -376,22 +380,30 @@ pub async fn run(client: &Client, command: ScheduleCommand, j: bool) -> Result<(
             circle,
             series,
             occurrence,
+            onward,
         } => {
             let change = match occurrence {
+                Some(date) if onward => SeriesChange::CancelFrom {
+                    occurrence: occurrence_of(client, &circle, series, date).await?,
+                },
                 Some(date) => SeriesChange::CancelOccurrence {
                     occurrence: occurrence_of(client, &circle, series, date).await?,
                 },
                 None => SeriesChange::CancelSeries,
             };
-            let what = match &change {
-                SeriesChange::CancelOccurrence { occurrence } => json!(occurrence.to_string()),
-                _ => json!("series"),
+            let (what, text) = match &change {
+                SeriesChange::CancelOccurrence { occurrence } => (
+                    json!(occurrence.to_string()),
+                    format!("cancelled the session {occurrence}"),
+                ),
+                SeriesChange::CancelFrom { occurrence } => (
+                    json!({ "from": occurrence.to_string() }),
+                    format!("cancelled every session from {occurrence} on"),
+                ),
+                _ => (json!("series"), "cancelled the whole series".to_owned()),
             };
             client.change_series(&circle, series, change).await?;
-            say(j, json!({ "cancelled": what }), || match occurrence {
-                Some(_) => format!("cancelled the session {}", what.as_str().unwrap_or("")),
-                None => "cancelled the whole series".to_owned(),
-            });
+            say(j, json!({ "cancelled": what }), || text);
         }
         ScheduleCommand::Rsvp {
             circle,

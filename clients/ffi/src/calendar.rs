@@ -281,17 +281,21 @@ impl HearthClient {
         .await
     }
 
-    /// Cancels one session, or the whole series when `occurrence` is none
-    /// (facilitators).
+    /// Cancels one session, or every session from it on with `onward`, or
+    /// the whole series when `occurrence` is none (facilitators).
     pub async fn cancel(
         &self,
         circle_id: String,
         series_id: String,
         occurrence: Option<String>,
+        onward: bool,
     ) -> Result<(), HearthError> {
         let client = self.inner.clone();
         run(async move {
             let change = match occurrence {
+                Some(occurrence) if onward => SeriesChange::CancelFrom {
+                    occurrence: date(&occurrence)?,
+                },
                 Some(occurrence) => SeriesChange::CancelOccurrence {
                     occurrence: date(&occurrence)?,
                 },

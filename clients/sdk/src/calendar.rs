@@ -168,6 +168,8 @@ struct SeriesState {
     parts: Vec<(Option<Date>, Series)>,
     moves: HashMap<Date, (Date, Time, Option<u16>)>,
     cancelled: BTreeSet<Date>,
+    /// Every occurrence from this one on is cancelled.
+    cancelled_from: Option<Date>,
     cancelled_all: bool,
 }
 
@@ -221,6 +223,13 @@ impl Folded {
                                 .retain(|(from, _)| from.is_none_or(|f| f < occurrence));
                             state.parts.push((Some(occurrence), series));
                         }
+                    }
+                    SeriesChange::CancelFrom { occurrence } => {
+                        state.cancelled_from = Some(
+                            state
+                                .cancelled_from
+                                .map_or(occurrence, |from| from.min(occurrence)),
+                        );
                     }
                     SeriesChange::CancelSeries => state.cancelled_all = true,
                 }
@@ -331,7 +340,9 @@ pub(crate) fn fold(
                     agenda: series.agenda.clone(),
                     video_room: series.video_room,
                     moved: moved.is_some(),
-                    cancelled: state.cancelled_all || state.cancelled.contains(&occurrence),
+                    cancelled: state.cancelled_all
+                        || state.cancelled.contains(&occurrence)
+                        || state.cancelled_from.is_some_and(|from| occurrence >= from),
                     rsvps,
                     present,
                     missed,

@@ -204,7 +204,8 @@ impl Client {
                 }
                 self.known_session(circle, series_id, *occurrence).await?;
             }
-            SeriesChange::CancelOccurrence { occurrence } => {
+            SeriesChange::CancelOccurrence { occurrence }
+            | SeriesChange::CancelFrom { occurrence } => {
                 self.known_session(circle, series_id, *occurrence).await?;
             }
             SeriesChange::ChangeFrom { occurrence, series } => {

@@ -3,7 +3,8 @@
 //! the command fails with a code and says where to look; a member in
 //! another time zone names a session by the date they see; attendance takes
 //! names; who missed a session counts only those who were in the circle,
-//! and a late joiner counts alike.
+//! and a late joiner counts alike; the rest of a series is cancelled in one
+//! command.
 
 use super::{command, one};
 use anyhow::{Context as _, Result, ensure};
@@ -338,5 +339,32 @@ async fn calendar_mistakes_are_refused_and_everyone_counts_the_same_sessions(
     .await?;
     let shown = text(&app, home, "alice", &["check-in", "show", &circle]).await?;
     assert!(shown.contains("sam 3/5: a hard week"), "{shown}");
+
+    // The circle stops after two sessions: one command cancels the rest.
+    let value = refused(
+        &app,
+        home,
+        "alice",
+        berlin,
+        &["cancel", &circle, &series, "--onward"],
+    )
+    .await?;
+    assert_eq!(value["code"], "invalid_input", "--onward needs a date");
+    let cancelled = one(
+        &app,
+        home,
+        "alice",
+        &["cancel", &circle, &series, "2027-04-01", "--onward"],
+    )
+    .await?;
+    assert_eq!(cancelled["cancelled"]["from"], "2027-04-01");
+    let sessions = one(&app, home, "lee", &["sessions", &circle]).await?;
+    let cancelled: Vec<bool> = sessions["sessions"]
+        .as_array()
+        .context("sessions")?
+        .iter()
+        .map(|s| s["cancelled"] == true)
+        .collect();
+    assert_eq!(cancelled, [false, false, true, true]);
     Ok(())
 }
