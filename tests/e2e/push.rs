@@ -23,6 +23,7 @@ on_both_databases!(
     gone_targets_die_and_their_devices_can_tell,
     wakes_queued_before_a_restart_go_out_after_it,
     a_node_killed_under_a_live_socket_does_not_swallow_its_wakes,
+    two_hundred_sockets_opening_at_once_are_recorded_in_a_few_writes,
     registration_refuses_what_the_server_will_not_call,
     through_the_sdk_a_woken_phone_finds_what_waits,
     the_push_services_see_traffic_not_circles,
@@ -471,6 +472,56 @@ async fn a_node_killed_under_a_live_socket_does_not_swallow_its_wakes(db: Db) ->
         "woken once the dead node's word lapsed ({ttl} s), not minutes later: {took:?}"
     );
     node.stop().await?;
+    Ok(())
+}
+
+/// The value of a counter on the app's `/metrics` (0 when absent).
+async fn counter(app: &TestApp, name: &str) -> Result<f64> {
+    let text = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    Ok(text
+        .lines()
+        .filter(|l| l.starts_with(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum())
+}
+
+async fn two_hundred_sockets_opening_at_once_are_recorded_in_a_few_writes(db: Db) -> Result<()> {
+    let (app, _keys, _receiver) = with_push(db, 30).await?;
+    let mut tokens = Vec::new();
+    for _ in 0..200 {
+        tokens.push(app.signed_in().await?.1.access_token);
+    }
+    let before = counter(&app, "hearth_push_presence_writes_total").await?;
+    let started = std::time::Instant::now();
+    // A mass reconnect: every phone's socket at once (a node restarted, a
+    // network came back).
+    let sockets = futures_util::future::join_all(tokens.iter().map(|t| app.stream(t))).await;
+    let sockets: Vec<Stream> = sockets.into_iter().collect::<Result<_>>()?;
+    let took = started.elapsed();
+    let writes = counter(&app, "hearth_push_presence_writes_total").await? - before;
+    // At most one write per 25 ms gathering window, whatever the arrival rate.
+    let windows = (took.as_secs_f64() / 0.025).ceil() + 2.0;
+    eprintln!("200 sockets in {took:?}: {writes} presence writes");
+    assert!(
+        writes <= windows.min(100.0),
+        "200 sockets in {took:?} took {writes} presence writes (recorded in batches, each \
+         socket before it is ready)"
+    );
+    let rows = app
+        .db
+        .dump()
+        .await?
+        .iter()
+        .filter(|row| row.starts_with("push_presence: "))
+        .count();
+    assert_eq!(rows, 200, "every socket is recorded");
+    drop(sockets);
     Ok(())
 }
 

@@ -61,6 +61,11 @@ const CLAIM_AT_MOST: i64 = 32;
 const MAX_ATTEMPTS: i64 = 8;
 /// The longest wait between tries.
 const MAX_BACKOFF_SECS: i64 = 3600;
+/// Sockets that open or close within this long share one presence write:
+/// a node writes presence at most 1/PRESENCE_GATHER times a second however
+/// many sockets arrive (a mass reconnect), and a socket waits this long at
+/// most, plus the write, before it is ready.
+const PRESENCE_GATHER: Duration = Duration::from_millis(25);
 /// How long an opening socket waits, at most, for its presence to be
 /// recorded before it goes on regardless.
 const PRESENCE_WAIT: Duration = Duration::from_secs(2);
@@ -635,8 +640,8 @@ impl Push {
 
     /// Keeps this node's word on its sockets: renews its life every third
     /// of the TTL, and records the sockets that opened or closed, as the hub
-    /// says they are now. What changes while one record is written goes
-    /// into the next (a mass reconnect is a few transactions). A node whose
+    /// says they are now: what changes within [`PRESENCE_GATHER`], or while
+    /// one record is written, goes into one write. A node whose
     /// life lapsed (or that just started) records all its sockets afresh.
     async fn keep_presence(self: Arc<Self>) {
         let every = Duration::from_millis(
@@ -657,7 +662,9 @@ impl Push {
                         Err(err) => tracing::warn!(error = %err, "could not renew this node's life"),
                     }
                 }
-                () = self.presence_dirty.notified() => {}
+                () = self.presence_dirty.notified() => {
+                    tokio::time::sleep(PRESENCE_GATHER).await;
+                }
             }
             let (changed, batch): (Vec<DeviceId>, u64) = match self.presence_changed.lock() {
                 Ok(mut changed) => {
@@ -676,6 +683,7 @@ impl Push {
                 changed.into_iter().partition(|d| self.hub.connected(d))
             };
             let alive_until = crate::now() + self.presence_ttl;
+            metrics::counter!("hearth_push_presence_writes_total").increment(1);
             match self
                 .storage
                 .record_presence(&self.node, alive_until, &present, &absent, afresh)
