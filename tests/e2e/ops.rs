@@ -69,13 +69,7 @@ async fn metrics_name_routes_by_template_and_never_by_id(app: TestApp) -> Result
         &tokens.access_token,
     )
     .await?;
-    let text = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await?
-        .text()
-        .await?;
+    let text = app.metrics().await?;
     assert!(text.contains("hearth_http_requests_total"), "{text}");
     assert!(text.contains("route=\"/v1/devices/{device_id}\""), "{text}");
     assert!(text.contains("hearth_http_request_duration_seconds"));

@@ -475,39 +475,24 @@ async fn a_node_killed_under_a_live_socket_does_not_swallow_its_wakes(db: Db) ->
     Ok(())
 }
 
-/// The value of a counter on the app's `/metrics` (0 when absent).
-async fn counter(app: &TestApp, name: &str) -> Result<f64> {
-    let text = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await?
-        .text()
-        .await?;
-    Ok(text
-        .lines()
-        .filter(|l| l.starts_with(name))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum())
-}
-
 async fn two_hundred_sockets_opening_at_once_are_recorded_in_a_few_writes(db: Db) -> Result<()> {
     let (app, _keys, _receiver) = with_push(db, 30).await?;
     let mut tokens = Vec::new();
     for _ in 0..200 {
         tokens.push(app.signed_in().await?.1.access_token);
     }
-    let before = counter(&app, "hearth_push_presence_writes_total").await?;
+    let before = app.counter("hearth_push_presence_writes_total").await?;
     let started = std::time::Instant::now();
     // A mass reconnect: every phone's socket at once (a node restarted, a
     // network came back).
     let sockets = futures_util::future::join_all(tokens.iter().map(|t| app.stream(t))).await;
     let sockets: Vec<Stream> = sockets.into_iter().collect::<Result<_>>()?;
     let took = started.elapsed();
-    let writes = counter(&app, "hearth_push_presence_writes_total").await? - before;
+    let writes = app.counter("hearth_push_presence_writes_total").await? - before;
     // At most one write per 25 ms gathering window, whatever the arrival rate.
     let windows = (took.as_secs_f64() / 0.025).ceil() + 2.0;
     eprintln!("200 sockets in {took:?}: {writes} presence writes");
+    assert!(writes >= 1.0, "presence writes are counted");
     assert!(
         writes <= windows.min(100.0),
         "200 sockets in {took:?} took {writes} presence writes (recorded in batches, each \
@@ -853,13 +838,7 @@ async fn the_push_services_see_traffic_not_circles(db: Db) -> Result<()> {
     }
 
     // The metrics count, and name nothing.
-    let metrics = decoyed
-        .http
-        .get(decoyed.url("/metrics"))
-        .send()
-        .await?
-        .text()
-        .await?;
+    let metrics = decoyed.metrics().await?;
     for name in ["hearth_push_wakes_sent_total", "hearth_push_decoys_total"] {
         assert!(metrics.contains(name), "{name} in /metrics");
     }

@@ -25,6 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub mod clients;
+pub mod loopback;
 pub mod mls;
 pub mod process;
 pub mod push;
@@ -683,6 +684,28 @@ impl TestApp {
     ) -> Result<reqwest::Response> {
         let request = self.authorized(reqwest::Method::POST, path, token);
         Ok(request.json(body).send().await?)
+    }
+
+    /// The server's `/metrics`, as text.
+    pub async fn metrics(&self) -> Result<String> {
+        Ok(self
+            .http
+            .get(self.url("/metrics"))
+            .send()
+            .await?
+            .text()
+            .await?)
+    }
+
+    /// The sum of a counter's series on `/metrics` (0 when absent).
+    pub async fn counter(&self, name: &str) -> Result<f64> {
+        Ok(self
+            .metrics()
+            .await?
+            .lines()
+            .filter(|l| l.starts_with(name))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum())
     }
 
     /// `POST` a body as it is, labelled JSON, with a bearer token: for

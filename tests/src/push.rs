@@ -24,7 +24,6 @@ use p256::pkcs8::EncodePrivateKey as _;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -313,22 +312,15 @@ struct Inbox {
 /// The stand-in: one loopback server for all three services (HTTP/1.1 and
 /// HTTP/2 with prior knowledge).
 pub struct PushReceiver {
-    address: SocketAddr,
+    server: crate::loopback::Loopback,
     inbox: Arc<Mutex<Inbox>>,
-    task: tokio::task::JoinHandle<()>,
 }
 
 impl std::fmt::Debug for PushReceiver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PushReceiver")
-            .field("address", &self.address)
+            .field("address", &self.server.address)
             .finish_non_exhaustive()
-    }
-}
-
-impl Drop for PushReceiver {
-    fn drop(&mut self) {
-        self.task.abort();
     }
 }
 
@@ -343,40 +335,22 @@ struct Checker {
 impl PushReceiver {
     /// Starts the stand-in, checking signatures against `keys`.
     pub async fn start(keys: &PushKeys) -> Result<Self> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let address = listener.local_addr()?;
         let inbox = Arc::new(Mutex::new(Inbox::default()));
-        let checker = Arc::new(Checker {
-            inbox: inbox.clone(),
-            vapid_public: keys.vapid_public.clone(),
-            apns_public: keys.apns_public,
-            fcm_public: DecodingKey::from_rsa_raw_components(&keys.fcm_modulus, &[1, 0, 1]),
-            origin: format!("http://{address}"),
-        });
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
+        let server = crate::loopback::Loopback::serve(|address| {
+            let checker = Arc::new(Checker {
+                inbox: inbox.clone(),
+                vapid_public: keys.vapid_public.clone(),
+                apns_public: keys.apns_public,
+                fcm_public: DecodingKey::from_rsa_raw_components(&keys.fcm_modulus, &[1, 0, 1]),
+                origin: format!("http://{address}"),
+            });
+            move |request| {
                 let checker = checker.clone();
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |request| {
-                        let checker = checker.clone();
-                        async move { Ok::<_, std::convert::Infallible>(checker.handle(request).await) }
-                    });
-                    let _ = hyper_util::server::conn::auto::Builder::new(
-                        hyper_util::rt::TokioExecutor::new(),
-                    )
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                    .await;
-                });
+                async move { checker.handle(request).await }
             }
-        });
-        Ok(Self {
-            address,
-            inbox,
-            task,
         })
+        .await?;
+        Ok(Self { server, inbox })
     }
 
     fn inbox(&self) -> std::sync::MutexGuard<'_, Inbox> {
@@ -385,7 +359,7 @@ impl PushReceiver {
 
     /// An absolute URL on the stand-in.
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.address)
+        format!("http://{}{path}", self.server.address)
     }
 
     /// From now on, answer requests for `target` (a subscription id or a

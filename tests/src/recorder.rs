@@ -20,68 +20,38 @@ pub struct Recorded {
 
 /// The proxy.
 pub struct Recorder {
-    address: std::net::SocketAddr,
+    server: crate::loopback::Loopback,
     recorded: Arc<Mutex<Vec<Recorded>>>,
-    task: tokio::task::JoinHandle<()>,
 }
 
 impl std::fmt::Debug for Recorder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Recorder")
-            .field("address", &self.address)
+            .field("address", &self.server.address)
             .finish_non_exhaustive()
-    }
-}
-
-impl Drop for Recorder {
-    fn drop(&mut self) {
-        self.task.abort();
     }
 }
 
 impl Recorder {
     /// A proxy in front of `upstream` (`http://127.0.0.1:PORT`).
     pub async fn start(upstream: &str) -> Result<Self> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let address = listener.local_addr()?;
         let recorded = Arc::new(Mutex::new(Vec::new()));
         let upstream = upstream.trim_end_matches('/').to_owned();
         let client = reqwest::Client::new();
         let keep = recorded.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
+        let server = crate::loopback::Loopback::serve(|_| {
+            move |request| {
                 let (client, upstream, keep) = (client.clone(), upstream.clone(), keep.clone());
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |request| {
-                        let (client, upstream, keep) =
-                            (client.clone(), upstream.clone(), keep.clone());
-                        async move {
-                            Ok::<_, std::convert::Infallible>(
-                                forward(request, &client, &upstream, &keep).await,
-                            )
-                        }
-                    });
-                    let _ = hyper_util::server::conn::auto::Builder::new(
-                        hyper_util::rt::TokioExecutor::new(),
-                    )
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                    .await;
-                });
+                async move { forward(request, &client, &upstream, &keep).await }
             }
-        });
-        Ok(Self {
-            address,
-            recorded,
-            task,
         })
+        .await?;
+        Ok(Self { server, recorded })
     }
 
     /// Where clients should connect: `http://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
-        format!("http://{}", self.address)
+        format!("http://{}", self.server.address)
     }
 
     /// Every JSON body recorded so far.

@@ -14,7 +14,6 @@ use hyper::{Request, Response};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Value, json};
 use std::collections::HashSet;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -43,22 +42,15 @@ struct Rooms {
 
 /// The stand-in, on a loopback port.
 pub struct LiveKitStandIn {
-    address: SocketAddr,
+    server: crate::loopback::Loopback,
     rooms: Arc<Mutex<Rooms>>,
-    task: tokio::task::JoinHandle<()>,
 }
 
 impl std::fmt::Debug for LiveKitStandIn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LiveKitStandIn")
-            .field("address", &self.address)
+            .field("address", &self.server.address)
             .finish_non_exhaustive()
-    }
-}
-
-impl Drop for LiveKitStandIn {
-    fn drop(&mut self) {
-        self.task.abort();
     }
 }
 
@@ -71,44 +63,26 @@ struct Checker {
 impl LiveKitStandIn {
     /// Starts it for the API key and secret a server is configured with.
     pub async fn start(api_key: &str, secret: &str) -> Result<Self> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let address = listener.local_addr()?;
         let rooms = Arc::new(Mutex::new(Rooms::default()));
         let checker = Arc::new(Checker {
             rooms: rooms.clone(),
             api_key: api_key.to_owned(),
             secret: secret.to_owned(),
         });
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
+        let server = crate::loopback::Loopback::serve(|_| {
+            move |request| {
                 let checker = checker.clone();
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |request| {
-                        let checker = checker.clone();
-                        async move { Ok::<_, std::convert::Infallible>(checker.handle(request).await) }
-                    });
-                    let _ = hyper_util::server::conn::auto::Builder::new(
-                        hyper_util::rt::TokioExecutor::new(),
-                    )
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                    .await;
-                });
+                async move { checker.handle(request).await }
             }
-        });
-        Ok(Self {
-            address,
-            rooms,
-            task,
         })
+        .await?;
+        Ok(Self { server, rooms })
     }
 
     /// Its URL as clients would be given it (`ws://...`); the server API is
     /// the same address over HTTP.
     pub fn ws_url(&self) -> String {
-        format!("ws://{}", self.address)
+        format!("ws://{}", self.server.address)
     }
 
     /// A participant joins the room (as a client with a token would).

@@ -37,7 +37,9 @@ struct Cli {
     /// Where profiles keep their data (default: ~/.local/share/hearth).
     #[arg(long, env = "HEARTH_HOME", global = true)]
     home: Option<PathBuf>,
-    /// Print JSON instead of text.
+    /// Print JSON instead of text: a line per result on stdout; a failure
+    /// is one line on stderr, {"code": "...", "message": "..."}, the
+    /// server's error shape.
     #[arg(long, global = true)]
     json: bool,
     #[command(subcommand)]

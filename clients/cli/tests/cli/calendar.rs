@@ -6,7 +6,7 @@
 //! and a late joiner counts alike; the rest of a series is cancelled in one
 //! command.
 
-use super::{command, one};
+use super::{command, join_circle, one};
 use anyhow::{Context as _, Result, ensure};
 use hearth_tests::{TestApp, on_both_databases};
 use serde_json::Value;
@@ -49,19 +49,6 @@ async fn text(app: &TestApp, home: &Path, profile: &str, args: &[&str]) -> Resul
     Ok(String::from_utf8(output.stdout)?)
 }
 
-async fn join(app: &TestApp, home: &Path, circle: &str, person: &str) -> Result<()> {
-    one(app, home, person, &["register", "--name", person]).await?;
-    let link = one(app, home, "alice", &["invite", circle]).await?["link"]
-        .as_str()
-        .context("a link")?
-        .to_owned();
-    let asked = one(app, home, person, &["join", &link]).await?;
-    let request = asked["join_request_id"].as_str().context("a request")?;
-    one(app, home, "alice", &["approve", circle, request]).await?;
-    one(app, home, person, &["status"]).await?;
-    Ok(())
-}
-
 async fn calendar_mistakes_are_refused_and_everyone_counts_the_same_sessions(
     app: TestApp,
 ) -> Result<()> {
@@ -77,7 +64,7 @@ async fn calendar_mistakes_are_refused_and_everyone_counts_the_same_sessions(
     .await?;
     let circle = created["circle_id"].as_str().context("an id")?.to_owned();
     for person in ["sam", "kim"] {
-        join(&app, home, &circle, person).await?;
+        join_circle(&app, home, "alice", &circle, person).await?;
     }
     // Four Thursdays, 18:00 in Berlin.
     let scheduled = one(
@@ -312,7 +299,7 @@ async fn calendar_mistakes_are_refused_and_everyone_counts_the_same_sessions(
 
     // Lee joins after that session: he missed nothing before he came, and
     // counts it as Alice does (Sam's pass reached him in the snapshot).
-    join(&app, home, &circle, "lee").await?;
+    join_circle(&app, home, "alice", &circle, "lee").await?;
     let alices = one(&app, home, "alice", &["missed", &circle]).await?;
     let lees = one(&app, home, "lee", &["missed", &circle]).await?;
     assert_eq!(alices, lees, "one count for everyone");

@@ -45,6 +45,28 @@ async fn hearth(app: &TestApp, home: &Path, profile: &str, args: &[&str]) -> Res
         .collect()
 }
 
+/// `person` registers under their profile's name and joins `facilitator`'s
+/// circle by invite and approval.
+async fn join_circle(
+    app: &TestApp,
+    home: &Path,
+    facilitator: &str,
+    circle: &str,
+    person: &str,
+) -> Result<()> {
+    one(app, home, person, &["register", "--name", person]).await?;
+    let invite = one(app, home, facilitator, &["invite", circle]).await?;
+    let link = invite["link"].as_str().unwrap_or_default().to_owned();
+    let asked = one(app, home, person, &["join", &link]).await?;
+    let request = asked["join_request_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    one(app, home, facilitator, &["approve", circle, &request]).await?;
+    one(app, home, person, &["status"]).await?;
+    Ok(())
+}
+
 async fn one(app: &TestApp, home: &Path, profile: &str, args: &[&str]) -> Result<Value> {
     let mut values = hearth(app, home, profile, args).await?;
     match values.len() {

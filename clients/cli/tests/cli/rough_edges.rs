@@ -3,7 +3,7 @@
 //! open, a server that is down — through the `hearth` binary, as text and as
 //! JSON.
 
-use super::{command, hearth, one};
+use super::{command, hearth, join_circle, one};
 use anyhow::{Context as _, Result, ensure};
 use hearth_tests::clients::lose_mls_state;
 use hearth_tests::{TestApp, on_both_databases};
@@ -68,15 +68,7 @@ async fn circle_with(
         "circle_id",
     )?;
     for person in people {
-        one(app, home, person, &["register", "--name", person]).await?;
-        let link = string(
-            &one(app, home, facilitator, &["invite", &circle]).await?,
-            "link",
-        )?;
-        let asked = one(app, home, person, &["join", &link]).await?;
-        let request = string(&asked, "join_request_id")?;
-        one(app, home, facilitator, &["approve", &circle, &request]).await?;
-        one(app, home, person, &["status"]).await?;
+        join_circle(app, home, facilitator, &circle, person).await?;
     }
     Ok(circle)
 }
