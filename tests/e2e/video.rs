@@ -78,6 +78,24 @@ fn claims(token: &str) -> Result<Value> {
     Ok(serde_json::from_slice(&bytes)?)
 }
 
+/// Alice (facilitating), Sam and Kim in a circle, each in its call.
+async fn three_in_a_call(
+    app: &TestApp,
+) -> Result<(
+    Vec<tempfile::TempDir>,
+    Vec<hearth_client::Client>,
+    hearth_protocol::CircleId,
+    Vec<hearth_client::Call>,
+)> {
+    let dirs = data_dirs(3)?;
+    let (clients, circle) = enrolled(app, &dirs).await?;
+    let mut calls = Vec::new();
+    for client in &clients {
+        calls.push(client.join_call(&circle).await?);
+    }
+    Ok((dirs, clients, circle, calls))
+}
+
 async fn members_get_tokens_livekit_accepts_for_their_circles_room_only(db: Db) -> Result<()> {
     let captured = hearth_tests::captured_logs();
     let app = with_video(db).await?;
@@ -190,16 +208,10 @@ async fn video_is_off_until_configured(app: TestApp) -> Result<()> {
 
 async fn members_share_media_keys_and_a_removed_member_cannot_follow(db: Db) -> Result<()> {
     let app = with_video(db).await?;
-    let dirs = data_dirs(3)?;
-    let (clients, circle) = enrolled(&app, &dirs).await?;
-    let [alice, sam, kim] = &clients[..] else {
+    let (_dirs, clients, circle, calls) = three_in_a_call(&app).await?;
+    let ([alice, sam, kim], [a, s, k]) = (&clients[..], &calls[..]) else {
         bail!("three clients")
     };
-    let (a, s, k) = (
-        alice.join_call(&circle).await?,
-        sam.join_call(&circle).await?,
-        kim.join_call(&circle).await?,
-    );
     assert_eq!(
         (a.room.as_str(), a.url.as_str()),
         (s.room.as_str(), "wss://sfu.localhost")
@@ -510,16 +522,10 @@ async fn livekit_frames(
 
 async fn livekits_own_frame_encryption_runs_on_keys_from_the_circle(db: Db) -> Result<()> {
     let app = with_video(db).await?;
-    let dirs = data_dirs(3)?;
-    let (clients, circle) = enrolled(&app, &dirs).await?;
-    let [alice, sam, kim] = &clients[..] else {
+    let (_dirs, clients, circle, calls) = three_in_a_call(&app).await?;
+    let ([alice, sam, kim], [a, s, k]) = (&clients[..], &calls[..]) else {
         bail!("three clients")
     };
-    let (a, s, k) = (
-        alice.join_call(&circle).await?,
-        sam.join_call(&circle).await?,
-        kim.join_call(&circle).await?,
-    );
     // Two VP8 frames (a key frame and a delta) from Alice's camera.
     let frames = vec![
         b"\x10\x02\x00\x9d\x01\x2a alice's key frame".to_vec(),

@@ -6,7 +6,7 @@
 //! and a late joiner counts alike; the rest of a series is cancelled in one
 //! command.
 
-use super::{command, join_circle, one};
+use super::{circle_with, command, join_circle, one};
 use anyhow::{Context as _, Result, ensure};
 use hearth_tests::{TestApp, on_both_databases};
 use serde_json::Value;
@@ -54,18 +54,7 @@ async fn calendar_mistakes_are_refused_and_everyone_counts_the_same_sessions(
 ) -> Result<()> {
     let home = tempfile::tempdir()?;
     let home = home.path();
-    one(&app, home, "alice", &["register", "--name", "alice"]).await?;
-    let created = one(
-        &app,
-        home,
-        "alice",
-        &["circle", "create", "--title", "Thursdays"],
-    )
-    .await?;
-    let circle = created["circle_id"].as_str().context("an id")?.to_owned();
-    for person in ["sam", "kim"] {
-        join_circle(&app, home, "alice", &circle, person).await?;
-    }
+    let circle = circle_with(&app, home, "alice", "Thursdays", &["sam", "kim"]).await?;
     // Four Thursdays, 18:00 in Berlin.
     let scheduled = one(
         &app,

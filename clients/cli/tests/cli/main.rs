@@ -5,7 +5,7 @@
 mod calendar;
 mod rough_edges;
 
-use anyhow::{Result, bail};
+use anyhow::{Context as _, Result, bail};
 use hearth_tests::{TestApp, on_both_databases};
 use serde_json::Value;
 use std::path::Path;
@@ -65,6 +65,33 @@ async fn join_circle(
     one(app, home, facilitator, &["approve", circle, &request]).await?;
     one(app, home, person, &["status"]).await?;
     Ok(())
+}
+
+/// A circle titled `title` facilitated by `facilitator`, and `people` in it
+/// (each registered with their profile's name, in by invite and approval).
+async fn circle_with(
+    app: &TestApp,
+    home: &Path,
+    facilitator: &str,
+    title: &str,
+    people: &[&str],
+) -> Result<String> {
+    one(app, home, facilitator, &["register", "--name", facilitator]).await?;
+    let created = one(
+        app,
+        home,
+        facilitator,
+        &["circle", "create", "--title", title],
+    )
+    .await?;
+    let circle = created["circle_id"]
+        .as_str()
+        .context("a circle id")?
+        .to_owned();
+    for person in people {
+        join_circle(app, home, facilitator, &circle, person).await?;
+    }
+    Ok(circle)
 }
 
 async fn one(app: &TestApp, home: &Path, profile: &str, args: &[&str]) -> Result<Value> {

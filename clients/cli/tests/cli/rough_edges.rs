@@ -3,7 +3,7 @@
 //! open, a server that is down — through the `hearth` binary, as text and as
 //! JSON.
 
-use super::{command, hearth, join_circle, one};
+use super::{circle_with, command, hearth, one};
 use anyhow::{Context as _, Result, ensure};
 use hearth_tests::clients::lose_mls_state;
 use hearth_tests::{TestApp, on_both_databases};
@@ -45,32 +45,6 @@ fn string(value: &Value, key: &str) -> Result<String> {
         .as_str()
         .map(str::to_owned)
         .with_context(|| format!("no {key} in {value}"))
-}
-
-/// A circle titled `title` facilitated by `facilitator`, and `people` in it
-/// (each registered with their profile's name, in by invite and approval).
-async fn circle_with(
-    app: &TestApp,
-    home: &Path,
-    facilitator: &str,
-    title: &str,
-    people: &[&str],
-) -> Result<String> {
-    one(app, home, facilitator, &["register", "--name", facilitator]).await?;
-    let circle = string(
-        &one(
-            app,
-            home,
-            facilitator,
-            &["circle", "create", "--title", title],
-        )
-        .await?,
-        "circle_id",
-    )?;
-    for person in people {
-        join_circle(app, home, facilitator, &circle, person).await?;
-    }
-    Ok(circle)
 }
 
 async fn a_facilitator_removes_alex_by_name_and_sam_leaves_and_comes_back(
