@@ -644,6 +644,53 @@ fn show_default(value: &serde_json::Value) -> String {
     }
 }
 
+/// The range of every number a setting may hold, `(key, least, most)`:
+/// out of range is refused at start with a sentence naming the setting (a
+/// test holds that every numeric setting is here). Generous where only an
+/// operator's mistake is excluded; tight where the arithmetic or the
+/// protocol needs it.
+pub const BOUNDS: &[(&str, u64, u64)] = &[
+    ("database_max_connections", 1, 1_000),
+    ("workers", 1, 1_024),
+    ("shutdown_timeout_secs", 0, 3_600),
+    ("sweep_interval_secs", 1, 86_400),
+    ("auth.access_token_ttl_secs", 1, 900),
+    ("auth.refresh_token_ttl_secs", 60, 31_536_000),
+    ("auth.challenge_ttl_secs", 1, 3_600),
+    ("auth.link_token_ttl_secs", 1, 86_400),
+    ("auth.leeway_secs", 0, 300),
+    ("limits.json_body_bytes", 1_024, 16_777_216),
+    ("limits.request_head_timeout_ms", 1, 600_000),
+    ("limits.keep_alive_secs", 0, 3_600),
+    ("rate_limits.per_ip.burst", 1, 1_000_000),
+    ("rate_limits.per_ip.per_minute", 0, 1_000_000),
+    ("rate_limits.per_device.burst", 1, 1_000_000),
+    ("rate_limits.per_device.per_minute", 0, 1_000_000),
+    ("delivery.max_ciphertext_bytes", 1_024, 16_777_216),
+    ("delivery.default_max_members", 1, 1_000),
+    ("delivery.max_members_bound", 1, 1_000),
+    ("delivery.default_retention_secs", 60, 315_360_000),
+    ("delivery.max_retention_secs", 60, 315_360_000),
+    ("delivery.key_packages_per_upload", 1, 1_000),
+    ("delivery.key_package_pool", 1, 10_000),
+    ("delivery.claim_devices", 1, 1_000),
+    ("delivery.page_size", 1, 1_000),
+    (
+        "delivery.epoch_window",
+        0,
+        hearth_protocol::circles::EPOCH_WINDOW,
+    ),
+    ("delivery.send_rate.burst", 1, 1_000_000),
+    ("delivery.send_rate.per_minute", 0, 1_000_000),
+    ("delivery.claim_rate.burst", 1, 1_000_000),
+    ("delivery.claim_rate.per_minute", 0, 1_000_000),
+    ("video.token_ttl_secs", 1, 600),
+    ("push.wake_interval_secs", 0, 86_400),
+    ("push.max_delay_secs", 0, 3_600),
+    ("push.decoys_per_hour", 0, 3_600),
+    ("push.presence_ttl_secs", 2, 600),
+];
+
 /// The configuration cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -674,30 +721,35 @@ impl Config {
         Ok(config)
     }
 
-    /// Checks ranges that types cannot express.
+    /// Checks ranges that types cannot express: every number against
+    /// [`BOUNDS`], then the rules between settings.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let auth = &self.auth;
-        if auth.access_token_ttl_secs == 0 || auth.access_token_ttl_secs > 900 {
+        let values = serde_json::to_value(self)
+            .map_err(|e| ConfigError::Invalid(format!("the configuration: {e}")))?;
+        for (key, least, most) in BOUNDS {
+            let path = format!("/{}", key.replace('.', "/"));
+            let value = values.pointer(&path).filter(|v| !v.is_null());
+            if let Some(value) = value
+                && !value
+                    .as_u64()
+                    .is_some_and(|n| (*least..=*most).contains(&n))
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "{key} must be between {least} and {most} (it is {value})"
+                )));
+            }
+        }
+        let delivery = &self.delivery;
+        if delivery.default_max_members > delivery.max_members_bound {
             return Err(ConfigError::Invalid(
-                "auth.access_token_ttl_secs must be between 1 and 900".into(),
+                "delivery.default_max_members must be at most delivery.max_members_bound".into(),
             ));
         }
-        if auth.refresh_token_ttl_secs == 0 || auth.challenge_ttl_secs == 0 {
+        if delivery.default_retention_secs > delivery.max_retention_secs {
             return Err(ConfigError::Invalid(
-                "token and challenge lifetimes must be positive".into(),
+                "delivery.default_retention_secs must be at most delivery.max_retention_secs"
+                    .into(),
             ));
-        }
-        let rl = &self.rate_limits;
-        if rl.per_ip.burst == 0 || rl.per_device.burst == 0 {
-            return Err(ConfigError::Invalid(
-                "rate limit bursts must be at least 1".into(),
-            ));
-        }
-        if self.delivery.epoch_window > hearth_protocol::circles::EPOCH_WINDOW {
-            return Err(ConfigError::Invalid(format!(
-                "delivery.epoch_window must be at most {} (the past epochs clients keep)",
-                hearth_protocol::circles::EPOCH_WINDOW
-            )));
         }
         let video = &self.video;
         let parts = [
@@ -726,21 +778,6 @@ impl Config {
         {
             return Err(ConfigError::Invalid(
                 "video.api_url must be an http:// or https:// URL".into(),
-            ));
-        }
-        if video.token_ttl_secs == 0 || video.token_ttl_secs > 600 {
-            return Err(ConfigError::Invalid(
-                "video.token_ttl_secs must be between 1 and 600".into(),
-            ));
-        }
-        if self.limits.request_head_timeout_ms == 0 {
-            return Err(ConfigError::Invalid(
-                "limits.request_head_timeout_ms must be positive (0 would let slow clients hold connections forever)".into(),
-            ));
-        }
-        if self.limits.json_body_bytes < 1024 {
-            return Err(ConfigError::Invalid(
-                "limits.json_body_bytes must be at least 1024".into(),
             ));
         }
         Ok(())
@@ -798,7 +835,22 @@ mod tests {
 
     #[test]
     fn every_listed_variable_is_read_from_the_environment() {
+        let defaults = serde_json::to_value(Config::default()).unwrap();
         for (key, _) in SETTINGS {
+            // A number other than the default, within the setting's bounds.
+            let number = BOUNDS
+                .iter()
+                .find(|(k, _, _)| k == key)
+                .map(|(k, least, most)| {
+                    let path = format!("/{}", k.replace('.', "/"));
+                    let default = defaults.pointer(&path).and_then(|v| v.as_u64());
+                    [7, *least, *most]
+                        .into_iter()
+                        .find(|n| (*least..=*most).contains(n) && Some(*n) != default)
+                        .unwrap_or(*most)
+                        .to_string()
+                })
+                .unwrap_or_else(|| "7".to_owned());
             figment::Jail::expect_with(|jail| {
                 let value = match *key {
                     "log.format" => "json",
@@ -833,7 +885,10 @@ mod tests {
                     "video.api_url" => "https://sfu.example",
                     "auth.access_token_ttl_secs" => "600",
                     "limits.json_body_bytes" => "4096",
-                    _ => "7",
+                    // Above the defaults that must stay below them.
+                    "delivery.max_members_bound" => "100",
+                    "delivery.max_retention_secs" => "300000000",
+                    _ => number.as_str(),
                 };
                 jail.set_env(env_var(key), value);
                 let config = Config::load(None).map_err(|e| e.to_string())?;
@@ -873,6 +928,54 @@ mod tests {
                     .map(|u| u.expose_secret().to_owned()),
                 Some("postgres://db/hearth".to_owned())
             );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn every_number_a_setting_holds_has_a_bound_and_is_held_to_it() {
+        let mut keys = Vec::new();
+        leaves(
+            "",
+            &serde_json::to_value(Config::default()).unwrap(),
+            &mut keys,
+        );
+        let defaults = serde_json::to_value(Config::default()).unwrap();
+        let numeric: Vec<&String> = keys
+            .iter()
+            .filter(|k| {
+                let path = format!("/{}", k.replace('.', "/"));
+                defaults.pointer(&path).is_some_and(|v| v.is_number())
+            })
+            .collect();
+        for key in &numeric {
+            assert!(
+                BOUNDS.iter().any(|(k, _, _)| k == key),
+                "{key} has no bound in BOUNDS"
+            );
+        }
+        for (key, least, most) in BOUNDS {
+            let path = format!("/{}", key.replace('.', "/"));
+            let default = defaults.pointer(&path).and_then(|v| v.as_u64());
+            if let Some(default) = default {
+                assert!((*least..=*most).contains(&default), "{key}'s default");
+            }
+            // Past the top is refused at start, naming the setting.
+            figment::Jail::expect_with(|jail| {
+                jail.set_env(env_var(key), (u128::from(*most) + 1).to_string());
+                match Config::load(None) {
+                    Err(ConfigError::Invalid(why)) => assert!(why.contains(key), "{why}"),
+                    Err(ConfigError::Parse(_)) => {} // past what the type holds
+                    Ok(_) => panic!("{key} above {most} was accepted"),
+                }
+                Ok(())
+            });
+        }
+        // The defect found: a delay the wake arithmetic cannot take.
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("HEARTH_PUSH__MAX_DELAY_SECS", u64::MAX.to_string());
+            let refused = Config::load(None).map(|_| ()).unwrap_err().to_string();
+            assert!(refused.contains("push.max_delay_secs"), "{refused}");
             Ok(())
         });
     }

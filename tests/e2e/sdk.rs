@@ -23,6 +23,7 @@ on_both_databases!(
     a_welcome_the_device_cannot_use_is_repaired_and_reported,
     revoked_devices_and_deleted_accounts_leave_the_group_on_the_facilitators_next_sync,
     a_laptop_linked_while_the_phone_is_live_is_brought_in_at_once,
+    a_wake_after_a_removal_from_one_circle_still_catches_up_the_others,
 );
 
 fn texts(rows: &[hearth_client::Message]) -> Vec<String> {
@@ -653,5 +654,59 @@ async fn a_laptop_linked_while_the_phone_is_live_is_brought_in_at_once(app: Test
     );
     facilitator.send_text(&circle, "hello, laptop").await?;
     assert_eq!(texts(&laptop.sync(&circle).await?), ["hello, laptop"]);
+    Ok(())
+}
+
+async fn a_wake_after_a_removal_from_one_circle_still_catches_up_the_others(
+    app: TestApp,
+) -> Result<()> {
+    let dirs = data_dirs(2)?;
+    let (clients, first) = enrolled(&app, &dirs).await?;
+    let (alice, sam) = (&clients[0], &clients[1]);
+    // A second circle with both of them, which meets tomorrow.
+    let second = alice.create_circle().await?;
+    hearth_tests::clients::join(alice, sam, &second).await?;
+    let tomorrow = jiff::Timestamp::now()
+        .checked_add(jiff::SignedDuration::from_hours(30))?
+        .to_zoned_datetime(jiff::tz::TimeZone::get("Europe/Berlin")?);
+    let series = hearth_protocol::schedule::Series {
+        first_date: tomorrow.date(),
+        start_time: tomorrow.time(),
+        time_zone: "Europe/Berlin".into(),
+        duration_minutes: 60,
+        every_weeks: 1,
+        count: Some(2),
+        until: None,
+        title: None,
+        agenda: None,
+        video_room: false,
+    };
+    alice.schedule_series(&second, series).await?;
+
+    // While Sam's phone sleeps, Alice removes him from the first circle and
+    // writes in the second. The wake catches up the second regardless.
+    let sam_id = sam.device_id().await?.expect("registered");
+    alice.remove_devices(&first, &[sam_id]).await?;
+    alice.send_text(&second, "see you tomorrow").await?;
+    let woken = sam.on_wake().await?;
+    assert!(
+        woken
+            .new_messages
+            .iter()
+            .any(|(c, n)| *c == second && *n >= 1),
+        "{:?}",
+        woken.new_messages
+    );
+    assert!(
+        sam.take_notices().iter().any(
+            |e| matches!(e, hearth_client::Event::Removed { circle_id } if *circle_id == first)
+        ),
+        "the removal is told"
+    );
+    // Reminders, too, come from the circles he is still in.
+    let reminders = sam
+        .upcoming_reminders(jiff::SignedDuration::from_hours(72))
+        .await?;
+    assert!(!reminders.is_empty() && reminders.iter().all(|r| r.circle_id == second));
     Ok(())
 }

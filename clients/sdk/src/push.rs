@@ -6,7 +6,7 @@
 //! registration token); the app registers it here. A wake carries nothing:
 //! the app calls [`Client::on_wake`], which fetches whatever is waiting.
 
-use crate::{Client, Result};
+use crate::{Client, ClientError, Result};
 use hearth_protocol::push::{PushServices, PushStatus, PushTarget};
 use hearth_protocol::{CircleId, ErrorCode};
 
@@ -52,12 +52,17 @@ impl Client {
     }
 
     /// What an app calls when a push wakes it: accepts Welcomes and catches
-    /// up every circle (a wake never says which).
+    /// up every circle (a wake never says which). A circle this device was
+    /// removed from, or left, meanwhile is passed over (the removal is a
+    /// notice, [`crate::Event::Removed`]); the others are still caught up.
     pub async fn on_wake(&self) -> Result<Woken> {
         let joined = self.accept_welcomes().await?;
         let mut new_messages = Vec::new();
         for circle in self.circles().await? {
-            let messages = self.sync(&circle).await?;
+            let messages = match self.sync(&circle).await {
+                Err(ClientError::RemovedFromCircle | ClientError::LeftCircle) => continue,
+                other => other?,
+            };
             if !messages.is_empty() {
                 new_messages.push((circle, messages.len()));
             }

@@ -378,7 +378,13 @@ impl Client {
         let until = now.checked_add(horizon).unwrap_or(Timestamp::MAX);
         let mut reminders = Vec::new();
         for circle in self.circles().await? {
-            for session in self.calendar(&circle).await?.sessions {
+            let calendar = match self.calendar(&circle).await {
+                // No reminders for a circle this device is no longer in;
+                // the others still count.
+                Err(ClientError::RemovedFromCircle | ClientError::LeftCircle) => continue,
+                other => other?,
+            };
+            for session in calendar.sessions {
                 let passing = session
                     .rsvps
                     .get(&me)

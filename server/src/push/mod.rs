@@ -156,6 +156,35 @@ fn retry_after_at(
     Some(date.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
+/// Runs the task `start` makes until it ends; when it panics, logs it,
+/// counts it (`hearth_push_task_restarts_total`) and starts a new one a
+/// second later. Dropping this future stops the task.
+pub async fn supervised<S, F>(name: &'static str, start: S)
+where
+    S: Fn() -> F,
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    /// Aborts the task when the supervisor is dropped (the server stops).
+    struct Running(tokio::task::JoinHandle<()>);
+    impl Drop for Running {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
+    }
+    loop {
+        let mut running = Running(tokio::spawn(start()));
+        match (&mut running.0).await {
+            Ok(()) => return,
+            Err(err) if err.is_panic() => {
+                tracing::error!(task = name, "a push task panicked; starting it again");
+                metrics::counter!("hearth_push_task_restarts_total", "task" => name).increment(1);
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(_) => return,
+        }
+    }
+}
+
 /// Fresh keys for an operator (`hearth-server --generate-push-keys`).
 #[derive(Debug)]
 pub struct GeneratedKeys {
@@ -465,12 +494,28 @@ impl Push {
 
     /// Runs the queue, the sender, presence and decoys until the future is
     /// dropped.
+    /// Each runs as its own task under [`supervised`]: one that panics is
+    /// logged, counted and started again, so a bug in one never silently
+    /// stops push for the process.
     pub async fn run(self: Arc<Self>, queue: WakeQueue) {
+        let queue = Arc::new(tokio::sync::Mutex::new(queue));
         tokio::join!(
-            self.clone().queue_wakes(queue),
-            self.clone().send_wakes(),
-            self.clone().keep_presence(),
-            self.clone().send_decoys(),
+            supervised("queue", {
+                let push = self.clone();
+                move || push.clone().queue_wakes(queue.clone())
+            }),
+            supervised("send", {
+                let push = self.clone();
+                move || push.clone().send_wakes()
+            }),
+            supervised("presence", {
+                let push = self.clone();
+                move || push.clone().keep_presence()
+            }),
+            supervised("decoys", {
+                let push = self.clone();
+                move || push.clone().send_decoys()
+            }),
         );
     }
 
@@ -489,7 +534,8 @@ impl Push {
         u64::from_le_bytes(bytes) % (bound + 1)
     }
 
-    async fn queue_wakes(self: Arc<Self>, mut queue: WakeQueue) {
+    async fn queue_wakes(self: Arc<Self>, queue: Arc<tokio::sync::Mutex<WakeQueue>>) {
+        let mut queue = queue.lock().await;
         let mut batch = Vec::new();
         while queue.0.recv_many(&mut batch, 512).await > 0 {
             let wakes: Vec<WakeFor> = batch
@@ -705,7 +751,7 @@ impl Push {
     /// other wake.
     async fn send_decoys(self: Arc<Self>) {
         if self.decoys_per_hour == 0 {
-            return;
+            return std::future::pending().await;
         }
         let mean = 3600.0 / f64::from(self.decoys_per_hour);
         loop {
@@ -734,6 +780,29 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(RETRY_AFTER, HeaderValue::from_str(value).unwrap());
         headers
+    }
+
+    #[tokio::test]
+    async fn a_task_that_panics_is_started_again_and_one_that_ends_is_not() {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        let starts = Arc::new(AtomicU32::new(0));
+        let counted = starts.clone();
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            supervised("test", move || {
+                let counted = counted.clone();
+                async move {
+                    // The first run panics (as an overflow would); the second
+                    // ends normally.
+                    if counted.fetch_add(1, Ordering::SeqCst) == 0 {
+                        panic!("a bug in a push task");
+                    }
+                }
+            }),
+        )
+        .await
+        .unwrap();
+        assert_eq!(starts.load(Ordering::SeqCst), 2);
     }
 
     #[test]
