@@ -43,7 +43,7 @@ mod vault;
 mod video;
 
 pub use calendar::{AgreementView, Calendar, CheckIn, Rsvp, Session};
-pub use call::{CallKeys, KeyChange, LiveKitKey};
+pub use call::{CallKeys, KeyChange, LIVEKIT_KEY_INDICES, LiveKitKey};
 pub use circles::CirclePolicy;
 pub use error::{ClientError, Result};
 pub use invites::{InviteLink, JoinRequestView};

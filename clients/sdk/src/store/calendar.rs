@@ -70,7 +70,7 @@ impl Store {
         let rows = self.envelope_rows(
             "SELECT seq, sender, envelope, 0, item_id FROM calendar WHERE circle_id = ?1 \
              ORDER BY seq, item_id",
-            circle,
+            [circle.as_bytes()],
             |_, item| [b"calendar/".as_slice(), circle.as_bytes(), item.as_bytes()].concat(),
         )?;
         Ok(rows
