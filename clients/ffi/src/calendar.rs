@@ -4,7 +4,7 @@
 //! seconds; names come with device ids so an app shows people, not ids.
 
 use crate::convert::{circle_id, device_id, uuid};
-use crate::{HearthClient, HearthError, run};
+use crate::{HearthClient, HearthError};
 use hearth_client::Session;
 use hearth_protocol::DeviceId;
 use hearth_protocol::schedule::{RsvpAnswer, Series, SeriesChange};
@@ -185,9 +185,7 @@ impl HearthClient {
         circle_id: String,
         text: String,
     ) -> Result<String, HearthError> {
-        let client = self.inner.clone();
-        run(async move {
-            let circle = self::circle_id(&circle_id)?;
+        self.in_circle(circle_id, move |client, circle| async move {
             Ok(client.prompt_check_in(&circle, &text).await?.to_string())
         })
         .await
@@ -201,9 +199,7 @@ impl HearthClient {
         mood: u8,
         line: Option<String>,
     ) -> Result<(), HearthError> {
-        let client = self.inner.clone();
-        run(async move {
-            let circle = self::circle_id(&circle_id)?;
+        self.in_circle(circle_id, move |client, circle| async move {
             Ok(client
                 .reply_check_in(&circle, uuid(&prompt_id)?, mood, line.as_deref())
                 .await?)
@@ -213,9 +209,7 @@ impl HearthClient {
 
     /// The circle's check-ins with their replies, oldest first.
     pub async fn check_ins(&self, circle_id: String) -> Result<Vec<CheckIn>, HearthError> {
-        let client = self.inner.clone();
-        run(async move {
-            let circle = self::circle_id(&circle_id)?;
+        self.in_circle(circle_id, move |client, circle| async move {
             let names = client.names(&circle).await?;
             Ok(client
                 .calendar(&circle)
@@ -246,9 +240,7 @@ impl HearthClient {
         circle_id: String,
         plan: SeriesPlan,
     ) -> Result<String, HearthError> {
-        let client = self.inner.clone();
-        run(async move {
-            let circle = self::circle_id(&circle_id)?;
+        self.in_circle(circle_id, move |client, circle| async move {
             let series = plan.into_series()?;
             Ok(client.schedule_series(&circle, series).await?.to_string())
         })
@@ -265,8 +257,7 @@ impl HearthClient {
         new_start_time: String,
         duration_minutes: Option<u16>,
     ) -> Result<(), HearthError> {
-        let client = self.inner.clone();
-        run(async move {
+        self.with(move |client| async move {
             let change = SeriesChange::MoveOccurrence {
                 occurrence: date(&occurrence)?,
                 date: date(&new_date)?,
@@ -290,8 +281,7 @@ impl HearthClient {
         occurrence: Option<String>,
         onward: bool,
     ) -> Result<(), HearthError> {
-        let client = self.inner.clone();
-        run(async move {
+        self.with(move |client| async move {
             let change = match occurrence {
                 Some(occurrence) if onward => SeriesChange::CancelFrom {
                     occurrence: date(&occurrence)?,
@@ -319,9 +309,7 @@ impl HearthClient {
         coming: bool,
         note: Option<String>,
     ) -> Result<(), HearthError> {
-        let client = self.inner.clone();
-        run(async move {
-            let circle = self::circle_id(&circle_id)?;
+        self.in_circle(circle_id, move |client, circle| async move {
             let answer = if coming {
                 RsvpAnswer::Coming
             } else {
@@ -348,9 +336,7 @@ impl HearthClient {
         occurrence: String,
         present: Vec<String>,
     ) -> Result<(), HearthError> {
-        let client = self.inner.clone();
-        run(async move {
-            let circle = self::circle_id(&circle_id)?;
+        self.in_circle(circle_id, move |client, circle| async move {
             let present = present
                 .iter()
                 .map(|d| device_id(d))
@@ -369,9 +355,7 @@ impl HearthClient {
         circle_id: String,
         time_zone: Option<String>,
     ) -> Result<Vec<SessionView>, HearthError> {
-        let client = self.inner.clone();
-        run(async move {
-            let circle = self::circle_id(&circle_id)?;
+        self.in_circle(circle_id, move |client, circle| async move {
             let calendar = match time_zone {
                 Some(zone) => {
                     let zone =
@@ -398,9 +382,7 @@ impl HearthClient {
         circle_id: String,
         text: String,
     ) -> Result<String, HearthError> {
-        let client = self.inner.clone();
-        run(async move {
-            let circle = self::circle_id(&circle_id)?;
+        self.in_circle(circle_id, move |client, circle| async move {
             Ok(client.set_agreement(&circle, &text).await?)
         })
         .await
@@ -408,9 +390,7 @@ impl HearthClient {
 
     /// Accepts the circle's current agreement. Returns its version.
     pub async fn accept_agreement(&self, circle_id: String) -> Result<String, HearthError> {
-        let client = self.inner.clone();
-        run(async move {
-            let circle = self::circle_id(&circle_id)?;
+        self.in_circle(circle_id, move |client, circle| async move {
             Ok(client.accept_agreement(&circle).await?)
         })
         .await
@@ -418,9 +398,7 @@ impl HearthClient {
 
     /// The circle's agreement, if one was set.
     pub async fn agreement(&self, circle_id: String) -> Result<Option<Agreement>, HearthError> {
-        let client = self.inner.clone();
-        run(async move {
-            let circle = self::circle_id(&circle_id)?;
+        self.in_circle(circle_id, move |client, circle| async move {
             let names = client.names(&circle).await?;
             Ok(client
                 .calendar(&circle)

@@ -9,8 +9,7 @@
 //!
 //! The keys follow the circle's epoch by themselves.
 
-use crate::convert::circle_id;
-use crate::{HearthClient, HearthError, run};
+use crate::{HearthClient, HearthError};
 use std::sync::Arc;
 
 /// A joined call: where, with what token, and the frame keys.
@@ -120,9 +119,7 @@ impl HearthClient {
     /// Joins the circle's video call: catches up, asks the server for the
     /// room and a token, and opens the media keys.
     pub async fn join_call(&self, circle_id: String) -> Result<Arc<MediaCall>, HearthError> {
-        let client = self.inner.clone();
-        run(async move {
-            let circle = self::circle_id(&circle_id)?;
+        self.in_circle(circle_id, move |client, circle| async move {
             let call = client.join_call(&circle).await?;
             Ok(Arc::new(MediaCall { call }))
         })

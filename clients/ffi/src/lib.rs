@@ -76,6 +76,35 @@ impl std::fmt::Debug for HearthClient {
     }
 }
 
+/// The runtime hop and the circle id, written once for every operation.
+impl HearthClient {
+    /// Runs `work` with the SDK client on [`runtime`].
+    async fn with<T, W, F>(&self, work: W) -> Result<T, HearthError>
+    where
+        W: FnOnce(Arc<Client>) -> F,
+        F: Future<Output = Result<T, HearthError>> + Send + 'static,
+        T: Send + 'static,
+    {
+        run(work(self.inner.clone())).await
+    }
+
+    /// Runs `work` on the circle the app names by `circle_id` (refused as
+    /// invalid input when it does not parse).
+    async fn in_circle<T, W, F>(&self, circle_id: String, work: W) -> Result<T, HearthError>
+    where
+        W: FnOnce(Arc<Client>, hearth_protocol::CircleId) -> F + Send + 'static,
+        F: Future<Output = Result<T, HearthError>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let client = self.inner.clone();
+        run(async move {
+            let circle = convert::circle_id(&circle_id)?;
+            work(client, circle).await
+        })
+        .await
+    }
+}
+
 #[uniffi::export]
 impl HearthClient {
     /// Opens (or creates) the client's state in `data_dir`, for the server
@@ -106,27 +135,28 @@ impl HearthClient {
     /// existing one when given a link token from `link_token`. Returns the
     /// device id.
     pub async fn register(&self, link_token: Option<String>) -> Result<String, HearthError> {
-        let client = self.inner.clone();
-        run(async move { Ok(client.register(link_token.as_deref()).await?.to_string()) }).await
+        self.with(move |client| async move {
+            Ok(client.register(link_token.as_deref()).await?.to_string())
+        })
+        .await
     }
 
     /// This device's id, once registered.
     pub async fn device_id(&self) -> Result<Option<String>, HearthError> {
-        let client = self.inner.clone();
-        run(async move { Ok(client.device_id().await?.map(|d| d.to_string())) }).await
+        self.with(move |client| async move { Ok(client.device_id().await?.map(|d| d.to_string())) })
+            .await
     }
 
     /// A one-time token another device of this account registers with.
     pub async fn link_token(&self) -> Result<String, HearthError> {
-        let client = self.inner.clone();
-        run(async move { Ok(client.link_token().await?) }).await
+        self.with(move |client| async move { Ok(client.link_token().await?) })
+            .await
     }
 
     /// Brings this account's other devices into every circle this device is
     /// in (after one registered with a link token). Returns those circles.
     pub async fn add_my_other_devices(&self) -> Result<Vec<String>, HearthError> {
-        let client = self.inner.clone();
-        run(async move {
+        self.with(move |client| async move {
             Ok(client
                 .add_my_other_devices()
                 .await?
@@ -139,15 +169,14 @@ impl HearthClient {
 
     /// The name others see for this member in every circle.
     pub async fn set_display_name(&self, name: String) -> Result<(), HearthError> {
-        let client = self.inner.clone();
-        run(async move { Ok(client.set_display_name(&name).await?) }).await
+        self.with(move |client| async move { Ok(client.set_display_name(&name).await?) })
+            .await
     }
 
     /// Creates a circle this device facilitates, titled `title`. Returns
     /// its id.
     pub async fn create_circle(&self, title: String) -> Result<String, HearthError> {
-        let client = self.inner.clone();
-        run(async move {
+        self.with(move |client| async move {
             let circle = client.create_circle().await?;
             client.set_title(&circle, &title).await?;
             Ok(circle.to_string())
@@ -157,8 +186,7 @@ impl HearthClient {
 
     /// The circles this device is in, with their titles.
     pub async fn circles(&self) -> Result<Vec<Circle>, HearthError> {
-        let client = self.inner.clone();
-        run(async move {
+        self.with(move |client| async move {
             let mut circles = Vec::new();
             for id in client.circles().await? {
                 circles.push(Circle {
@@ -173,9 +201,7 @@ impl HearthClient {
 
     /// Renames a circle (facilitators).
     pub async fn set_title(&self, circle_id: String, title: String) -> Result<(), HearthError> {
-        let client = self.inner.clone();
-        run(async move {
-            let circle = convert::circle_id(&circle_id)?;
+        self.in_circle(circle_id, move |client, circle| async move {
             Ok(client.set_title(&circle, &title).await?)
         })
         .await
@@ -184,9 +210,7 @@ impl HearthClient {
     /// Who is in the circle, by the MLS group (not the server's word), with
     /// the names they gave.
     pub async fn members(&self, circle_id: String) -> Result<Vec<Member>, HearthError> {
-        let client = self.inner.clone();
-        run(async move {
-            let circle = convert::circle_id(&circle_id)?;
+        self.in_circle(circle_id, move |client, circle| async move {
             let names = client.names(&circle).await?;
             Ok(client
                 .members(&circle)
@@ -203,9 +227,7 @@ impl HearthClient {
 
     /// An invite link to share out of band (facilitators).
     pub async fn create_invite(&self, circle_id: String) -> Result<String, HearthError> {
-        let client = self.inner.clone();
-        run(async move {
-            let circle = convert::circle_id(&circle_id)?;
+        self.in_circle(circle_id, move |client, circle| async move {
             Ok(client.create_invite(&circle).await?)
         })
         .await
@@ -213,9 +235,7 @@ impl HearthClient {
 
     /// The circle's invites (facilitators).
     pub async fn invites(&self, circle_id: String) -> Result<Vec<Invite>, HearthError> {
-        let client = self.inner.clone();
-        run(async move {
-            let circle = convert::circle_id(&circle_id)?;
+        self.in_circle(circle_id, move |client, circle| async move {
             Ok(client
                 .invites(&circle)
                 .await?
@@ -232,9 +252,7 @@ impl HearthClient {
         circle_id: String,
         invite_id: String,
     ) -> Result<(), HearthError> {
-        let client = self.inner.clone();
-        run(async move {
-            let circle = convert::circle_id(&circle_id)?;
+        self.in_circle(circle_id, move |client, circle| async move {
             Ok(client
                 .revoke_invite(&circle, convert::uuid(&invite_id)?)
                 .await?)
@@ -246,8 +264,7 @@ impl HearthClient {
     /// and whether it was removed (rather than left). Their history stays
     /// readable.
     pub async fn past_circles(&self) -> Result<Vec<PastCircle>, HearthError> {
-        let client = self.inner.clone();
-        run(async move {
+        self.with(move |client| async move {
             let mut circles = Vec::new();
             for (id, removed) in client.past_circles().await? {
                 circles.push(PastCircle {
@@ -276,8 +293,7 @@ impl HearthClient {
     /// Revokes another device of this account (a lost phone): signed out at
     /// once and taken out of every circle.
     pub async fn revoke_device(&self, device_id: String) -> Result<(), HearthError> {
-        let client = self.inner.clone();
-        run(async move {
+        self.with(move |client| async move {
             let device = convert::device_id(&device_id)?;
             Ok(client.revoke_device(device).await?)
         })
@@ -286,8 +302,7 @@ impl HearthClient {
 
     /// This account's devices.
     pub async fn devices(&self) -> Result<Vec<Device>, HearthError> {
-        let client = self.inner.clone();
-        run(async move {
+        self.with(move |client| async move {
             Ok(client
                 .devices()
                 .await?
@@ -306,15 +321,15 @@ impl HearthClient {
     /// Asks to join with an invite link and an introduction note only the
     /// facilitators can read. Returns the join request's id.
     pub async fn redeem_invite(&self, link: String, note: String) -> Result<String, HearthError> {
-        let client = self.inner.clone();
-        run(async move { Ok(client.redeem_invite(&link, &note).await?.to_string()) }).await
+        self.with(
+            move |client| async move { Ok(client.redeem_invite(&link, &note).await?.to_string()) },
+        )
+        .await
     }
 
     /// The circle's pending join requests, notes decrypted (facilitators).
     pub async fn join_requests(&self, circle_id: String) -> Result<Vec<JoinRequest>, HearthError> {
-        let client = self.inner.clone();
-        run(async move {
-            let circle = convert::circle_id(&circle_id)?;
+        self.in_circle(circle_id, move |client, circle| async move {
             Ok(client
                 .join_requests(&circle)
                 .await?
@@ -327,9 +342,7 @@ impl HearthClient {
 
     /// Lets the requester in (facilitators).
     pub async fn approve(&self, circle_id: String, request_id: String) -> Result<(), HearthError> {
-        let client = self.inner.clone();
-        run(async move {
-            let circle = convert::circle_id(&circle_id)?;
+        self.in_circle(circle_id, move |client, circle| async move {
             let request = convert::uuid(&request_id)?;
             client.approve(&circle, request).await?;
             Ok(())
@@ -339,9 +352,7 @@ impl HearthClient {
 
     /// Turns the requester away (facilitators).
     pub async fn decline(&self, circle_id: String, request_id: String) -> Result<(), HearthError> {
-        let client = self.inner.clone();
-        run(async move {
-            let circle = convert::circle_id(&circle_id)?;
+        self.in_circle(circle_id, move |client, circle| async move {
             let request = convert::uuid(&request_id)?;
             Ok(client.decline(&circle, request).await?)
         })
@@ -350,8 +361,7 @@ impl HearthClient {
 
     /// Joins the circles whose Welcomes wait for this device. Returns them.
     pub async fn accept_welcomes(&self) -> Result<Vec<String>, HearthError> {
-        let client = self.inner.clone();
-        run(async move {
+        self.with(move |client| async move {
             Ok(client
                 .accept_welcomes()
                 .await?
@@ -368,9 +378,7 @@ impl HearthClient {
         circle_id: String,
         device_ids: Vec<String>,
     ) -> Result<(), HearthError> {
-        let client = self.inner.clone();
-        run(async move {
-            let circle = convert::circle_id(&circle_id)?;
+        self.in_circle(circle_id, move |client, circle| async move {
             let devices = device_ids
                 .iter()
                 .map(|d| convert::device_id(d))
@@ -382,9 +390,7 @@ impl HearthClient {
 
     /// Leaves the circle.
     pub async fn leave(&self, circle_id: String) -> Result<(), HearthError> {
-        let client = self.inner.clone();
-        run(async move {
-            let circle = convert::circle_id(&circle_id)?;
+        self.in_circle(circle_id, move |client, circle| async move {
             Ok(client.leave(&circle).await?)
         })
         .await
@@ -392,9 +398,7 @@ impl HearthClient {
 
     /// Sends a message. Returns its id.
     pub async fn send_text(&self, circle_id: String, text: String) -> Result<String, HearthError> {
-        let client = self.inner.clone();
-        run(async move {
-            let circle = convert::circle_id(&circle_id)?;
+        self.in_circle(circle_id, move |client, circle| async move {
             Ok(client.send_text(&circle, &text).await?.to_string())
         })
         .await
@@ -402,9 +406,7 @@ impl HearthClient {
 
     /// Fetches everything new in the circle; returns the new messages.
     pub async fn sync(&self, circle_id: String) -> Result<Vec<Message>, HearthError> {
-        let client = self.inner.clone();
-        run(async move {
-            let circle = convert::circle_id(&circle_id)?;
+        self.in_circle(circle_id, move |client, circle| async move {
             let messages = client.sync(&circle).await?;
             let names = client.names(&circle).await?;
             Ok(messages
@@ -417,9 +419,7 @@ impl HearthClient {
 
     /// The circle's history on this device, oldest first.
     pub async fn history(&self, circle_id: String) -> Result<Vec<Message>, HearthError> {
-        let client = self.inner.clone();
-        run(async move {
-            let circle = convert::circle_id(&circle_id)?;
+        self.in_circle(circle_id, move |client, circle| async move {
             let messages = client.history(&circle).await?;
             let names = client.names(&circle).await?;
             Ok(messages
@@ -433,9 +433,7 @@ impl HearthClient {
     /// The circle's epoch authenticator (hex): members who compare it out
     /// of band know they share one group, with no one in the middle.
     pub async fn epoch_authenticator(&self, circle_id: String) -> Result<String, HearthError> {
-        let client = self.inner.clone();
-        run(async move {
-            let circle = convert::circle_id(&circle_id)?;
+        self.in_circle(circle_id, move |client, circle| async move {
             let bytes = client.epoch_authenticator(&circle).await?;
             Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
         })
@@ -447,8 +445,7 @@ impl HearthClient {
         &self,
         target: PushRegistration,
     ) -> Result<PushHealth, HearthError> {
-        let client = self.inner.clone();
-        run(async move {
+        self.with(move |client| async move {
             let target = target.into_target()?;
             Ok(client.set_push_target(&target).await?.into())
         })
@@ -457,20 +454,22 @@ impl HearthClient {
 
     /// This device's push target and whether it still works.
     pub async fn push_status(&self) -> Result<Option<PushHealth>, HearthError> {
-        let client = self.inner.clone();
-        run(async move { Ok(client.push_status().await?.map(PushHealth::from)) }).await
+        self.with(
+            move |client| async move { Ok(client.push_status().await?.map(PushHealth::from)) },
+        )
+        .await
     }
 
     /// Stops push for this device.
     pub async fn remove_push_target(&self) -> Result<(), HearthError> {
-        let client = self.inner.clone();
-        run(async move { Ok(client.remove_push_target().await?) }).await
+        self.with(move |client| async move { Ok(client.remove_push_target().await?) })
+            .await
     }
 
     /// What the app calls when a push wakes it.
     pub async fn on_wake(&self) -> Result<Woken, HearthError> {
-        let client = self.inner.clone();
-        run(async move { Ok(client.on_wake().await?.into()) }).await
+        self.with(move |client| async move { Ok(client.on_wake().await?.into()) })
+            .await
     }
 
     /// Starts the live stream: events go to `listener` (on a thread of this
