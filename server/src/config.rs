@@ -164,7 +164,7 @@ impl PushConfig {
 pub struct WebPushConfig {
     /// The VAPID private key: a P-256 scalar, 32 bytes unpadded base64url.
     /// Its public half is what apps subscribe with
-    /// (`GET /v1/push/config`).
+    /// (`GET /v1/push/services`).
     #[serde(serialize_with = "redacted")]
     pub vapid_private_key: Option<SecretString>,
     /// Who push services may contact about this server: `mailto:` or

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod api_fuzz;
+mod architecture_doc;
 mod bindings;
 mod compose;
 mod crash;
