@@ -118,7 +118,7 @@ pub struct PushConfig {
     /// Decoy wakes per hour sent to random registered devices (0: none).
     pub decoys_per_hour: u32,
     /// How long a node's word that a device has a live socket on it holds
-    /// without renewal (at least 2; renewed every third of it). A wake that
+    /// without renewal (2 to 600; renewed every third of it). A wake that
     /// falls due while its device looks connected on another node waits up
     /// to this long to learn whether that node is still alive.
     pub presence_ttl_secs: u64,
@@ -578,7 +578,7 @@ pub const SETTINGS: &[(&str, &str)] = &[
     ),
     (
         "push.presence_ttl_secs",
-        "how long a node's word that a device is connected holds unrenewed (at least 2)",
+        "how long a node's word that a device is connected holds unrenewed (2 to 600)",
     ),
     (
         "push.allow_private_endpoints",

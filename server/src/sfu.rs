@@ -125,9 +125,10 @@ impl Evictor {
     /// The devices left the circle: drop them from its room (named with
     /// `keys`), now and until their tokens have run out.
     pub fn evict(&self, keys: &KeyRing, circle: &CircleId, devices: &[DeviceId]) {
+        let room = room(keys, circle);
         for device in devices {
             let _ = self.queue.send(Eviction {
-                room: room(keys, circle),
+                room: room.clone(),
                 identity: identity(keys, circle, device),
             });
         }
@@ -160,16 +161,12 @@ impl Sender {
             if matches!(self.evict_once(&eviction).await, Outcome::Refused) {
                 return;
             }
-            let next = tokio::time::Instant::now() + REPEAT_EVERY;
-            if next > until + REPEAT_EVERY {
+            // The last call is the one made once every earlier token expired.
+            let now = tokio::time::Instant::now();
+            if now >= until {
                 return;
             }
-            tokio::time::sleep_until(next.min(until)).await;
-            if tokio::time::Instant::now() >= until {
-                // One last call once every earlier token has expired.
-                let _ = self.evict_once(&eviction).await;
-                return;
-            }
+            tokio::time::sleep_until((now + REPEAT_EVERY).min(until)).await;
         }
     }
 

@@ -152,25 +152,30 @@ async fn print_notice(client: &Client, event: &Event, as_json: bool) {
     }
 }
 
-/// The devices `who` names in the circle: a device id, or everyone going by
-/// that name (case-insensitive).
-async fn resolve(client: &Client, circle: &CircleId, who: &str) -> Result<Vec<DeviceId>> {
-    if let Ok(device) = who.parse::<DeviceId>() {
-        return Ok(vec![device]);
-    }
-    let names = client.names(circle).await?;
-    let roster = client.roster(circle).await?;
-    let found: Vec<DeviceId> = roster
-        .iter()
-        .map(|r| r.device_id)
-        .filter(|d| {
+/// The devices each of `who` names in the circle: a device id, or everyone
+/// going by that name (case-insensitive). The roster is asked for once, and
+/// only when a name needs it.
+async fn resolve(client: &Client, circle: &CircleId, who: &[&str]) -> Result<Vec<DeviceId>> {
+    let mut found = Vec::new();
+    let mut named = None;
+    for who in who {
+        if let Ok(device) = who.parse::<DeviceId>() {
+            found.push(device);
+            continue;
+        }
+        let (names, roster) = match &named {
+            Some(known) => known,
+            None => named.insert((client.names(circle).await?, client.roster(circle).await?)),
+        };
+        let before = found.len();
+        found.extend(roster.iter().map(|r| r.device_id).filter(|d| {
             names
                 .get(d)
                 .is_some_and(|name| name.eq_ignore_ascii_case(who))
-        })
-        .collect();
-    if found.is_empty() {
-        bail!("nobody in this circle goes by {who:?} (`hearth members <circle>` lists them)");
+        }));
+        if found.len() == before {
+            bail!("nobody in this circle goes by {who:?} (`hearth members <circle>` lists them)");
+        }
     }
     Ok(found)
 }

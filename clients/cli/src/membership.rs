@@ -172,7 +172,7 @@ pub async fn run(client: &Arc<Client>, command: MembershipCommand, j: bool) -> R
         }
         MembershipCommand::Remove { circle, who } => {
             client.sync(&circle).await?;
-            let devices = resolve(client, &circle, &who).await?;
+            let devices = resolve(client, &circle, &[&who]).await?;
             if client
                 .device_id()
                 .await?

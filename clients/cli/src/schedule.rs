@@ -434,10 +434,8 @@ pub async fn run(client: &Client, command: ScheduleCommand, j: bool) -> Result<(
             present,
         } => {
             let occurrence = occurrence_of(client, &circle, series, occurrence).await?;
-            let mut devices = Vec::new();
-            for who in &present {
-                devices.extend(crate::resolve(client, &circle, who).await?);
-            }
+            let named: Vec<&str> = present.iter().map(String::as_str).collect();
+            let devices = crate::resolve(client, &circle, &named).await?;
             client
                 .record_attendance(&circle, series, occurrence, &devices)
                 .await?;

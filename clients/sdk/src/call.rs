@@ -180,6 +180,20 @@ pub(crate) struct CallKeysState {
 }
 
 impl CallKeysState {
+    /// The previous epoch's keys while their grace period lasts (dropped
+    /// once it is over).
+    fn previous(&mut self) -> Option<&mut EpochKeys> {
+        let grace = self.grace;
+        if self
+            .previous
+            .as_ref()
+            .is_some_and(|(_, retired)| retired.elapsed() > grace)
+        {
+            self.previous = None;
+        }
+        self.previous.as_mut().map(|(keys, _)| keys)
+    }
+
     /// Moves to a newer epoch's keys; the current ones become the previous.
     fn advance(&mut self, next: EpochKeys) {
         if next.epoch <= self.current.epoch {
@@ -268,19 +282,11 @@ impl CallKeys {
         let key_id = encrypted.header().key_id();
         let epoch_bits = MlsKeyId::from_key_id(key_id, bit_range()).epoch_lsb();
         let mut state = self.lock()?;
-        let grace = state.grace;
-        if state
-            .previous
-            .as_ref()
-            .is_some_and(|(_, retired)| retired.elapsed() > grace)
-        {
-            state.previous = None;
-        }
         let keys = if state.current.epoch_bits() == epoch_bits {
             &mut state.current
         } else {
-            match &mut state.previous {
-                Some((previous, _)) if previous.epoch_bits() == epoch_bits => previous,
+            match state.previous() {
+                Some(previous) if previous.epoch_bits() == epoch_bits => previous,
                 _ => return Err(ClientError::KeyUnavailable),
             }
         };

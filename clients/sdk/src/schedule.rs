@@ -178,7 +178,12 @@ impl Client {
         if present.iter().any(|d| !everyone.contains(d)) {
             return Err(ClientError::NotInCircle);
         }
-        let facilitators = self.facilitators(circle).await?;
+        // The facilitators as remembered: `send_calendar` asks the server
+        // once, not twice.
+        let remembered = circle.clone();
+        let facilitators = self
+            .with(move |s| s.store.facilitators(&remembered))
+            .await?;
         let content = Content::Attendance {
             id: Uuid::new_v4(),
             series_id,

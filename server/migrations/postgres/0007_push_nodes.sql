@@ -12,8 +12,9 @@ CREATE TABLE push_nodes (
 DELETE FROM push_presence;
 ALTER TABLE push_presence DROP COLUMN expires_at;
 
--- A wake that fell due while its device looked connected is held until the
--- node holding the socket must have renewed its life (`held_until`), then
--- checked again: dropped if that node (or another) still vouches for a
--- socket, sent if not. It is never dropped on a node's word alone.
-ALTER TABLE push_wakes ADD COLUMN held_until BIGINT;
+-- A wake that fell due while its device looked connected is held (`held`
+-- 1, its `due_at` moved to when the node holding the socket must have
+-- renewed its life), then checked again: dropped if that node (or another)
+-- still vouches for a socket, sent if not. It is never dropped on a node's
+-- word alone.
+ALTER TABLE push_wakes ADD COLUMN held BIGINT NOT NULL DEFAULT 0;

@@ -349,7 +349,7 @@ impl Push {
             queue,
             queued: Notify::new(),
             hub,
-            presence_ttl: i64::try_from(config.presence_ttl_secs.max(2)).unwrap_or(i64::MAX / 4),
+            presence_ttl: i64::try_from(config.presence_ttl_secs).unwrap_or(i64::MAX / 4),
             presence_changed: Mutex::new((HashSet::new(), 1)),
             presence_dirty: Notify::new(),
             presence_recorded: tokio::sync::watch::Sender::new(0),

@@ -174,28 +174,26 @@ pub const QUEUE_WAKE: &str = "INSERT INTO push_wakes \
      RETURNING coalesced";
 /// Held wakes, due again, of devices a living node still vouches for: the
 /// node renewed its life since the hold, with the socket open throughout.
-pub const DROP_WAKES_OF_PRESENT: &str = "DELETE FROM push_wakes WHERE held_until IS NOT NULL \
+pub const DROP_WAKES_OF_PRESENT: &str = "DELETE FROM push_wakes WHERE held = 1 \
      AND due_at <= $1 AND (claimed_until IS NULL OR claimed_until <= $1) AND device_id IN \
      (SELECT p.device_id FROM push_presence p JOIN push_nodes n ON n.node = p.node \
      WHERE n.alive_until > $1)";
-/// Due wakes of devices that look connected are held (once) until the
-/// nodes vouching for them must have renewed their lives.
-pub const HOLD_WAKES_OF_PRESENT: &str = "UPDATE push_wakes SET \
-     held_until = (SELECT MAX(n.alive_until) FROM push_presence p JOIN push_nodes n \
-     ON n.node = p.node WHERE p.device_id = push_wakes.device_id AND n.alive_until > $1), \
+/// Due wakes of devices that look connected are held (once): due again
+/// when the nodes vouching for them must have renewed their lives.
+pub const HOLD_WAKES_OF_PRESENT: &str = "UPDATE push_wakes SET held = 1, \
      due_at = (SELECT MAX(n.alive_until) FROM push_presence p JOIN push_nodes n \
      ON n.node = p.node WHERE p.device_id = push_wakes.device_id AND n.alive_until > $1) \
-     WHERE held_until IS NULL AND due_at <= $1 AND (claimed_until IS NULL OR claimed_until <= $1) \
+     WHERE held = 0 AND due_at <= $1 AND (claimed_until IS NULL OR claimed_until <= $1) \
      AND device_id IN (SELECT p.device_id FROM push_presence p JOIN push_nodes n \
      ON n.node = p.node WHERE n.alive_until > $1)";
 pub const SELECT_SEALED_TARGET: &str =
     "SELECT sealed FROM push_targets WHERE device_id = $1 AND dead_at IS NULL";
 pub const FINISH_WAKE: &str = "DELETE FROM push_wakes WHERE device_id = $1 AND requeued = 0";
 pub const REQUEUE_WAKE: &str = "UPDATE push_wakes SET due_at = $2, attempts = 0, \
-     requeued = 0, claimed_until = NULL, held_until = NULL WHERE device_id = $1";
+     requeued = 0, claimed_until = NULL, held = 0 WHERE device_id = $1";
 pub const RECORD_WAKE: &str = "UPDATE push_targets SET last_wake_at = $2 WHERE device_id = $1";
 pub const RETRY_WAKE: &str = "UPDATE push_wakes SET due_at = $2, claimed_until = NULL, \
-     held_until = NULL WHERE device_id = $1";
+     held = 0 WHERE device_id = $1";
 pub const DROP_WAKE: &str = "DELETE FROM push_wakes WHERE device_id = $1";
 pub const KILL_PUSH_TARGET: &str = "UPDATE push_targets SET dead_at = $2, dead_reason = $3 \
      WHERE device_id = $1 AND dead_at IS NULL";

@@ -70,11 +70,9 @@ impl CallKeys {
     }
 
     fn livekit_keys_of(&self, label: &[u8]) -> Result<Vec<LiveKitKey>> {
-        let state = self.lock()?;
+        let mut state = self.lock()?;
         let mut keys = vec![state.current.livekit_key(label)?];
-        if let Some((previous, retired)) = &state.previous
-            && retired.elapsed() <= state.grace
-        {
+        if let Some(previous) = state.previous() {
             keys.push(previous.livekit_key(label)?);
         }
         Ok(keys)
