@@ -89,6 +89,16 @@ impl AppState {
         }
     }
 
+    /// The circles a device is in, when a video server may have to drop it
+    /// from their rooms (none asked for without one).
+    pub async fn rooms_of(&self, device: DeviceId) -> Result<Vec<CircleId>, StorageError> {
+        if self.evictor.is_none() {
+            return Ok(Vec::new());
+        }
+        let circles = self.storage.device_circles(device).await?;
+        Ok(circles.into_iter().map(|c| c.id).collect())
+    }
+
     /// The devices left the circle's roster: the video server drops them
     /// from its room (nothing without a video server).
     pub fn evict(&self, circle: &CircleId, devices: &[DeviceId]) {

@@ -16,9 +16,11 @@ use openmls::prelude::{MlsGroup, OpenMlsProvider as _};
 use openmls_basic_credential::SignatureKeyPair;
 use std::sync::Arc;
 
-/// Builds a commit on the group as it is now.
-type Build =
-    dyn Fn(&mut State, &mut MlsGroup, &SignatureKeyPair) -> Result<PreparedCommit> + Send + Sync;
+/// Builds a commit on the group as it is now; `None` when, as the group is
+/// now, there is nothing left to commit (another member's commit did it).
+type Build = dyn Fn(&mut State, &mut MlsGroup, &SignatureKeyPair) -> Result<Option<PreparedCommit>>
+    + Send
+    + Sync;
 
 impl Client {
     /// Adds devices to a circle (facilitators; any member for devices of its
@@ -75,7 +77,7 @@ impl Client {
                     let mut prepared =
                         profile::add_commit(group, &s.provider, signer, &parsed, added.clone())?;
                     prepared.join_request_id = join_request;
-                    Ok(prepared)
+                    Ok(Some(prepared))
                 }),
             )
             .await?;
@@ -149,7 +151,8 @@ impl Client {
 
     /// Removes the devices' MLS leaves; with `from_roster`, the commit takes
     /// them off the server's roster too (otherwise they are gone from it
-    /// already).
+    /// already). Devices whose leaves another member's commit removed
+    /// meanwhile are left out; when none is left, nothing is committed.
     pub(crate) async fn remove(
         &self,
         circle: &CircleId,
@@ -159,11 +162,20 @@ impl Client {
         self.commit(
             circle,
             Arc::new(move |s, group, signer| {
-                let mut prepared = profile::remove_commit(group, &s.provider, signer, &devices)?;
-                if from_roster {
-                    prepared.removed = devices.clone();
+                let members = profile::members(group);
+                let still: Vec<DeviceId> = devices
+                    .iter()
+                    .filter(|d| members.contains(d))
+                    .copied()
+                    .collect();
+                if still.is_empty() {
+                    return Ok(None);
                 }
-                Ok(prepared)
+                let mut prepared = profile::remove_commit(group, &s.provider, signer, &still)?;
+                if from_roster {
+                    prepared.removed = still;
+                }
+                Ok(Some(prepared))
             }),
         )
         .await
@@ -180,7 +192,7 @@ impl Client {
                 Arc::new(move |s, group, signer| {
                     let mut prepared = profile::update_commit(group, &s.provider, signer)?;
                     prepared.removed = vec![me];
-                    Ok(prepared)
+                    Ok(Some(prepared))
                 }),
             )
             .await?;
@@ -196,7 +208,7 @@ impl Client {
             .commit(
                 circle,
                 Arc::new(|s, group, signer| {
-                    Ok(profile::update_commit(group, &s.provider, signer)?)
+                    Ok(Some(profile::update_commit(group, &s.provider, signer)?))
                 }),
             )
             .await?;
@@ -204,8 +216,9 @@ impl Client {
     }
 
     /// Catches up, builds the commit with `build` on the current epoch and
-    /// posts it; on `stale_epoch` drops it and goes round again. Returns what
-    /// catching up left to do.
+    /// posts it; on `stale_epoch` drops it and goes round again (done when
+    /// `build` finds nothing left to commit). Returns what catching up left
+    /// to do.
     async fn commit(&self, circle: &CircleId, build: Arc<Build>) -> Result<FollowUps> {
         let mut follow_ups = FollowUps::default();
         for _ in 0..ATTEMPTS {
@@ -215,9 +228,14 @@ impl Client {
             let bundle = self
                 .with(move |s| {
                     let mut group = load(s, &circle_id)?;
-                    Ok(build(s, &mut group, &signer)?.bundle()?)
+                    Ok(build(s, &mut group, &signer)?
+                        .map(|prepared| prepared.bundle())
+                        .transpose()?)
                 })
                 .await?;
+            let Some(bundle) = bundle else {
+                return Ok(follow_ups);
+            };
             if self.post_commit(circle, &bundle).await?.is_some() {
                 return Ok(follow_ups);
             }

@@ -9,7 +9,7 @@
 
 use crate::messages::Message;
 use crate::store::Gone;
-use crate::{ATTEMPTS, Client, ClientError, Result, load};
+use crate::{Client, ClientError, Result, load};
 use hearth_protocol::circles::{EntryKind, LogEntry};
 use hearth_protocol::mls::{self as profile, MlsError, Received};
 use hearth_protocol::{CircleId, DeviceId, ErrorCode};
@@ -297,33 +297,15 @@ impl Client {
     /// race, one commit wins and the others find nothing left to remove.
     async fn reconcile(&self, circle: &CircleId) -> Result<FollowUps> {
         let seen = self.authorized().await?.circle(circle).await?;
-        let mut follow_ups = FollowUps::default();
-        for _ in 0..ATTEMPTS {
-            let gone: Vec<DeviceId> = self
-                .members(circle)
-                .await?
-                .into_iter()
-                .filter(|d| !seen.roster.iter().any(|r| r.device_id == *d))
-                .collect();
-            if gone.is_empty() {
-                return Ok(follow_ups);
-            }
-            let (_, signer) = self.signer().await?;
-            let circle_id = circle.clone();
-            let bundle = self
-                .with(move |s| {
-                    let mut group = load(s, &circle_id)?;
-                    Ok(
-                        profile::remove_commit(&mut group, &s.provider, &signer, &gone)?
-                            .bundle()?,
-                    )
-                })
-                .await?;
-            if self.post_commit(circle, &bundle).await?.is_some() {
-                return Ok(follow_ups);
-            }
-            follow_ups.extend(self.catch_up(circle).await?.follow_ups);
+        let gone: Vec<DeviceId> = self
+            .members(circle)
+            .await?
+            .into_iter()
+            .filter(|d| !seen.roster.iter().any(|r| r.device_id == *d))
+            .collect();
+        if gone.is_empty() {
+            return Ok(FollowUps::default());
         }
-        Err(ClientError::Contended)
+        self.remove(circle, gone, false).await
     }
 }

@@ -690,12 +690,8 @@ impl Push {
     /// one record is written, goes into one write. A node whose
     /// life lapsed (or that just started) records all its sockets afresh.
     async fn keep_presence(self: Arc<Self>) {
-        let every = Duration::from_millis(
-            u64::try_from(self.presence_ttl)
-                .unwrap_or(u64::MAX / 4000)
-                .saturating_mul(1000)
-                / 3,
-        );
+        // The TTL is 2 to 600 s (config::BOUNDS).
+        let every = Duration::from_secs(u64::try_from(self.presence_ttl).unwrap_or(15)) / 3;
         let mut renew_at = tokio::time::Instant::now();
         let mut afresh = true;
         loop {

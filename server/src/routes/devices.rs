@@ -47,7 +47,7 @@ pub async fn revoke_device(
     path: web::Path<DeviceId>,
 ) -> Result<HttpResponse, ApiError> {
     let device_id = path.into_inner();
-    let circles = state.storage.device_circles(device_id).await?;
+    let rooms = state.rooms_of(device_id).await?;
     if !state
         .storage
         .revoke_device(auth.account_id, device_id, crate::now())
@@ -55,8 +55,8 @@ pub async fn revoke_device(
     {
         return Err(ApiError::NotFound);
     }
-    for circle in &circles {
-        state.evict(&circle.id, &[device_id]);
+    for circle in &rooms {
+        state.evict(circle, &[device_id]);
     }
     tracing::info!(device = %redact(&device_id), "device revoked");
     state.publish(Event::Device(device_id)).await;
@@ -96,8 +96,8 @@ pub async fn delete_account(
     let devices = state.storage.account_devices(auth.account_id).await?;
     let mut rooms = Vec::new();
     for device in &devices {
-        for circle in state.storage.device_circles(device.id).await? {
-            rooms.push((circle.id, device.id));
+        for circle in state.rooms_of(device.id).await? {
+            rooms.push((circle, device.id));
         }
     }
     state.storage.delete_account(auth.account_id).await?;
