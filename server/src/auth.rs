@@ -2,8 +2,9 @@
 //! against the key ring and then against the database, so a revoked device or
 //! an ended login stops working on its next request.
 
+use crate::delivery::Caller;
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::storage::LoginId;
 use actix_web::dev::Payload;
 use actix_web::http::header;
@@ -21,6 +22,16 @@ pub struct Authenticated {
     pub account_id: AccountId,
     /// The login the token descends from.
     pub login_id: LoginId,
+}
+
+impl Authenticated {
+    /// The caller as the delivery core knows it.
+    pub fn caller(&self) -> Caller {
+        Caller {
+            device: self.device_id,
+            account: self.account_id,
+        }
+    }
 }
 
 fn bearer(req: &HttpRequest) -> Option<String> {

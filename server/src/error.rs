@@ -4,8 +4,10 @@
 //! answered with a bare `internal`.
 
 use crate::crypto::RandomError;
+use crate::delivery::{DeliveryError, RosterRule};
+use crate::push::TargetError;
 use crate::storage::StorageError;
-use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
+use actix_web::error::{PathError, QueryPayloadError};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
@@ -170,48 +172,35 @@ impl ApiError {
     }
 }
 
-/// A roster rule a commit bundle breaks: each has its own stable code, so a
-/// client can tell which.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum RosterRule {
-    /// A device appears twice in the roster change.
-    #[error("a device appears more than once in the roster change")]
-    DuplicateDevice,
-    /// An added device is on the roster already.
-    #[error("an added device is already on the roster")]
-    DeviceOnRoster,
-    /// A removed device is not on the roster.
-    #[error("a removed device is not on the roster")]
-    DeviceNotOnRoster,
-    /// An added device does not exist, or is revoked.
-    #[error("an added device does not exist")]
-    UnknownDevice,
-    /// Devices are added without a Welcome.
-    #[error("adding devices needs a Welcome")]
-    WelcomeMissing,
-    /// The join request the commit approves is not pending in this circle.
-    #[error("no such join request in this circle")]
-    UnknownJoinRequest,
-    /// An approving commit adds no devices, or others than requested.
-    #[error("an approving commit adds devices of the join request, and only those")]
-    JoinRequestMismatch,
-    /// The change would take the circle over its member limit.
-    #[error("the circle would exceed its member limit")]
-    CircleFull,
+impl From<DeliveryError> for ApiError {
+    fn from(err: DeliveryError) -> Self {
+        match err {
+            DeliveryError::NotFound => Self::NotFound,
+            DeliveryError::NotFacilitator(action) => Self::NotFacilitator(action),
+            DeliveryError::Roster(rule) => Self::Roster(rule),
+            DeliveryError::Framing(rule) => Self::Framing(rule),
+            DeliveryError::Invalid(why) => Self::Invalid(why),
+            DeliveryError::StaleEpoch { current_epoch } => Self::StaleEpoch { current_epoch },
+            DeliveryError::DuplicateMessageId => Self::DuplicateMessageId,
+            DeliveryError::TooLarge { limit } => Self::PayloadTooLarge { limit },
+            DeliveryError::RateLimited { retry_after_secs } => {
+                Self::RateLimited { retry_after_secs }
+            }
+            DeliveryError::Unavailable => Self::Unavailable,
+            DeliveryError::Storage(err) => err.into(),
+            DeliveryError::Random(err) => Self::Random(err),
+        }
+    }
 }
 
-impl RosterRule {
-    /// The rule's stable code.
-    pub fn code(self) -> ErrorCode {
-        match self {
-            Self::DuplicateDevice => ErrorCode::DuplicateDevice,
-            Self::DeviceOnRoster => ErrorCode::DeviceOnRoster,
-            Self::DeviceNotOnRoster => ErrorCode::DeviceNotOnRoster,
-            Self::UnknownDevice => ErrorCode::UnknownDevice,
-            Self::WelcomeMissing => ErrorCode::WelcomeMissing,
-            Self::UnknownJoinRequest => ErrorCode::UnknownJoinRequest,
-            Self::JoinRequestMismatch => ErrorCode::JoinRequestMismatch,
-            Self::CircleFull => ErrorCode::CircleFull,
+impl From<TargetError> for ApiError {
+    fn from(err: TargetError) -> Self {
+        match err {
+            TargetError::Unconfigured(kind) => Self::PushUnconfigured(kind),
+            TargetError::EndpointRefused(why) => Self::PushEndpointRefused(why),
+            TargetError::Invalid(why) => Self::Invalid(why.to_owned()),
+            TargetError::Seal => Self::Internal,
+            TargetError::Storage(err) => err.into(),
         }
     }
 }
@@ -255,53 +244,6 @@ impl ResponseError for ApiError {
     }
 }
 
-/// Turns actix's JSON extractor failures into [`ApiError`]s.
-pub fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
-    let api = match &err {
-        JsonPayloadError::OverflowKnownLength { limit, .. }
-        | JsonPayloadError::Overflow { limit } => ApiError::PayloadTooLarge { limit: *limit },
-        JsonPayloadError::ContentType => ApiError::UnsupportedMediaType,
-        JsonPayloadError::Deserialize(serde) => ApiError::BadRequest(describe_serde(serde)),
-        _ => ApiError::BadRequest("the request body could not be read".into()),
-    };
-    api.into()
-}
-
-/// Serde's messages can quote the offending input; keep only those that name
-/// a field, and otherwise say where the problem is.
-pub(crate) fn describe_serde(err: &serde_json::Error) -> String {
-    let text = err.to_string();
-    if text.starts_with("missing field") || text.starts_with("unknown field") {
-        return text
-            .split(" at line")
-            .next()
-            .unwrap_or("invalid body")
-            .split(", expected")
-            .next()
-            .unwrap_or("invalid body")
-            .to_owned();
-    }
-    if text.starts_with(crate::json::DUPLICATE_KEY) {
-        return format!(
-            "a key appears twice in one object (line {}, column {})",
-            err.line(),
-            err.column()
-        );
-    }
-    match err.classify() {
-        serde_json::error::Category::Data => format!(
-            "a value has the wrong type or format (line {}, column {})",
-            err.line(),
-            err.column()
-        ),
-        _ => format!(
-            "the body is not valid JSON (line {}, column {})",
-            err.line(),
-            err.column()
-        ),
-    }
-}
-
 /// A path parameter that does not parse names nothing that exists.
 pub fn path_error(_err: PathError, _req: &HttpRequest) -> actix_web::Error {
     ApiError::NotFound.into()
@@ -310,21 +252,4 @@ pub fn path_error(_err: PathError, _req: &HttpRequest) -> actix_web::Error {
 /// A query string that does not parse.
 pub fn query_error(_err: QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {
     ApiError::BadRequest("the query string is malformed".into()).into()
-}
-
-/// The answer for routes that do not exist.
-pub async fn not_found() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::NotFound)
-}
-
-/// The answer for a known route with the wrong method.
-pub async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
-    let mut response = ApiError::MethodNotAllowed.error_response();
-    let allowed = req
-        .match_pattern()
-        .and_then(|pattern| crate::openapi::allowed_methods(&pattern));
-    if let Some(allowed) = allowed.and_then(|a| HeaderValue::from_str(a).ok()) {
-        response.headers_mut().insert(header::ALLOW, allowed);
-    }
-    response
 }

@@ -18,6 +18,7 @@
 //! locally (see `Operations::notify`/`listen`). Payloads carry only ids.
 
 use crate::logins::LiveLogins;
+use crate::storage::Notice;
 use bytestring::ByteString;
 use hearth_protocol::circles::LogEntry;
 use hearth_protocol::stream::ServerFrame;
@@ -70,76 +71,17 @@ impl Appended {
     }
 }
 
-/// What another node said, in a `NOTIFY` payload line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Notice {
-    /// An event to pass on as it is.
-    Event(Event),
-    /// Application messages `first..=last` were appended to a circle: read
-    /// them once, and hand them to this node's sockets as frames.
-    Appended {
-        /// The circle.
-        circle: CircleId,
-        /// The first new number.
-        first: i64,
-        /// The last new number.
-        last: i64,
-    },
-    /// Said by this node's own listener, never by another node: its
-    /// connection dropped, and notices sent meanwhile are lost.
-    Missed,
-}
-
-impl Notice {
-    /// The line for appended numbers `first..=last`.
-    pub fn appended(circle: &CircleId, first: i64, last: i64) -> String {
-        format!("a:{circle}:{first}:{last}")
-    }
-
-    /// The line the listener hands on after its connection dropped.
-    pub const MISSED: &'static str = "m:";
-
-    /// Parses a line (an [`Event::encode`] or [`Notice::appended`]).
-    pub fn parse(text: &str) -> Option<Self> {
-        if text == Self::MISSED {
-            return Some(Self::Missed);
-        }
-        if let Some(rest) = text.strip_prefix("a:") {
-            let mut parts = rest.split(':');
-            let circle = parts.next()?.parse().ok()?;
-            let first = parts.next()?.parse().ok()?;
-            let last = parts.next()?.parse().ok()?;
-            return (parts.next().is_none() && first <= last).then_some(Self::Appended {
-                circle,
-                first,
-                last,
-            });
-        }
-        Event::decode(text).map(Self::Event)
-    }
-}
-
 impl Event {
-    /// The text form used in `NOTIFY` payloads (an appended message travels
-    /// as its circle's id: other nodes read it from the database).
-    pub fn encode(&self) -> String {
+    /// What other nodes are told of this event (an appended message travels
+    /// as its circle: other nodes read it from the database); nothing for a
+    /// shutdown, which is this node's alone.
+    pub fn notice(&self) -> Option<Notice> {
         match self {
-            Self::Circle(id) => format!("c:{id}"),
-            Self::Appended(entry) => format!("c:{}", entry.circle),
-            Self::Device(id) => format!("d:{id}"),
-            Self::Linked(id) => format!("l:{id}"),
-            Self::Shutdown => "s:".to_owned(),
-        }
-    }
-
-    /// Parses [`Event::encode`]'s output.
-    pub fn decode(text: &str) -> Option<Self> {
-        let (kind, id) = text.split_once(':')?;
-        match kind {
-            "c" => id.parse().ok().map(Self::Circle),
-            "d" => id.parse().ok().map(Self::Device),
-            "l" => id.parse().ok().map(Self::Linked),
-            _ => None,
+            Self::Circle(id) => Some(Notice::Circle(id.clone())),
+            Self::Appended(entry) => Some(Notice::Circle(entry.circle.clone())),
+            Self::Device(id) => Some(Notice::Device(*id)),
+            Self::Linked(id) => Some(Notice::Linked(*id)),
+            Self::Shutdown => None,
         }
     }
 
@@ -449,37 +391,15 @@ mod tests {
     }
 
     #[test]
-    fn events_round_trip_through_text() {
+    fn other_nodes_hear_of_every_event_but_a_shutdown() {
         let device: DeviceId = "6f1c2a4e-8a3b-4c5d-9e0f-1a2b3c4d5e6f".parse().unwrap();
-        for event in [
-            Event::Circle(circle(1)),
-            Event::Device(device),
-            Event::Linked(device),
-        ] {
-            assert_eq!(Event::decode(&event.encode()), Some(event));
-        }
-        assert_eq!(Event::decode("x:1"), None);
-        let line = Notice::appended(&circle(1), 7, 9);
         assert_eq!(
-            Notice::parse(&line),
-            Some(Notice::Appended {
-                circle: circle(1),
-                first: 7,
-                last: 9
-            })
+            Event::Circle(circle(1)).notice(),
+            Some(Notice::Circle(circle(1)))
         );
-        assert_eq!(
-            Notice::parse(&format!("d:{device}")),
-            Some(Notice::Event(Event::Device(device)))
-        );
-        for bad in [
-            "a:",
-            "a:x:1:2",
-            "a:AQEBAQEBAQEBAQEBAQEBAQ:2:1",
-            "a:AQEBAQEBAQEBAQEBAQEBAQ:1:2:3",
-        ] {
-            assert_eq!(Notice::parse(bad), None, "{bad}");
-        }
+        assert_eq!(Event::Device(device).notice(), Some(Notice::Device(device)));
+        assert_eq!(Event::Linked(device).notice(), Some(Notice::Linked(device)));
+        assert_eq!(Event::Shutdown.notice(), None);
     }
 
     #[tokio::test]

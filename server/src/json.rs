@@ -7,10 +7,11 @@
 //! keeps the last of duplicates, so a proxy or client reading the first
 //! would see another request than the server (a parser differential). The
 //! size limit, the content type and their error answers stay actix's
-//! (`JsonConfig`, `error::json_error`).
+//! (`JsonConfig`, [`json_error`]).
 
-use crate::error::{ApiError, describe_serde};
+use crate::error::ApiError;
 use actix_web::dev::Payload;
+use actix_web::error::JsonPayloadError;
 use actix_web::{FromRequest, HttpRequest, web};
 use serde::de::{DeserializeOwned, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
@@ -140,6 +141,53 @@ impl<T: DeserializeOwned + 'static> FromRequest for Body<T> {
                 .map(Body)
                 .map_err(|err| ApiError::BadRequest(describe_serde(&err)).into())
         })
+    }
+}
+
+/// Turns actix's JSON extractor failures into [`ApiError`]s.
+pub fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
+    let api = match &err {
+        JsonPayloadError::OverflowKnownLength { limit, .. }
+        | JsonPayloadError::Overflow { limit } => ApiError::PayloadTooLarge { limit: *limit },
+        JsonPayloadError::ContentType => ApiError::UnsupportedMediaType,
+        JsonPayloadError::Deserialize(serde) => ApiError::BadRequest(describe_serde(serde)),
+        _ => ApiError::BadRequest("the request body could not be read".into()),
+    };
+    api.into()
+}
+
+/// Serde's messages can quote the offending input; keep only those that name
+/// a field, and otherwise say where the problem is.
+fn describe_serde(err: &serde_json::Error) -> String {
+    let text = err.to_string();
+    if text.starts_with("missing field") || text.starts_with("unknown field") {
+        return text
+            .split(" at line")
+            .next()
+            .unwrap_or("invalid body")
+            .split(", expected")
+            .next()
+            .unwrap_or("invalid body")
+            .to_owned();
+    }
+    if text.starts_with(DUPLICATE_KEY) {
+        return format!(
+            "a key appears twice in one object (line {}, column {})",
+            err.line(),
+            err.column()
+        );
+    }
+    match err.classify() {
+        serde_json::error::Category::Data => format!(
+            "a value has the wrong type or format (line {}, column {})",
+            err.line(),
+            err.column()
+        ),
+        _ => format!(
+            "the body is not valid JSON (line {}, column {})",
+            err.line(),
+            err.column()
+        ),
     }
 }
 

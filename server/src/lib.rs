@@ -5,10 +5,10 @@
 //! binary in `main.rs` only parses arguments and calls it.
 #![deny(missing_docs)]
 
-pub mod appender;
 pub mod auth;
 pub mod config;
 pub mod crypto;
+pub mod delivery;
 pub mod error;
 pub mod framing;
 pub mod hub;
@@ -18,9 +18,11 @@ pub mod mls;
 pub mod openapi;
 pub mod push;
 pub mod rate_limit;
+pub mod relay;
 pub mod routes;
 pub mod sfu;
 pub mod startup;
+pub mod state;
 pub mod storage;
 pub mod sweeper;
 pub mod telemetry;

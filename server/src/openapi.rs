@@ -1,13 +1,14 @@
-//! The OpenAPI description, generated from the handlers' annotations and the
-//! protocol types. Served at `/v1/openapi.json`.
+//! What the OpenAPI document says besides the operations: the title and
+//! description, the tags, the bearer scheme, the frames of the live socket,
+//! and what holds for every operation alike (415 answers, links from
+//! creating a circle). The operations come from the handlers' annotations
+//! through the route table ([`crate::routes::document`]); this module names
+//! no route.
 
-use crate::routes::{
-    circles, devices, health, invites, key_packages, logins, ops, push, snapshots, stream, video,
-};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-/// The whole API.
+/// The document's frame, without operations.
 #[derive(Debug, OpenApi)]
 #[openapi(
     info(
@@ -20,54 +21,12 @@ use utoipa::{Modify, OpenApi};
             docs/PROTOCOL.md of the Hearth repository.",
         license(name = "AGPL-3.0-only"),
     ),
-    paths(
-        health::healthz,
-        health::readyz,
-        ops::metrics,
-        ops::openapi,
-        logins::create_challenge,
-        logins::register_device,
-        logins::login,
-        logins::refresh,
-        logins::logout,
-        devices::list_devices,
-        devices::revoke_device,
-        devices::create_link_token,
-        devices::delete_account,
-        key_packages::upload,
-        key_packages::count,
-        key_packages::claim,
-        circles::create,
-        circles::list,
-        circles::get,
-        circles::commit,
-        circles::send,
-        circles::read,
-        circles::ack,
-        circles::group_info,
-        circles::welcomes,
-        circles::delete_welcome,
-        snapshots::put,
-        snapshots::get,
-        video::call,
-        push::services,
-        push::put,
-        push::get,
-        push::delete,
-        invites::create,
-        invites::list,
-        invites::revoke,
-        invites::redeem,
-        invites::join_requests,
-        invites::decline,
-        stream::stream,
-    ),
     components(schemas(
         hearth_protocol::ErrorCode,
         hearth_protocol::stream::ClientFrame,
         hearth_protocol::stream::ServerFrame,
     )),
-    modifiers(&BearerAuth, &MediaTypeErrors, &CircleLinks),
+    modifiers(&BearerAuth),
     tags(
         (name = "logins", description = "Challenges, login, refresh, logout"),
         (name = "devices", description = "Device registration and the caller's account"),
@@ -79,6 +38,16 @@ use utoipa::{Modify, OpenApi};
     )
 )]
 pub struct ApiDoc;
+
+/// The whole document: `operations` inside the frame, with what holds for
+/// all of them added.
+pub fn document(operations: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    let mut document = ApiDoc::openapi();
+    document.merge(operations);
+    MediaTypeErrors.modify(&mut document);
+    CircleLinks.modify(&mut document);
+    document
+}
 
 struct BearerAuth;
 
@@ -123,35 +92,6 @@ impl Modify for MediaTypeErrors {
             }
         }
     }
-}
-
-/// The methods each route pattern serves, for the `Allow` header of a 405
-/// (RFC 9110 §15.5.6), read once from the document (which a test holds to
-/// the route table).
-pub fn allowed_methods(pattern: &str) -> Option<&'static str> {
-    use std::collections::HashMap;
-    use std::sync::LazyLock;
-    static ALLOWED: LazyLock<HashMap<String, String>> = LazyLock::new(|| {
-        ApiDoc::openapi()
-            .paths
-            .paths
-            .iter()
-            .map(|(path, item)| {
-                let methods: Vec<&str> = [
-                    ("GET", item.get.is_some()),
-                    ("PUT", item.put.is_some()),
-                    ("POST", item.post.is_some()),
-                    ("DELETE", item.delete.is_some()),
-                    ("PATCH", item.patch.is_some()),
-                ]
-                .into_iter()
-                .filter_map(|(name, served)| served.then_some(name))
-                .collect();
-                (path.clone(), methods.join(", "))
-            })
-            .collect()
-    });
-    ALLOWED.get(pattern).map(String::as_str)
 }
 
 /// Links from creating a circle to every operation on that circle (OpenAPI

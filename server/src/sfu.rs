@@ -58,6 +58,7 @@ struct AdminClaims {
 #[derive(Clone)]
 pub struct Evictor {
     queue: mpsc::UnboundedSender<Eviction>,
+    keys: std::sync::Arc<KeyRing>,
 }
 
 impl std::fmt::Debug for Evictor {
@@ -95,7 +96,7 @@ pub fn api_url(video: &VideoConfig) -> Option<String> {
 impl Evictor {
     /// An evictor for the configured video server and the task that sends
     /// its calls; `None` without a video server.
-    pub fn start(video: &VideoConfig) -> Option<Self> {
+    pub fn start(video: &VideoConfig, keys: std::sync::Arc<KeyRing>) -> Option<Self> {
         let (Some(base), Some(api_key), Some(secret)) = (
             api_url(video),
             video.api_key.clone(),
@@ -119,12 +120,13 @@ impl Evictor {
                 tokio::spawn(async move { sender.evict_until(eviction, repeat_for).await });
             }
         });
-        Some(Self { queue })
+        Some(Self { queue, keys })
     }
 
-    /// The devices left the circle: drop them from its room (named with
-    /// `keys`), now and until their tokens have run out.
-    pub fn evict(&self, keys: &KeyRing, circle: &CircleId, devices: &[DeviceId]) {
+    /// The devices left the circle: drop them from its room, now and until
+    /// their tokens have run out.
+    pub fn evict(&self, circle: &CircleId, devices: &[DeviceId]) {
+        let keys = &self.keys;
         let room = room(keys, circle);
         for device in devices {
             let _ = self.queue.send(Eviction {

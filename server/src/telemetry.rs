@@ -3,15 +3,9 @@
 //! salt changes every process start; no tokens, keys, bodies or addresses.
 
 use crate::config::{LogConfig, LogFormat};
-use actix_web::Error;
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::middleware::Next;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::fmt::Display;
 use std::sync::OnceLock;
-use std::time::Instant;
-use tracing::Instrument as _;
 use tracing_subscriber::EnvFilter;
 
 /// Installs the global `tracing` subscriber. A second call (tests start many
@@ -70,42 +64,6 @@ pub fn metrics_handle() -> &'static PrometheusHandle {
         let _ = metrics::set_global_recorder(recorder);
         handle
     })
-}
-
-/// Middleware: one span per request named by route template, one log line
-/// when it finishes, and the request counter and latency histogram.
-pub async fn observe(
-    req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, Error> {
-    let route = req
-        .match_pattern()
-        .unwrap_or_else(|| "unmatched".to_owned());
-    let method = req.method().as_str().to_owned();
-    let span = tracing::info_span!("request", method = %method, route = %route);
-    let started = Instant::now();
-    let result = next.call(req).instrument(span.clone()).await;
-    let elapsed = started.elapsed();
-    let status = match &result {
-        Ok(response) => response.status().as_u16(),
-        Err(err) => err.as_response_error().status_code().as_u16(),
-    };
-    let labels = [
-        ("method", method),
-        ("route", route),
-        ("status", status.to_string()),
-    ];
-    metrics::counter!("hearth_http_requests_total", &labels).increment(1);
-    metrics::histogram!("hearth_http_request_duration_seconds", &labels)
-        .record(elapsed.as_secs_f64());
-    span.in_scope(|| {
-        tracing::info!(
-            status,
-            latency_ms = elapsed.as_secs_f64() * 1000.0,
-            "request finished"
-        );
-    });
-    result
 }
 
 #[cfg(test)]

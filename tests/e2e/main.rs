@@ -16,6 +16,7 @@ mod fuzz_seeds;
 mod http_edges;
 mod identity;
 mod jwt_abuse;
+mod layering;
 mod ops;
 mod privacy;
 mod protocol_doc;

@@ -39,7 +39,6 @@ pub mod seal;
 pub mod web_push;
 
 use crate::config::PushConfig;
-use crate::error::ApiError;
 use crate::hub::Hub;
 use crate::storage::{Storage, WakeFor, WakeOutcome};
 use async_trait::async_trait;
@@ -91,6 +90,26 @@ pub enum Delivery {
 pub trait Provider: Send + Sync + std::fmt::Debug {
     /// Sends the wake to `target` at `now` (unix seconds).
     async fn wake(&self, target: &PushTarget, now: i64) -> Delivery;
+}
+
+/// Why a device's push target was not taken, or cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    /// The server does not send pushes of this kind.
+    #[error("this server does not send {} pushes", .0.as_str())]
+    Unconfigured(PushKind),
+    /// A Web Push endpoint the server will not call.
+    #[error(transparent)]
+    EndpointRefused(endpoint::EndpointError),
+    /// A field of the target is malformed (the text says which and how).
+    #[error("{0}")]
+    Invalid(&'static str),
+    /// The target could not be sealed, or a stored one does not open.
+    #[error("a push target could not be sealed or opened")]
+    Seal,
+    /// Storage failed.
+    #[error("storage: {0}")]
+    Storage(#[from] crate::storage::StorageError),
 }
 
 /// Why push could not be set up.
@@ -376,9 +395,9 @@ impl Push {
     }
 
     /// Checks and stores a device's target, replacing any earlier one.
-    pub async fn register(&self, device: DeviceId, target: &PushTarget) -> Result<(), ApiError> {
+    pub async fn register(&self, device: DeviceId, target: &PushTarget) -> Result<(), TargetError> {
         if self.provider(target.kind()).is_none() {
-            return Err(ApiError::PushUnconfigured(target.kind()));
+            return Err(TargetError::Unconfigured(target.kind()));
         }
         match target {
             PushTarget::WebPush {
@@ -387,41 +406,41 @@ impl Push {
                 auth,
             } => {
                 endpoint::check(endpoint, self.allow_private)
-                    .map_err(ApiError::PushEndpointRefused)?;
+                    .map_err(TargetError::EndpointRefused)?;
                 if p256dh.as_slice().len() != P256DH_LEN
                     || p256::PublicKey::from_sec1_bytes(p256dh.as_slice()).is_err()
                 {
-                    return Err(ApiError::Invalid(
-                        "p256dh must be an uncompressed P-256 point (65 bytes)".into(),
+                    return Err(TargetError::Invalid(
+                        "p256dh must be an uncompressed P-256 point (65 bytes)",
                     ));
                 }
                 if auth.as_slice().len() != AUTH_SECRET_LEN {
-                    return Err(ApiError::Invalid("auth must be 16 bytes".into()));
+                    return Err(TargetError::Invalid("auth must be 16 bytes"));
                 }
             }
             PushTarget::Apns { token, topic, .. } => {
                 if !apns::valid_token(token) {
-                    return Err(ApiError::Invalid(
-                        "an APNs device token is 32 to 100 bytes in hexadecimal".into(),
+                    return Err(TargetError::Invalid(
+                        "an APNs device token is 32 to 100 bytes in hexadecimal",
                     ));
                 }
                 if topic.is_none() && !self.default_apns_topic {
-                    return Err(ApiError::Invalid(
-                        "this server has no default APNs topic: name the app's bundle id".into(),
+                    return Err(TargetError::Invalid(
+                        "this server has no default APNs topic: name the app's bundle id",
                     ));
                 }
                 if topic
                     .as_ref()
                     .is_some_and(|t| t.is_empty() || t.len() > 255)
                 {
-                    return Err(ApiError::Invalid("the APNs topic is a bundle id".into()));
+                    return Err(TargetError::Invalid("the APNs topic is a bundle id"));
                 }
             }
             PushTarget::Fcm { token } => {
                 if token.is_empty() || token.len() > 4096 || token.chars().any(char::is_whitespace)
                 {
-                    return Err(ApiError::Invalid(
-                        "an FCM registration token is 1 to 4096 characters without spaces".into(),
+                    return Err(TargetError::Invalid(
+                        "an FCM registration token is 1 to 4096 characters without spaces",
                     ));
                 }
             }
@@ -429,7 +448,7 @@ impl Push {
         let sealed = self
             .sealer
             .seal(device, target)
-            .map_err(|_| ApiError::Internal)?;
+            .map_err(|_| TargetError::Seal)?;
         self.storage
             .put_push_target(device, &sealed, crate::now())
             .await?;
@@ -437,13 +456,13 @@ impl Push {
     }
 
     /// The device's target and its health.
-    pub async fn status(&self, device: DeviceId) -> Result<Option<PushStatus>, ApiError> {
+    pub async fn status(&self, device: DeviceId) -> Result<Option<PushStatus>, TargetError> {
         let Some(record) = self.storage.push_target(device).await? else {
             return Ok(None);
         };
         let target = self.sealer.open(device, &record.sealed).map_err(|err| {
             tracing::error!(error = %err, "a push target does not open");
-            ApiError::Internal
+            TargetError::Seal
         })?;
         Ok(Some(PushStatus {
             kind: target.kind(),

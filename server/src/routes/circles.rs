@@ -5,25 +5,20 @@
 //! identically: 404 `not_found`.
 
 use crate::auth::Authenticated;
-use crate::crypto;
-use crate::error::{ApiError, RosterRule};
-use crate::framing::{self, CommitSender};
-use crate::hub::Event;
+use crate::delivery::Sent;
+use crate::error::ApiError;
+use crate::framing;
 use crate::json::Body;
-use crate::startup::AppState;
-use crate::storage::{
-    AddedDevice, AppendOutcome, CircleRecord, CommitOutcome, NewCircle, NewCommit, NewMessage,
-    StorageError, WakeFor,
-};
+use crate::state::AppState;
+use crate::storage::{CircleRecord, NewCircle};
 use crate::telemetry::redact;
 use actix_web::{HttpResponse, web};
 use hearth_protocol::circles::{
     Accepted, Ack, Circle, CircleList, CommitBundle, CreateCircle, GroupInfo, LogPage,
-    PendingWelcome, Role, RosterEntry, SendMessage, WelcomeList,
+    PendingWelcome, RosterEntry, SendMessage, WelcomeList,
 };
-use hearth_protocol::{Base64Bytes, CircleId, DeviceId, ErrorBody};
+use hearth_protocol::{Base64Bytes, CircleId, ErrorBody};
 use serde::Deserialize;
-use std::collections::HashSet;
 
 fn unsigned(value: i64) -> u64 {
     u64::try_from(value).unwrap_or_default()
@@ -49,57 +44,6 @@ fn to_wire(circle: CircleRecord) -> Circle {
             })
             .collect(),
     }
-}
-
-/// The circle, if the caller is its facilitator: 404 to non-members, 403
-/// `not_facilitator` to members. `action` completes "only a facilitator of
-/// this circle may ...".
-pub(crate) async fn facilitated(
-    state: &AppState,
-    circle_id: &CircleId,
-    auth: &Authenticated,
-    action: &'static str,
-) -> Result<CircleRecord, ApiError> {
-    let circle = membership(state, circle_id, auth).await?;
-    if circle
-        .member(auth.device_id)
-        .is_some_and(|m| m.role == Role::Facilitator)
-    {
-        Ok(circle)
-    } else {
-        Err(ApiError::NotFacilitator(action))
-    }
-}
-
-/// The circle, if the caller is on its roster; otherwise the same 404 as for
-/// a circle that does not exist.
-pub(crate) async fn membership(
-    state: &AppState,
-    circle_id: &CircleId,
-    auth: &Authenticated,
-) -> Result<CircleRecord, ApiError> {
-    state
-        .storage
-        .circle(circle_id)
-        .await?
-        .filter(|c| c.member(auth.device_id).is_some())
-        .ok_or(ApiError::NotFound)
-}
-
-/// What `read` returns, if the caller is on the circle's roster after it
-/// ran. The roster is checked after the read, never before: each statement
-/// sees its own snapshot, so a check made first could pass a device that a
-/// commit then removes, and the read would hand it what was written for the
-/// circle after its removal.
-pub(crate) async fn read_as_member<T>(
-    state: &AppState,
-    circle_id: &CircleId,
-    auth: &Authenticated,
-    read: impl Future<Output = Result<T, StorageError>>,
-) -> Result<T, ApiError> {
-    let value = read.await?;
-    membership(state, circle_id, auth).await?;
-    Ok(value)
 }
 
 fn bounded(bytes: &Base64Bytes, limit: usize, what: &'static str) -> Result<(), ApiError> {
@@ -154,7 +98,10 @@ pub async fn create(
     };
     state.storage.create_circle(&circle, auth.device_id).await?;
     tracing::info!(circle = %redact(&circle.id), "circle created");
-    let created = membership(&state, &circle.id, &auth).await?;
+    let created = state
+        .delivery
+        .membership(&circle.id, auth.device_id)
+        .await?;
     Ok(HttpResponse::Created().json(to_wire(created)))
 }
 
@@ -184,59 +131,8 @@ pub async fn get(
     auth: Authenticated,
     path: web::Path<CircleId>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(to_wire(membership(&state, &path, &auth).await?)))
-}
-
-/// Checks a commit bundle against the roster of the epoch it was made in.
-/// `own_devices`: every device the bundle adds or removes belongs to the
-/// caller's account (a member bringing in, or retiring, its own devices).
-/// `added_members`: how many of the added devices join as members (a
-/// facilitator's own devices join as facilitators and take no seat).
-fn check_roster_change(
-    circle: &CircleRecord,
-    auth: &Authenticated,
-    bundle: &CommitBundle,
-    own_devices: bool,
-    added_members: usize,
-) -> Result<(), ApiError> {
-    let mut seen = HashSet::new();
-    if !bundle
-        .added
-        .iter()
-        .chain(&bundle.removed)
-        .all(|d| seen.insert(*d))
-    {
-        return Err(RosterRule::DuplicateDevice.into());
-    }
-    let changes_others = !own_devices
-        && (!bundle.added.is_empty() || bundle.removed.iter().any(|d| *d != auth.device_id));
-    let is_facilitator = circle
-        .member(auth.device_id)
-        .is_some_and(|m| m.role == Role::Facilitator);
-    if changes_others && !is_facilitator {
-        return Err(ApiError::NotFacilitator("add or remove others"));
-    }
-    if bundle.added.iter().any(|d| circle.member(*d).is_some()) {
-        return Err(RosterRule::DeviceOnRoster.into());
-    }
-    if bundle.removed.iter().any(|d| circle.member(*d).is_none()) {
-        return Err(RosterRule::DeviceNotOnRoster.into());
-    }
-    if !bundle.added.is_empty() && bundle.welcome.is_none() {
-        return Err(RosterRule::WelcomeMissing.into());
-    }
-    let is_member = |d: &DeviceId| circle.member(*d).is_some_and(|m| m.role == Role::Member);
-    let current = circle
-        .roster
-        .iter()
-        .filter(|r| r.role == Role::Member)
-        .count();
-    let leaving = bundle.removed.iter().filter(|d| is_member(d)).count();
-    let after = (current + added_members).saturating_sub(leaving);
-    if i64::try_from(after).unwrap_or(i64::MAX) > circle.max_members && !bundle.added.is_empty() {
-        return Err(RosterRule::CircleFull.into());
-    }
-    Ok(())
+    let circle = state.delivery.membership(&path, auth.device_id).await?;
+    Ok(HttpResponse::Ok().json(to_wire(circle)))
 }
 
 /// Posts a commit with its Welcome, GroupInfo and roster change. Accepted
@@ -260,122 +156,11 @@ pub async fn commit(
     path: web::Path<CircleId>,
     body: Body<CommitBundle>,
 ) -> Result<HttpResponse, ApiError> {
-    let limit = state.config.delivery.max_ciphertext_bytes;
-    let bundle = body.into_inner();
-    bounded(&bundle.commit, limit, "commit")?;
-    for part in [&bundle.welcome, &bundle.group_info].into_iter().flatten() {
-        bounded(part, limit, "welcome or group_info")?;
-    }
-    let sender = framing::commit(bundle.commit.as_slice(), &path, bundle.epoch)?;
-    if let Some(welcome) = &bundle.welcome {
-        framing::welcome(welcome.as_slice())?;
-    }
-    if let Some(info) = &bundle.group_info {
-        framing::group_info(info.as_slice(), &path, bundle.epoch.saturating_add(1))?;
-    }
-    if sender == CommitSender::External
-        && (!bundle.added.is_empty()
-            || bundle.removed.iter().any(|d| *d != auth.device_id)
-            || bundle.join_request_id.is_some())
-    {
-        return Err(ApiError::Invalid(
-            "an external commit rejoins the caller and changes nobody else's place on the roster"
-                .into(),
-        ));
-    }
-    let circle = membership(&state, &path, &auth).await?;
-    if bundle.epoch != unsigned(circle.epoch) {
-        return Err(ApiError::StaleEpoch {
-            current_epoch: unsigned(circle.epoch),
-        });
-    }
-    let mut own_devices = true;
-    let mut own_added = HashSet::new();
-    for (device, adding) in bundle
-        .added
-        .iter()
-        .map(|d| (d, true))
-        .chain(bundle.removed.iter().map(|d| (d, false)))
-    {
-        let record = state.storage.device(*device).await?;
-        if adding && record.as_ref().is_none_or(|d| d.revoked_at.is_some()) {
-            return Err(RosterRule::UnknownDevice.into());
-        }
-        let own = record.is_some_and(|d| d.account_id == auth.account_id);
-        if own && adding {
-            own_added.insert(*device);
-        }
-        own_devices &= own;
-    }
-    // A facilitator's own devices are facilitators too: one person, several
-    // devices, the same role.
-    let facilitating = circle
-        .member(auth.device_id)
-        .is_some_and(|m| m.role == Role::Facilitator);
-    let role_of = |device: &DeviceId| {
-        if facilitating && own_added.contains(device) {
-            Role::Facilitator
-        } else {
-            Role::Member
-        }
-    };
-    let added_members = bundle
-        .added
-        .iter()
-        .filter(|d| role_of(d) == Role::Member)
-        .count();
-    check_roster_change(&circle, &auth, &bundle, own_devices, added_members)?;
-    if let Some(request_id) = bundle.join_request_id {
-        let request = state
-            .storage
-            .join_request(&path, request_id)
-            .await?
-            .ok_or(RosterRule::UnknownJoinRequest)?;
-        if bundle.added.is_empty() || !bundle.added.iter().all(|d| request.device_ids.contains(d)) {
-            return Err(RosterRule::JoinRequestMismatch.into());
-        }
-    }
-    let mut added = Vec::with_capacity(bundle.added.len());
-    for device in &bundle.added {
-        added.push(AddedDevice {
-            device_id: *device,
-            role: role_of(device),
-            welcome_id: crypto::random_uuid()?,
-        });
-    }
-    let commit = NewCommit {
-        sender: auth.device_id,
-        epoch: signed(bundle.epoch),
-        commit: bundle.commit.into_inner(),
-        welcome: bundle.welcome.map(Base64Bytes::into_inner),
-        group_info: bundle.group_info.map(Base64Bytes::into_inner),
-        added,
-        removed: bundle.removed,
-        join_request: bundle.join_request_id,
-        now: crate::now(),
-    };
-    match state.storage.apply_commit(&path, &commit).await? {
-        CommitOutcome::Accepted { seq, epoch } => {
-            state.publish(Event::Circle(path.clone())).await;
-            state.evict(&path, &commit.removed);
-            state.wake(WakeFor::Circle {
-                circle: path.clone(),
-                except: Some(auth.device_id),
-            });
-            for added in &commit.added {
-                state.publish(Event::Device(added.device_id)).await;
-                state.wake(WakeFor::Device(added.device_id));
-            }
-            Ok(HttpResponse::Created().json(Accepted {
-                seq: unsigned(seq),
-                epoch: unsigned(epoch),
-            }))
-        }
-        CommitOutcome::Stale { current_epoch } => Err(ApiError::StaleEpoch {
-            current_epoch: unsigned(current_epoch),
-        }),
-        CommitOutcome::NoCircle => Err(ApiError::NotFound),
-    }
+    let accepted = state
+        .delivery
+        .commit(auth.caller(), &path, body.into_inner())
+        .await?;
+    Ok(HttpResponse::Created().json(accepted))
 }
 
 /// Appends an application message. Resending the same `message_id` with the
@@ -398,59 +183,16 @@ pub async fn send(
     path: web::Path<CircleId>,
     body: Body<SendMessage>,
 ) -> Result<HttpResponse, ApiError> {
-    let (accepted, repeated) = append(&state, auth.device_id, &path, body.into_inner()).await?;
-    Ok(if repeated {
-        HttpResponse::Ok().json(accepted)
-    } else {
-        HttpResponse::Created().json(accepted)
-    })
-}
-
-/// Appends an application message for `sender` (HTTP and WebSocket alike):
-/// the answer, and whether it repeated an earlier identical send.
-pub(crate) async fn append(
-    state: &AppState,
-    sender: DeviceId,
-    circle: &CircleId,
-    body: SendMessage,
-) -> Result<(Accepted, bool), ApiError> {
-    bounded(
-        &body.ciphertext,
-        state.config.delivery.max_ciphertext_bytes,
-        "ciphertext",
-    )?;
-    framing::application(body.ciphertext.as_slice(), circle, body.epoch)?;
-    state.limit_sends(&sender)?;
-    let message = NewMessage {
-        circle: circle.clone(),
-        sender,
-        message_id: body.message_id,
-        epoch: signed(body.epoch),
-        digest: crypto::sha256(body.ciphertext.as_slice()),
-        ciphertext: body.ciphertext.into_inner(),
-        now: crate::now(),
-    };
-    match state.appender.append(message).await? {
-        AppendOutcome::Accepted { seq, epoch } => Ok((
-            Accepted {
-                seq: unsigned(seq),
-                epoch: unsigned(epoch),
-            },
-            false,
-        )),
-        AppendOutcome::Repeated { seq, epoch } => Ok((
-            Accepted {
-                seq: unsigned(seq),
-                epoch: unsigned(epoch),
-            },
-            true,
-        )),
-        AppendOutcome::Conflict => Err(ApiError::DuplicateMessageId),
-        AppendOutcome::Stale { current_epoch } => Err(ApiError::StaleEpoch {
-            current_epoch: unsigned(current_epoch),
-        }),
-        AppendOutcome::NotMember => Err(ApiError::NotFound),
-    }
+    Ok(
+        match state
+            .delivery
+            .append(auth.device_id, &path, body.into_inner())
+            .await?
+        {
+            Sent::New(accepted) => HttpResponse::Created().json(accepted),
+            Sent::Repeated(accepted) => HttpResponse::Ok().json(accepted),
+        },
+    )
 }
 
 /// Where to start reading and how much.
@@ -484,30 +226,11 @@ pub async fn read(
     {
         return Err(ApiError::BadRequest("a number is out of range".into()));
     }
-    let page = state.config.delivery.page_size;
-    let limit = query.limit.unwrap_or(page).clamp(1, page);
-    // One more than asked tells whether more follow.
-    let mut records = state
-        .storage
-        .read_log(
-            &path,
-            auth.device_id,
-            signed(query.after),
-            i64::from(limit) + 1,
-        )
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    let more = records.len() > limit as usize;
-    records.truncate(limit as usize);
-    let next_after = records.last().map_or(query.after, |r| unsigned(r.seq));
-    Ok(HttpResponse::Ok().json(LogPage {
-        entries: records
-            .into_iter()
-            .map(crate::storage::LogRecord::into_entry)
-            .collect(),
-        next_after,
-        more,
-    }))
+    let page = state
+        .delivery
+        .read(auth.device_id, &path, query.after, query.limit)
+        .await?;
+    Ok(HttpResponse::Ok().json(page))
 }
 
 /// Records that the calling device processed the log up to `seq`. Entries
@@ -525,15 +248,11 @@ pub async fn ack(
     path: web::Path<CircleId>,
     body: Body<Ack>,
 ) -> Result<HttpResponse, ApiError> {
-    if state
-        .storage
-        .acknowledge(&path, auth.device_id, signed(body.seq))
-        .await?
-    {
-        Ok(HttpResponse::NoContent().finish())
-    } else {
-        Err(ApiError::NotFound)
-    }
+    state
+        .delivery
+        .acknowledge(auth.device_id, &path, body.seq)
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 /// The latest GroupInfo, for a member whose state broke and who rejoins by
@@ -549,7 +268,9 @@ pub async fn group_info(
     auth: Authenticated,
     path: web::Path<CircleId>,
 ) -> Result<HttpResponse, ApiError> {
-    let info = read_as_member(&state, &path, &auth, state.storage.group_info(&path))
+    let info = state
+        .delivery
+        .read_as_member(&path, auth.device_id, state.storage.group_info(&path))
         .await?
         .ok_or(ApiError::NotFound)?;
     Ok(HttpResponse::Ok().json(GroupInfo {

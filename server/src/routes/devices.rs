@@ -4,7 +4,7 @@ use crate::auth::Authenticated;
 use crate::crypto::{self, LINK_PREFIX};
 use crate::error::ApiError;
 use crate::hub::Event;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::telemetry::redact;
 use actix_web::{HttpResponse, web};
 use hearth_protocol::auth::{DeviceInfo, DeviceList, LinkToken};
@@ -47,7 +47,7 @@ pub async fn revoke_device(
     path: web::Path<DeviceId>,
 ) -> Result<HttpResponse, ApiError> {
     let device_id = path.into_inner();
-    let rooms = state.rooms_of(device_id).await?;
+    let rooms = state.delivery.rooms_of(device_id).await?;
     if !state
         .storage
         .revoke_device(auth.account_id, device_id, crate::now())
@@ -56,10 +56,10 @@ pub async fn revoke_device(
         return Err(ApiError::NotFound);
     }
     for circle in &rooms {
-        state.evict(circle, &[device_id]);
+        state.delivery.evict(circle, &[device_id]);
     }
     tracing::info!(device = %redact(&device_id), "device revoked");
-    state.publish(Event::Device(device_id)).await;
+    state.delivery.publish(Event::Device(device_id)).await;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -96,16 +96,16 @@ pub async fn delete_account(
     let devices = state.storage.account_devices(auth.account_id).await?;
     let mut rooms = Vec::new();
     for device in &devices {
-        for circle in state.rooms_of(device.id).await? {
+        for circle in state.delivery.rooms_of(device.id).await? {
             rooms.push((circle, device.id));
         }
     }
     state.storage.delete_account(auth.account_id).await?;
     for (circle, device) in &rooms {
-        state.evict(circle, &[*device]);
+        state.delivery.evict(circle, &[*device]);
     }
     for device in devices {
-        state.publish(Event::Device(device.id)).await;
+        state.delivery.publish(Event::Device(device.id)).await;
     }
     tracing::info!(account = %redact(&auth.account_id), "account deleted");
     Ok(HttpResponse::NoContent().finish())

@@ -1,7 +1,7 @@
 //! Liveness and readiness.
 
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 use actix_web::{HttpResponse, web};
 use hearth_protocol::ErrorBody;
 use hearth_protocol::health::HealthStatus;

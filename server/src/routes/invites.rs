@@ -3,13 +3,12 @@
 //! declines it or approves it with a commit bundle that names it.
 
 use super::UuidSegment;
-use super::circles::facilitated;
 use crate::auth::Authenticated;
 use crate::crypto::{self, INVITE_PREFIX};
 use crate::error::ApiError;
 use crate::hub::Event;
 use crate::json::Body;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::storage::{NewInvite, NewJoinRequest, WakeFor};
 use crate::telemetry::redact;
 use actix_web::{HttpResponse, web};
@@ -39,7 +38,10 @@ pub async fn create(
     path: web::Path<CircleId>,
     body: Body<CreateInvite>,
 ) -> Result<HttpResponse, ApiError> {
-    let circle = facilitated(&state, &path, &auth, "mint invites").await?;
+    let circle = state
+        .delivery
+        .facilitated(&path, auth.device_id, "mint invites")
+        .await?;
     let lifetime = body.expires_in_secs.unwrap_or(DEFAULT_INVITE_SECS);
     let max_uses = body.max_uses.unwrap_or(1);
     if !(60..=MAX_INVITE_SECS).contains(&lifetime) || !(1..=MAX_INVITE_USES).contains(&max_uses) {
@@ -80,7 +82,10 @@ pub async fn list(
     auth: Authenticated,
     path: web::Path<CircleId>,
 ) -> Result<HttpResponse, ApiError> {
-    facilitated(&state, &path, &auth, "list invites").await?;
+    state
+        .delivery
+        .facilitated(&path, auth.device_id, "list invites")
+        .await?;
     let invites = state.storage.invites(&path).await?;
     Ok(HttpResponse::Ok().json(InviteList {
         invites: invites
@@ -110,7 +115,10 @@ pub async fn revoke(
     path: web::Path<(CircleId, UuidSegment)>,
 ) -> Result<HttpResponse, ApiError> {
     let (circle, UuidSegment(invite)) = path.into_inner();
-    facilitated(&state, &circle, &auth, "revoke invites").await?;
+    state
+        .delivery
+        .facilitated(&circle, auth.device_id, "revoke invites")
+        .await?;
     if state.storage.revoke_invite(&circle, invite).await? {
         Ok(HttpResponse::NoContent().finish())
     } else {
@@ -165,8 +173,13 @@ pub async fn redeem(
         return Err(ApiError::InviteInvalid);
     };
     tracing::info!(circle = %redact(&circle_id), "join request queued");
-    state.publish(Event::Circle(circle_id.clone())).await;
-    state.wake(WakeFor::Facilitators(circle_id.clone()));
+    state
+        .delivery
+        .publish(Event::Circle(circle_id.clone()))
+        .await;
+    state
+        .delivery
+        .wake(WakeFor::Facilitators(circle_id.clone()));
     Ok(HttpResponse::Created().json(JoinRequestCreated {
         join_request_id: request.id,
         circle_id,
@@ -186,7 +199,10 @@ pub async fn join_requests(
     auth: Authenticated,
     path: web::Path<CircleId>,
 ) -> Result<HttpResponse, ApiError> {
-    facilitated(&state, &path, &auth, "read join requests").await?;
+    state
+        .delivery
+        .facilitated(&path, auth.device_id, "read join requests")
+        .await?;
     let requests = state.storage.join_requests(&path).await?;
     Ok(HttpResponse::Ok().json(JoinRequestList {
         join_requests: requests
@@ -216,7 +232,10 @@ pub async fn decline(
     path: web::Path<(CircleId, UuidSegment)>,
 ) -> Result<HttpResponse, ApiError> {
     let (circle, UuidSegment(request)) = path.into_inner();
-    facilitated(&state, &circle, &auth, "decline join requests").await?;
+    state
+        .delivery
+        .facilitated(&circle, auth.device_id, "decline join requests")
+        .await?;
     if state.storage.decline_join_request(&circle, request).await? {
         Ok(HttpResponse::NoContent().finish())
     } else {

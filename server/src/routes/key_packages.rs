@@ -5,7 +5,7 @@ use crate::error::ApiError;
 use crate::hub::Event;
 use crate::json::Body;
 use crate::mls::check_key_package;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::storage::KeyPackageStored;
 use actix_web::{HttpResponse, web};
 use hearth_protocol::ErrorBody;
@@ -117,7 +117,7 @@ pub async fn upload(
         // newly linked device's first upload, typically).
         for other in state.storage.account_devices(auth.account_id).await? {
             if other.id != auth.device_id && other.revoked_at.is_none() {
-                state.publish(Event::Linked(other.id)).await;
+                state.delivery.publish(Event::Linked(other.id)).await;
             }
         }
     }

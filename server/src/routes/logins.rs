@@ -5,7 +5,7 @@ use crate::crypto::{self, LINK_PREFIX, REFRESH_PREFIX};
 use crate::error::ApiError;
 use crate::hub::Event;
 use crate::json::Body;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::storage::{LoginId, NewDevice, NewRefreshToken, RefreshOutcome};
 use crate::telemetry::redact;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -227,7 +227,7 @@ pub async fn refresh(
         RefreshOutcome::Reused { device_id } => {
             tracing::warn!("a spent refresh token was presented again; its login is revoked");
             // Its sockets hear of it now, not at their next safety check.
-            state.publish(Event::Device(device_id)).await;
+            state.delivery.publish(Event::Device(device_id)).await;
             Err(ApiError::Unauthorized)
         }
         RefreshOutcome::Invalid => Err(ApiError::Unauthorized),
@@ -244,6 +244,6 @@ pub async fn logout(
     auth: Authenticated,
 ) -> Result<HttpResponse, ApiError> {
     state.storage.end_login(auth.login_id).await?;
-    state.publish(Event::Device(auth.device_id)).await;
+    state.delivery.publish(Event::Device(auth.device_id)).await;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -1,8 +1,6 @@
 //! Metrics and the API description.
 
-use crate::openapi::ApiDoc;
 use actix_web::HttpResponse;
-use utoipa::OpenApi as _;
 
 /// Prometheus metrics: request counts and latencies by route template and
 /// status. No ids appear in any label.
@@ -18,5 +16,5 @@ pub async fn metrics() -> HttpResponse {
 #[utoipa::path(get, path = "/v1/openapi.json", tag = "ops",
     responses((status = 200, description = "The OpenAPI 3.1 description of the API", content_type = "application/json")))]
 pub async fn openapi() -> HttpResponse {
-    HttpResponse::Ok().json(ApiDoc::openapi())
+    HttpResponse::Ok().json(super::document())
 }

@@ -5,7 +5,7 @@
 use crate::auth::Authenticated;
 use crate::error::ApiError;
 use crate::json::Body;
-use crate::startup::AppState;
+use crate::state::AppState;
 use actix_web::{HttpResponse, web};
 use hearth_protocol::ErrorBody;
 use hearth_protocol::push::{PushServices, PushStatus, PushTarget};

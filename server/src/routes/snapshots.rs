@@ -3,11 +3,10 @@
 //! member who joins late can see the series, its changes and the agreement.
 //! The server stores the blob, its version and when it was written.
 
-use super::circles::{facilitated, read_as_member};
 use crate::auth::Authenticated;
 use crate::error::ApiError;
 use crate::json::Body;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::storage::SnapshotOutcome;
 use actix_web::{HttpResponse, web};
 use hearth_protocol::circles::{PutSnapshot, Snapshot, SnapshotWritten};
@@ -36,7 +35,10 @@ pub async fn put(
     if body.snapshot.as_slice().len() > limit {
         return Err(ApiError::PayloadTooLarge { limit });
     }
-    facilitated(&state, &path, &auth, "write the schedule snapshot").await?;
+    state
+        .delivery
+        .facilitated(&path, auth.device_id, "write the schedule snapshot")
+        .await?;
     let replaces = i64::try_from(body.version).unwrap_or(i64::MAX);
     let outcome = state
         .storage
@@ -65,7 +67,9 @@ pub async fn get(
     auth: Authenticated,
     path: web::Path<CircleId>,
 ) -> Result<HttpResponse, ApiError> {
-    let stored = read_as_member(&state, &path, &auth, state.storage.snapshot(&path))
+    let stored = state
+        .delivery
+        .read_as_member(&path, auth.device_id, state.storage.snapshot(&path))
         .await?
         .ok_or(ApiError::NotFound)?;
     Ok(HttpResponse::Ok().json(Snapshot {

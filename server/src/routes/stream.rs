@@ -10,11 +10,11 @@
 //! safety net for an event lost between nodes. A device removed from a
 //! circle learns it at the removing commit and gets nothing more of it.
 
-use super::circles::append;
 use crate::auth::Authenticated;
+use crate::delivery::Sent;
 use crate::error::ApiError;
 use crate::hub::{Appended, Event, Follower, Heard, Subscription};
-use crate::startup::AppState;
+use crate::state::AppState;
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::{AggregatedMessage, CloseCode, CloseReason, ProtocolError, Session as WsSession};
 use futures_util::StreamExt as _;
@@ -235,27 +235,32 @@ impl Socket {
                 request_id,
                 circle_id,
                 message,
-            } => match append(&self.state, self.auth.device_id, &circle_id, message).await {
-                Ok((accepted, repeated)) => {
-                    self.send(&ServerFrame::Sent {
-                        request_id,
-                        accepted,
-                        repeated,
-                    })
-                    .await
-                }
-                Err(err) => self.refuse(Some(request_id), err).await,
-            },
-            ClientFrame::Ack { circle_id, seq } => {
-                let seq = i64::try_from(seq).unwrap_or(i64::MAX);
-                match self
+            } => {
+                let sent = self
                     .state
-                    .storage
-                    .acknowledge(&circle_id, self.auth.device_id, seq)
-                    .await
-                {
-                    Ok(true) => Ok(()),
-                    Ok(false) => self.refuse(None, ApiError::NotFound).await,
+                    .delivery
+                    .append(self.auth.device_id, &circle_id, message)
+                    .await;
+                let (accepted, repeated) = match sent {
+                    Ok(Sent::New(accepted)) => (accepted, false),
+                    Ok(Sent::Repeated(accepted)) => (accepted, true),
+                    Err(err) => return self.refuse(Some(request_id), err.into()).await,
+                };
+                self.send(&ServerFrame::Sent {
+                    request_id,
+                    accepted,
+                    repeated,
+                })
+                .await
+            }
+            ClientFrame::Ack { circle_id, seq } => {
+                let acknowledged = self
+                    .state
+                    .delivery
+                    .acknowledge(self.auth.device_id, &circle_id, seq)
+                    .await;
+                match acknowledged {
+                    Ok(()) => Ok(()),
                     Err(err) => self.refuse(None, err.into()).await,
                 }
             }

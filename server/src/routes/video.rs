@@ -3,10 +3,9 @@
 //! SFU learns no Hearth id; the media itself is SFrame-encrypted with keys
 //! from the circle's MLS group, which the server never has.
 
-use super::circles::membership;
 use crate::auth::Authenticated;
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 use actix_web::{HttpResponse, web};
 use hearth_protocol::video::CallAccess;
 use hearth_protocol::{CircleId, ErrorBody};
@@ -55,7 +54,7 @@ pub async fn call(
     else {
         return Err(ApiError::VideoUnconfigured);
     };
-    membership(&state, &path, &auth).await?;
+    state.delivery.membership(&path, auth.device_id).await?;
     let room = crate::sfu::room(&state.keys, &path);
     let identity = crate::sfu::identity(&state.keys, &path, &auth.device_id);
     let now = crate::now();

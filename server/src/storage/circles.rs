@@ -542,7 +542,14 @@ macro_rules! circles_sql {
                     .iter()
                     .filter_map(|circle| {
                         let (_, found, now) = heads.get(circle.as_bytes())?;
-                        Some($crate::hub::Notice::appended(circle, found + 1, *now))
+                        Some(
+                            $crate::storage::Notice::Appended {
+                                circle: (*circle).clone(),
+                                first: found + 1,
+                                last: *now,
+                            }
+                            .encode(),
+                        )
                     })
                     .collect();
                 // The entries, the circles' new numbers and (PostgreSQL) the

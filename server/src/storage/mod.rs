@@ -21,6 +21,7 @@ pub mod circles;
 pub mod enrollment;
 pub mod identity;
 pub mod key_packages;
+pub mod notice;
 pub mod operations;
 pub mod postgres;
 pub mod push;
@@ -38,6 +39,7 @@ pub use identity::{
     SigningKeyRecord,
 };
 pub use key_packages::{KeyPackageStore, KeyPackageStored, NewKeyPackage};
+pub use notice::Notice;
 pub use operations::{Operations, Purged};
 pub use push::{ClaimedWake, PushStore, PushTargetRecord, WakeFor, WakeOutcome};
 pub use snapshots::{SnapshotOutcome, SnapshotRecord, SnapshotStore};

@@ -207,11 +207,11 @@ impl SqlBackend for PgStorage {
                 }
                 Ok(None) => {
                     tracing::warn!("event listener lost its connection; reconnecting");
-                    deliver(crate::hub::Notice::MISSED.to_owned());
+                    deliver(super::Notice::Missed.encode());
                 }
                 Err(err) => {
                     tracing::warn!(error = %err, "event listener could not reconnect; retrying");
-                    deliver(crate::hub::Notice::MISSED.to_owned());
+                    deliver(super::Notice::Missed.encode());
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }
             }

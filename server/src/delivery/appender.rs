@@ -12,7 +12,7 @@
 //! frames ([`Event::Appended`]), encoded once; the other nodes learn which
 //! numbers are new from a notification sent inside the same transaction.
 
-use crate::error::ApiError;
+use super::DeliveryError;
 use crate::hub::{Appended, Event, Hub};
 use crate::push::Push;
 use crate::storage::{AppendOutcome, NewMessage, Storage, StorageError, WakeFor};
@@ -52,16 +52,16 @@ impl Appender {
     }
 
     /// Appends one message; returns once it is durable (or refused).
-    pub async fn append(&self, message: NewMessage) -> Result<AppendOutcome, ApiError> {
+    pub async fn append(&self, message: NewMessage) -> Result<AppendOutcome, DeliveryError> {
         let (answer, answered) = oneshot::channel();
         self.jobs
             .send(Job { message, answer })
             .await
-            .map_err(|_| ApiError::Unavailable)?;
+            .map_err(|_| DeliveryError::Unavailable)?;
         answered
             .await
-            .map_err(|_| ApiError::Unavailable)?
-            .map_err(ApiError::from)
+            .map_err(|_| DeliveryError::Unavailable)?
+            .map_err(DeliveryError::from)
     }
 }
 

@@ -1,0 +1,126 @@
+//! What every handler can reach: the shared state the HTTP layer is built
+//! on, and the per-address and per-device limits it applies.
+
+use crate::config::Config;
+use crate::delivery::Delivery;
+use crate::error::ApiError;
+use crate::hub::Hub;
+use crate::push::Push;
+use crate::rate_limit::{RateLimiter, retry_after_secs};
+use crate::storage::{LoginId, Storage};
+use crate::tokens::KeyRing;
+use actix_web::HttpRequest;
+use hearth_protocol::DeviceId;
+use hearth_protocol::auth::LoginTokens;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What every handler can reach.
+#[derive(Debug)]
+pub struct AppState {
+    /// The database.
+    pub storage: Arc<dyn Storage>,
+    /// JWT keys.
+    pub keys: Arc<KeyRing>,
+    /// The configuration the server started with.
+    pub config: Config,
+    address_limiter: RateLimiter<IpAddr>,
+    device_limiter: RateLimiter<DeviceId>,
+    claim_limiter: RateLimiter<DeviceId>,
+    /// Wake-ups for live sockets.
+    pub hub: Hub,
+    /// Waking phones, when a push transport is configured.
+    pub push: Option<Arc<Push>>,
+    /// The rules of the log, and who hears of its changes.
+    pub delivery: Delivery,
+}
+
+impl AppState {
+    /// The state for `config`, over its storage, keys, hub, push and
+    /// delivery core.
+    pub fn new(
+        config: Config,
+        storage: Arc<dyn Storage>,
+        keys: Arc<KeyRing>,
+        hub: Hub,
+        push: Option<Arc<Push>>,
+        delivery: Delivery,
+    ) -> Self {
+        Self {
+            address_limiter: RateLimiter::new(config.rate_limits.per_ip),
+            device_limiter: RateLimiter::new(config.rate_limits.per_device),
+            claim_limiter: RateLimiter::new(config.delivery.claim_rate),
+            storage,
+            keys,
+            hub,
+            push,
+            delivery,
+            config,
+        }
+    }
+
+    /// Seconds as a signed offset for unix-second arithmetic.
+    pub fn ttl(&self, secs: u64) -> i64 {
+        i64::try_from(secs).unwrap_or(i64::MAX / 2)
+    }
+
+    /// Applies the per-address limit of the unauthenticated endpoints.
+    pub fn limit_address(&self, req: &HttpRequest) -> Result<(), ApiError> {
+        let address = if self.config.rate_limits.trust_forwarded_for {
+            req.connection_info()
+                .realip_remote_addr()
+                .and_then(parse_address)
+        } else {
+            req.peer_addr().map(|a| a.ip())
+        };
+        let Some(address) = address else {
+            return Ok(());
+        };
+        self.address_limiter.check(&address).map_err(limited)
+    }
+
+    /// Applies the per-device login limit.
+    pub fn limit_device(&self, device_id: &DeviceId) -> Result<(), ApiError> {
+        self.device_limiter.check(device_id).map_err(limited)
+    }
+
+    /// Applies the per-device KeyPackage claim rate.
+    pub fn limit_claims(&self, device_id: &DeviceId) -> Result<(), ApiError> {
+        self.claim_limiter.check(device_id).map_err(limited)
+    }
+
+    /// Signs an access token and packs it with a refresh token.
+    pub fn tokens(
+        &self,
+        device_id: DeviceId,
+        login_id: LoginId,
+        refresh_token: String,
+        now: i64,
+    ) -> Result<LoginTokens, ApiError> {
+        let access_token = self
+            .keys
+            .issue(device_id, login_id, now)
+            .map_err(ApiError::Signing)?;
+        Ok(LoginTokens {
+            access_token,
+            token_type: "Bearer".into(),
+            expires_in: self.keys.ttl_secs(),
+            refresh_token,
+            refresh_expires_in: self.config.auth.refresh_token_ttl_secs,
+        })
+    }
+}
+
+fn limited(wait: Duration) -> ApiError {
+    ApiError::RateLimited {
+        retry_after_secs: retry_after_secs(wait),
+    }
+}
+
+/// `realip_remote_addr` is an address with or without a port.
+fn parse_address(text: &str) -> Option<IpAddr> {
+    text.parse::<IpAddr>()
+        .ok()
+        .or_else(|| text.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()))
+}
