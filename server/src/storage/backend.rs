@@ -1,7 +1,7 @@
 //! The seam between the shared SQL and each database: [`SqlBackend`]. A
 //! backend provides its pools, how it opens a write transaction, the
-//! statements that must differ, and cross-node events; `impl_storage!`
-//! expands every area's SQL (`identity_sql!`, `circles_sql!`, ...) over it.
+//! statements that must differ, and cross-node events; the shared
+//! implementation (`shared/`) is compiled over it once per backend.
 //!
 //! Behaviour that must differ per database (row locks, notifications, group
 //! commit) becomes a member of this trait, not a copy of a whole method. The
@@ -106,37 +106,3 @@ pub trait SqlBackend: Send + Sync + 'static {
         deliver: Box<dyn Fn(String) + Send + Sync>,
     ) -> impl Future<Output = Result<()>> + Send;
 }
-
-/// Implements every storage area for a backend type (`impl_storage!(Name)`
-/// in the backend's module): a private module holding the shared SQL of each
-/// area, expanded for this backend's concrete sqlx types.
-macro_rules! impl_storage {
-    ($storage:ident) => {
-        /// Every storage area's SQL, for this backend.
-        mod shared_sql {
-            use super::$storage as This;
-            use async_trait::async_trait;
-            use hearth_protocol::circles::{EntryKind, Role};
-            use hearth_protocol::{AccountId, CircleId, DeviceId};
-            use secrecy::ExposeSecret as _;
-            use sqlx::{Row as _, Transaction};
-            use std::collections::{HashMap, HashSet};
-            use uuid::Uuid;
-            use $crate::storage::backend::SqlBackend;
-            use $crate::storage::*;
-
-            type Db = <This as SqlBackend>::Db;
-            type Row = <Db as sqlx::Database>::Row;
-
-            $crate::storage::operations::operations_sql!();
-            $crate::storage::identity::identity_sql!();
-            $crate::storage::key_packages::key_packages_sql!();
-            $crate::storage::circles::circles_sql!();
-            $crate::storage::enrollment::enrollment_sql!();
-            $crate::storage::snapshots::snapshots_sql!();
-            $crate::storage::push::push_sql!();
-        }
-    };
-}
-
-pub(crate) use impl_storage;

@@ -26,7 +26,6 @@ pub mod operations;
 pub mod postgres;
 pub mod push;
 pub mod snapshots;
-mod sql;
 pub mod sqlite;
 
 pub use circles::{

@@ -6,7 +6,7 @@
 //! advisory lock, so nodes starting together apply them once.
 
 use super::NewMessage;
-use super::backend::{SqlBackend, impl_storage};
+use super::backend::SqlBackend;
 use super::{Backend, Result};
 use hearth_protocol::CircleId;
 use sqlx::postgres::PgRow;
@@ -219,4 +219,9 @@ impl SqlBackend for PgStorage {
     }
 }
 
-impl_storage!(PgStorage);
+/// Every storage area, over this backend's types (`shared/mod.rs`).
+type This = PgStorage;
+
+#[allow(clippy::duplicate_mod)] // compiled once per backend, on purpose
+#[path = "shared/mod.rs"]
+mod shared;

@@ -9,7 +9,7 @@
 //! process owns the file; several nodes need PostgreSQL.
 
 use super::NewMessage;
-use super::backend::{SqlBackend, impl_storage};
+use super::backend::SqlBackend;
 use super::{Backend, Result, StorageError};
 use hearth_protocol::CircleId;
 use sqlx::pool::PoolConnection;
@@ -241,4 +241,9 @@ impl SqlBackend for SqliteStorage {
     }
 }
 
-impl_storage!(SqliteStorage);
+/// Every storage area, over this backend's types (`shared/mod.rs`).
+type This = SqliteStorage;
+
+#[allow(clippy::duplicate_mod)] // compiled once per backend, on purpose
+#[path = "shared/mod.rs"]
+mod shared;
