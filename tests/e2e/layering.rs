@@ -252,3 +252,48 @@ fn no_route_imports_another() -> Result<()> {
     }
     Ok(())
 }
+
+/// The methods of one storage implementation file: name and body.
+fn storage_methods(code: &str) -> Vec<(String, String)> {
+    let mut methods = Vec::new();
+    let mut rest = code;
+    while let Some(at) = rest.find("\n    async fn ") {
+        rest = &rest[at + "\n    async fn ".len()..];
+        let name: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        let end = rest.find("\n    }\n").unwrap_or(rest.len());
+        methods.push((name, rest[..end].to_owned()));
+        rest = &rest[end..];
+    }
+    methods
+}
+
+#[test]
+fn every_storage_write_is_one_transaction() -> Result<()> {
+    let sources = sources()?;
+    let mut checked = 0;
+    for source in sources
+        .iter()
+        .filter(|s| s.path.starts_with("storage/shared/"))
+    {
+        for (name, body) in storage_methods(&source.code) {
+            checked += 1;
+            let in_transaction = body.contains("self.write()");
+            let alone = body.matches("self.writer()").count();
+            assert!(
+                !(in_transaction && alone > 0),
+                "{}: {name} writes both inside and outside its transaction",
+                source.path
+            );
+            assert!(
+                alone <= 1,
+                "{}: {name} runs {alone} writes, each its own transaction",
+                source.path
+            );
+        }
+    }
+    assert!(checked > 40, "the storage methods were read ({checked})");
+    Ok(())
+}

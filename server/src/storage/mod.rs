@@ -8,10 +8,18 @@
 //! [`sqlite::SqliteStorage`] is the embedded default; [`postgres::PgStorage`] is
 //! for production and for several server nodes on one database. Both implement
 //! the small [`backend::SqlBackend`] seam (pools, write transactions, the
-//! statements that differ, cross-node events), and `impl_storage!` expands
-//! every area's shared SQL over it. Both run the same conformance suite
-//! (`tests/e2e/storage/`), which calls every method of every area. Every
-//! method is one transaction: a caller never sees half of an operation.
+//! statements that differ, cross-node events), and the shared implementation
+//! (`shared/`, one file per area with its SQL) is compiled over each. Both
+//! run the same conformance suite (`tests/e2e/storage/`), which calls every
+//! method of every area.
+//!
+//! Every write is one transaction: a method that writes runs a single
+//! statement, or opens [`backend::SqlBackend::write`] and commits once, so a
+//! caller never sees half of an operation (`tests/e2e/layering.rs` holds
+//! this). Reads take one statement where they can (a circle with its roster,
+//! a device's circles); the few that take two say why (`read_log` reads,
+//! then checks the roster; `claim_key_package` falls back to the last
+//! resort; `wake_candidates` looks per wake).
 //!
 //! Timestamps are unix seconds passed in by the caller, so the storage layer has
 //! no clock of its own. Secrets arrive already hashed.

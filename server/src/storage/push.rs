@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use hearth_protocol::{CircleId, DeviceId};
 
 /// A device's stored target.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct PushTargetRecord {
     /// The target, sealed under the configured key.
     pub sealed: Vec<u8>,

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use hearth_protocol::CircleId;
 
 /// A stored snapshot.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct SnapshotRecord {
     /// 1 for the first, one more for each replacement.
     pub version: i64,

@@ -1,5 +1,6 @@
-//! Circles: creation, the roster, commits, the log, acknowledgements, Welcomes. The half of `circles.rs` that runs SQL, compiled once
-//! for each database (see `shared/mod.rs`).
+//! Circles: creation, the roster, commits, the log, acknowledgements,
+//! Welcomes. The half of `circles.rs` that runs SQL, compiled once for each
+//! database (see `shared/mod.rs`).
 
 use super::*;
 
@@ -12,15 +13,20 @@ const INSERT_ROSTER: &str = "INSERT INTO roster \
 
 const DELETE_ROSTER: &str = "DELETE FROM roster WHERE circle_id = $1 AND device_id = $2";
 
-const SELECT_CIRCLE: &str = "SELECT id, epoch, last_seq, max_members, retention_secs \
-     FROM circles WHERE id = $1";
+/// A circle with its roster, one row per roster entry (one row of NULLs
+/// for an empty roster): one statement, one snapshot.
+const SELECT_CIRCLE: &str = "SELECT c.id, c.epoch, c.last_seq, c.max_members, \
+     c.retention_secs, r.device_id, r.role, r.joined_seq, r.acked_seq \
+     FROM circles c LEFT JOIN roster r ON r.circle_id = c.id WHERE c.id = $1 \
+     ORDER BY r.joined_seq, r.device_id";
 
+/// Every circle a device is on, each with its whole roster, in one
+/// statement (one row per circle and roster entry).
 const SELECT_DEVICE_CIRCLES: &str = "SELECT c.id, c.epoch, c.last_seq, c.max_members, \
-     c.retention_secs FROM circles c JOIN roster r ON r.circle_id = c.id \
-     WHERE r.device_id = $1 ORDER BY c.created_at, c.id";
-
-const SELECT_ROSTER: &str = "SELECT device_id, role, joined_seq, acked_seq FROM roster \
-     WHERE circle_id = $1 ORDER BY joined_seq, device_id";
+     c.retention_secs, r.device_id, r.role, r.joined_seq, r.acked_seq \
+     FROM roster mine JOIN circles c ON c.id = mine.circle_id \
+     JOIN roster r ON r.circle_id = c.id WHERE mine.device_id = $1 \
+     ORDER BY c.created_at, c.id, r.joined_seq, r.device_id";
 
 const SELECT_MEMBER: &str = "SELECT device_id, role, joined_seq, acked_seq FROM roster \
      WHERE circle_id = $1 AND device_id = $2";
@@ -67,41 +73,142 @@ const SELECT_WELCOMES: &str = "SELECT id, circle_id, seq, epoch, data FROM welco
 
 const DELETE_WELCOME: &str = "DELETE FROM welcomes WHERE id = $1 AND device_id = $2";
 
-fn log_record(row: &Row) -> Result<LogRecord> {
-    Ok(LogRecord {
-        seq: row.try_get("seq")?,
-        epoch: row.try_get("epoch")?,
-        kind: parse_kind(row.try_get("kind")?)?,
-        sender: parse_device_id(row.try_get("sender_id")?)?,
-        ciphertext: row.try_get("ciphertext")?,
-        created_at: row.try_get("created_at")?,
-    })
+/// A log entry as stored.
+#[derive(sqlx::FromRow)]
+struct LogRow {
+    seq: i64,
+    epoch: i64,
+    kind: i64,
+    sender_id: String,
+    ciphertext: Vec<u8>,
+    created_at: i64,
 }
 
-async fn circle_with_roster(pool: &sqlx::Pool<Db>, row: &Row) -> Result<CircleRecord> {
-    let id = parse_circle_id(row.try_get("id")?)?;
-    let roster = sqlx::query(SELECT_ROSTER)
-        .bind(id.as_bytes())
-        .fetch_all(pool)
-        .await?
-        .iter()
-        .map(|r| {
-            Ok(RosterRecord {
-                device_id: parse_device_id(r.try_get("device_id")?)?,
-                role: parse_role(r.try_get("role")?)?,
-                joined_seq: r.try_get("joined_seq")?,
-                acked_seq: r.try_get("acked_seq")?,
-            })
+impl LogRow {
+    fn record(self) -> Result<LogRecord> {
+        Ok(LogRecord {
+            seq: self.seq,
+            epoch: self.epoch,
+            kind: parse_kind(self.kind)?,
+            sender: parse_device_id(&self.sender_id)?,
+            ciphertext: self.ciphertext,
+            created_at: self.created_at,
         })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(CircleRecord {
-        id,
-        epoch: row.try_get("epoch")?,
-        last_seq: row.try_get("last_seq")?,
-        max_members: row.try_get("max_members")?,
-        retention_secs: row.try_get("retention_secs")?,
-        roster,
-    })
+    }
+}
+
+/// A circle and one entry of its roster (none: a circle with no one on it).
+#[derive(sqlx::FromRow)]
+struct CircleRow {
+    id: Vec<u8>,
+    epoch: i64,
+    last_seq: i64,
+    max_members: i64,
+    retention_secs: i64,
+    device_id: Option<String>,
+    role: Option<String>,
+    joined_seq: Option<i64>,
+    acked_seq: Option<i64>,
+}
+
+/// Folds rows ordered by circle into circles with their rosters.
+fn circles_of(rows: Vec<CircleRow>) -> Result<Vec<CircleRecord>> {
+    let mut circles: Vec<CircleRecord> = Vec::new();
+    for row in rows {
+        let id = parse_circle_id(row.id)?;
+        if circles.last().is_none_or(|c| c.id != id) {
+            circles.push(CircleRecord {
+                id,
+                epoch: row.epoch,
+                last_seq: row.last_seq,
+                max_members: row.max_members,
+                retention_secs: row.retention_secs,
+                roster: Vec::new(),
+            });
+        }
+        let (Some(device_id), Some(role), Some(joined_seq), Some(acked_seq)) =
+            (row.device_id, row.role, row.joined_seq, row.acked_seq)
+        else {
+            continue;
+        };
+        if let Some(circle) = circles.last_mut() {
+            circle.roster.push(RosterRecord {
+                device_id: parse_device_id(&device_id)?,
+                role: parse_role(&role)?,
+                joined_seq,
+                acked_seq,
+            });
+        }
+    }
+    Ok(circles)
+}
+
+/// A Welcome as stored.
+#[derive(sqlx::FromRow)]
+struct WelcomeRow {
+    id: String,
+    circle_id: Vec<u8>,
+    seq: i64,
+    epoch: i64,
+    data: Vec<u8>,
+}
+
+/// What a batch of appends must know, read in one statement
+/// ([`SqlBackend::begin_append`]) as rows of three kinds.
+#[derive(sqlx::FromRow)]
+struct AppendRow {
+    part: i32,
+    circle_id: Vec<u8>,
+    who: String,
+    what: String,
+    a: i64,
+    b: i64,
+    digest: Option<Vec<u8>>,
+}
+
+/// One fact a batch of appends judges by.
+enum AppendFact {
+    /// A circle's epoch and last number (the circle exists, and is locked
+    /// where the database has row locks).
+    Head {
+        circle: Vec<u8>,
+        epoch: i64,
+        last_seq: i64,
+    },
+    /// A sender is on one of the circles' rosters.
+    Member { circle: Vec<u8>, device: String },
+    /// An entry appended earlier with one of the batch's message ids.
+    Earlier {
+        circle: Vec<u8>,
+        sender: String,
+        message_id: String,
+        seq: i64,
+        digest: Option<Vec<u8>>,
+    },
+}
+
+impl AppendRow {
+    fn fact(self) -> Result<AppendFact> {
+        Ok(match self.part {
+            0 => AppendFact::Head {
+                circle: self.circle_id,
+                epoch: self.a,
+                last_seq: self.b,
+            },
+            1 => AppendFact::Member {
+                circle: self.circle_id,
+                device: self.who,
+            },
+            2 => AppendFact::Earlier {
+                circle: self.circle_id,
+                sender: self.who,
+                message_id: self.what,
+                seq: self.a,
+                digest: self.digest,
+            },
+            _ => return Err(StorageError::Corrupt("append read part")),
+        })
+    }
 }
 
 #[async_trait]
@@ -129,31 +236,24 @@ impl CircleStore for This {
     }
 
     async fn circle(&self, id: &CircleId) -> Result<Option<CircleRecord>> {
-        let row = sqlx::query(SELECT_CIRCLE)
+        let rows = sqlx::query_as::<_, CircleRow>(SELECT_CIRCLE)
             .bind(id.as_bytes())
-            .fetch_optional(self.reader())
+            .fetch_all(self.reader())
             .await?;
-        match row {
-            Some(row) => Ok(Some(circle_with_roster(self.reader(), &row).await?)),
-            None => Ok(None),
-        }
+        Ok(circles_of(rows)?.pop())
     }
 
     async fn device_circles(&self, device_id: DeviceId) -> Result<Vec<CircleRecord>> {
-        let rows = sqlx::query(SELECT_DEVICE_CIRCLES)
+        let rows = sqlx::query_as::<_, CircleRow>(SELECT_DEVICE_CIRCLES)
             .bind(device_id.to_string())
             .fetch_all(self.reader())
             .await?;
-        let mut circles = Vec::with_capacity(rows.len());
-        for row in &rows {
-            circles.push(circle_with_roster(self.reader(), row).await?);
-        }
-        Ok(circles)
+        circles_of(rows)
     }
 
     async fn apply_commit(&self, circle: &CircleId, commit: &NewCommit) -> Result<CommitOutcome> {
         let mut tx = self.write().await?;
-        let advanced = sqlx::query(ADVANCE_EPOCH)
+        let advanced: Option<(i64, i64)> = sqlx::query_as(ADVANCE_EPOCH)
             .bind(circle.as_bytes())
             .bind(commit.epoch)
             .bind(commit.group_info.as_deref())
@@ -170,8 +270,7 @@ impl CircleStore for This {
                 None => CommitOutcome::NoCircle,
             });
         };
-        let epoch: i64 = advanced.try_get("epoch")?;
-        let seq: i64 = advanced.try_get("last_seq")?;
+        let (epoch, seq) = advanced;
         sqlx::query(INSERT_LOG_ENTRY)
             .bind(circle.as_bytes())
             .bind(seq)
@@ -250,22 +349,26 @@ impl CircleStore for This {
         let mut members: HashSet<(Vec<u8>, String)> = HashSet::new();
         type Key = (Vec<u8>, String, String);
         let mut seen: HashMap<Key, (i64, Option<Vec<u8>>)> = HashMap::new();
-        for row in rows {
-            let part: i32 = row.try_get("part")?;
-            let circle: Vec<u8> = row.try_get("circle_id")?;
-            match part {
-                0 => {
-                    let (epoch, last): (i64, i64) = (row.try_get("a")?, row.try_get("b")?);
-                    heads.insert(circle, (epoch, last, last));
+        for row in &rows {
+            match AppendRow::from_row(row)?.fact()? {
+                AppendFact::Head {
+                    circle,
+                    epoch,
+                    last_seq,
+                } => {
+                    heads.insert(circle, (epoch, last_seq, last_seq));
                 }
-                1 => {
-                    members.insert((circle, row.try_get("who")?));
+                AppendFact::Member { circle, device } => {
+                    members.insert((circle, device));
                 }
-                _ => {
-                    seen.insert(
-                        (circle, row.try_get("who")?, row.try_get("what")?),
-                        (row.try_get("a")?, row.try_get("digest")?),
-                    );
+                AppendFact::Earlier {
+                    circle,
+                    sender,
+                    message_id,
+                    seq,
+                    digest,
+                } => {
+                    seen.insert((circle, sender, message_id), (seq, digest));
                 }
             }
         }
@@ -396,7 +499,7 @@ impl CircleStore for This {
         // returned was committed while the device was on the roster
         // (the statement checks), and a device removed since gets
         // `None`.
-        let rows = sqlx::query(SELECT_MEMBER_LOG)
+        let rows = sqlx::query_as::<_, LogRow>(SELECT_MEMBER_LOG)
             .bind(circle.as_bytes())
             .bind(after)
             .bind(device_id.to_string())
@@ -411,7 +514,10 @@ impl CircleStore for This {
         if member.is_none() {
             return Ok(None);
         }
-        rows.iter().map(log_record).collect::<Result<_>>().map(Some)
+        rows.into_iter()
+            .map(LogRow::record)
+            .collect::<Result<_>>()
+            .map(Some)
     }
 
     async fn log_entries(
@@ -420,13 +526,13 @@ impl CircleStore for This {
         after: i64,
         limit: i64,
     ) -> Result<Vec<LogRecord>> {
-        let rows = sqlx::query(SELECT_LOG)
+        let rows = sqlx::query_as::<_, LogRow>(SELECT_LOG)
             .bind(circle.as_bytes())
             .bind(after)
             .bind(limit)
             .fetch_all(self.reader())
             .await?;
-        rows.iter().map(log_record).collect()
+        rows.into_iter().map(LogRow::record).collect()
     }
 
     async fn acknowledge(&self, circle: &CircleId, device_id: DeviceId, seq: i64) -> Result<bool> {
@@ -459,31 +565,27 @@ impl CircleStore for This {
     }
 
     async fn group_info(&self, circle: &CircleId) -> Result<Option<GroupInfoRecord>> {
-        let row = sqlx::query(SELECT_GROUP_INFO)
+        let row: Option<(i64, Option<Vec<u8>>)> = sqlx::query_as(SELECT_GROUP_INFO)
             .bind(circle.as_bytes())
             .fetch_optional(self.reader())
             .await?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let epoch: i64 = row.try_get("epoch")?;
-        let info: Option<Vec<u8>> = row.try_get("group_info")?;
-        Ok(info.map(|group_info| GroupInfoRecord { epoch, group_info }))
+        Ok(row
+            .and_then(|(epoch, info)| info.map(|group_info| GroupInfoRecord { epoch, group_info })))
     }
 
     async fn welcomes(&self, device_id: DeviceId) -> Result<Vec<WelcomeRecord>> {
-        let rows = sqlx::query(SELECT_WELCOMES)
+        let rows = sqlx::query_as::<_, WelcomeRow>(SELECT_WELCOMES)
             .bind(device_id.to_string())
             .fetch_all(self.reader())
             .await?;
-        rows.iter()
+        rows.into_iter()
             .map(|row| {
                 Ok(WelcomeRecord {
-                    id: parse_uuid(row.try_get("id")?)?,
-                    circle_id: parse_circle_id(row.try_get("circle_id")?)?,
-                    seq: row.try_get("seq")?,
-                    epoch: row.try_get("epoch")?,
-                    data: row.try_get("data")?,
+                    id: parse_uuid(&row.id)?,
+                    circle_id: parse_circle_id(row.circle_id)?,
+                    seq: row.seq,
+                    epoch: row.epoch,
+                    data: row.data,
                 })
             })
             .collect()

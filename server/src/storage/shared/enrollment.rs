@@ -27,13 +27,33 @@ const SELECT_JOIN_REQUEST: &str = "SELECT id, device_ids, note, created_at FROM 
 pub(super) const DELETE_JOIN_REQUEST: &str =
     "DELETE FROM join_requests WHERE circle_id = $1 AND id = $2";
 
-fn join_request_from_row(row: &Row) -> Result<JoinRequestRecord> {
-    Ok(JoinRequestRecord {
-        id: parse_uuid(row.try_get("id")?)?,
-        device_ids: split_device_ids(row.try_get("device_ids")?)?,
-        note: row.try_get("note")?,
-        created_at: row.try_get("created_at")?,
-    })
+/// A join request as stored (its devices one text, space-separated).
+#[derive(sqlx::FromRow)]
+struct JoinRequestRow {
+    id: String,
+    device_ids: String,
+    note: Option<Vec<u8>>,
+    created_at: i64,
+}
+
+impl JoinRequestRow {
+    fn record(self) -> Result<JoinRequestRecord> {
+        Ok(JoinRequestRecord {
+            id: parse_uuid(&self.id)?,
+            device_ids: split_device_ids(&self.device_ids)?,
+            note: self.note,
+            created_at: self.created_at,
+        })
+    }
+}
+
+/// An invite as stored.
+#[derive(sqlx::FromRow)]
+struct InviteRow {
+    id: String,
+    expires_at: i64,
+    max_uses: i64,
+    uses: i64,
 }
 
 #[async_trait]
@@ -52,17 +72,17 @@ impl EnrollmentStore for This {
     }
 
     async fn invites(&self, circle: &CircleId) -> Result<Vec<InviteRecord>> {
-        let rows = sqlx::query(SELECT_INVITES)
+        let rows = sqlx::query_as::<_, InviteRow>(SELECT_INVITES)
             .bind(circle.as_bytes())
             .fetch_all(self.reader())
             .await?;
-        rows.iter()
+        rows.into_iter()
             .map(|row| {
                 Ok(InviteRecord {
-                    id: parse_uuid(row.try_get("id")?)?,
-                    expires_at: row.try_get("expires_at")?,
-                    max_uses: row.try_get("max_uses")?,
-                    uses: row.try_get("uses")?,
+                    id: parse_uuid(&row.id)?,
+                    expires_at: row.expires_at,
+                    max_uses: row.max_uses,
+                    uses: row.uses,
                 })
             })
             .collect()
@@ -116,20 +136,20 @@ impl EnrollmentStore for This {
     }
 
     async fn join_requests(&self, circle: &CircleId) -> Result<Vec<JoinRequestRecord>> {
-        let rows = sqlx::query(SELECT_JOIN_REQUESTS)
+        let rows = sqlx::query_as::<_, JoinRequestRow>(SELECT_JOIN_REQUESTS)
             .bind(circle.as_bytes())
             .fetch_all(self.reader())
             .await?;
-        rows.iter().map(join_request_from_row).collect()
+        rows.into_iter().map(JoinRequestRow::record).collect()
     }
 
     async fn join_request(&self, circle: &CircleId, id: Uuid) -> Result<Option<JoinRequestRecord>> {
-        let row = sqlx::query(SELECT_JOIN_REQUEST)
+        let row = sqlx::query_as::<_, JoinRequestRow>(SELECT_JOIN_REQUEST)
             .bind(circle.as_bytes())
             .bind(id.to_string())
             .fetch_optional(self.reader())
             .await?;
-        row.as_ref().map(join_request_from_row).transpose()
+        row.map(JoinRequestRow::record).transpose()
     }
 
     async fn decline_join_request(&self, circle: &CircleId, id: Uuid) -> Result<bool> {

@@ -69,14 +69,36 @@ const SELECT_LIVE_LOGIN: &str = "SELECT d.account_id FROM logins s \
      JOIN devices d ON d.id = s.device_id \
      WHERE s.id = $1 AND s.device_id = $2 AND d.revoked_at IS NULL";
 
-fn device_from_row(row: &Row) -> Result<DeviceRecord> {
-    Ok(DeviceRecord {
-        id: parse_device_id(row.try_get("id")?)?,
-        account_id: parse_account_id(row.try_get("account_id")?)?,
-        public_key: row.try_get("public_key")?,
-        created_at: row.try_get("created_at")?,
-        revoked_at: row.try_get("revoked_at")?,
-    })
+/// A device as stored.
+#[derive(sqlx::FromRow)]
+struct DeviceRow {
+    id: String,
+    account_id: String,
+    public_key: Vec<u8>,
+    created_at: i64,
+    revoked_at: Option<i64>,
+}
+
+impl DeviceRow {
+    fn record(self) -> Result<DeviceRecord> {
+        Ok(DeviceRecord {
+            id: parse_device_id(&self.id)?,
+            account_id: parse_account_id(&self.account_id)?,
+            public_key: self.public_key,
+            created_at: self.created_at,
+            revoked_at: self.revoked_at,
+        })
+    }
+}
+
+/// A refresh token with its login and device, as the rotation reads it.
+#[derive(sqlx::FromRow)]
+struct RefreshRow {
+    login_id: String,
+    expires_at: i64,
+    used_at: Option<i64>,
+    device_id: String,
+    revoked_at: Option<i64>,
 }
 
 async fn insert_device(
@@ -98,18 +120,17 @@ async fn insert_device(
 #[async_trait]
 impl IdentityStore for This {
     async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>> {
-        let rows = sqlx::query(SELECT_SIGNING_KEYS)
+        let rows: Vec<(String, Vec<u8>, i64)> = sqlx::query_as(SELECT_SIGNING_KEYS)
             .fetch_all(self.reader())
             .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(SigningKeyRecord {
-                    kid: row.try_get("kid")?,
-                    private_key: secrecy::SecretBox::new(Box::new(row.try_get("private_key")?)),
-                    created_at: row.try_get("created_at")?,
-                })
+        Ok(rows
+            .into_iter()
+            .map(|(kid, private_key, created_at)| SigningKeyRecord {
+                kid,
+                private_key: secrecy::SecretBox::new(Box::new(private_key)),
+                created_at,
             })
-            .collect()
+            .collect())
     }
 
     async fn insert_signing_key(&self, key: &SigningKeyRecord) -> Result<()> {
@@ -167,19 +188,19 @@ impl IdentityStore for This {
         device: &NewDevice,
     ) -> Result<AccountId> {
         let mut tx = self.write().await?;
-        let row = sqlx::query(TAKE_LINK_TOKEN)
+        let row: Option<(String, i64)> = sqlx::query_as(TAKE_LINK_TOKEN)
             .bind(link_token_hash.as_slice())
             .fetch_optional(&mut *tx)
             .await?;
-        let Some(row) = row else {
+        let Some((account_id, expires_at)) = row else {
             return Err(StorageError::LinkTokenInvalid);
         };
-        if row.try_get::<i64, _>("expires_at")? < now {
+        if expires_at < now {
             // Spend the expired token anyway: it is of no further use.
             tx.commit().await?;
             return Err(StorageError::LinkTokenInvalid);
         }
-        let account_id = parse_account_id(row.try_get("account_id")?)?;
+        let account_id = parse_account_id(&account_id)?;
         insert_device(&mut tx, account_id, device).await?;
         tx.commit().await?;
         Ok(account_id)
@@ -201,19 +222,19 @@ impl IdentityStore for This {
     }
 
     async fn device(&self, id: DeviceId) -> Result<Option<DeviceRecord>> {
-        let row = sqlx::query(SELECT_DEVICE)
+        let row = sqlx::query_as::<_, DeviceRow>(SELECT_DEVICE)
             .bind(id.to_string())
             .fetch_optional(self.reader())
             .await?;
-        row.as_ref().map(device_from_row).transpose()
+        row.map(DeviceRow::record).transpose()
     }
 
     async fn account_devices(&self, account_id: AccountId) -> Result<Vec<DeviceRecord>> {
-        let rows = sqlx::query(SELECT_ACCOUNT_DEVICES)
+        let rows = sqlx::query_as::<_, DeviceRow>(SELECT_ACCOUNT_DEVICES)
             .bind(account_id.to_string())
             .fetch_all(self.reader())
             .await?;
-        rows.iter().map(device_from_row).collect()
+        rows.into_iter().map(DeviceRow::record).collect()
     }
 
     async fn revoke_device(
@@ -301,18 +322,21 @@ impl IdentityStore for This {
             .bind(presented_hash.as_slice())
             .fetch_optional(&mut *tx)
             .await?;
-        let Some(row) = sqlx::query(SELECT_REFRESH_TOKEN)
+        let Some(row) = sqlx::query_as::<_, RefreshRow>(SELECT_REFRESH_TOKEN)
             .bind(presented_hash.as_slice())
             .fetch_optional(&mut *tx)
             .await?
         else {
             return Ok(RefreshOutcome::Invalid);
         };
-        let login: String = row.try_get("login_id")?;
-        let used_at: Option<i64> = row.try_get("used_at")?;
-        let expires_at: i64 = row.try_get("expires_at")?;
-        let device_revoked: Option<i64> = row.try_get("revoked_at")?;
-        let device_id = parse_device_id(row.try_get("device_id")?)?;
+        let RefreshRow {
+            login_id: login,
+            used_at,
+            expires_at,
+            revoked_at: device_revoked,
+            device_id,
+        } = row;
+        let device_id = parse_device_id(&device_id)?;
 
         let spent = used_at.is_none()
             && sqlx::query(SPEND_REFRESH_TOKEN)

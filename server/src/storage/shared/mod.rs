@@ -21,12 +21,11 @@ use async_trait::async_trait;
 use hearth_protocol::circles::{EntryKind, Role};
 use hearth_protocol::{AccountId, CircleId, DeviceId};
 use secrecy::ExposeSecret as _;
-use sqlx::{Row as _, Transaction};
+use sqlx::{FromRow as _, Transaction};
 use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 
 type Db = <This as SqlBackend>::Db;
-type Row = <Db as sqlx::Database>::Row;
 
 mod circles;
 mod enrollment;

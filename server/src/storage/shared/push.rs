@@ -110,20 +110,10 @@ impl PushStore for This {
     }
 
     async fn push_target(&self, device: DeviceId) -> Result<Option<PushTargetRecord>> {
-        let row = sqlx::query(SELECT_PUSH_TARGET)
+        Ok(sqlx::query_as::<_, PushTargetRecord>(SELECT_PUSH_TARGET)
             .bind(device.to_string())
             .fetch_optional(self.reader())
-            .await?;
-        row.map(|row| {
-            Ok(PushTargetRecord {
-                sealed: row.try_get("sealed")?,
-                registered_at: row.try_get("registered_at")?,
-                last_wake_at: row.try_get("last_wake_at")?,
-                dead_at: row.try_get("dead_at")?,
-                dead_reason: row.try_get("dead_reason")?,
-            })
-        })
-        .transpose()
+            .await?)
     }
 
     async fn delete_push_target(&self, device: DeviceId) -> Result<bool> {
@@ -140,21 +130,20 @@ impl PushStore for This {
         for wake in wakes {
             let (query, except) = match wake {
                 WakeFor::Circle { circle, except } => (
-                    sqlx::query(SELECT_ROSTER_TO_WAKE).bind(circle.as_bytes()),
+                    sqlx::query_scalar(SELECT_ROSTER_TO_WAKE).bind(circle.as_bytes()),
                     *except,
                 ),
                 WakeFor::Facilitators(circle) => (
-                    sqlx::query(SELECT_FACILITATORS_TO_WAKE).bind(circle.as_bytes()),
+                    sqlx::query_scalar(SELECT_FACILITATORS_TO_WAKE).bind(circle.as_bytes()),
                     None,
                 ),
                 WakeFor::Device(device) => (
-                    sqlx::query(SELECT_DEVICE_TO_WAKE).bind(device.to_string()),
+                    sqlx::query_scalar(SELECT_DEVICE_TO_WAKE).bind(device.to_string()),
                     None,
                 ),
             };
-            let rows = query.fetch_all(self.reader()).await?;
-            for row in rows {
-                let id: String = row.try_get("device_id")?;
+            let ids: Vec<String> = query.fetch_all(self.reader()).await?;
+            for id in ids {
                 let device_id = parse_device_id(&id)?;
                 if Some(device_id) == except || !seen.insert(device_id) {
                     continue;
@@ -208,15 +197,14 @@ impl PushStore for This {
             .bind(interval)
             .execute(&mut *tx)
             .await?;
-        let rows = sqlx::query(<This as SqlBackend>::CLAIM_WAKES)
+        let rows: Vec<(String, i64, i64)> = sqlx::query_as(<This as SqlBackend>::CLAIM_WAKES)
             .bind(now)
             .bind(lease_until)
             .bind(limit)
             .fetch_all(&mut *tx)
             .await?;
         let mut claimed = Vec::with_capacity(rows.len());
-        for row in rows {
-            let id: String = row.try_get("device_id")?;
+        for (id, attempts, coalesced) in rows {
             let device_id = parse_device_id(&id)?;
             let sealed: Option<Vec<u8>> = sqlx::query_scalar(SELECT_SEALED_TARGET)
                 .bind(device_id.to_string())
@@ -225,8 +213,8 @@ impl PushStore for This {
             match sealed {
                 Some(sealed) => claimed.push(ClaimedWake {
                     device_id,
-                    attempts: row.try_get("attempts")?,
-                    coalesced: row.try_get("coalesced")?,
+                    attempts,
+                    coalesced,
                     sealed,
                 }),
                 // Marked dead since it was queued.

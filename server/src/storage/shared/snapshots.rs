@@ -56,17 +56,9 @@ impl SnapshotStore for This {
     }
 
     async fn snapshot(&self, circle: &CircleId) -> Result<Option<SnapshotRecord>> {
-        let row = sqlx::query(SELECT_SNAPSHOT)
+        Ok(sqlx::query_as::<_, SnapshotRecord>(SELECT_SNAPSHOT)
             .bind(circle.as_bytes())
             .fetch_optional(self.reader())
-            .await?;
-        row.map(|row| {
-            Ok(SnapshotRecord {
-                version: row.try_get("version")?,
-                data: row.try_get("data")?,
-                updated_at: row.try_get("updated_at")?,
-            })
-        })
-        .transpose()
+            .await?)
     }
 }
