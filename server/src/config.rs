@@ -9,26 +9,26 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// Everything the server can be told.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    /// Address to listen on. `HEARTH_LISTEN`.
+    /// Address and port to listen on.
     pub listen: String,
     /// Directory for the SQLite database when no `database_url` is set.
-    /// `HEARTH_DATA_DIR`.
+    #[schema(value_type = String)]
     pub data_dir: PathBuf,
-    /// `postgres://...` to use PostgreSQL instead of SQLite. `DATABASE_URL` or
-    /// `HEARTH_DATABASE_URL`.
+    /// `postgres://...` to use PostgreSQL instead of SQLite (`DATABASE_URL`
+    /// works too).
     #[serde(serialize_with = "redacted")]
+    #[schema(value_type = Option<String>, default = json!(null))]
     pub database_url: Option<SecretString>,
-    /// PostgreSQL pool size. `HEARTH_DATABASE_MAX_CONNECTIONS`.
+    /// PostgreSQL pool size.
     pub database_max_connections: u32,
-    /// HTTP worker threads; the number of cores when unset. `HEARTH_WORKERS`.
+    /// HTTP worker threads; the number of cores when unset.
     pub workers: Option<usize>,
     /// Seconds in-flight requests get to finish on shutdown.
-    /// `HEARTH_SHUTDOWN_TIMEOUT_SECS`.
     pub shutdown_timeout_secs: u64,
-    /// Seconds between sweeps of expired rows. `HEARTH_SWEEP_INTERVAL_SECS`.
+    /// Seconds between sweeps of expired rows.
     pub sweep_interval_secs: u64,
     /// Logging.
     pub log: LogConfig,
@@ -70,7 +70,7 @@ impl Default for Config {
 /// The video server (a LiveKit SFU) circles meet on. `HEARTH_VIDEO__...`.
 /// Without `url`, `api_key` and `api_secret` the call endpoint answers 503
 /// `video_unconfigured`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct VideoConfig {
     /// The SFU's URL as clients reach it (`wss://...`).
@@ -82,7 +82,10 @@ pub struct VideoConfig {
     /// The SFU's API key (the tokens' `iss`).
     pub api_key: Option<String>,
     /// The SFU's API secret, which signs the tokens (at least 32 bytes).
+    /// Without `url`, `api_key` and this, calls answer 503
+    /// `video_unconfigured`.
     #[serde(serialize_with = "redacted")]
+    #[schema(value_type = Option<String>, default = json!(null))]
     pub api_secret: Option<SecretString>,
     /// Seconds a call token lasts (default 300, at most 600).
     pub token_ttl_secs: u64,
@@ -103,12 +106,14 @@ impl Default for VideoConfig {
 /// Waking phones. `HEARTH_PUSH__...`. Each transport is configured on its
 /// own; a device registering a target of a kind that is not configured gets
 /// 422 `push_unconfigured`. Any transport needs `target_key`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct PushConfig {
     /// 32 bytes, unpadded base64url: the AES-256-GCM key targets are sealed
-    /// with in the database. Keep it outside the database (and its backups).
+    /// with in the database; needed by any transport. Keep it outside the
+    /// database (and its backups).
     #[serde(serialize_with = "redacted")]
+    #[schema(value_type = Option<String>, default = json!(null))]
     pub target_key: Option<SecretString>,
     /// At most one wake per device per this many seconds.
     pub wake_interval_secs: u64,
@@ -159,13 +164,14 @@ impl PushConfig {
 }
 
 /// Web Push. `HEARTH_PUSH__WEB_PUSH__...`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct WebPushConfig {
-    /// The VAPID private key: a P-256 scalar, 32 bytes unpadded base64url.
-    /// Its public half is what apps subscribe with
-    /// (`GET /v1/push/services`).
+    /// The VAPID private key: a P-256 scalar, 32 bytes unpadded base64url;
+    /// turns Web Push (and UnifiedPush) on. Its public half is what apps
+    /// subscribe with (`GET /v1/push/services`).
     #[serde(serialize_with = "redacted")]
+    #[schema(value_type = Option<String>, default = json!(null))]
     pub vapid_private_key: Option<SecretString>,
     /// Who push services may contact about this server: `mailto:` or
     /// `https:`.
@@ -173,11 +179,13 @@ pub struct WebPushConfig {
 }
 
 /// APNs. `HEARTH_PUSH__APNS__...`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct ApnsConfig {
-    /// The token signing key (.p8): the PEM text, or a path to the file.
+    /// The token signing key (.p8): the PEM text, or a path to the file;
+    /// turns APNs on.
     #[serde(serialize_with = "redacted")]
+    #[schema(value_type = Option<String>, default = json!(null))]
     pub key: Option<SecretString>,
     /// The key's id (10 characters, from Apple).
     pub key_id: Option<String>,
@@ -208,11 +216,13 @@ impl Default for ApnsConfig {
 }
 
 /// FCM. `HEARTH_PUSH__FCM__...`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct FcmConfig {
-    /// The service account key: its JSON text, or a path to the file.
+    /// The service account key: its JSON text, or a path to the file; turns
+    /// FCM on.
     #[serde(serialize_with = "redacted")]
+    #[schema(value_type = Option<String>, default = json!(null))]
     pub service_account: Option<SecretString>,
     /// The Firebase project id (the service account's when unset).
     pub project_id: Option<String>,
@@ -231,10 +241,11 @@ impl Default for FcmConfig {
 }
 
 /// The delivery service's limits. `HEARTH_DELIVERY__...`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct DeliveryConfig {
-    /// Largest ciphertext of one message or commit, in bytes.
+    /// Largest ciphertext of one message, commit, Welcome or GroupInfo, in
+    /// bytes (larger ones get 413).
     pub max_ciphertext_bytes: usize,
     /// Members (besides facilitators) a new circle allows unless it asks for
     /// another number.
@@ -261,7 +272,7 @@ pub struct DeliveryConfig {
     /// Messages a device may send: a bucket of `burst`, refilled at
     /// `per_minute`.
     pub send_rate: Bucket,
-    /// KeyPackage claims a device may make.
+    /// KeyPackage claims and invite redemptions a device may make.
     pub claim_rate: Bucket,
 }
 
@@ -291,7 +302,7 @@ impl Default for DeliveryConfig {
 }
 
 /// How logs are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     /// Human-readable lines.
@@ -302,7 +313,7 @@ pub enum LogFormat {
 }
 
 /// Logging. `HEARTH_LOG__FORMAT`, `HEARTH_LOG__LEVEL`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct LogConfig {
     /// `pretty` or `json`.
@@ -321,7 +332,7 @@ impl Default for LogConfig {
 }
 
 /// Tokens and challenges. `HEARTH_AUTH__...`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {
     /// The `iss` claim of access tokens.
@@ -342,12 +353,14 @@ pub struct AuthConfig {
     /// with. When unset, the server generates one on first start and keeps it
     /// in the database, where every node finds it.
     #[serde(serialize_with = "redacted")]
+    #[schema(value_type = Option<String>, default = json!(null))]
     pub signing_key: Option<SecretString>,
     /// 32 bytes, unpadded base64url: wraps the signing keys stored in the
     /// database (AES-256-GCM), so a copy of the database alone cannot mint
     /// tokens. Every node needs the same. Keys stored before it was set are
     /// wrapped at the next start.
     #[serde(serialize_with = "redacted")]
+    #[schema(value_type = Option<String>, default = json!(null))]
     pub key_wrapping_key: Option<SecretString>,
 }
 
@@ -368,10 +381,10 @@ impl Default for AuthConfig {
 }
 
 /// Request size and time limits. `HEARTH_LIMITS__...`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct LimitsConfig {
-    /// Largest JSON body accepted, in bytes.
+    /// Largest JSON body accepted, in bytes (larger ones get 413).
     pub json_body_bytes: usize,
     /// Milliseconds a client has to send a request's whole head; slower
     /// clients (slowloris) get 408 and are disconnected.
@@ -391,7 +404,7 @@ impl Default for LimitsConfig {
 }
 
 /// A token bucket: `burst` requests at once, refilled at `per_minute`.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Bucket {
     /// Requests allowed at once.
@@ -402,12 +415,12 @@ pub struct Bucket {
 
 /// Rate limits on the unauthenticated endpoints (challenges, registration,
 /// login, refresh). `HEARTH_RATE_LIMITS__...`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct RateLimitsConfig {
-    /// Per client address.
+    /// Challenges, registrations, logins and refreshes per client address.
     pub per_ip: Bucket,
-    /// Per device logging in.
+    /// Logins per device.
     pub per_device: Bucket,
     /// Take the client address from `X-Forwarded-For` / `Forwarded`. Only
     /// behind a proxy that sets them; otherwise clients could choose their own
@@ -439,179 +452,86 @@ fn redacted<S: serde::Serializer>(value: &Option<SecretString>, s: S) -> Result<
     }
 }
 
-/// Every setting, by its key, with what it means: the source of
-/// `hearth-server --help` (a test holds it to the `Config` fields and to the
-/// README's table).
-pub const SETTINGS: &[(&str, &str)] = &[
-    ("listen", "address and port to listen on"),
-    ("data_dir", "SQLite directory (when no database URL is set)"),
-    (
-        "database_url",
-        "postgres://... switches to PostgreSQL (also DATABASE_URL)",
-    ),
-    ("database_max_connections", "PostgreSQL pool size"),
-    ("workers", "HTTP worker threads (unset: one per core)"),
-    (
-        "shutdown_timeout_secs",
-        "grace for in-flight requests on SIGINT/SIGTERM",
-    ),
-    ("sweep_interval_secs", "how often expired rows are purged"),
-    ("log.format", "pretty or json"),
-    (
-        "log.level",
-        "a tracing filter, e.g. info or hearth_server=debug",
-    ),
-    ("auth.issuer", "JWT iss"),
-    ("auth.audience", "JWT aud"),
-    (
-        "auth.access_token_ttl_secs",
-        "access token lifetime (at most 900)",
-    ),
-    ("auth.refresh_token_ttl_secs", "refresh token lifetime"),
-    (
-        "auth.challenge_ttl_secs",
-        "how long a challenge may be answered",
-    ),
-    (
-        "auth.link_token_ttl_secs",
-        "how long a link token may be redeemed",
-    ),
-    ("auth.leeway_secs", "clock skew allowed on exp/iat"),
-    (
-        "auth.signing_key",
-        "Ed25519 seed, 32 bytes base64url (unset: generated and kept in the database)",
-    ),
-    (
-        "auth.key_wrapping_key",
-        "32 bytes base64url wrapping the signing keys stored in the database",
-    ),
-    ("limits.json_body_bytes", "larger JSON bodies get 413"),
-    (
-        "limits.request_head_timeout_ms",
-        "a request head slower than this gets 408 and the connection closes",
-    ),
-    (
-        "limits.keep_alive_secs",
-        "idle keep-alive connections close after this",
-    ),
-    (
-        "rate_limits.per_ip.burst",
-        "challenges, registration, login, refresh per client address: bucket",
-    ),
-    ("rate_limits.per_ip.per_minute", "... refilled per minute"),
-    ("rate_limits.per_device.burst", "logins per device: bucket"),
-    (
-        "rate_limits.per_device.per_minute",
-        "... refilled per minute",
-    ),
-    (
-        "rate_limits.trust_forwarded_for",
-        "key on X-Forwarded-For (only behind a proxy that sets it)",
-    ),
-    (
-        "delivery.max_ciphertext_bytes",
-        "per message, commit, Welcome or GroupInfo (413 above)",
-    ),
-    (
-        "delivery.default_max_members",
-        "members besides facilitators, unless a circle asks",
-    ),
-    (
-        "delivery.max_members_bound",
-        "the most members a circle may ask for",
-    ),
-    (
-        "delivery.default_retention_secs",
-        "how long log entries are kept, unless a circle asks",
-    ),
-    (
-        "delivery.max_retention_secs",
-        "the longest retention a circle may ask for",
-    ),
-    ("delivery.key_packages_per_upload", "KeyPackages per upload"),
-    (
-        "delivery.key_package_pool",
-        "KeyPackages a device may have waiting",
-    ),
-    ("delivery.claim_devices", "devices per KeyPackage claim"),
-    ("delivery.page_size", "entries per page of a log"),
-    (
-        "delivery.epoch_window",
-        "epochs a message may lag behind its circle (at most 5)",
-    ),
-    ("delivery.send_rate.burst", "messages per device: bucket"),
-    ("delivery.send_rate.per_minute", "... refilled per minute"),
-    (
-        "delivery.claim_rate.burst",
-        "KeyPackage claims and invite redemptions per device: bucket",
-    ),
-    ("delivery.claim_rate.per_minute", "... refilled per minute"),
-    (
-        "video.url",
-        "the video server (LiveKit SFU) as clients reach it, wss://...",
-    ),
-    (
-        "video.api_url",
-        "its server API, told to drop devices that left a circle (default: url as https://)",
-    ),
-    ("video.api_key", "its API key"),
-    (
-        "video.api_secret",
-        "its API secret, which signs call tokens (at least 32 bytes)",
-    ),
-    ("video.token_ttl_secs", "call token lifetime (at most 600)"),
-    (
-        "push.target_key",
-        "32 bytes base64url sealing push targets in the database (needed by any transport)",
-    ),
-    (
-        "push.wake_interval_secs",
-        "at most one wake per device per this many seconds",
-    ),
-    (
-        "push.max_delay_secs",
-        "each wake waits a random 0..=this many seconds",
-    ),
-    (
-        "push.decoys_per_hour",
-        "decoy wakes to random devices (0: none)",
-    ),
-    (
-        "push.presence_ttl_secs",
-        "how long a node's word that a device is connected holds unrenewed (2 to 600)",
-    ),
-    (
-        "push.allow_private_endpoints",
-        "tests only: Web Push endpoints may be http and on private addresses",
-    ),
-    (
-        "push.web_push.vapid_private_key",
-        "VAPID P-256 private key, 32 bytes base64url (turns Web Push on)",
-    ),
-    ("push.web_push.subject", "VAPID contact, mailto: or https:"),
-    (
-        "push.apns.key",
-        "APNs .p8 signing key: PEM text or a path (turns APNs on)",
-    ),
-    ("push.apns.key_id", "its key id"),
-    ("push.apns.team_id", "its team id"),
-    ("push.apns.topic", "the app's bundle id"),
-    (
-        "push.apns.sandbox",
-        "targets without an environment are sandbox tokens",
-    ),
-    ("push.apns.production_url", "APNs production base URL"),
-    ("push.apns.sandbox_url", "APNs sandbox base URL"),
-    (
-        "push.fcm.service_account",
-        "FCM service account key: JSON text or a path (turns FCM on)",
-    ),
-    (
-        "push.fcm.project_id",
-        "Firebase project id (default: the service account's)",
-    ),
-    ("push.fcm.base_url", "FCM base URL"),
-];
+/// One setting: its key (sections joined by `.`) and what it means.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Setting {
+    /// `delivery.send_rate.burst`.
+    pub key: String,
+    /// Its field's documentation, as one paragraph (for a field inside a
+    /// small group such as a rate bucket, the group's first).
+    pub meaning: String,
+}
+
+/// Every setting, read from the documentation of the `Config` fields (their
+/// OpenAPI schema carries it), in key order: the one place a setting's
+/// meaning is written. `hearth-server --help` and the README's table are
+/// made from it.
+pub fn settings() -> Vec<Setting> {
+    use utoipa::openapi::{RefOr, Schema};
+    use utoipa::{PartialSchema as _, ToSchema as _};
+    let mut components = Vec::new();
+    Config::schemas(&mut components);
+    let named: std::collections::HashMap<String, RefOr<Schema>> = components.into_iter().collect();
+    fn text(doc: Option<&str>) -> String {
+        doc.unwrap_or_default()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+    fn walk(
+        schema: &RefOr<Schema>,
+        key: &str,
+        context: &str,
+        named: &std::collections::HashMap<String, RefOr<Schema>>,
+        out: &mut Vec<Setting>,
+    ) {
+        let (schema, doc) = match schema {
+            RefOr::Ref(reference) => {
+                let name = reference
+                    .ref_location
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or_default();
+                match named.get(name) {
+                    Some(found) => (found, text(Some(&reference.description))),
+                    None => return,
+                }
+            }
+            RefOr::T(_) => (schema, String::new()),
+        };
+        let RefOr::T(Schema::Object(object)) = schema else {
+            return;
+        };
+        if object.properties.is_empty() {
+            let meaning = text(object.description.as_deref());
+            let meaning = if meaning.is_empty() { doc } else { meaning };
+            out.push(Setting {
+                key: key.to_owned(),
+                meaning: if context.is_empty() {
+                    meaning
+                } else {
+                    format!("{context} {meaning}")
+                },
+            });
+            return;
+        }
+        // Sections (`auth`, `push.apns`) say nothing per setting; a small
+        // group inside one (a rate bucket) says what its numbers are for.
+        let depth = key.matches('.').count() + usize::from(!key.is_empty());
+        let inner = if depth >= 2 { doc.as_str() } else { "" };
+        for (name, property) in &object.properties {
+            let child = if key.is_empty() {
+                name.clone()
+            } else {
+                format!("{key}.{name}")
+            };
+            walk(property, &child, inner, named, out);
+        }
+    }
+    let mut out = Vec::new();
+    walk(&Config::schema(), "", "", &named, &mut out);
+    out
+}
 
 /// The environment variable of a setting: `HEARTH_` and the key in capitals,
 /// sections joined by `__`.
@@ -623,14 +543,39 @@ pub fn env_var(key: &str) -> String {
 pub fn settings_help() -> String {
     let defaults = serde_json::to_value(Config::default()).unwrap_or_default();
     let mut out = String::from("Settings (TOML key / environment variable / default: meaning):\n");
-    for (key, meaning) in SETTINGS {
+    for Setting { key, meaning } in settings() {
         let default = key
             .split('.')
             .try_fold(&defaults, |value, part| value.get(part))
             .map_or_else(|| "unset".to_owned(), show_default);
         out.push_str(&format!(
             "  {key}\n      {} = {default}: {meaning}\n",
-            env_var(key)
+            env_var(&key)
+        ));
+    }
+    out
+}
+
+/// The README's table of settings, made from [`settings`]: key,
+/// environment variable, default, meaning.
+pub fn settings_table() -> String {
+    let defaults = serde_json::to_value(Config::default()).unwrap_or_default();
+    let mut out =
+        String::from("| setting | environment | default | meaning |\n|---|---|---|---|\n");
+    for Setting { key, meaning } in settings() {
+        let default = key
+            .split('.')
+            .try_fold(&defaults, |value, part| value.get(part))
+            .map_or_else(|| "unset".to_owned(), show_default);
+        let default = if default == "unset" {
+            default
+        } else {
+            format!("`{default}`")
+        };
+        out.push_str(&format!(
+            "| `{key}` | `{}` | {default} | {} |\n",
+            env_var(&key),
+            meaning.replace('|', "\\|")
         ));
     }
     out
@@ -807,40 +752,78 @@ mod tests {
     }
 
     #[test]
-    fn help_and_readme_name_every_setting_there_is() {
+    fn every_field_is_a_setting_with_a_meaning_and_help_names_each() {
         let mut keys = Vec::new();
         leaves(
             "",
             &serde_json::to_value(Config::default()).unwrap(),
             &mut keys,
         );
-        let mut listed: Vec<String> = SETTINGS.iter().map(|(k, _)| (*k).to_owned()).collect();
+        let settings = settings();
+        let mut listed: Vec<String> = settings.iter().map(|s| s.key.clone()).collect();
         keys.sort();
         listed.sort();
-        assert_eq!(keys, listed, "SETTINGS and Config differ");
-
+        assert_eq!(
+            keys, listed,
+            "the settings read from the docs and Config differ"
+        );
+        for setting in &settings {
+            assert!(
+                setting.meaning.len() > 8,
+                "{} has no documentation",
+                setting.key
+            );
+        }
         let help = settings_help();
-        let readme = std::fs::read_to_string(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"),
-        )
-        .unwrap();
         for key in &keys {
             let var = env_var(key);
             assert!(help.contains(&var), "--help lacks {var}");
-            assert!(readme.contains(&format!("`{var}`")), "README lacks {var}");
         }
         assert!(help.contains("HEARTH_DELIVERY__EPOCH_WINDOW = 5"));
         assert!(help.contains("HEARTH_AUTH__SIGNING_KEY = unset"));
+        assert!(help.contains("HEARTH_RATE_LIMITS__PER_IP__BURST = 60: Challenges, registrations"));
+    }
+
+    /// The README's table is generated: `WRITE_README=1 cargo test -p
+    /// hearth-server config` rewrites it from the field docs.
+    #[test]
+    fn the_readme_table_of_settings_is_the_one_the_field_docs_make() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md");
+        let readme = std::fs::read_to_string(&path).unwrap();
+        let (begin, end) = (
+            "<!-- settings: generated from server/src/config.rs -->\n",
+            "<!-- /settings -->",
+        );
+        let start = readme
+            .find(begin)
+            .expect("the README marks its settings table")
+            + begin.len();
+        let stop = readme[start..]
+            .find(end)
+            .expect("the table's end is marked")
+            + start;
+        let table = settings_table();
+        if std::env::var_os("WRITE_README").is_some() {
+            let written = format!("{}{table}{}", &readme[..start], &readme[stop..]);
+            std::fs::write(&path, written).unwrap();
+            return;
+        }
+        assert!(
+            readme[start..stop] == table,
+            "the README's settings table is not the one the field docs make: run \
+             WRITE_README=1 cargo test -p hearth-server config"
+        );
     }
 
     #[test]
     fn every_listed_variable_is_read_from_the_environment() {
         let defaults = serde_json::to_value(Config::default()).unwrap();
-        for (key, _) in SETTINGS {
+        for Setting { key, .. } in settings() {
+            let key = key.as_str();
             // A number other than the default, within the setting's bounds.
             let number = BOUNDS
                 .iter()
-                .find(|(k, _, _)| k == key)
+                .find(|(k, _, _)| *k == key)
                 .map(|(k, least, most)| {
                     let path = format!("/{}", k.replace('.', "/"));
                     let default = defaults.pointer(&path).and_then(|v| v.as_u64());
@@ -852,7 +835,7 @@ mod tests {
                 })
                 .unwrap_or_else(|| "7".to_owned());
             figment::Jail::expect_with(|jail| {
-                let value = match *key {
+                let value = match key {
                     "log.format" => "json",
                     "log.level" | "auth.issuer" | "auth.audience" => "x",
                     "push.target_key"

@@ -3,7 +3,7 @@
 //! is one line naming the mistake, with a failing exit status.
 #![allow(clippy::expect_used)]
 
-use hearth_server::config::SETTINGS;
+use hearth_server::config::settings;
 use std::process::{Command, Output};
 
 fn server(args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -25,7 +25,8 @@ fn help_names_every_setting_and_its_environment_variable() {
     let out = server(&["--help"], &[]);
     assert!(out.status.success());
     let help = String::from_utf8_lossy(&out.stdout);
-    for (key, _) in SETTINGS {
+    for setting in settings() {
+        let key = setting.key.as_str();
         let var = format!("HEARTH_{}", key.replace('.', "__").to_uppercase());
         assert!(help.contains(key), "--help lacks {key}");
         assert!(help.contains(&var), "--help lacks {var}");
