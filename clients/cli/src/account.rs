@@ -1,11 +1,12 @@
 //! This device and its account: register, link another device, status, the devices.
 
-use crate::{say, title_of, when};
+use crate::{Output, say, title_of, when};
 use anyhow::Result;
 use clap::Subcommand;
 use hearth_client::{Client, ClientError};
-use hearth_protocol::DeviceId;
-use serde_json::json;
+use hearth_protocol::auth::DeviceList;
+use hearth_protocol::{AccountId, CircleId, DeviceId};
+use serde::Serialize;
 use std::sync::Arc;
 
 #[derive(Debug, Subcommand)]
@@ -32,41 +33,184 @@ pub enum AccountCommand {
     },
 }
 
+/// `register` on a profile that has a device already.
+#[derive(Serialize)]
+struct AlreadyRegistered {
+    device_id: DeviceId,
+    already: bool,
+}
+
+impl Output for AlreadyRegistered {
+    fn text(&self) -> String {
+        format!(
+            "this profile is registered already, as device {}",
+            self.device_id
+        )
+    }
+}
+
+/// A new device, on a new account or (`linked`) on the caller's.
+#[derive(Serialize)]
+struct Registered {
+    device_id: DeviceId,
+    account_id: Option<AccountId>,
+    #[serde(skip)]
+    linked: bool,
+}
+
+impl Output for Registered {
+    fn text(&self) -> String {
+        if self.linked {
+            format!(
+                "registered device {} on your account; your other device adds it to your \
+                 circles the next time it syncs",
+                self.device_id
+            )
+        } else {
+            format!("registered device {}", self.device_id)
+        }
+    }
+}
+
+/// A one-time token for linking another device.
+#[derive(Serialize)]
+struct LinkToken {
+    link_token: String,
+}
+
+impl Output for LinkToken {
+    fn text(&self) -> String {
+        format!(
+            "on the new device: hearth --profile <name> register --link {}",
+            self.link_token
+        )
+    }
+}
+
+/// A circle as listed: its id, its title, and for a past one whether the
+/// device was removed (or left).
+#[derive(Serialize)]
+pub(crate) struct CircleEntry {
+    pub circle_id: CircleId,
+    pub title: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub removed: Option<bool>,
+}
+
+impl CircleEntry {
+    /// `Title  id  (you left)`.
+    pub fn line(&self) -> String {
+        let state = match self.removed {
+            Some(true) => "  (you were removed)",
+            Some(false) => "  (you left)",
+            None => "",
+        };
+        format!(
+            "{}  {}{state}",
+            self.title.as_deref().unwrap_or("(untitled)"),
+            self.circle_id
+        )
+    }
+}
+
+/// This device, its circles and its KeyPackage pool.
+#[derive(Serialize)]
+struct Status {
+    device_id: Option<DeviceId>,
+    circles: Vec<CircleEntry>,
+    past_circles: Vec<CircleEntry>,
+    joined: Vec<CircleId>,
+    key_packages: u32,
+    #[serde(skip)]
+    joined_titles: Vec<String>,
+}
+
+impl Output for Status {
+    fn text(&self) -> String {
+        let mut out = format!(
+            "device {}\n{} KeyPackages waiting for invitations\n",
+            self.device_id.map(|d| d.to_string()).unwrap_or_default(),
+            self.key_packages
+        );
+        for title in &self.joined_titles {
+            out.push_str(&format!("joined {title}\n"));
+        }
+        if self.circles.is_empty() {
+            out.push_str("in no circles yet\n");
+        }
+        for circle in self.circles.iter().chain(&self.past_circles) {
+            out.push_str(&circle.line());
+            out.push('\n');
+        }
+        out.trim_end().to_owned()
+    }
+}
+
+/// A device taken out of the account.
+#[derive(Serialize)]
+struct Revoked {
+    revoked: DeviceId,
+}
+
+impl Output for Revoked {
+    fn text(&self) -> String {
+        format!(
+            "revoked {}: it is signed out, out of every circle, and out of the encryption of \
+             the circles this device shares with it (others' devices remove it elsewhere on \
+             their next sync)",
+            self.revoked
+        )
+    }
+}
+
+impl Output for DeviceList {
+    fn text(&self) -> String {
+        self.devices
+            .iter()
+            .map(|d| {
+                format!(
+                    "{}  since {}{}",
+                    d.device_id,
+                    when(d.created_at),
+                    if d.current { "  (this device)" } else { "" }
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
 /// Runs one of these commands.
 pub async fn run(client: &Arc<Client>, command: AccountCommand, j: bool) -> Result<()> {
     match command {
         AccountCommand::Register { link, name } => {
-            if let Some(device) = client.device_id().await? {
-                say(j, json!({ "device_id": device, "already": true }), || {
-                    format!("this profile is registered already, as device {device}")
-                });
+            if let Some(device_id) = client.device_id().await? {
+                say(
+                    j,
+                    &AlreadyRegistered {
+                        device_id,
+                        already: true,
+                    },
+                );
                 return Ok(());
             }
-            let device = client.register(link.as_deref()).await?;
+            let device_id = client.register(link.as_deref()).await?;
             if let Some(name) = name {
                 client.set_display_name(&name).await?;
             }
-            let account = client.account_id().await?;
+            let account_id = client.account_id().await?;
             say(
                 j,
-                json!({ "device_id": device, "account_id": account }),
-                || {
-                    if link.is_some() {
-                        format!(
-                            "registered device {device} on your account; your other device adds \
-                             it to your circles the next time it syncs"
-                        )
-                    } else {
-                        format!("registered device {device}")
-                    }
+                &Registered {
+                    device_id,
+                    account_id,
+                    linked: link.is_some(),
                 },
             );
         }
         AccountCommand::Link => {
-            let token = client.link_token().await?;
-            say(j, json!({ "link_token": token }), || {
-                format!("on the new device: hearth --profile <name> register --link {token}")
-            });
+            let link_token = client.link_token().await?;
+            say(j, &LinkToken { link_token });
         }
         AccountCommand::Status => {
             let joined = client.accept_welcomes().await?;
@@ -80,16 +224,24 @@ pub async fn run(client: &Arc<Client>, command: AccountCommand, j: bool) -> Resu
                 }
             }
             let pool = client.top_up_key_packages().await?;
-            let device = client.device_id().await?;
+            let device_id = client.device_id().await?;
             let mut circles = Vec::new();
-            for circle in client.circles().await? {
-                let title = client.title(&circle).await?;
-                circles.push(json!({ "circle_id": circle, "title": title }));
+            for circle_id in client.circles().await? {
+                let title = client.title(&circle_id).await?;
+                circles.push(CircleEntry {
+                    circle_id,
+                    title,
+                    removed: None,
+                });
             }
-            let mut past = Vec::new();
-            for (circle, removed) in client.past_circles().await? {
-                let title = client.title(&circle).await?;
-                past.push(json!({ "circle_id": circle, "title": title, "removed": removed }));
+            let mut past_circles = Vec::new();
+            for (circle_id, removed) in client.past_circles().await? {
+                let title = client.title(&circle_id).await?;
+                past_circles.push(CircleEntry {
+                    circle_id,
+                    title,
+                    removed: Some(removed),
+                });
             }
             let mut joined_titles = Vec::new();
             for circle in &joined {
@@ -97,63 +249,23 @@ pub async fn run(client: &Arc<Client>, command: AccountCommand, j: bool) -> Resu
             }
             say(
                 j,
-                json!({ "device_id": device, "circles": circles, "past_circles": past, "joined": joined, "key_packages": pool.available }),
-                || {
-                    let mut out = format!(
-                        "device {}\n{} KeyPackages waiting for invitations\n",
-                        device.map(|d| d.to_string()).unwrap_or_default(),
-                        pool.available
-                    );
-                    for title in &joined_titles {
-                        out.push_str(&format!("joined {title}\n"));
-                    }
-                    if circles.is_empty() {
-                        out.push_str("in no circles yet\n");
-                    }
-                    for circle in circles.iter().chain(&past) {
-                        let state = match circle["removed"].as_bool() {
-                            Some(true) => "  (you were removed)",
-                            Some(false) => "  (you left)",
-                            None => "",
-                        };
-                        out.push_str(&format!(
-                            "{}  {}{state}\n",
-                            circle["title"].as_str().unwrap_or("(untitled)"),
-                            circle["circle_id"].as_str().unwrap_or_default()
-                        ));
-                    }
-                    out.trim_end().to_owned()
+                &Status {
+                    device_id,
+                    circles,
+                    past_circles,
+                    joined,
+                    key_packages: pool.available,
+                    joined_titles,
                 },
             );
         }
         AccountCommand::Devices { revoke } => {
-            if let Some(device) = revoke {
-                client.revoke_device(device).await?;
-                say(j, json!({ "revoked": device }), || {
-                    format!(
-                        "revoked {device}: it is signed out, out of every circle, and out of \
-                         the encryption of the circles this device shares with it (others' \
-                         devices remove it elsewhere on their next sync)"
-                    )
-                });
+            if let Some(revoked) = revoke {
+                client.revoke_device(revoked).await?;
+                say(j, &Revoked { revoked });
                 return Ok(());
             }
-            let list = client.devices().await?;
-            let value = serde_json::to_value(&list)?;
-            say(j, value, || {
-                list.devices
-                    .iter()
-                    .map(|d| {
-                        format!(
-                            "{}  since {}{}",
-                            d.device_id,
-                            when(d.created_at),
-                            if d.current { "  (this device)" } else { "" }
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            });
+            say(j, &client.devices().await?);
         }
     }
     Ok(())

@@ -12,7 +12,7 @@ use anyhow::{Context as _, Result, bail};
 use clap::{Parser, Subcommand};
 use hearth_client::{Client, Event};
 use hearth_protocol::{CircleId, DeviceId};
-use serde_json::{Value, json};
+use serde_json::json;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -105,12 +105,22 @@ fn when(unix: i64) -> String {
         .unwrap_or_else(|_| unix.to_string())
 }
 
-/// Prints `value` as JSON, or `text` for people.
-fn say(as_json: bool, value: Value, text: impl FnOnce() -> String) {
+/// What a command prints: a typed result, one JSON object with `--json`
+/// (its serde form) and lines for people otherwise.
+trait Output: serde::Serialize {
+    /// The lines for people.
+    fn text(&self) -> String;
+}
+
+/// Prints a command's result.
+fn say(as_json: bool, output: &impl Output) {
     if as_json {
-        println!("{value}");
+        match serde_json::to_string(output) {
+            Ok(line) => println!("{line}"),
+            Err(err) => eprintln!("hearth: the result could not be written as JSON: {err}"),
+        }
     } else {
-        println!("{}", text());
+        println!("{}", output.text());
     }
 }
 

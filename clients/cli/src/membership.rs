@@ -1,12 +1,14 @@
 //! Circles and who is in them: create, list, show, members, remove, leave,
 //! the call.
 
-use crate::{hex, resolve, say};
+use crate::account::CircleEntry;
+use crate::{Output, hex, resolve, say};
 use anyhow::{Result, bail};
 use clap::Subcommand;
 use hearth_client::Client;
-use hearth_protocol::CircleId;
-use serde_json::{Value, json};
+use hearth_protocol::circles::Role;
+use hearth_protocol::{CircleId, DeviceId};
+use serde::Serialize;
 use std::sync::Arc;
 
 #[derive(Debug, Subcommand)]
@@ -44,80 +46,215 @@ pub enum MembershipCommand {
     },
 }
 
+/// A circle created.
+#[derive(Serialize)]
+struct Created {
+    circle_id: CircleId,
+    title: Option<String>,
+}
+
+impl Output for Created {
+    fn text(&self) -> String {
+        let circle = &self.circle_id;
+        format!(
+            "created circle {} ({circle}); invite people with `hearth invite {circle}`",
+            self.title.as_deref().unwrap_or("untitled")
+        )
+    }
+}
+
+/// The circles this device is in, and those it was in.
+#[derive(Serialize)]
+struct Circles {
+    circles: Vec<CircleEntry>,
+    past_circles: Vec<CircleEntry>,
+}
+
+impl Output for Circles {
+    fn text(&self) -> String {
+        let title = |c: &CircleEntry| c.title.clone().unwrap_or_else(|| "untitled".to_owned());
+        let mut lines: Vec<String> = self
+            .circles
+            .iter()
+            .map(|c| format!("{}  {}", title(c), c.circle_id))
+            .collect();
+        if lines.is_empty() && self.past_circles.is_empty() {
+            lines.push(
+                "you are in no circles yet: create one with `hearth circle create`, or join \
+                 with `hearth join <link>`"
+                    .to_owned(),
+            );
+        } else if lines.is_empty() {
+            lines.push(
+                "you are in no circles now (a new invite link brings you back); past circles:"
+                    .to_owned(),
+            );
+        }
+        lines.extend(self.past_circles.iter().map(|c| {
+            format!(
+                "{}  {}  ({})",
+                title(c),
+                c.circle_id,
+                if c.removed == Some(true) {
+                    "you were removed"
+                } else {
+                    "you left"
+                }
+            )
+        }));
+        lines.join("\n")
+    }
+}
+
+/// A circle's epoch and epoch authenticator.
+#[derive(Serialize)]
+struct Shown {
+    circle_id: CircleId,
+    epoch: u64,
+    epoch_authenticator: String,
+}
+
+impl Output for Shown {
+    fn text(&self) -> String {
+        format!(
+            "circle {}\nepoch {}\nepoch authenticator {}",
+            self.circle_id, self.epoch, self.epoch_authenticator
+        )
+    }
+}
+
+/// One device on the roster.
+#[derive(Serialize)]
+struct Member {
+    device_id: DeviceId,
+    name: Option<String>,
+    role: Role,
+    you: bool,
+    in_group: bool,
+}
+
+/// Who is in a circle.
+#[derive(Serialize)]
+struct Members {
+    members: Vec<Member>,
+}
+
+impl Output for Members {
+    fn text(&self) -> String {
+        self.members
+            .iter()
+            .map(|m| {
+                format!(
+                    "{}  {}  {}{}{}",
+                    m.name.as_deref().unwrap_or("(no name yet)"),
+                    match m.role {
+                        Role::Facilitator => "facilitator",
+                        Role::Member => "member",
+                    },
+                    m.device_id,
+                    if m.you { "  (you)" } else { "" },
+                    if m.in_group {
+                        ""
+                    } else {
+                        "  (not in the encrypted group yet)"
+                    }
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+/// Devices removed from a circle.
+#[derive(Serialize)]
+struct Removed {
+    removed: Vec<DeviceId>,
+    #[serde(skip)]
+    who: String,
+}
+
+impl Output for Removed {
+    fn text(&self) -> String {
+        format!(
+            "removed {} ({} device{}): they read nothing new from now on",
+            self.who,
+            self.removed.len(),
+            if self.removed.len() == 1 { "" } else { "s" }
+        )
+    }
+}
+
+/// A circle left.
+#[derive(Serialize)]
+struct Left {
+    left: CircleId,
+}
+
+impl Output for Left {
+    fn text(&self) -> String {
+        "left the circle; its messages so far stay readable here".to_owned()
+    }
+}
+
+/// Where and how to join the call (never a media key).
+#[derive(Serialize)]
+struct CallTicket {
+    url: String,
+    room: String,
+    token: String,
+    expires_at: i64,
+}
+
+impl Output for CallTicket {
+    fn text(&self) -> String {
+        format!(
+            "video server {}\nroom {}\ntoken {}",
+            self.url, self.room, self.token
+        )
+    }
+}
+
 /// Runs one of these commands.
 pub async fn run(client: &Arc<Client>, command: MembershipCommand, j: bool) -> Result<()> {
     match command {
         MembershipCommand::Circle(CircleCommand::Create { title }) => {
-            let circle = client.create_circle().await?;
+            let circle_id = client.create_circle().await?;
             if let Some(title) = &title {
-                client.set_title(&circle, title).await?;
+                client.set_title(&circle_id, title).await?;
             }
-            say(j, json!({ "circle_id": circle, "title": title }), || {
-                format!(
-                    "created circle {} ({circle}); invite people with `hearth invite {circle}`",
-                    title.as_deref().unwrap_or("untitled")
-                )
-            });
+            say(j, &Created { circle_id, title });
         }
 
         MembershipCommand::Circle(CircleCommand::List) => {
             client.accept_welcomes().await?;
-            let mut listed = Vec::new();
-            for circle in client.circles().await? {
-                match client.sync(&circle).await {
+            let mut circles = Vec::new();
+            for circle_id in client.circles().await? {
+                match client.sync(&circle_id).await {
                     // Noticed now: it moves to the past circles below.
                     Err(hearth_client::ClientError::RemovedFromCircle) => continue,
                     other => other?,
                 };
-                listed.push((circle.clone(), client.title(&circle).await?));
+                let title = client.title(&circle_id).await?;
+                circles.push(CircleEntry {
+                    circle_id,
+                    title,
+                    removed: None,
+                });
             }
-            let mut past = Vec::new();
-            for (circle, removed) in client.past_circles().await? {
-                past.push((circle.clone(), client.title(&circle).await?, removed));
+            let mut past_circles = Vec::new();
+            for (circle_id, removed) in client.past_circles().await? {
+                let title = client.title(&circle_id).await?;
+                past_circles.push(CircleEntry {
+                    circle_id,
+                    title,
+                    removed: Some(removed),
+                });
             }
-            let value: Vec<Value> = listed
-                .iter()
-                .map(|(id, title)| json!({ "circle_id": id, "title": title }))
-                .collect();
-            let past_value: Vec<Value> = past
-                .iter()
-                .map(|(id, title, removed)| json!({ "circle_id": id, "title": title, "removed": removed }))
-                .collect();
             say(
                 j,
-                json!({ "circles": value, "past_circles": past_value }),
-                || {
-                    let mut lines: Vec<String> = listed
-                        .iter()
-                        .map(|(id, title)| {
-                            format!("{}  {id}", title.as_deref().unwrap_or("untitled"))
-                        })
-                        .collect();
-                    if lines.is_empty() && past.is_empty() {
-                        lines.push(
-                            "you are in no circles yet: create one with `hearth circle create`, \
-                             or join with `hearth join <link>`"
-                                .to_owned(),
-                        );
-                    } else if lines.is_empty() {
-                        lines.push(
-                            "you are in no circles now (a new invite link brings you back); \
-                             past circles:"
-                                .to_owned(),
-                        );
-                    }
-                    lines.extend(past.iter().map(|(id, title, removed)| {
-                        format!(
-                            "{}  {id}  ({})",
-                            title.as_deref().unwrap_or("untitled"),
-                            if *removed {
-                                "you were removed"
-                            } else {
-                                "you left"
-                            }
-                        )
-                    }));
-                    lines.join("\n")
+                &Circles {
+                    circles,
+                    past_circles,
                 },
             );
         }
@@ -125,11 +262,14 @@ pub async fn run(client: &Arc<Client>, command: MembershipCommand, j: bool) -> R
         MembershipCommand::Circle(CircleCommand::Show { circle }) => {
             client.sync(&circle).await?;
             let epoch = client.epoch(&circle).await?;
-            let authenticator = hex(&client.epoch_authenticator(&circle).await?);
+            let epoch_authenticator = hex(&client.epoch_authenticator(&circle).await?);
             say(
                 j,
-                json!({ "circle_id": circle, "epoch": epoch, "epoch_authenticator": authenticator }),
-                || format!("circle {circle}\nepoch {epoch}\nepoch authenticator {authenticator}"),
+                &Shown {
+                    circle_id: circle,
+                    epoch,
+                    epoch_authenticator,
+                },
             );
         }
         MembershipCommand::Members { circle } => {
@@ -138,37 +278,17 @@ pub async fn run(client: &Arc<Client>, command: MembershipCommand, j: bool) -> R
             let in_group = client.members(&circle).await?;
             let names = client.names(&circle).await?;
             let me = client.device_id().await?;
-            let rows: Vec<Value> = roster
+            let members = roster
                 .iter()
-                .map(|r| {
-                    json!({
-                        "device_id": r.device_id,
-                        "name": names.get(&r.device_id),
-                        "role": r.role,
-                        "you": Some(r.device_id) == me,
-                        "in_group": in_group.contains(&r.device_id),
-                    })
+                .map(|r| Member {
+                    device_id: r.device_id,
+                    name: names.get(&r.device_id).cloned(),
+                    role: r.role,
+                    you: Some(r.device_id) == me,
+                    in_group: in_group.contains(&r.device_id),
                 })
                 .collect();
-            say(j, json!({ "members": rows }), || {
-                rows.iter()
-                    .map(|r| {
-                        format!(
-                            "{}  {}  {}{}{}",
-                            r["name"].as_str().unwrap_or("(no name yet)"),
-                            r["role"].as_str().unwrap_or_default(),
-                            r["device_id"].as_str().unwrap_or_default(),
-                            if r["you"] == true { "  (you)" } else { "" },
-                            if r["in_group"] == false {
-                                "  (not in the encrypted group yet)"
-                            } else {
-                                ""
-                            }
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            });
+            say(j, &Members { members });
         }
         MembershipCommand::Remove { circle, who } => {
             client.sync(&circle).await?;
@@ -181,30 +301,27 @@ pub async fn run(client: &Arc<Client>, command: MembershipCommand, j: bool) -> R
                 bail!("that is you: to leave the circle, run `hearth leave {circle}`");
             }
             client.remove_devices(&circle, &devices).await?;
-            say(j, json!({ "removed": devices }), || {
-                format!(
-                    "removed {who} ({} device{}): they read nothing new from now on",
-                    devices.len(),
-                    if devices.len() == 1 { "" } else { "s" }
-                )
-            });
+            say(
+                j,
+                &Removed {
+                    removed: devices,
+                    who,
+                },
+            );
         }
         MembershipCommand::Leave { circle } => {
             client.leave(&circle).await?;
-            say(j, json!({ "left": circle }), || {
-                "left the circle; its messages so far stay readable here".to_owned()
-            });
+            say(j, &Left { left: circle });
         }
         MembershipCommand::Call { circle } => {
             let call = client.join_call(&circle).await?;
             say(
                 j,
-                json!({ "url": call.url, "room": call.room, "token": call.token, "expires_at": call.expires_at }),
-                || {
-                    format!(
-                        "video server {}\nroom {}\ntoken {}",
-                        call.url, call.room, call.token
-                    )
+                &CallTicket {
+                    url: call.url,
+                    room: call.room,
+                    token: call.token,
+                    expires_at: call.expires_at,
                 },
             );
         }

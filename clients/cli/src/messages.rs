@@ -1,14 +1,16 @@
 //! Writing and reading a circle.
 
-use crate::{print_notice, say, title_of};
+use crate::{Output, print_notice, say, title_of};
 use anyhow::Result;
 use clap::Subcommand;
 use hearth_client::{Client, ClientError, Event, Message};
 use hearth_protocol::content::Content;
 use hearth_protocol::{CircleId, DeviceId};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::json;
 use std::collections::HashMap;
 use std::sync::Arc;
+use uuid::Uuid;
 
 #[derive(Debug, Subcommand)]
 pub enum MessagesCommand {
@@ -37,8 +39,8 @@ pub async fn run(client: &Arc<Client>, command: MessagesCommand, j: bool) -> Res
     match command {
         MessagesCommand::Send { circle, text } => {
             let text = text.join(" ");
-            let id = client.send_text(&circle, &text).await?;
-            say(j, json!({ "message_id": id }), || "sent".to_owned());
+            let message_id = client.send_text(&circle, &text).await?;
+            say(j, &Sent { message_id });
         }
         MessagesCommand::Read { circle, follow } => {
             client.accept_welcomes().await?;
@@ -81,41 +83,65 @@ pub async fn run(client: &Arc<Client>, command: MessagesCommand, j: bool) -> Res
     Ok(())
 }
 
-fn message_json(row: &Message, names: &HashMap<DeviceId, String>) -> Value {
-    let (kind, body) = match &row.envelope.content {
-        Content::Text { body, .. } => ("text", body.clone()),
-        Content::Reply { body, .. } => ("reply", body.clone()),
-        Content::Reaction { emoji, .. } => ("reaction", emoji.clone()),
-        // The history holds conversation only; calendar items are shown by
-        // `hearth sessions`, `agreement` and `check-in`.
-        _ => ("unknown", String::new()),
-    };
-    json!({
-        "seq": row.seq,
-        "sender": row.sender,
-        "sender_name": names.get(&row.sender),
-        "kind": kind,
-        "body": body,
-        "received_at": row.received_at,
-    })
+/// A message sent.
+#[derive(Serialize)]
+struct Sent {
+    message_id: Uuid,
+}
+
+impl Output for Sent {
+    fn text(&self) -> String {
+        "sent".to_owned()
+    }
+}
+
+/// One line of a circle's history.
+#[derive(Serialize)]
+struct Line {
+    seq: u64,
+    sender: DeviceId,
+    sender_name: Option<String>,
+    kind: &'static str,
+    body: String,
+    received_at: i64,
+}
+
+impl Line {
+    fn of(row: &Message, names: &HashMap<DeviceId, String>) -> Self {
+        let (kind, body) = match &row.envelope.content {
+            Content::Text { body, .. } => ("text", body.clone()),
+            Content::Reply { body, .. } => ("reply", body.clone()),
+            Content::Reaction { emoji, .. } => ("reaction", emoji.clone()),
+            // The history holds conversation only; calendar items are shown
+            // by `hearth sessions`, `agreement` and `check-in`.
+            _ => ("unknown", String::new()),
+        };
+        Self {
+            seq: row.seq,
+            sender: row.sender,
+            sender_name: names.get(&row.sender).cloned(),
+            kind,
+            body,
+            received_at: row.received_at,
+        }
+    }
+}
+
+impl Output for Line {
+    fn text(&self) -> String {
+        let sender = self.sender_name.clone().unwrap_or_else(|| {
+            let id = self.sender.to_string();
+            id[..8].to_owned()
+        });
+        format!("[{}] {sender}: {}", self.seq, self.body)
+    }
 }
 
 fn print_messages(rows: &[Message], names: &HashMap<DeviceId, String>, as_json: bool) {
     for row in rows {
-        let value = message_json(row, names);
-        if as_json {
-            println!("{value}");
-        } else if value["kind"] != "unknown" {
-            let id = row.sender.to_string();
-            let sender = names
-                .get(&row.sender)
-                .cloned()
-                .unwrap_or_else(|| id[..8].to_owned());
-            println!(
-                "[{}] {sender}: {}",
-                row.seq,
-                value["body"].as_str().unwrap_or_default()
-            );
+        let line = Line::of(row, names);
+        if as_json || line.kind != "unknown" {
+            say(as_json, &line);
         }
     }
 }

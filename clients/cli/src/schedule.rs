@@ -6,13 +6,15 @@
 use crate::say;
 use anyhow::{Result, bail};
 use clap::Subcommand;
-use hearth_client::{Calendar, Client, Session};
+use hearth_client::{Client, Session};
 use hearth_protocol::schedule::{RsvpAnswer, Series, SeriesChange};
 use hearth_protocol::{CircleId, DeviceId};
 use jiff::civil::{Date, DateTime};
 use jiff::tz::TimeZone;
-use serde_json::{Value, json};
 use uuid::Uuid;
+use views::*;
+
+mod views;
 
 #[derive(Debug, Subcommand)]
 pub enum ScheduleCommand {
@@ -226,29 +228,6 @@ fn zone(name: Option<&str>) -> Result<TimeZone> {
     })
 }
 
-fn session_json(session: &Session) -> Value {
-    let rsvps: Vec<Value> = session
-        .rsvps
-        .iter()
-        .map(|(device, r)| json!({ "device_id": device, "answer": r.answer, "note": r.note }))
-        .collect();
-    json!({
-        "series_id": session.series_id,
-        "occurrence": session.occurrence.to_string(),
-        "start": session.local_start.to_string(),
-        "start_in_series_zone": session.start.to_string(),
-        "scheduled_start": session.scheduled_start.to_string(),
-        "minutes": session.duration_minutes,
-        "title": session.title,
-        "video_room": session.video_room,
-        "moved": session.moved,
-        "cancelled": session.cancelled,
-        "rsvps": rsvps,
-        "present": session.present,
-        "missed": session.missed,
-    })
-}
-
 fn session_line(session: &Session, name: &dyn Fn(&DeviceId) -> String) -> String {
     let status = if session.cancelled {
         "  CANCELLED"
@@ -291,16 +270,6 @@ fn session_line(session: &Session, name: &dyn Fn(&DeviceId) -> String) -> String
     )
 }
 
-fn agreement_json(calendar: &Calendar) -> Value {
-    match &calendar.agreement {
-        Some(a) => json!({
-            "version": a.version, "text": a.text,
-            "accepted_by": a.accepted_by, "pending": a.pending,
-        }),
-        None => Value::Null,
-    }
-}
-
 /// Runs a scheduling command.
 pub async fn run(client: &Client, command: ScheduleCommand, j: bool) -> Result<()> {
     match command {
@@ -335,27 +304,28 @@ pub async fn run(client: &Client, command: ScheduleCommand, j: bool) -> Result<(
                 agenda,
                 video_room: video,
             };
-            let id = client.schedule_series(&circle, series).await?;
-            say(j, json!({ "series_id": id }), || {
-                format!("scheduled series {id}")
-            });
+            let series_id = client.schedule_series(&circle, series).await?;
+            say(
+                j,
+                &done(
+                    SeriesScheduled { series_id },
+                    format!("scheduled series {series_id}"),
+                ),
+            );
         }
         ScheduleCommand::Sessions { circle, tz } => {
             let calendar = client.calendar_in(&circle, &zone(tz.as_deref())?).await?;
-            let value: Vec<Value> = calendar.sessions.iter().map(session_json).collect();
             let names = client.names(&circle).await?;
             let name = |d: &DeviceId| names.get(d).cloned().unwrap_or_else(|| d.to_string());
-            say(j, json!({ "sessions": value }), || {
-                if calendar.sessions.is_empty() {
-                    return "no sessions scheduled".to_owned();
-                }
-                let lines: Vec<String> = calendar
+            let sessions = Sessions {
+                sessions: calendar.sessions.iter().map(SessionView::of).collect(),
+                lines: calendar
                     .sessions
                     .iter()
                     .map(|s| session_line(s, &name))
-                    .collect();
-                lines.join("\n")
-            });
+                    .collect(),
+            };
+            say(j, &sessions);
         }
         ScheduleCommand::Move {
             circle,
@@ -372,9 +342,15 @@ pub async fn run(client: &Client, command: ScheduleCommand, j: bool) -> Result<(
                 duration_minutes: minutes,
             };
             client.change_series(&circle, series, change).await?;
-            say(j, json!({ "moved": occurrence.to_string() }), || {
-                "moved".to_owned()
-            });
+            say(
+                j,
+                &done(
+                    Moved {
+                        moved: occurrence.to_string(),
+                    },
+                    "moved",
+                ),
+            );
         }
         ScheduleCommand::Cancel {
             circle,
@@ -391,19 +367,24 @@ pub async fn run(client: &Client, command: ScheduleCommand, j: bool) -> Result<(
                 },
                 None => SeriesChange::CancelSeries,
             };
-            let (what, text) = match &change {
+            let (cancelled, text) = match &change {
                 SeriesChange::CancelOccurrence { occurrence } => (
-                    json!(occurrence.to_string()),
+                    CancelledWhat::Occurrence(occurrence.to_string()),
                     format!("cancelled the session {occurrence}"),
                 ),
                 SeriesChange::CancelFrom { occurrence } => (
-                    json!({ "from": occurrence.to_string() }),
+                    CancelledWhat::From {
+                        from: occurrence.to_string(),
+                    },
                     format!("cancelled every session from {occurrence} on"),
                 ),
-                _ => (json!("series"), "cancelled the whole series".to_owned()),
+                _ => (
+                    CancelledWhat::Series("series"),
+                    "cancelled the whole series".to_owned(),
+                ),
             };
             client.change_series(&circle, series, change).await?;
-            say(j, json!({ "cancelled": what }), || text);
+            say(j, &done(Cancelled { cancelled }, text));
         }
         ScheduleCommand::Rsvp {
             circle,
@@ -423,8 +404,13 @@ pub async fn run(client: &Client, command: ScheduleCommand, j: bool) -> Result<(
                 .await?;
             say(
                 j,
-                json!({ "answer": answer, "occurrence": occurrence.to_string() }),
-                || "answered".to_owned(),
+                &done(
+                    Answered {
+                        answer,
+                        occurrence: occurrence.to_string(),
+                    },
+                    "answered",
+                ),
             );
         }
         ScheduleCommand::Attendance {
@@ -439,10 +425,16 @@ pub async fn run(client: &Client, command: ScheduleCommand, j: bool) -> Result<(
             client
                 .record_attendance(&circle, series, occurrence, &devices)
                 .await?;
+            let text = format!("recorded {} present", devices.len());
             say(
                 j,
-                json!({ "present": devices, "occurrence": occurrence.to_string() }),
-                || format!("recorded {} present", devices.len()),
+                &done(
+                    Recorded {
+                        present: devices,
+                        occurrence: occurrence.to_string(),
+                    },
+                    text,
+                ),
             );
         }
         ScheduleCommand::Missed { circle } => {
@@ -454,22 +446,17 @@ pub async fn run(client: &Client, command: ScheduleCommand, j: bool) -> Result<(
                 .iter()
                 .filter(|s| !s.missed.is_empty())
                 .collect();
-            let value: Vec<Value> = missed
-                .iter()
-                .map(|s| {
-                    json!({
-                        "series_id": s.series_id,
-                        "occurrence": s.occurrence.to_string(),
-                        "start": s.local_start.to_string(),
-                        "missed": s.missed,
+            let report = Missed {
+                missed: missed
+                    .iter()
+                    .map(|s| MissedView {
+                        series_id: s.series_id,
+                        occurrence: s.occurrence.to_string(),
+                        start: s.local_start.to_string(),
+                        missed: s.missed.clone(),
                     })
-                })
-                .collect();
-            say(j, json!({ "missed": value }), || {
-                if missed.is_empty() {
-                    return "nobody missed a session".to_owned();
-                }
-                let lines: Vec<String> = missed
+                    .collect(),
+                lines: missed
                     .iter()
                     .map(|s| {
                         let who: Vec<String> = s.missed.iter().map(name).collect();
@@ -480,9 +467,9 @@ pub async fn run(client: &Client, command: ScheduleCommand, j: bool) -> Result<(
                             who.join(", ")
                         )
                     })
-                    .collect();
-                lines.join("\n")
-            });
+                    .collect(),
+            };
+            say(j, &report);
         }
         ScheduleCommand::Agreement(command) => agreement(client, command, j).await?,
         ScheduleCommand::CheckIn(command) => check_in(client, command, j).await?,
@@ -494,14 +481,20 @@ async fn agreement(client: &Client, command: AgreementCommand, j: bool) -> Resul
     match command {
         AgreementCommand::Set { circle, text } => {
             let version = client.set_agreement(&circle, &text.join(" ")).await?;
-            say(j, json!({ "version": version }), || {
-                format!("agreement {version}")
-            });
+            say(
+                j,
+                &done(
+                    AgreementSet {
+                        version: version.clone(),
+                    },
+                    format!("agreement {version}"),
+                ),
+            );
         }
         AgreementCommand::Show { circle } => {
             let calendar = client.calendar(&circle).await?;
             let names = client.names(&circle).await?;
-            say(j, agreement_json(&calendar), || match &calendar.agreement {
+            let text = match &calendar.agreement {
                 None => "no agreement yet".to_owned(),
                 Some(a) => {
                     let pending: Vec<String> = a
@@ -515,11 +508,18 @@ async fn agreement(client: &Client, command: AgreementCommand, j: bool) -> Resul
                         format!("{}\n\nnot accepted yet: {}", a.text, pending.join(", "))
                     }
                 }
+            };
+            let agreement = calendar.agreement.as_ref().map(|a| AgreementView {
+                version: a.version.clone(),
+                text: a.text.clone(),
+                accepted_by: a.accepted_by.iter().copied().collect(),
+                pending: a.pending.clone(),
             });
+            say(j, &AgreementShown { agreement, text });
         }
         AgreementCommand::Accept { circle } => {
-            let version = client.accept_agreement(&circle).await?;
-            say(j, json!({ "accepted": version }), || "accepted".to_owned());
+            let accepted = client.accept_agreement(&circle).await?;
+            say(j, &done(AgreementAccepted { accepted }, "accepted"));
         }
     }
     Ok(())
@@ -528,8 +528,11 @@ async fn agreement(client: &Client, command: AgreementCommand, j: bool) -> Resul
 async fn check_in(client: &Client, command: CheckInCommand, j: bool) -> Result<()> {
     match command {
         CheckInCommand::Prompt { circle, text } => {
-            let id = client.prompt_check_in(&circle, &text.join(" ")).await?;
-            say(j, json!({ "prompt_id": id }), || format!("prompt {id}"));
+            let prompt_id = client.prompt_check_in(&circle, &text.join(" ")).await?;
+            say(
+                j,
+                &done(Prompted { prompt_id }, format!("prompt {prompt_id}")),
+            );
         }
         CheckInCommand::Reply {
             circle,
@@ -540,44 +543,44 @@ async fn check_in(client: &Client, command: CheckInCommand, j: bool) -> Result<(
             client
                 .reply_check_in(&circle, prompt, mood, line.as_deref())
                 .await?;
-            say(j, json!({ "replied": prompt }), || "replied".to_owned());
+            say(j, &done(Replied { replied: prompt }, "replied"));
         }
         CheckInCommand::Show { circle } => {
             let calendar = client.calendar(&circle).await?;
             let names = client.names(&circle).await?;
             let name = |d: &DeviceId| names.get(d).cloned().unwrap_or_else(|| d.to_string());
-            let value: Vec<Value> = calendar
+            let mut lines = Vec::new();
+            for c in &calendar.check_ins {
+                lines.push(format!("{}  {}", c.id, c.text));
+                if c.replies.is_empty() {
+                    lines.push("  no replies yet".to_owned());
+                }
+                for (device, (mood, line)) in &c.replies {
+                    let line = line
+                        .as_deref()
+                        .map(|l| format!(": {l}"))
+                        .unwrap_or_default();
+                    lines.push(format!("  {} {mood}/5{line}", name(device)));
+                }
+            }
+            let check_ins = calendar
                 .check_ins
                 .iter()
-                .map(|c| {
-                    let replies: Vec<Value> = c
+                .map(|c| CheckInView {
+                    prompt_id: c.id,
+                    text: c.text.clone(),
+                    replies: c
                         .replies
                         .iter()
-                        .map(|(d, (mood, line))| json!({ "device_id": d, "mood": mood, "line": line }))
-                        .collect();
-                    json!({ "prompt_id": c.id, "text": c.text, "replies": replies })
+                        .map(|(d, (mood, line))| ReplyView {
+                            device_id: *d,
+                            mood: *mood,
+                            line: line.clone(),
+                        })
+                        .collect(),
                 })
                 .collect();
-            say(j, json!({ "check_ins": value }), || {
-                if calendar.check_ins.is_empty() {
-                    return "no check-ins yet".to_owned();
-                }
-                let mut lines = Vec::new();
-                for c in &calendar.check_ins {
-                    lines.push(format!("{}  {}", c.id, c.text));
-                    if c.replies.is_empty() {
-                        lines.push("  no replies yet".to_owned());
-                    }
-                    for (device, (mood, line)) in &c.replies {
-                        let line = line
-                            .as_deref()
-                            .map(|l| format!(": {l}"))
-                            .unwrap_or_default();
-                        lines.push(format!("  {} {mood}/5{line}", name(device)));
-                    }
-                }
-                lines.join("\n")
-            });
+            say(j, &CheckIns { check_ins, lines });
         }
     }
     Ok(())
