@@ -11,7 +11,7 @@
 //! circle learns it at the removing commit and gets nothing more of it.
 
 use crate::auth::Authenticated;
-use crate::delivery::Sent;
+use crate::delivery::{DeliveryError, Sent};
 use crate::error::ApiError;
 use crate::hub::{Appended, Event, Follower, Heard, Subscription};
 use crate::state::AppState;
@@ -334,16 +334,20 @@ impl Socket {
         let Some(mut cursor) = self.cursors.get(circle).copied() else {
             return Ok(());
         };
-        let page = i64::from(self.state.config.delivery.page_size);
         loop {
-            let records = match self
+            let read = self
                 .state
-                .storage
-                .read_log(circle, self.auth.device_id, cursor, page)
-                .await
-            {
-                Ok(Some(records)) => records,
-                Ok(None) => {
+                .delivery
+                .read(
+                    self.auth.device_id,
+                    circle,
+                    u64::try_from(cursor).unwrap_or_default(),
+                    None,
+                )
+                .await;
+            let page = match read {
+                Ok(page) => page,
+                Err(DeliveryError::NotFound) => {
                     self.cursors.remove(circle);
                     self.follows.unfollow(circle);
                     self.facilitating.remove(circle);
@@ -355,17 +359,16 @@ impl Socket {
                 }
                 Err(err) => return self.refuse(None, err.into()).await,
             };
-            let full = i64::try_from(records.len()).unwrap_or(0) >= page;
-            for record in records {
-                cursor = record.seq;
+            for entry in page.entries {
+                cursor = i64::try_from(entry.seq).unwrap_or(i64::MAX);
                 let frame = ServerFrame::Entry {
                     circle_id: circle.clone(),
-                    entry: record.into_entry(),
+                    entry,
                 };
                 self.send(&frame).await?;
                 self.cursors.insert(circle.clone(), cursor);
             }
-            if !full {
+            if !page.more {
                 break;
             }
         }
