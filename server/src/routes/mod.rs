@@ -184,9 +184,14 @@ async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
             let served = allowed.entry(operation.path).or_default();
             served.extend(operation.methods.iter().map(|m| method(m).to_string()));
         }
+        // In one order whatever the table's: GET, PUT, POST, DELETE, PATCH.
+        const ORDER: [&str; 5] = ["GET", "PUT", "POST", "DELETE", "PATCH"];
         allowed
             .into_iter()
-            .map(|(path, methods)| (path, methods.join(", ")))
+            .map(|(path, mut methods)| {
+                methods.sort_by_key(|m| ORDER.iter().position(|o| o == m));
+                (path, methods.join(", "))
+            })
             .collect()
     });
     let mut response = ApiError::MethodNotAllowed.error_response();
