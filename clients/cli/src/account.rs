@@ -113,6 +113,20 @@ impl CircleEntry {
     }
 }
 
+/// The circles this device was in, with whether it was removed or left.
+pub(crate) async fn past_circles(client: &Client) -> Result<Vec<CircleEntry>> {
+    let mut past = Vec::new();
+    for (circle_id, removed) in client.past_circles().await? {
+        let title = client.title(&circle_id).await?;
+        past.push(CircleEntry {
+            circle_id,
+            title,
+            removed: Some(removed),
+        });
+    }
+    Ok(past)
+}
+
 /// This device, its circles and its KeyPackage pool.
 #[derive(Serialize)]
 struct Status {
@@ -234,15 +248,7 @@ pub async fn run(client: &Arc<Client>, command: AccountCommand, j: bool) -> Resu
                     removed: None,
                 });
             }
-            let mut past_circles = Vec::new();
-            for (circle_id, removed) in client.past_circles().await? {
-                let title = client.title(&circle_id).await?;
-                past_circles.push(CircleEntry {
-                    circle_id,
-                    title,
-                    removed: Some(removed),
-                });
-            }
+            let past_circles = past_circles(client).await?;
             let mut joined_titles = Vec::new();
             for circle in &joined {
                 joined_titles.push(title_of(client, circle).await);

@@ -1,7 +1,7 @@
 //! Circles and who is in them: create, list, show, members, remove, leave,
 //! the call.
 
-use crate::account::CircleEntry;
+use crate::account::{CircleEntry, past_circles};
 use crate::{Output, hex, resolve, say};
 use anyhow::{Result, bail};
 use clap::Subcommand;
@@ -241,15 +241,7 @@ pub async fn run(client: &Arc<Client>, command: MembershipCommand, j: bool) -> R
                     removed: None,
                 });
             }
-            let mut past_circles = Vec::new();
-            for (circle_id, removed) in client.past_circles().await? {
-                let title = client.title(&circle_id).await?;
-                past_circles.push(CircleEntry {
-                    circle_id,
-                    title,
-                    removed: Some(removed),
-                });
-            }
+            let past_circles = past_circles(client).await?;
             say(
                 j,
                 &Circles {

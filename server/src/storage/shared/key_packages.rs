@@ -23,6 +23,28 @@ const MAY_CLAIM: &str = "SELECT EXISTS (SELECT 1 FROM devices WHERE id = $2 AND 
      WHERE r.device_id = $1 AND r.role = 'facilitator' \
      AND (' ' || j.device_ids || ' ') LIKE ('% ' || $2 || ' %'))";
 
+/// Stores one KeyPackage in the write transaction `tx`; false if it was
+/// there already (the same hash reference).
+async fn insert(
+    tx: &mut Transaction<'static, Db>,
+    device_id: DeviceId,
+    item: &NewKeyPackage,
+    last_resort: bool,
+    now: i64,
+) -> Result<bool> {
+    let done = sqlx::query(INSERT_KEY_PACKAGE)
+        .bind(device_id.to_string())
+        .bind(item.hash_ref.as_slice())
+        .bind(item.data.as_slice())
+        .bind(i64::from(last_resort))
+        .bind(item.expires_at)
+        .bind(now)
+        .bind(i64::from(item.cipher_suite))
+        .execute(&mut **tx)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 #[async_trait]
 impl KeyPackageStore for This {
     async fn store_key_packages(
@@ -45,17 +67,7 @@ impl KeyPackageStore for This {
                 outcomes.push(KeyPackageStored::PoolFull);
                 continue;
             }
-            let done = sqlx::query(INSERT_KEY_PACKAGE)
-                .bind(device_id.to_string())
-                .bind(item.hash_ref.as_slice())
-                .bind(item.data.as_slice())
-                .bind(0_i64)
-                .bind(item.expires_at)
-                .bind(now)
-                .bind(i64::from(item.cipher_suite))
-                .execute(&mut *tx)
-                .await?;
-            if done.rows_affected() == 1 {
+            if insert(&mut tx, device_id, item, false, now).await? {
                 pool += 1;
                 outcomes.push(KeyPackageStored::Stored);
             } else {
@@ -78,17 +90,7 @@ impl KeyPackageStore for This {
             .bind(i64::from(item.cipher_suite))
             .execute(&mut *tx)
             .await?;
-        let done = sqlx::query(INSERT_KEY_PACKAGE)
-            .bind(device_id.to_string())
-            .bind(item.hash_ref.as_slice())
-            .bind(item.data.as_slice())
-            .bind(1_i64)
-            .bind(item.expires_at)
-            .bind(now)
-            .bind(i64::from(item.cipher_suite))
-            .execute(&mut *tx)
-            .await?;
-        if done.rows_affected() == 1 {
+        if insert(&mut tx, device_id, item, true, now).await? {
             tx.commit().await?;
             Ok(KeyPackageStored::Stored)
         } else {
