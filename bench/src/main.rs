@@ -25,6 +25,7 @@
 mod baseline;
 mod cpu;
 mod idle;
+mod link;
 mod live;
 mod load;
 mod sdk;
@@ -67,6 +68,11 @@ struct Args {
     /// Concurrent senders (and concurrent writers), comma-separated.
     #[arg(long, default_value = "1,8,32")]
     concurrency: String,
+    /// Instead of the load figures: what each action costs a phone over a
+    /// slow link, at these one-way delays in milliseconds (comma-separated,
+    /// e.g. 0,50,150): requests the server counted and wall time.
+    #[arg(long)]
+    link: Option<String>,
 }
 
 /// One database's figures.
@@ -163,6 +169,48 @@ async fn run(db: Db, args: &Args, levels: &[usize], load: &Handle) -> Result<Fig
     Ok(Figures { rows, latency })
 }
 
+/// The slow-link table: one row per action, its requests, and its wall
+/// time at each delay (and in round trips of `2 × one way`).
+async fn print_link(delays: &[u64]) -> Result<()> {
+    let mut columns = Vec::new();
+    for ms in delays {
+        columns.push(link::measure(std::time::Duration::from_millis(*ms)).await?);
+    }
+    hearth_tests::drop_created_databases().await;
+    println!("Each action of a real SDK client through a link that holds every byte the given time each way (SQLite, in-process server):");
+    println!();
+    let mut header = "| action | requests |".to_owned();
+    let mut rule = "|---|---|".to_owned();
+    for ms in delays {
+        header.push_str(&format!(" {ms} ms one way |"));
+        rule.push_str("---|");
+    }
+    println!("{header}");
+    println!("{rule}");
+    let Some(first) = columns.first() else {
+        return Ok(());
+    };
+    for (i, row) in first.iter().enumerate() {
+        let requests = if row.requests.is_nan() {
+            "–".to_owned()
+        } else {
+            format!("{:.0}", row.requests)
+        };
+        let mut line = format!("| {} | {requests} |", row.action);
+        for (ms, column) in delays.iter().zip(&columns) {
+            let Some(cost) = column.get(i) else { continue };
+            if *ms == 0 {
+                line.push_str(&format!(" {:.1} ms |", cost.ms));
+            } else {
+                let trips = cost.ms / (2.0 * *ms as f64);
+                line.push_str(&format!(" {:.0} ms ({trips:.1} RTT) |", cost.ms));
+            }
+        }
+        println!("{line}");
+    }
+    Ok(())
+}
+
 fn name(db: Db) -> &'static str {
     match db {
         Db::Sqlite => "SQLite",
@@ -199,6 +247,13 @@ fn main() -> Result<()> {
         .thread_name("server-rt")
         .enable_all()
         .build()?;
+    if let Some(delays) = &args.link {
+        let delays: Vec<u64> = delays
+            .split(',')
+            .map(|n| n.trim().parse().context("--link: milliseconds, comma-separated"))
+            .collect::<Result<_>>()?;
+        return server.block_on(print_link(&delays));
+    }
     let load = tokio::runtime::Builder::new_multi_thread()
         .thread_name("load")
         .enable_all()

@@ -31,6 +31,7 @@ pub mod process;
 pub mod push;
 pub mod recorder;
 pub mod sfu;
+pub mod slow_link;
 
 /// The variable that points the tests at a PostgreSQL server (a role that may
 /// create databases). Each test makes its own database there.
