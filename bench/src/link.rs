@@ -65,7 +65,13 @@ pub async fn measure(one_way: Duration) -> Result<Vec<Cost>> {
     cost(&app, &mut costs, "register", facilitator.register(None)).await?;
     sam.register(None).await?;
     kim.register(None).await?;
-    let circle = cost(&app, &mut costs, "circle create", facilitator.create_circle()).await?;
+    let circle = cost(
+        &app,
+        &mut costs,
+        "circle create",
+        facilitator.create_circle(),
+    )
+    .await?;
     let link_text = cost(
         &app,
         &mut costs,
@@ -122,13 +128,7 @@ pub async fn measure(one_way: Duration) -> Result<Vec<Cost>> {
     for n in 0..20 {
         sam.send_text(&circle, &format!("message {n}")).await?;
     }
-    let read = cost(
-        &app,
-        &mut costs,
-        "read (20 new)",
-        facilitator.sync(&circle),
-    )
-    .await?;
+    let read = cost(&app, &mut costs, "read (20 new)", facilitator.sync(&circle)).await?;
     ensure!(read.len() >= 20, "the facilitator read the 20");
     kim.sync(&circle).await?;
     cost(&app, &mut costs, "wake (nothing new)", kim.on_wake()).await?;
@@ -167,7 +167,9 @@ pub async fn measure(one_way: Duration) -> Result<Vec<Cost>> {
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         match tokio::time::timeout(left, events.recv()).await {
-            Ok(Some(Event::Message { message, .. })) if message.sender != kim_device(&kim).await? => {
+            Ok(Some(Event::Message { message, .. }))
+                if message.sender != kim_device(&kim).await? =>
+            {
                 costs.push(Cost {
                     action: "send → another member's live socket",
                     requests: f64::NAN,
@@ -184,7 +186,5 @@ pub async fn measure(one_way: Duration) -> Result<Vec<Cost>> {
 }
 
 async fn kim_device(kim: &Client) -> Result<hearth_protocol::DeviceId> {
-    kim.device_id()
-        .await?
-        .context("Kim is registered")
+    kim.device_id().await?.context("Kim is registered")
 }

@@ -29,6 +29,10 @@ type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 /// Sends waiting for their answer, by request id: `true` when accepted.
 type Waiting = Arc<Mutex<HashMap<u64, oneshot::Sender<bool>>>>;
 
+/// A socket's sending half, shared by its reader (acknowledgements) and
+/// the senders.
+type Sink = Arc<tokio::sync::Mutex<SplitSink<Socket, Message>>>;
+
 /// An application message for `circle` at epoch 1, framed as the server
 /// checks it, whose 1 KiB ciphertext begins with the time of sending (µs
 /// since `origin`, 8 bytes) and a byte saying whether its latency is
@@ -54,7 +58,7 @@ pub struct Live {
     tasks: Vec<JoinHandle<Result<Vec<u32>>>>,
     deliveries: Arc<AtomicU64>,
     /// Each socket's sending half, in the order of the tokens.
-    sinks: Vec<tokio::sync::Mutex<SplitSink<Socket, Message>>>,
+    sinks: Vec<Sink>,
     waiting: Waiting,
     next_request: AtomicU64,
 }
@@ -87,6 +91,7 @@ async fn open_socket(address: &str, token: &str) -> Result<Socket> {
 /// hands answers to the sends waiting for them.
 async fn read(
     mut stream: SplitStream<Socket>,
+    sink: Sink,
     mut stopped: watch::Receiver<bool>,
     deliveries: Arc<AtomicU64>,
     waiting: Waiting,
@@ -105,8 +110,14 @@ async fn read(
             continue;
         };
         match serde_json::from_str(text.as_str())? {
-            ServerFrame::Entry { entry, .. } => {
+            ServerFrame::Entry { circle_id, entry } => {
                 deliveries.fetch_add(1, Ordering::Relaxed);
+                // As the SDK does: each entry acknowledged on the socket.
+                let ack = serde_json::to_string(&ClientFrame::Ack {
+                    circle_id,
+                    seq: entry.seq,
+                })?;
+                sink.lock().await.send(Message::text(ack)).await?;
                 let bytes = framing::private_ciphertext(entry.ciphertext.as_slice()).unwrap_or(&[]);
                 if bytes.len() > 8 && bytes[8] == MEASURED {
                     let sent = u64::from_be_bytes(bytes[..8].try_into()?);
@@ -158,9 +169,11 @@ impl Live {
         let mut tasks = Vec::new();
         for opened in opening {
             let (sink, stream) = opened.await??.split();
-            sinks.push(tokio::sync::Mutex::new(sink));
+            let sink = Arc::new(tokio::sync::Mutex::new(sink));
+            sinks.push(sink.clone());
             tasks.push(load.spawn(read(
                 stream,
+                sink,
                 stopped.clone(),
                 deliveries.clone(),
                 waiting.clone(),
@@ -230,7 +243,7 @@ impl Live {
             all.extend(task.await??);
         }
         for sink in self.sinks {
-            let _ = sink.into_inner().close().await;
+            let _ = sink.lock().await.close().await;
         }
         all.sort_unstable();
         Ok(all)

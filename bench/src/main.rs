@@ -106,6 +106,7 @@ async fn run(db: Db, args: &Args, levels: &[usize], load: &Handle) -> Result<Fig
         let mut measured = Vec::new();
         for (how, via) in &vias {
             let (cpu, delivered, started) = (cpu::sample(), live.deliveries(), Instant::now());
+            let writes = write_transactions(&app).await?;
             let sent = load::sends(
                 load,
                 &app.address,
@@ -120,16 +121,18 @@ async fn run(db: Db, args: &Args, levels: &[usize], load: &Handle) -> Result<Fig
             let sends = sent * args.seconds as f64;
             live.drained().await;
             let used = cpu::sample().since(&cpu);
-            let fan_out = (live.deliveries() - delivered) as f64 / started.elapsed().as_secs_f64();
+            let delivered = (live.deliveries() - delivered) as f64;
+            let fan_out = delivered / started.elapsed().as_secs_f64();
+            let writes = (write_transactions(&app).await? - writes) / delivered.max(1.0);
             if matches!(via, Via::Http) {
                 best = best.max(sent);
             }
-            measured.push((how, sent, used, sends, fan_out));
+            measured.push((how, sent, used, sends, fan_out, writes));
         }
         let committed = baseline::commits(&app.db, concurrency, args.seconds).await?;
-        for (how, sent, used, sends, fan_out) in measured {
+        for (how, sent, used, sends, fan_out, writes) in measured {
             rows.push(format!(
-                "| {name} | {how} | {concurrency} | {sent:.0} | {committed:.0} | {:.2} | {:.0} µs | {} | {fan_out:.0} |",
+                "| {name} | {how} | {concurrency} | {sent:.0} | {committed:.0} | {:.2} | {:.0} µs | {} | {fan_out:.0} | {writes:.3} |",
                 sent / committed.max(1.0),
                 used.server / sends.max(1.0) * 1e6,
                 postgres_share(db, used.postgres / sends.max(1.0)),
@@ -177,7 +180,9 @@ async fn print_link(delays: &[u64]) -> Result<()> {
         columns.push(link::measure(std::time::Duration::from_millis(*ms)).await?);
     }
     hearth_tests::drop_created_databases().await;
-    println!("Each action of a real SDK client through a link that holds every byte the given time each way (SQLite, in-process server):");
+    println!(
+        "Each action of a real SDK client through a link that holds every byte the given time each way (SQLite, in-process server):"
+    );
     println!();
     let mut header = "| action | requests |".to_owned();
     let mut rule = "|---|---|".to_owned();
@@ -209,6 +214,15 @@ async fn print_link(delays: &[u64]) -> Result<()> {
         println!("{line}");
     }
     Ok(())
+}
+
+/// The server's write transactions for messages and acknowledgements so
+/// far (every socket acknowledges what it receives, as the SDK does).
+async fn write_transactions(app: &TestApp) -> Result<f64> {
+    Ok(app.counter("hearth_append_transactions_total").await?
+        + app
+            .counter("hearth_acknowledgement_transactions_total")
+            .await?)
 }
 
 fn name(db: Db) -> &'static str {
@@ -250,7 +264,11 @@ fn main() -> Result<()> {
     if let Some(delays) = &args.link {
         let delays: Vec<u64> = delays
             .split(',')
-            .map(|n| n.trim().parse().context("--link: milliseconds, comma-separated"))
+            .map(|n| {
+                n.trim()
+                    .parse()
+                    .context("--link: milliseconds, comma-separated")
+            })
             .collect::<Result<_>>()?;
         return server.block_on(print_link(&delays));
     }
@@ -286,9 +304,9 @@ fn main() -> Result<()> {
     );
     println!();
     println!(
-        "| database | sent by | concurrent | Hearth sends/s | durable single-row commits/s | ratio | server CPU per send | PostgreSQL CPU per send | deliveries/s |"
+        "| database | sent by | concurrent | Hearth sends/s | durable single-row commits/s | ratio | server CPU per send | PostgreSQL CPU per send | deliveries/s | write transactions per delivery |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for f in &figures {
         for row in &f.rows {
             println!("{row}");

@@ -75,6 +75,7 @@ async fn run(
     while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let (messages, answers): (Vec<NewMessage>, Vec<_>) =
             batch.drain(..).map(|job| (job.message, job.answer)).unzip();
+        metrics::counter!("hearth_append_transactions_total").increment(1);
         match storage.append_messages(&messages, epoch_window).await {
             Ok(outcomes) => {
                 for ((message, answer), outcome) in messages.into_iter().zip(answers).zip(outcomes)
@@ -89,6 +90,7 @@ async fn run(
             Err(err) if messages.len() > 1 => {
                 tracing::warn!(error = %err, size = messages.len(), "batch append failed; appending one by one");
                 for (message, answer) in messages.into_iter().zip(answers) {
+                    metrics::counter!("hearth_append_transactions_total").increment(1);
                     let outcome = storage
                         .append_messages(std::slice::from_ref(&message), epoch_window)
                         .await

@@ -4,7 +4,7 @@
 use super::{Delivery, DeliveryError, bounded, signed, unsigned};
 use crate::crypto;
 use crate::framing;
-use crate::storage::{AppendOutcome, LogRecord, NewMessage};
+use crate::storage::{Acknowledgement, AppendOutcome, LogRecord, NewMessage};
 use hearth_protocol::circles::{Accepted, LogPage, SendMessage};
 use hearth_protocol::{CircleId, DeviceId};
 
@@ -88,19 +88,21 @@ impl Delivery {
         })
     }
 
-    /// Records that `device` processed the circle's log up to `seq`; entries
-    /// every device on the roster has acknowledged are deleted.
+    /// Records that `device` processed the circle's log up to `seq` (folded
+    /// with whatever other acknowledgements are queued into one write);
+    /// entries every device on the roster has acknowledged are deleted.
     pub async fn acknowledge(
         &self,
         device: DeviceId,
         circle: &CircleId,
         seq: u64,
     ) -> Result<(), DeliveryError> {
-        if self
-            .storage
-            .acknowledge(circle, device, signed(seq))
-            .await?
-        {
+        let ack = Acknowledgement {
+            circle: circle.clone(),
+            device,
+            seq: signed(seq),
+        };
+        if self.acknowledger.acknowledge(ack).await? {
             Ok(())
         } else {
             Err(DeliveryError::NotFound)

@@ -1,7 +1,8 @@
 //! The delivery core: the rules of a circle's log under the routes. Commit
 //! bundles and their roster checks ([`roster::decide`]), appending
 //! application messages through the batch writer ([`appender`]), reading the
-//! log, acknowledging; and telling whoever must hear of a change (this
+//! log, acknowledging through its own group-commit writer
+//! ([`acknowledger`]); and telling whoever must hear of a change (this
 //! node's sockets and the other nodes, sleeping phones, the video server).
 //!
 //! Everything here takes plain ids and protocol types and returns outcomes
@@ -9,12 +10,14 @@
 //! WebSocket are adapters over it, and the unit tests reach it without
 //! either.
 
+pub mod acknowledger;
 pub mod appender;
 mod commit;
 mod error;
 mod log;
 pub mod roster;
 
+pub use acknowledger::Acknowledger;
 pub use appender::Appender;
 pub use error::{DeliveryError, RosterRule};
 pub use log::Sent;
@@ -52,6 +55,7 @@ pub struct Delivery {
     storage: Arc<dyn Storage>,
     hub: Hub,
     appender: Appender,
+    acknowledger: Acknowledger,
     push: Option<Arc<Push>>,
     evictor: Option<Evictor>,
     limits: Limits,
@@ -73,10 +77,12 @@ impl Delivery {
         sends: RateLimiter<DeviceId>,
     ) -> Self {
         let appender = Appender::start(storage.clone(), hub.clone(), epoch_window, push.clone());
+        let acknowledger = Acknowledger::start(storage.clone());
         Self {
             storage,
             hub,
             appender,
+            acknowledger,
             push,
             evictor,
             limits,

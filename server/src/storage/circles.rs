@@ -60,6 +60,17 @@ impl CircleRecord {
     }
 }
 
+/// A device's word that it processed a circle's log up to a number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Acknowledgement {
+    /// The circle.
+    pub circle: CircleId,
+    /// The device.
+    pub device: DeviceId,
+    /// The last entry it processed.
+    pub seq: i64,
+}
+
 /// A device a commit adds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AddedDevice {
@@ -265,10 +276,13 @@ pub trait CircleStore {
         limit: i64,
     ) -> Result<Vec<LogRecord>>;
 
-    /// Records that the device processed everything up to `seq`, then deletes
-    /// the entries every device on the roster has acknowledged. False when the
-    /// device is not on the roster.
-    async fn acknowledge(&self, circle: &CircleId, device_id: DeviceId, seq: i64) -> Result<bool>;
+    /// Records each acknowledgement — a device processed its circle's log up
+    /// to `seq` (at most the circle's last number counts) — then deletes the
+    /// entries every device on each touched roster has acknowledged: one
+    /// write transaction for the whole batch. One answer per
+    /// acknowledgement, in order: false when the device is not on the
+    /// circle's roster.
+    async fn acknowledge(&self, acks: &[Acknowledgement]) -> Result<Vec<bool>>;
 
     /// The latest GroupInfo of a circle, with the circle's epoch as of the
     /// same read.

@@ -37,8 +37,8 @@ pub mod snapshots;
 pub mod sqlite;
 
 pub use circles::{
-    AddedDevice, AppendOutcome, CircleRecord, CircleStore, CommitOutcome, GroupInfoRecord,
-    LogRecord, NewCircle, NewCommit, NewMessage, RosterRecord, WelcomeRecord,
+    Acknowledgement, AddedDevice, AppendOutcome, CircleRecord, CircleStore, CommitOutcome,
+    GroupInfoRecord, LogRecord, NewCircle, NewCommit, NewMessage, RosterRecord, WelcomeRecord,
 };
 pub use enrollment::{EnrollmentStore, InviteRecord, JoinRequestRecord, NewInvite, NewJoinRequest};
 pub use identity::{

@@ -8,8 +8,8 @@ use hearth_protocol::circles::{EntryKind, Role};
 use hearth_protocol::{CircleId, DeviceId};
 use hearth_server::crypto::{random_uuid, sha256};
 use hearth_server::storage::{
-    AddedDevice, AppendOutcome, CommitOutcome, NewCircle, NewCommit, NewMessage, Storage,
-    StorageError,
+    Acknowledgement, AddedDevice, AppendOutcome, CommitOutcome, NewCircle, NewCommit, NewMessage,
+    Storage, StorageError,
 };
 use hearth_tests::{Db, on_both_databases, rand_bytes};
 
@@ -21,7 +21,21 @@ on_both_databases!(
     a_batch_given_up_halfway_is_all_or_nothing_and_the_next_one_lands,
     a_device_reads_only_what_came_after_it_joined_in_pages,
     entries_every_device_acknowledged_are_deleted,
+    a_batch_of_acknowledgements_is_one_write_and_deletes_only_what_all_read,
 );
+
+/// One acknowledgement alone: whether the device was on the roster.
+async fn ack(storage: &dyn Storage, circle: &CircleId, device: DeviceId, seq: i64) -> Result<bool> {
+    let answers = storage
+        .acknowledge(&[Acknowledgement {
+            circle: circle.clone(),
+            device,
+            seq,
+        }])
+        .await?;
+    anyhow::ensure!(answers.len() == 1, "one answer for one acknowledgement");
+    Ok(answers[0])
+}
 
 fn commit(sender: DeviceId, epoch: i64) -> NewCommit {
     NewCommit {
@@ -528,7 +542,7 @@ async fn entries_every_device_acknowledged_are_deleted(db: Db) -> Result<()> {
     for text in [b"a", b"b", b"c"] {
         append(storage.as_ref(), &message(&circle, facilitator, 1, text), 5).await?;
     }
-    assert!(storage.acknowledge(&circle, facilitator, 4).await?);
+    assert!(ack(storage.as_ref(), &circle, facilitator, 4).await?);
     assert_eq!(
         storage
             .read_log(&circle, sam, 0, 100)
@@ -538,7 +552,7 @@ async fn entries_every_device_acknowledged_are_deleted(db: Db) -> Result<()> {
         3,
         "sam has not read them: they stay"
     );
-    assert!(storage.acknowledge(&circle, sam, 3).await?);
+    assert!(ack(storage.as_ref(), &circle, sam, 3).await?);
     let left = storage
         .read_log(&circle, facilitator, 0, 100)
         .await?
@@ -548,7 +562,7 @@ async fn entries_every_device_acknowledged_are_deleted(db: Db) -> Result<()> {
         [4],
         "what both read is gone"
     );
-    assert!(storage.acknowledge(&circle, sam, 99).await?);
+    assert!(ack(storage.as_ref(), &circle, sam, 99).await?);
     let roster = storage.circle(&circle).await?.expect("stored").roster;
     let acked = roster
         .iter()
@@ -567,10 +581,88 @@ async fn entries_every_device_acknowledged_are_deleted(db: Db) -> Result<()> {
             .is_empty()
     );
     assert!(
-        storage.acknowledge(&circle, facilitator, 2).await?,
+        ack(storage.as_ref(), &circle, facilitator, 2).await?,
         "going back is a no-op"
     );
     let stranger = device(storage.as_ref()).await?;
-    assert!(!storage.acknowledge(&circle, stranger, 4).await?);
+    assert!(!ack(storage.as_ref(), &circle, stranger, 4).await?);
+    Ok(())
+}
+
+async fn a_batch_of_acknowledgements_is_one_write_and_deletes_only_what_all_read(
+    db: Db,
+) -> Result<()> {
+    let (_db, storage) = open(db).await?;
+    let (tuesday, facilitator, members) = circle_with(storage.as_ref(), 2).await?;
+    let (sam, kim) = (members[0], members[1]);
+    let thursday = circle_of(storage.as_ref(), facilitator).await?;
+    for text in [b"a", b"b", b"c"] {
+        append(
+            storage.as_ref(),
+            &message(&tuesday, facilitator, 1, text),
+            5,
+        )
+        .await?;
+        append(
+            storage.as_ref(),
+            &message(&thursday, facilitator, 0, text),
+            5,
+        )
+        .await?;
+    }
+    let stranger = device(storage.as_ref()).await?;
+    let acks = |list: &[(&CircleId, DeviceId, i64)]| -> Vec<Acknowledgement> {
+        list.iter()
+            .map(|(circle, device, seq)| Acknowledgement {
+                circle: (*circle).clone(),
+                device: *device,
+                seq: *seq,
+            })
+            .collect()
+    };
+    // Sam and Kim in Tuesday's circle, the facilitator in both, a stranger:
+    // answered in the order asked, the stranger refused.
+    let answers = storage
+        .acknowledge(&acks(&[
+            (&tuesday, sam, 5),
+            (&thursday, facilitator, 2),
+            (&tuesday, stranger, 5),
+            (&tuesday, kim, 3),
+            (&tuesday, facilitator, 5),
+        ]))
+        .await?;
+    assert_eq!(answers, [true, true, false, true, true]);
+    let tuesday_left = storage
+        .read_log(&tuesday, facilitator, 0, 100)
+        .await?
+        .expect("member");
+    assert_eq!(
+        tuesday_left.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        [4],
+        "Kim has not read 4: it stays for everyone; what all three read is gone"
+    );
+    let thursday_left = storage
+        .read_log(&thursday, facilitator, 0, 100)
+        .await?
+        .expect("member");
+    assert_eq!(
+        thursday_left.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        [3],
+        "the facilitator alone on Thursday's roster read up to 2"
+    );
+    // The same device twice in one batch: the higher number holds.
+    let answers = storage
+        .acknowledge(&acks(&[(&tuesday, kim, 4), (&tuesday, kim, 2)]))
+        .await?;
+    assert_eq!(answers, [true, true]);
+    assert!(
+        storage
+            .read_log(&tuesday, facilitator, 0, 100)
+            .await?
+            .expect("member")
+            .is_empty(),
+        "all three read everything"
+    );
+    assert!(storage.acknowledge(&[]).await?.is_empty());
     Ok(())
 }

@@ -535,33 +535,53 @@ impl CircleStore for This {
         rows.into_iter().map(LogRow::record).collect()
     }
 
-    async fn acknowledge(&self, circle: &CircleId, device_id: DeviceId, seq: i64) -> Result<bool> {
-        let mut tx = self.write().await?;
-        let member = sqlx::query(SELECT_MEMBER)
-            .bind(circle.as_bytes())
-            .bind(device_id.to_string())
-            .fetch_optional(&mut *tx)
-            .await?;
-        if member.is_none() {
-            tx.rollback().await?;
-            return Ok(false);
+    async fn acknowledge(&self, acks: &[Acknowledgement]) -> Result<Vec<bool>> {
+        if acks.is_empty() {
+            return Ok(Vec::new());
         }
-        let last_seq: i64 = sqlx::query_scalar(SELECT_LAST_SEQ)
-            .bind(circle.as_bytes())
-            .fetch_one(&mut *tx)
-            .await?;
-        sqlx::query(RAISE_ACK)
-            .bind(circle.as_bytes())
-            .bind(device_id.to_string())
-            .bind(seq.min(last_seq))
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(DELETE_ACKNOWLEDGED)
-            .bind(circle.as_bytes())
-            .execute(&mut *tx)
-            .await?;
+        // Rows are touched in one order (circle, device), so two batches on
+        // two nodes cannot wait on each other in a circle.
+        let mut order: Vec<usize> = (0..acks.len()).collect();
+        order.sort_by(|&a, &b| {
+            (acks[a].circle.as_bytes(), acks[a].device)
+                .cmp(&(acks[b].circle.as_bytes(), acks[b].device))
+        });
+        let mut answers = vec![false; acks.len()];
+        let mut touched: Vec<&CircleId> = Vec::new();
+        let mut tx = self.write().await?;
+        for i in order {
+            let ack = &acks[i];
+            let member = sqlx::query(SELECT_MEMBER)
+                .bind(ack.circle.as_bytes())
+                .bind(ack.device.to_string())
+                .fetch_optional(&mut *tx)
+                .await?;
+            if member.is_none() {
+                continue;
+            }
+            let last_seq: i64 = sqlx::query_scalar(SELECT_LAST_SEQ)
+                .bind(ack.circle.as_bytes())
+                .fetch_one(&mut *tx)
+                .await?;
+            sqlx::query(RAISE_ACK)
+                .bind(ack.circle.as_bytes())
+                .bind(ack.device.to_string())
+                .bind(ack.seq.min(last_seq))
+                .execute(&mut *tx)
+                .await?;
+            if touched.last() != Some(&&ack.circle) {
+                touched.push(&ack.circle);
+            }
+            answers[i] = true;
+        }
+        for circle in touched {
+            sqlx::query(DELETE_ACKNOWLEDGED)
+                .bind(circle.as_bytes())
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
-        Ok(true)
+        Ok(answers)
     }
 
     async fn group_info(&self, circle: &CircleId) -> Result<Option<GroupInfoRecord>> {
