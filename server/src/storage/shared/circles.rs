@@ -28,9 +28,6 @@ const SELECT_DEVICE_CIRCLES: &str = "SELECT c.id, c.epoch, c.last_seq, c.max_mem
      JOIN roster r ON r.circle_id = c.id WHERE mine.device_id = $1 \
      ORDER BY c.created_at, c.id, r.joined_seq, r.device_id";
 
-const SELECT_MEMBER: &str = "SELECT device_id, role, joined_seq, acked_seq FROM roster \
-     WHERE circle_id = $1 AND device_id = $2";
-
 pub(super) const SELECT_ROSTER_DEVICE: &str =
     "SELECT device_id FROM roster WHERE circle_id = $1 AND device_id = $2";
 
@@ -56,14 +53,6 @@ const SELECT_MEMBER_LOG: &str = "SELECT seq, epoch, kind, sender_id, ciphertext,
      FROM log_entries WHERE circle_id = $1 AND seq > $2 AND seq > \
      (SELECT joined_seq FROM roster WHERE circle_id = $1 AND device_id = $3) \
      ORDER BY seq LIMIT $4";
-
-const SELECT_LAST_SEQ: &str = "SELECT last_seq FROM circles WHERE id = $1";
-
-const RAISE_ACK: &str = "UPDATE roster SET acked_seq = $3 \
-     WHERE circle_id = $1 AND device_id = $2 AND acked_seq < $3";
-
-const DELETE_ACKNOWLEDGED: &str = "DELETE FROM log_entries WHERE circle_id = $1 \
-     AND seq <= (SELECT MIN(acked_seq) FROM roster WHERE circle_id = $1)";
 
 const INSERT_WELCOME: &str = "INSERT INTO welcomes \
      (id, device_id, circle_id, seq, epoch, data, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
@@ -539,49 +528,59 @@ impl CircleStore for This {
         if acks.is_empty() {
             return Ok(Vec::new());
         }
-        // Rows are touched in one order (circle, device), so two batches on
-        // two nodes cannot wait on each other in a circle.
-        let mut order: Vec<usize> = (0..acks.len()).collect();
-        order.sort_by(|&a, &b| {
-            (acks[a].circle.as_bytes(), acks[a].device)
-                .cmp(&(acks[b].circle.as_bytes(), acks[b].device))
-        });
-        let mut answers = vec![false; acks.len()];
-        let mut touched: Vec<&CircleId> = Vec::new();
-        let mut tx = self.write().await?;
-        for i in order {
-            let ack = &acks[i];
-            let member = sqlx::query(SELECT_MEMBER)
-                .bind(ack.circle.as_bytes())
-                .bind(ack.device.to_string())
-                .fetch_optional(&mut *tx)
-                .await?;
-            if member.is_none() {
-                continue;
-            }
-            let last_seq: i64 = sqlx::query_scalar(SELECT_LAST_SEQ)
-                .bind(ack.circle.as_bytes())
-                .fetch_one(&mut *tx)
-                .await?;
-            sqlx::query(RAISE_ACK)
-                .bind(ack.circle.as_bytes())
-                .bind(ack.device.to_string())
-                .bind(ack.seq.min(last_seq))
-                .execute(&mut *tx)
-                .await?;
-            if touched.last() != Some(&&ack.circle) {
-                touched.push(&ack.circle);
-            }
-            answers[i] = true;
+        // One number per device and circle, the highest (an UPDATE ... FROM
+        // with two source rows for one target row would pick either), in
+        // one order, so two batches on two nodes lock rows alike.
+        let mut highest: std::collections::BTreeMap<(&[u8], DeviceId), i64> =
+            std::collections::BTreeMap::new();
+        for ack in acks {
+            let seq = highest
+                .entry((ack.circle.as_bytes(), ack.device))
+                .or_insert(ack.seq);
+            *seq = (*seq).max(ack.seq);
         }
-        for circle in touched {
-            sqlx::query(DELETE_ACKNOWLEDGED)
-                .bind(circle.as_bytes())
-                .execute(&mut *tx)
-                .await?;
+        let mut tx = self.write().await?;
+        // Every acknowledgement in one statement: a roster row moves up to
+        // the number given (never past the circle's last, never down), and
+        // comes back only if the device is on that roster.
+        let mut raise = sqlx::QueryBuilder::<Db>::new(
+            "UPDATE roster SET acked_seq = CASE WHEN (CASE WHEN v.column3 < c.last_seq \
+             THEN v.column3 ELSE c.last_seq END) > roster.acked_seq THEN (CASE WHEN \
+             v.column3 < c.last_seq THEN v.column3 ELSE c.last_seq END) ELSE roster.acked_seq \
+             END FROM (",
+        );
+        raise.push_values(&highest, |mut row, ((circle, device), seq)| {
+            row.push_bind(*circle)
+                .push_bind(device.to_string())
+                .push_bind(*seq);
+        });
+        raise.push(
+            ") AS v, circles AS c WHERE roster.circle_id = v.column1 AND roster.device_id = \
+             v.column2 AND c.id = roster.circle_id RETURNING roster.circle_id, roster.device_id",
+        );
+        let members: Vec<(Vec<u8>, String)> = raise.build_query_as().fetch_all(&mut *tx).await?;
+        let members: HashSet<(Vec<u8>, String)> = members.into_iter().collect();
+        // Then, in every circle touched, what every device has read goes.
+        let mut touched: Vec<&[u8]> = highest.keys().map(|(circle, _)| *circle).collect();
+        touched.dedup();
+        if !members.is_empty() {
+            let mut delete =
+                sqlx::QueryBuilder::<Db>::new("DELETE FROM log_entries WHERE circle_id IN (");
+            let mut list = delete.separated(", ");
+            for circle in &touched {
+                list.push_bind(*circle);
+            }
+            delete.push(
+                ") AND seq <= (SELECT MIN(r.acked_seq) FROM roster r \
+                 WHERE r.circle_id = log_entries.circle_id)",
+            );
+            delete.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
-        Ok(answers)
+        Ok(acks
+            .iter()
+            .map(|ack| members.contains(&(ack.circle.as_bytes().to_vec(), ack.device.to_string())))
+            .collect())
     }
 
     async fn group_info(&self, circle: &CircleId) -> Result<Option<GroupInfoRecord>> {
