@@ -564,15 +564,19 @@ impl CircleStore for This {
         let mut touched: Vec<&[u8]> = highest.keys().map(|(circle, _)| *circle).collect();
         touched.dedup();
         if !members.is_empty() {
-            let mut delete =
-                sqlx::QueryBuilder::<Db>::new("DELETE FROM log_entries WHERE circle_id IN (");
+            // Each circle's minimum once, then the entries up to it by the
+            // (circle_id, seq) key.
+            let mut delete = sqlx::QueryBuilder::<Db>::new(
+                "DELETE FROM log_entries WHERE (circle_id, seq) IN (SELECT e.circle_id, e.seq \
+                 FROM log_entries e JOIN (SELECT circle_id, MIN(acked_seq) AS upto FROM roster \
+                 WHERE circle_id IN (",
+            );
             let mut list = delete.separated(", ");
             for circle in &touched {
                 list.push_bind(*circle);
             }
             delete.push(
-                ") AND seq <= (SELECT MIN(r.acked_seq) FROM roster r \
-                 WHERE r.circle_id = log_entries.circle_id)",
+                ") GROUP BY circle_id) m ON e.circle_id = m.circle_id WHERE e.seq <= m.upto)",
             );
             delete.build().execute(&mut *tx).await?;
         }
