@@ -98,6 +98,16 @@ pub(crate) struct CircleEntry {
 }
 
 impl CircleEntry {
+    /// The entry of a circle, with its title as this device knows it.
+    pub async fn of(client: &Client, circle_id: CircleId, removed: Option<bool>) -> Result<Self> {
+        let title = client.title(&circle_id).await?;
+        Ok(Self {
+            circle_id,
+            title,
+            removed,
+        })
+    }
+
     /// `Title  id  (you left)`.
     pub fn line(&self) -> String {
         let state = match self.removed {
@@ -117,12 +127,7 @@ impl CircleEntry {
 pub(crate) async fn past_circles(client: &Client) -> Result<Vec<CircleEntry>> {
     let mut past = Vec::new();
     for (circle_id, removed) in client.past_circles().await? {
-        let title = client.title(&circle_id).await?;
-        past.push(CircleEntry {
-            circle_id,
-            title,
-            removed: Some(removed),
-        });
+        past.push(CircleEntry::of(client, circle_id, Some(removed)).await?);
     }
     Ok(past)
 }
@@ -241,12 +246,7 @@ pub async fn run(client: &Arc<Client>, command: AccountCommand, j: bool) -> Resu
             let device_id = client.device_id().await?;
             let mut circles = Vec::new();
             for circle_id in client.circles().await? {
-                let title = client.title(&circle_id).await?;
-                circles.push(CircleEntry {
-                    circle_id,
-                    title,
-                    removed: None,
-                });
+                circles.push(CircleEntry::of(client, circle_id, None).await?);
             }
             let past_circles = past_circles(client).await?;
             let mut joined_titles = Vec::new();

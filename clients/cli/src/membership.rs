@@ -234,12 +234,7 @@ pub async fn run(client: &Arc<Client>, command: MembershipCommand, j: bool) -> R
                     Err(hearth_client::ClientError::RemovedFromCircle) => continue,
                     other => other?,
                 };
-                let title = client.title(&circle_id).await?;
-                circles.push(CircleEntry {
-                    circle_id,
-                    title,
-                    removed: None,
-                });
+                circles.push(CircleEntry::of(client, circle_id, None).await?);
             }
             let past_circles = past_circles(client).await?;
             say(
