@@ -155,6 +155,7 @@ impl Client {
             None => {}
         }
         let mut cursor = stored.ok_or(ClientError::UnknownCircle)?;
+        let started_at = cursor;
         if !has_group {
             cursor = match self.rejoin(circle).await {
                 Err(err) if err.code() == Some(ErrorCode::NotFound) => {
@@ -194,7 +195,10 @@ impl Client {
                 break;
             }
         }
-        if cursor > 0 {
+        // Acknowledged only when this read moved the cursor: with nothing
+        // new there is nothing to say (what the live socket processed, it
+        // acknowledged itself).
+        if cursor > started_at {
             api.ack(circle, cursor).await?;
         }
         Ok(caught)
