@@ -43,8 +43,8 @@ where
     let value = run.await.with_context(|| action.to_owned())?;
     let ms = started.elapsed().as_secs_f64() * 1e3;
     let after = app.counter("hearth_http_requests_total").await?;
-    // The counter's own read is a request too, made after `after` was
-    // taken, so the difference counts the action's alone.
+    // The counter counts a request once it is answered: `after` includes
+    // the read that took `before`, which is not the action's.
     costs.push(Cost {
         action,
         requests: after - before - 1.0,
@@ -157,19 +157,24 @@ pub async fn measure(one_way: Duration) -> Result<Vec<Cost>> {
         client.sync(&circle).await?;
     }
 
-    // Live: Kim's socket is open; Sam sends; how long until Kim's app has it.
+    // Live: once Kim's socket is ready, Sam sends; how long until Kim's app
+    // has it.
+    let sam_device = sam.device_id().await?.context("Sam is registered")?;
     let kim = Arc::new(kim);
     let mut events = kim.live();
-    tokio::time::sleep(Duration::from_millis(300) + one_way * 4).await;
+    let patience = Duration::from_secs(10) + one_way * 20;
+    loop {
+        match tokio::time::timeout(patience, events.recv()).await {
+            Ok(Some(Event::Connected)) => break,
+            Ok(Some(_)) => {}
+            _ => anyhow::bail!("Kim's socket never became ready"),
+        }
+    }
     let started = Instant::now();
     sam.send_text(&circle, "live").await?;
-    let deadline = started + Duration::from_secs(10) + one_way * 20;
     loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match tokio::time::timeout(left, events.recv()).await {
-            Ok(Some(Event::Message { message, .. }))
-                if message.sender != kim_device(&kim).await? =>
-            {
+        match tokio::time::timeout(patience, events.recv()).await {
+            Ok(Some(Event::Message { message, .. })) if message.sender == sam_device => {
                 costs.push(Cost {
                     action: "send → another member's live socket",
                     requests: f64::NAN,
@@ -177,14 +182,10 @@ pub async fn measure(one_way: Duration) -> Result<Vec<Cost>> {
                 });
                 break;
             }
-            Ok(Some(_)) => continue,
+            Ok(Some(_)) => {}
             _ => anyhow::bail!("Kim's socket never showed Sam's message"),
         }
     }
     app.stop().await?;
     Ok(costs)
-}
-
-async fn kim_device(kim: &Client) -> Result<hearth_protocol::DeviceId> {
-    kim.device_id().await?.context("Kim is registered")
 }

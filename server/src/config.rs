@@ -460,6 +460,8 @@ pub struct Setting {
     /// Its field's documentation, as one paragraph (for a field inside a
     /// small group such as a rate bucket, the group's first).
     pub meaning: String,
+    /// Its default as written in a TOML file or a variable (`None`: unset).
+    pub default: Option<String>,
 }
 
 /// Every setting, read from the documentation of the `Config` fields (their
@@ -512,6 +514,7 @@ pub fn settings() -> Vec<Setting> {
                 } else {
                     format!("{context} {meaning}")
                 },
+                default: None,
             });
             return;
         }
@@ -530,6 +533,18 @@ pub fn settings() -> Vec<Setting> {
     }
     let mut out = Vec::new();
     walk(&Config::schema(), "", "", &named, &mut out);
+    let defaults = serde_json::to_value(Config::default()).unwrap_or_default();
+    for setting in &mut out {
+        setting.default = setting
+            .key
+            .split('.')
+            .try_fold(&defaults, |value, part| value.get(part))
+            .and_then(|value| match value {
+                serde_json::Value::Null => None,
+                serde_json::Value::String(text) => Some(text.clone()),
+                other => Some(other.to_string()),
+            });
+    }
     out
 }
 
@@ -541,16 +556,17 @@ pub fn env_var(key: &str) -> String {
 
 /// The settings with their environment variables and defaults, for `--help`.
 pub fn settings_help() -> String {
-    let defaults = serde_json::to_value(Config::default()).unwrap_or_default();
     let mut out = String::from("Settings (TOML key / environment variable / default: meaning):\n");
-    for Setting { key, meaning } in settings() {
-        let default = key
-            .split('.')
-            .try_fold(&defaults, |value, part| value.get(part))
-            .map_or_else(|| "unset".to_owned(), show_default);
+    for Setting {
+        key,
+        meaning,
+        default,
+    } in settings()
+    {
         out.push_str(&format!(
-            "  {key}\n      {} = {default}: {meaning}\n",
-            env_var(&key)
+            "  {key}\n      {} = {}: {meaning}\n",
+            env_var(&key),
+            default.as_deref().unwrap_or("unset")
         ));
     }
     out
@@ -559,34 +575,22 @@ pub fn settings_help() -> String {
 /// The README's table of settings, made from [`settings`]: key,
 /// environment variable, default, meaning.
 pub fn settings_table() -> String {
-    let defaults = serde_json::to_value(Config::default()).unwrap_or_default();
     let mut out =
         String::from("| setting | environment | default | meaning |\n|---|---|---|---|\n");
-    for Setting { key, meaning } in settings() {
-        let default = key
-            .split('.')
-            .try_fold(&defaults, |value, part| value.get(part))
-            .map_or_else(|| "unset".to_owned(), show_default);
-        let default = if default == "unset" {
-            default
-        } else {
-            format!("`{default}`")
-        };
+    for Setting {
+        key,
+        meaning,
+        default,
+    } in settings()
+    {
         out.push_str(&format!(
-            "| `{key}` | `{}` | {default} | {} |\n",
+            "| `{key}` | `{}` | {} | {} |\n",
             env_var(&key),
+            default.map_or_else(|| "unset".to_owned(), |d| format!("`{d}`")),
             meaning.replace('|', "\\|")
         ));
     }
     out
-}
-
-fn show_default(value: &serde_json::Value) -> String {
-    match value {
-        serde_json::Value::Null => "unset".to_owned(),
-        serde_json::Value::String(text) => text.clone(),
-        other => other.to_string(),
-    }
 }
 
 /// The range of every number a setting may hold, `(key, least, most)`:

@@ -3,15 +3,12 @@
 //! netem). Clients connect to it as to the server; each chunk read from one
 //! side is written to the other `one_way` later, in order, so a request and
 //! its answer cost one round trip of `2 × one_way` on top of the server's
-//! own time. It can also cut every connection after the server has answered
-//! (a phone losing its network with the answer in flight).
+//! own time.
 //!
 //! Only 127.0.0.1; it stops when dropped.
 
 use anyhow::Result;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
@@ -23,8 +20,6 @@ pub struct SlowLink {
     /// Where clients connect: `http://127.0.0.1:port`.
     pub address: String,
     one_way: Duration,
-    drop_answers: Arc<AtomicBool>,
-    connections: Arc<AtomicU64>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -54,18 +49,18 @@ impl SlowLink {
         anyhow::ensure!(target.ip().is_loopback(), "a slow link only to loopback");
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let address = format!("http://{}", listener.local_addr()?);
-        let drop_answers = Arc::new(AtomicBool::new(false));
-        let connections = Arc::new(AtomicU64::new(0));
-        let (dropping, counting) = (drop_answers.clone(), connections.clone());
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
-                counting.fetch_add(1, Ordering::Relaxed);
-                let dropping = dropping.clone();
                 tokio::spawn(async move {
                     if let Ok(server) = TcpStream::connect(target).await {
                         let _ = client.set_nodelay(true);
                         let _ = server.set_nodelay(true);
-                        carry(client, server, one_way, dropping).await;
+                        let (client_read, client_write) = client.into_split();
+                        let (server_read, server_write) = server.into_split();
+                        tokio::join!(
+                            pump(client_read, server_write, one_way),
+                            pump(server_read, client_write, one_way)
+                        );
                     }
                 });
             }
@@ -73,42 +68,17 @@ impl SlowLink {
         Ok(Self {
             address,
             one_way,
-            drop_answers,
-            connections,
             task,
         })
     }
-
-    /// From now on, whatever the server answers is thrown away and the
-    /// connection closed: the request reached the server, its answer never
-    /// reaches the client.
-    pub fn lose_answers(&self, lose: bool) {
-        self.drop_answers.store(lose, Ordering::SeqCst);
-    }
-
-    /// Connections accepted so far.
-    pub fn connections(&self) -> u64 {
-        self.connections.load(Ordering::Relaxed)
-    }
-}
-
-/// Pumps both directions of one connection until either side closes.
-async fn carry(client: TcpStream, server: TcpStream, one_way: Duration, lose: Arc<AtomicBool>) {
-    let (client_read, client_write) = client.into_split();
-    let (server_read, server_write) = server.into_split();
-    let up = pump(client_read, server_write, one_way, None);
-    let down = pump(server_read, client_write, one_way, Some(lose));
-    tokio::join!(up, down);
 }
 
 /// Reads chunks from `from` and writes each to `to` `delay` after it was
-/// read. With `lose` set when a chunk arrives, the connection ends there
-/// instead.
+/// read, until `from` closes.
 async fn pump(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
     delay: Duration,
-    lose: Option<Arc<AtomicBool>>,
 ) {
     let (queue, mut queued) = mpsc::unbounded_channel::<(Instant, Vec<u8>)>();
     let writer = tokio::spawn(async move {
@@ -125,10 +95,6 @@ async fn pump(
         match from.read(&mut buffer).await {
             Ok(0) | Err(_) => break,
             Ok(n) => {
-                if lose.as_ref().is_some_and(|l| l.load(Ordering::SeqCst)) {
-                    writer.abort();
-                    return;
-                }
                 if queue
                     .send((Instant::now() + delay, buffer[..n].to_vec()))
                     .is_err()

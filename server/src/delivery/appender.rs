@@ -1,39 +1,26 @@
-//! Group commit for application messages.
+//! Group commit for application messages ([`super::group_commit`]).
 //!
-//! Sends from every worker thread (HTTP and WebSocket alike) queue here. One
-//! task takes everything queued, appends it in one transaction
-//! (`CircleStore::append_messages`) and only then answers each sender:
-//! acknowledged still means durable, but a batch of sends costs one commit
-//! and one fsync instead of one each. While a batch commits, the next one
-//! gathers, so the batch grows with the load and a lone send waits for no
-//! one.
+//! Sends from every worker thread (HTTP and WebSocket alike) queue here and
+//! are appended in batches, each in one transaction
+//! (`CircleStore::append_messages`); a sender is answered once its message is
+//! durable.
 //!
 //! The committed messages then reach this node's live sockets as ready-made
 //! frames ([`Event::Appended`]), encoded once; the other nodes learn which
 //! numbers are new from a notification sent inside the same transaction.
 
 use super::DeliveryError;
+use super::group_commit::{Batch, GroupCommit};
 use crate::hub::{Appended, Event, Hub};
 use crate::push::Push;
 use crate::storage::{AppendOutcome, NewMessage, Storage, StorageError, WakeFor};
+use async_trait::async_trait;
 use hearth_protocol::circles::{EntryKind, LogEntry};
 use std::sync::Arc;
-use tokio::sync::{mpsc, oneshot};
-
-/// The most messages one transaction takes.
-const MAX_BATCH: usize = 256;
 
 /// The queue in front of the batch writer.
 #[derive(Debug, Clone)]
-pub struct Appender {
-    jobs: mpsc::Sender<Job>,
-}
-
-#[derive(Debug)]
-struct Job {
-    message: NewMessage,
-    answer: oneshot::Sender<Result<AppendOutcome, StorageError>>,
-}
+pub struct Appender(GroupCommit<Appends>);
 
 impl Appender {
     /// Starts the batch writer on the current runtime. It stops when every
@@ -45,73 +32,45 @@ impl Appender {
         epoch_window: i64,
         push: Option<Arc<Push>>,
     ) -> Self {
-        let (jobs, queue) = mpsc::channel(MAX_BATCH * 4);
-        let announcer = Announcer { hub, push };
-        tokio::spawn(run(storage, announcer, epoch_window, queue));
-        Self { jobs }
+        Self(GroupCommit::start(Appends {
+            storage,
+            epoch_window,
+            announcer: Announcer { hub, push },
+        }))
     }
 
     /// Appends one message; returns once it is durable (or refused).
     pub async fn append(&self, message: NewMessage) -> Result<AppendOutcome, DeliveryError> {
-        let (answer, answered) = oneshot::channel();
-        self.jobs
-            .send(Job { message, answer })
-            .await
-            .map_err(|_| DeliveryError::Unavailable)?;
-        answered
-            .await
-            .map_err(|_| DeliveryError::Unavailable)?
-            .map_err(DeliveryError::from)
+        self.0.submit(message).await
     }
 }
 
-async fn run(
+/// Messages appended in batches, announced once committed.
+struct Appends {
     storage: Arc<dyn Storage>,
-    hub: Announcer,
     epoch_window: i64,
-    mut queue: mpsc::Receiver<Job>,
-) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let (messages, answers): (Vec<NewMessage>, Vec<_>) =
-            batch.drain(..).map(|job| (job.message, job.answer)).unzip();
-        metrics::counter!("hearth_append_transactions_total").increment(1);
-        match storage.append_messages(&messages, epoch_window).await {
-            Ok(outcomes) => {
-                for ((message, answer), outcome) in messages.into_iter().zip(answers).zip(outcomes)
-                {
-                    let _ = answer.send(Ok(outcome));
-                    announce(&hub, message, outcome);
-                }
-            }
-            // One failed transaction must not fail every sender in it (a
-            // deadlock, a value the database refused): each goes again
-            // alone, and gets its own answer.
-            Err(err) if messages.len() > 1 => {
-                tracing::warn!(error = %err, size = messages.len(), "batch append failed; appending one by one");
-                for (message, answer) in messages.into_iter().zip(answers) {
-                    metrics::counter!("hearth_append_transactions_total").increment(1);
-                    let outcome = storage
-                        .append_messages(std::slice::from_ref(&message), epoch_window)
-                        .await
-                        .and_then(|mut outcomes| {
-                            outcomes
-                                .pop()
-                                .ok_or(StorageError::Corrupt("append outcome"))
-                        });
-                    let accepted = outcome.as_ref().ok().copied();
-                    let _ = answer.send(outcome);
-                    if let Some(outcome) = accepted {
-                        announce(&hub, message, outcome);
-                    }
-                }
-            }
-            Err(err) => {
-                if let Some(answer) = answers.into_iter().next() {
-                    let _ = answer.send(Err(err));
-                }
-            }
-        }
+    announcer: Announcer,
+}
+
+impl std::fmt::Debug for Appends {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Appends").finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl Batch for Appends {
+    type Item = NewMessage;
+    type Outcome = AppendOutcome;
+    const TRANSACTIONS: &'static str = "hearth_append_transactions_total";
+    const MAX_BATCH: usize = 256;
+
+    async fn write(&self, items: &[NewMessage]) -> Result<Vec<AppendOutcome>, StorageError> {
+        self.storage.append_messages(items, self.epoch_window).await
+    }
+
+    fn written(&self, message: NewMessage, outcome: AppendOutcome) {
+        announce(&self.announcer, message, outcome);
     }
 }
 

@@ -14,6 +14,7 @@ pub mod acknowledger;
 pub mod appender;
 mod commit;
 mod error;
+mod group_commit;
 mod log;
 pub mod roster;
 
@@ -189,7 +190,7 @@ impl Delivery {
 }
 
 /// A blob within the limit, or [`DeliveryError::TooLarge`].
-fn bounded(bytes: &[u8], limit: usize, what: &'static str) -> Result<(), DeliveryError> {
+pub(crate) fn bounded(bytes: &[u8], limit: usize, what: &'static str) -> Result<(), DeliveryError> {
     if bytes.len() > limit {
         tracing::debug!(what, "oversized content refused");
         return Err(DeliveryError::TooLarge { limit });
@@ -197,10 +198,12 @@ fn bounded(bytes: &[u8], limit: usize, what: &'static str) -> Result<(), Deliver
     Ok(())
 }
 
-fn unsigned(value: i64) -> u64 {
+/// A stored number (never negative) as the wire's unsigned one.
+pub(crate) fn unsigned(value: i64) -> u64 {
     u64::try_from(value).unwrap_or_default()
 }
 
-fn signed(value: u64) -> i64 {
+/// A wire number as storage's signed one (saturating).
+pub(crate) fn signed(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }

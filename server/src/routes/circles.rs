@@ -5,7 +5,7 @@
 //! identically: 404 `not_found`.
 
 use crate::auth::Authenticated;
-use crate::delivery::Sent;
+use crate::delivery::{Sent, bounded, signed, unsigned};
 use crate::error::ApiError;
 use crate::framing;
 use crate::json::Body;
@@ -19,14 +19,6 @@ use hearth_protocol::circles::{
 };
 use hearth_protocol::{Base64Bytes, CircleId, ErrorBody};
 use serde::Deserialize;
-
-fn unsigned(value: i64) -> u64 {
-    u64::try_from(value).unwrap_or_default()
-}
-
-fn signed(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
-}
 
 fn to_wire(circle: CircleRecord) -> Circle {
     Circle {
@@ -44,14 +36,6 @@ fn to_wire(circle: CircleRecord) -> Circle {
             })
             .collect(),
     }
-}
-
-fn bounded(bytes: &Base64Bytes, limit: usize, what: &'static str) -> Result<(), ApiError> {
-    if bytes.as_slice().len() > limit {
-        tracing::debug!(what, "oversized content refused");
-        return Err(ApiError::PayloadTooLarge { limit });
-    }
-    Ok(())
 }
 
 /// Registers an MLS group the caller created as a circle; the caller becomes
@@ -86,7 +70,7 @@ pub async fn create(
         )));
     }
     if let Some(info) = &body.group_info {
-        bounded(info, limits.max_ciphertext_bytes, "group_info")?;
+        bounded(info.as_slice(), limits.max_ciphertext_bytes, "group_info")?;
         framing::group_info(info.as_slice(), &body.circle_id, 0)?;
     }
     let circle = NewCircle {

@@ -145,27 +145,28 @@ pub fn document() -> utoipa::openapi::OpenApi {
     crate::openapi::document(Operations::openapi())
 }
 
+/// The operations grouped by path, in the table's order.
+fn by_path() -> Vec<(String, Vec<Operation>)> {
+    let mut paths: Vec<(String, Vec<Operation>)> = Vec::new();
+    for operation in operations() {
+        match paths.iter_mut().find(|(path, _)| *path == operation.path) {
+            Some((_, served)) => served.push(operation),
+            None => paths.push((operation.path.clone(), vec![operation])),
+        }
+    }
+    paths
+}
+
 /// Registers every operation; a known path with another method answers
 /// 405 with `Allow`, anything else 404.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    let mut resources: Vec<(String, actix_web::Resource)> = Vec::new();
-    for operation in operations() {
-        let at = match resources.iter().position(|(p, _)| *p == operation.path) {
-            Some(at) => at,
-            None => {
-                let resource = web::resource(operation.path.as_str())
-                    .default_service(web::to(method_not_allowed));
-                resources.push((operation.path.clone(), resource));
-                resources.len() - 1
+    for (path, served) in by_path() {
+        let mut resource = web::resource(path).default_service(web::to(method_not_allowed));
+        for operation in served {
+            for m in &operation.methods {
+                resource = resource.route((operation.route)().method(method(m)));
             }
-        };
-        let (path, mut resource) = resources.swap_remove(at);
-        for m in &operation.methods {
-            resource = resource.route((operation.route)().method(method(m)));
         }
-        resources.push((path, resource));
-    }
-    for (_, resource) in resources {
         cfg.service(resource);
     }
 }
@@ -179,16 +180,15 @@ pub async fn not_found() -> Result<HttpResponse, ApiError> {
 /// serves in `Allow` (RFC 9110 §15.5.6).
 async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
     static ALLOWED: LazyLock<HashMap<String, String>> = LazyLock::new(|| {
-        let mut allowed: HashMap<String, Vec<String>> = HashMap::new();
-        for operation in operations() {
-            let served = allowed.entry(operation.path).or_default();
-            served.extend(operation.methods.iter().map(|m| method(m).to_string()));
-        }
         // In one order whatever the table's: GET, PUT, POST, DELETE, PATCH.
         const ORDER: [&str; 5] = ["GET", "PUT", "POST", "DELETE", "PATCH"];
-        allowed
+        by_path()
             .into_iter()
-            .map(|(path, mut methods)| {
+            .map(|(path, served)| {
+                let mut methods: Vec<String> = served
+                    .iter()
+                    .flat_map(|o| o.methods.iter().map(|m| method(m).to_string()))
+                    .collect();
                 methods.sort_by_key(|m| ORDER.iter().position(|o| o == m));
                 (path, methods.join(", "))
             })
