@@ -446,8 +446,13 @@ impl TestApp {
         let task = tokio::spawn(app.run_until_stopped(Duration::from_secs(3600)));
         Ok(Self {
             address,
+            // Idle connections are dropped well before the server's
+            // keep-alive (5 s) closes them: reusing one the server is
+            // closing fails with "connection closed before message
+            // completed" (seen in CI on a `/metrics` read).
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
+                .pool_idle_timeout(Duration::from_secs(2))
                 .build()?,
             db,
             signing_seed,

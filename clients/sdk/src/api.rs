@@ -15,8 +15,12 @@ pub(crate) struct Api {
 impl Api {
     pub fn new(server: &str) -> Result<Self> {
         Ok(Self {
+            // An idle connection is given up before a server's usual
+            // keep-alive (Hearth's default is 5 s) can close it under a
+            // request that is reusing it.
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
+                .pool_idle_timeout(Duration::from_secs(4))
                 .build()?,
             base: server.trim_end_matches('/').to_owned(),
         })
