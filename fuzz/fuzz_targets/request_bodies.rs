@@ -9,6 +9,7 @@ use hearth_protocol::circles::{
 };
 use hearth_protocol::key_packages::{ClaimKeyPackages, UploadKeyPackages};
 use hearth_protocol::push::PushTarget;
+use hearth_protocol::sync::SyncRequest;
 use libfuzzer_sys::fuzz_target;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -35,4 +36,5 @@ fuzz_target!(|data: &[u8]| {
     round_trip::<UploadKeyPackages>(data);
     round_trip::<ClaimKeyPackages>(data);
     round_trip::<PushTarget>(data);
+    round_trip::<SyncRequest>(data);
 });

@@ -12,10 +12,16 @@ use serde::{Deserialize, Serialize};
 /// Largest ciphertext of one message, by default.
 pub const DEFAULT_MAX_CIPHERTEXT: usize = 64 * 1024;
 
-/// How many epochs behind the circle's current one a message may be sent in,
-/// by default; clients keep this many past epochs' secrets so such messages
-/// still decrypt. A server may be configured narrower, never wider.
+/// The most epochs behind the circle's current one a server may be
+/// configured to accept a message in; clients keep this many past epochs'
+/// secrets (messages of the epoch before a commit are read after it).
 pub const EPOCH_WINDOW: u64 = 5;
+
+/// How many epochs behind the current one a message is accepted in, by
+/// default: none. A message in an epoch the circle has left is readable by
+/// a device removed since and unreadable by one added since; the sender is
+/// told `stale_epoch` and encrypts again.
+pub const DEFAULT_EPOCH_WINDOW: u64 = 0;
 
 /// A device's role in a circle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

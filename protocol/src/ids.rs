@@ -104,6 +104,29 @@ pub mod uuid_text {
         parse_uuid(&text).map_err(serde::de::Error::custom)
     }
 
+    /// The same for a list.
+    pub mod list {
+        use super::parse_uuid;
+        use serde::{Deserialize as _, Deserializer, Serializer};
+        use uuid::Uuid;
+
+        /// Writes each in the lowercase hyphenated form.
+        pub fn serialize<S: Serializer>(ids: &[Uuid], serializer: S) -> Result<S::Ok, S::Error> {
+            serializer.collect_seq(ids.iter().map(|id| id.as_hyphenated().to_string()))
+        }
+
+        /// Reads each only in the lowercase hyphenated form.
+        pub fn deserialize<'de, D: Deserializer<'de>>(
+            deserializer: D,
+        ) -> Result<Vec<Uuid>, D::Error> {
+            let texts = <Vec<std::borrow::Cow<'de, str>>>::deserialize(deserializer)?;
+            texts
+                .iter()
+                .map(|t| parse_uuid(t).map_err(serde::de::Error::custom))
+                .collect()
+        }
+    }
+
     /// The same for an optional field.
     pub mod option {
         use super::parse_uuid;

@@ -20,6 +20,7 @@ pub mod mls;
 pub mod push;
 pub mod schedule;
 pub mod stream;
+pub mod sync;
 pub mod video;
 
 pub use bytes::Base64Bytes;

@@ -43,7 +43,7 @@ pub const SUPPORTED_CIPHERSUITES: [Ciphersuite; 2] = [
 ];
 
 /// Past epochs whose secrets a group keeps, so a message sent just before a
-/// commit still decrypts after it: the server's default epoch window.
+/// commit still decrypts after it: the widest epoch window a server allows.
 pub const MAX_PAST_EPOCHS: usize = EPOCH_WINDOW as usize;
 
 /// What can go wrong building or reading MLS for Hearth.

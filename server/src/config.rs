@@ -264,10 +264,11 @@ pub struct DeliveryConfig {
     pub claim_devices: usize,
     /// Entries per page when reading a log.
     pub page_size: u32,
-    /// How many epochs behind the current one a message may still be sent in.
-    /// At most `hearth_protocol::circles::EPOCH_WINDOW` (5), the past epochs
-    /// clients keep: a wider window would accept messages members can no
-    /// longer decrypt.
+    /// How many epochs behind the current one a message may still be sent in
+    /// (default 0: the current epoch only; a message in an epoch the circle
+    /// has left is readable by a device removed since and not by one added
+    /// since). At most `hearth_protocol::circles::EPOCH_WINDOW` (5), the past
+    /// epochs clients keep.
     pub epoch_window: u64,
     /// Messages a device may send: a bucket of `burst`, refilled at
     /// `per_minute`.
@@ -288,7 +289,7 @@ impl Default for DeliveryConfig {
             key_package_pool: 200,
             claim_devices: 50,
             page_size: 100,
-            epoch_window: hearth_protocol::circles::EPOCH_WINDOW,
+            epoch_window: hearth_protocol::circles::DEFAULT_EPOCH_WINDOW,
             send_rate: Bucket {
                 burst: 60,
                 per_minute: 60,

@@ -75,7 +75,7 @@ async fn a_circles_life_through_the_sdk_sends_a_body_to_every_route_it_uses() ->
         "POST /v1/circles",
         "POST /v1/circles/{id}/commits",
         "POST /v1/circles/{id}/messages",
-        "POST /v1/circles/{id}/ack",
+        "POST /v1/sync",
         "POST /v1/circles/{id}/invites",
         "POST /v1/invites/redeem",
         "PUT /v1/circles/{id}/snapshot",

@@ -139,6 +139,7 @@ async fn the_openapi_document_describes_every_endpoint_and_its_errors(app: TestA
         ("delete", "/v1/devices/current/push"),
         ("get", "/v1/welcomes"),
         ("delete", "/v1/welcomes/{welcome_id}"),
+        ("post", "/v1/sync"),
         ("post", "/v1/circles/{circle_id}/invites"),
         ("get", "/v1/circles/{circle_id}/invites"),
         ("delete", "/v1/circles/{circle_id}/invites/{invite_id}"),

@@ -3,7 +3,7 @@
 use crate::{Output, say, title_of, when};
 use anyhow::Result;
 use clap::Subcommand;
-use hearth_client::{Client, ClientError};
+use hearth_client::Client;
 use hearth_protocol::auth::DeviceList;
 use hearth_protocol::{AccountId, CircleId, DeviceId};
 use serde::Serialize;
@@ -232,17 +232,12 @@ pub async fn run(client: &Arc<Client>, command: AccountCommand, j: bool) -> Resu
             say(j, &LinkToken { link_token });
         }
         AccountCommand::Status => {
-            let joined = client.accept_welcomes().await?;
-            for circle in &joined {
-                // What came with the Welcome: the circle's title, names.
-                match client.sync(circle).await {
-                    Err(ClientError::RemovedFromCircle) => {}
-                    other => {
-                        other?;
-                    }
-                }
-            }
-            let pool = client.top_up_key_packages().await?;
+            let synced = client.sync_all().await?;
+            let joined = synced.joined;
+            let pool = match synced.key_packages {
+                Some(pool) => pool,
+                None => client.top_up_key_packages().await?,
+            };
             let device_id = client.device_id().await?;
             let mut circles = Vec::new();
             for circle_id in client.circles().await? {

@@ -226,14 +226,10 @@ pub async fn run(client: &Arc<Client>, command: MembershipCommand, j: bool) -> R
         }
 
         MembershipCommand::Circle(CircleCommand::List) => {
-            client.accept_welcomes().await?;
+            // A circle found removed now moves to the past circles below.
+            client.sync_all().await?;
             let mut circles = Vec::new();
             for circle_id in client.circles().await? {
-                match client.sync(&circle_id).await {
-                    // Noticed now: it moves to the past circles below.
-                    Err(hearth_client::ClientError::RemovedFromCircle) => continue,
-                    other => other?,
-                };
                 circles.push(CircleEntry::of(client, circle_id, None).await?);
             }
             let past_circles = past_circles(client).await?;

@@ -43,12 +43,19 @@ pub async fn run(client: &Arc<Client>, command: MessagesCommand, j: bool) -> Res
             say(j, &Sent { message_id });
         }
         MessagesCommand::Read { circle, follow } => {
-            client.accept_welcomes().await?;
-            let gone = match client.sync(&circle).await {
-                Ok(_) => None,
-                Err(err @ (ClientError::RemovedFromCircle | ClientError::LeftCircle)) => Some(err),
-                Err(err) => return Err(err.into()),
-            };
+            client.sync_all().await?;
+            let gone = client
+                .past_circles()
+                .await?
+                .into_iter()
+                .find(|(c, _)| *c == circle)
+                .map(|(_, removed)| {
+                    if removed {
+                        ClientError::RemovedFromCircle
+                    } else {
+                        ClientError::LeftCircle
+                    }
+                });
             let names = client.names(&circle).await?;
             let history = client.history(&circle).await?;
             print_messages(&history, &names, j);

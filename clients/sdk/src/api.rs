@@ -105,14 +105,6 @@ impl Api {
         .await
     }
 
-    pub async fn post_done(&self, path: &str, token: &str, body: &impl Serialize) -> Result<()> {
-        Self::done(
-            self.request(reqwest::Method::POST, path, Some(token))
-                .json(body),
-        )
-        .await
-    }
-
     pub async fn delete(&self, path: &str, token: &str) -> Result<()> {
         Self::done(self.request(reqwest::Method::DELETE, path, Some(token))).await
     }

@@ -5,7 +5,7 @@ use crate::store::Gone;
 use crate::sync::{FollowUp, FollowUps};
 use crate::{Client, ClientError, Event, Result, State, load, random};
 use hearth_protocol::CircleId;
-use hearth_protocol::circles::{CreateCircle, RosterEntry};
+use hearth_protocol::circles::{CreateCircle, PendingWelcome, RosterEntry};
 use hearth_protocol::mls::{self as profile, MlsError};
 use openmls::prelude::{GroupId, MlsGroup, OpenMlsProvider as _};
 
@@ -78,26 +78,57 @@ impl Client {
     /// external commit instead, and says so ([`Event::WelcomeUnusable`]).
     pub async fn accept_welcomes(&self) -> Result<Vec<CircleId>> {
         let api = self.authorized().await?;
+        let pending = api.welcomes().await?.welcomes;
+        let ids: Vec<_> = pending.iter().map(|p| p.welcome_id).collect();
+        let (joined, follow_ups) = self.join_welcomes(pending).await?;
+        // Acknowledged either way: an unusable Welcome must not block the
+        // next ones until retention purges it.
+        for id in ids {
+            api.delete_welcome(id).await?;
+        }
+        if !joined.is_empty() {
+            // Joining consumed one of our KeyPackages.
+            self.top_up_key_packages().await?;
+        }
+        self.drive(follow_ups).await?;
+        Ok(joined)
+    }
+
+    /// Joins the circles of these Welcomes (see [`Client::accept_welcomes`]);
+    /// deleting them on the server is the caller's. A Welcome this device
+    /// used already (it was killed before the server heard so) is passed
+    /// over: its group is there, at the Welcome's epoch or later.
+    pub(crate) async fn join_welcomes(
+        &self,
+        pending: Vec<PendingWelcome>,
+    ) -> Result<(Vec<CircleId>, FollowUps)> {
         let mut joined = Vec::new();
         let mut follow_ups = FollowUps::default();
-        for pending in api.welcomes().await?.welcomes {
+        for pending in pending {
             let welcome = pending.welcome.into_inner();
-            let (circle, seq) = (pending.circle_id.clone(), pending.seq);
+            let (circle, seq, epoch) = (pending.circle_id.clone(), pending.seq, pending.epoch);
             let used = self
                 .with(move |s| {
+                    let current = s.store.gone(&circle)?.is_none()
+                        && load(s, &circle).is_ok_and(|g| g.epoch().as_u64() >= epoch);
+                    if current {
+                        return Ok(None);
+                    }
                     drop_group(s, &circle)?;
                     s.store.join_circle(&circle, seq)?;
                     match profile::join(&s.provider, &welcome) {
-                        Ok(_) => Ok(true),
-                        Err(MlsError::Operation { .. } | MlsError::Decode { .. }) => Ok(false),
+                        Ok(_) => Ok(Some(true)),
+                        Err(MlsError::Operation { .. } | MlsError::Decode { .. }) => {
+                            Ok(Some(false))
+                        }
                         Err(err) => Err(err.into()),
                     }
                 })
                 .await?;
-            // Acknowledged either way: an unusable Welcome must not block
-            // the next ones until retention purges it.
-            api.delete_welcome(pending.welcome_id).await?;
             let circle = pending.circle_id;
+            let Some(used) = used else {
+                continue;
+            };
             if !used {
                 let repaired = self.rejoin_quietly(&circle).await.is_ok();
                 if !repaired {
@@ -118,12 +149,7 @@ impl Client {
             follow_ups.push(FollowUp::ShareProfile(circle.clone()));
             joined.push(circle);
         }
-        if !joined.is_empty() {
-            // Joining consumed one of our KeyPackages.
-            self.top_up_key_packages().await?;
-        }
-        self.drive(follow_ups).await?;
-        Ok(joined)
+        Ok((joined, follow_ups))
     }
 
     /// The circles this device is in.

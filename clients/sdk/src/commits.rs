@@ -244,7 +244,7 @@ impl Client {
     }
 
     /// Posts a commit bundle. When the server accepts it, merges the pending
-    /// commit and moves the cursor past it: `Some(seq)`. When another commit
+    /// commit: `Some(seq)`. When another commit
     /// got there first (`stale_epoch`), or on any error, drops the pending
     /// commit: `None` for the former.
     pub(crate) async fn post_commit(
@@ -258,13 +258,15 @@ impl Client {
         self.with(move |s| {
             let mut group = load(s, &circle_id)?;
             match accepted {
-                Some(seq) => {
+                // The cursor stays: messages others sent in the old epoch
+                // may precede our commit in the log, and are read (and our
+                // commit passed over) on the next catch-up.
+                Some(_) => {
                     group
                         .merge_pending_commit(&s.provider)
                         .map_err(profile::failed("merging our commit"))?;
                     s.calls
-                        .rekey(circle_id.as_bytes(), &group, s.provider.crypto())?;
-                    s.store.set_cursor(&circle_id, seq)
+                        .rekey(circle_id.as_bytes(), &group, s.provider.crypto())
                 }
                 None => Ok(group
                     .clear_pending_commit(s.provider.storage())

@@ -8,14 +8,15 @@ use hearth_protocol::auth::{
     RegisteredDevice,
 };
 use hearth_protocol::circles::{
-    Accepted, Ack, Circle, CommitBundle, CreateCircle, CreateInvite, GroupInfo, Invite, InviteList,
-    JoinRequestCreated, JoinRequestList, LogPage, PutSnapshot, RedeemInvite, SendMessage, Snapshot,
+    Accepted, Circle, CommitBundle, CreateCircle, CreateInvite, GroupInfo, Invite, InviteList,
+    JoinRequestCreated, JoinRequestList, PutSnapshot, RedeemInvite, SendMessage, Snapshot,
     SnapshotWritten, WelcomeList,
 };
 use hearth_protocol::key_packages::{
     ClaimKeyPackages, ClaimedKeyPackages, KeyPackageCount, UploadKeyPackages, UploadedKeyPackages,
 };
 use hearth_protocol::push::{PushServices, PushStatus, PushTarget};
+use hearth_protocol::sync::{SyncRequest, SyncResponse};
 use hearth_protocol::video::CallAccess;
 use hearth_protocol::{CircleId, DeviceId};
 use serde::Serialize;
@@ -70,10 +71,6 @@ impl Authorized<'_> {
         self.api.post(path, Some(&self.token), body).await
     }
 
-    async fn post_done(&self, path: &str, body: &impl Serialize) -> Result<()> {
-        self.api.post_done(path, &self.token, body).await
-    }
-
     async fn delete(&self, path: &str) -> Result<()> {
         self.api.delete(path, &self.token).await
     }
@@ -83,6 +80,10 @@ impl Authorized<'_> {
 impl Authorized<'_> {
     pub async fn link_token(&self) -> Result<LinkToken> {
         self.post("/v1/link-tokens", &()).await
+    }
+
+    pub async fn sync(&self, body: &SyncRequest) -> Result<SyncResponse> {
+        self.post("/v1/sync", body).await
     }
 
     pub async fn devices(&self) -> Result<DeviceList> {
@@ -132,18 +133,8 @@ impl Authorized<'_> {
         self.post(&circle_path(circle, "/commits"), bundle).await
     }
 
-    pub async fn read_log(&self, circle: &CircleId, after: u64) -> Result<LogPage> {
-        let rest = format!("/messages?after={after}");
-        self.get(&circle_path(circle, &rest)).await
-    }
-
     pub async fn send_message(&self, circle: &CircleId, body: &SendMessage) -> Result<Accepted> {
         self.post(&circle_path(circle, "/messages"), body).await
-    }
-
-    pub async fn ack(&self, circle: &CircleId, seq: u64) -> Result<()> {
-        self.post_done(&circle_path(circle, "/ack"), &Ack { seq })
-            .await
     }
 
     pub async fn group_info(&self, circle: &CircleId) -> Result<GroupInfo> {

@@ -13,9 +13,14 @@ impl Client {
     /// Tops the server's KeyPackage pool up when it runs low, and keeps a
     /// last-resort KeyPackage there.
     pub async fn top_up_key_packages(&self) -> Result<KeyPackageCount> {
-        let api = self.authorized().await?;
-        let count = api.key_package_count().await?;
-        if count.available >= LOW_WATER && count.last_resort {
+        let count = self.authorized().await?.key_package_count().await?;
+        self.top_up_from(count).await
+    }
+
+    /// Tops the pool up from its known `count` (a sync says it): nothing to
+    /// send when it is above its mark.
+    pub(crate) async fn top_up_from(&self, count: KeyPackageCount) -> Result<KeyPackageCount> {
+        if !low(&count) {
             return Ok(count);
         }
         let want = TARGET.saturating_sub(count.available as usize);
@@ -37,6 +42,12 @@ impl Client {
                 })
             })
             .await?;
+        let api = self.authorized().await?;
         Ok(api.upload_key_packages(&upload).await?.pool)
     }
+}
+
+/// Whether the pool needs topping up.
+pub(crate) fn low(count: &KeyPackageCount) -> bool {
+    count.available < LOW_WATER || !count.last_resort
 }

@@ -51,6 +51,7 @@ pub use live::Event;
 pub use messages::Message;
 pub use push::Woken;
 pub use schedule::Reminder;
+pub use sync::Synced;
 pub use video::Call;
 
 use api::Api;
@@ -84,6 +85,8 @@ pub struct Client {
     /// What happened that the user should hear about (removals, rejoins,
     /// unusable Welcomes, devices added), until taken.
     notices: Mutex<Vec<Event>>,
+    /// Welcomes processed since the last sync, which reports them.
+    welcomes_done: Mutex<Vec<uuid::Uuid>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -133,6 +136,7 @@ impl Client {
             dir,
             refresh: tokio::sync::Mutex::new(()),
             notices: Mutex::new(Vec::new()),
+            welcomes_done: Mutex::new(Vec::new()),
         })
     }
 

@@ -44,11 +44,10 @@ impl Client {
         Ok(id)
     }
 
-    /// Sends any content. It first catches up with the circle so the message
-    /// is encrypted in the current epoch; on `stale_epoch` it catches up and
-    /// encrypts again. Returns the message's sequence number.
+    /// Sends any content: encrypted in the epoch this device has, in one
+    /// request. When the circle has moved on (`stale_epoch`), it catches up
+    /// and encrypts again. Returns the message's sequence number.
     pub async fn send(&self, circle: &CircleId, content: Content) -> Result<u64> {
-        self.sync(circle).await?;
         let (seq, follow_ups) = self.send_now(circle, content).await?;
         self.drive(follow_ups).await?;
         Ok(seq)

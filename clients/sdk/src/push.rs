@@ -6,7 +6,7 @@
 //! registration token); the app registers it here. A wake carries nothing:
 //! the app calls [`Client::on_wake`], which fetches whatever is waiting.
 
-use crate::{Client, ClientError, Result};
+use crate::{Client, Result};
 use hearth_protocol::push::{PushServices, PushStatus, PushTarget};
 use hearth_protocol::{CircleId, ErrorCode};
 
@@ -51,25 +51,19 @@ impl Client {
         }
     }
 
-    /// What an app calls when a push wakes it: accepts Welcomes and catches
-    /// up every circle (a wake never says which). A circle this device was
-    /// removed from, or left, meanwhile is passed over (the removal is a
-    /// notice, [`crate::Event::Removed`]); the others are still caught up.
+    /// What an app calls when a push wakes it: one sync across every circle
+    /// (a wake never says which), accepting Welcomes ([`Client::sync_all`]).
+    /// A circle this device was removed from meanwhile is a notice
+    /// ([`crate::Event::Removed`]); the others are still caught up.
     pub async fn on_wake(&self) -> Result<Woken> {
-        let joined = self.accept_welcomes().await?;
-        let mut new_messages = Vec::new();
-        for circle in self.circles().await? {
-            let messages = match self.sync(&circle).await {
-                Err(ClientError::RemovedFromCircle | ClientError::LeftCircle) => continue,
-                other => other?,
-            };
-            if !messages.is_empty() {
-                new_messages.push((circle, messages.len()));
-            }
-        }
+        let synced = self.sync_all().await?;
         Ok(Woken {
-            joined,
-            new_messages,
+            joined: synced.joined,
+            new_messages: synced
+                .messages
+                .into_iter()
+                .map(|(circle, messages)| (circle, messages.len()))
+                .collect(),
         })
     }
 }

@@ -42,6 +42,10 @@ impl Client {
                 })
                 .await?;
             if let Some(seq) = self.post_commit(circle, &bundle).await? {
+                // Nothing before our external commit is ours to read.
+                let circle_id = circle.clone();
+                self.with(move |s| s.store.set_cursor(&circle_id, seq))
+                    .await?;
                 return Ok(seq);
             }
         }

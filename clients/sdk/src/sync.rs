@@ -11,7 +11,9 @@ use crate::messages::Message;
 use crate::store::Gone;
 use crate::{Client, ClientError, Result, load};
 use hearth_protocol::circles::{EntryKind, LogEntry};
+use hearth_protocol::key_packages::KeyPackageCount;
 use hearth_protocol::mls::{self as profile, MlsError, Received};
+use hearth_protocol::sync::{SyncCursor, SyncRequest};
 use hearth_protocol::{CircleId, DeviceId, ErrorCode};
 use openmls::prelude::OpenMlsProvider as _;
 use std::collections::VecDeque;
@@ -97,24 +99,59 @@ fn facilitating(s: &crate::State, circle: &CircleId) -> Result<bool> {
     Ok(s.store.facilitators(circle)?.contains(&me.device_id))
 }
 
+/// What a sync brought, across circles.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Synced {
+    /// Circles this device joined (Welcomes accepted).
+    pub joined: Vec<CircleId>,
+    /// New messages, per circle, in order.
+    pub messages: Vec<(CircleId, Vec<Message>)>,
+    /// Circles this device turned out to be removed from (each also a
+    /// [`crate::Event::Removed`] notice).
+    pub removed: Vec<CircleId>,
+    /// This device's KeyPackage pool on the server, after any top-up.
+    pub key_packages: Option<KeyPackageCount>,
+}
+
+impl Synced {
+    fn add(&mut self, circle: &CircleId, messages: Vec<Message>) {
+        if messages.is_empty() {
+            return;
+        }
+        match self.messages.iter_mut().find(|(c, _)| c == circle) {
+            Some((_, known)) => known.extend(messages),
+            None => self.messages.push((circle.clone(), messages)),
+        }
+    }
+}
+
+/// At most this many sync requests per catch-up: a backlog longer than this
+/// many pages per circle is read on the next.
+const MAX_ROUNDS: usize = 64;
+
 impl Client {
-    /// Fetches everything new in a circle, in order: merges commits, decrypts
-    /// and stores messages, acknowledges, then does what that calls for
-    /// (sharing this member's profile with newcomers), and keeps the circle
-    /// in line with the account and the roster: this account's devices that
-    /// are not in it yet are added, and the leaves of devices no longer on
-    /// the roster (members who left, revoked devices, deleted accounts) are
-    /// removed. Returns the new messages.
+    /// Fetches everything new in every circle in one request (more only for
+    /// long backlogs, or to read circles a Welcome just admitted to): accepts
+    /// Welcomes, merges commits, decrypts and stores messages, then does the
+    /// upkeep the answer calls for — sharing this member's profile with
+    /// newcomers, adding this account's devices that are not in a circle yet,
+    /// removing leaves of devices that left a roster, topping up KeyPackages.
+    /// What this device processed is acknowledged with its next sync.
+    pub async fn sync_all(&self) -> Result<Synced> {
+        let circles = self.circles().await?;
+        let (synced, follow_ups) = self.sync_rounds(circles, true).await?;
+        self.drive(follow_ups).await?;
+        Ok(synced)
+    }
+
+    /// [`Client::sync_all`] for one circle (Welcomes are left waiting).
+    /// Returns its new messages.
     ///
     /// A circle this device was removed from answers
     /// [`ClientError::RemovedFromCircle`] (once noticed, also as
     /// [`crate::Event::Removed`]); its history stays readable.
     pub async fn sync(&self, circle: &CircleId) -> Result<Vec<Message>> {
-        let mut caught = self.catch_up(circle).await?;
-        caught
-            .follow_ups
-            .push(FollowUp::AddOwnDevices(circle.clone()));
-        caught.follow_ups.push(FollowUp::Reconcile(circle.clone()));
+        let caught = self.catch_up(circle).await?;
         self.drive(caught.follow_ups).await?;
         Ok(caught.messages)
     }
@@ -135,10 +172,37 @@ impl Client {
         Ok(())
     }
 
-    /// Reads the log after the stored cursor, page by page, processing each
-    /// entry, and acknowledges. A device whose MLS state is missing or out of
-    /// step rejoins by external commit and reads on from there.
+    /// Reads what is new in one circle (one sync request, more for long
+    /// backlogs) and processes it. A device whose MLS state is missing or out
+    /// of step rejoins by external commit and reads on from there.
     pub(crate) async fn catch_up(&self, circle: &CircleId) -> Result<CaughtUp> {
+        let circle_id = circle.clone();
+        let gone = self.with(move |s| s.store.gone(&circle_id)).await?;
+        match gone {
+            Some(Gone::Removed) => return Err(ClientError::RemovedFromCircle),
+            Some(Gone::Left) => return Err(ClientError::LeftCircle),
+            None => {}
+        }
+        let (mut synced, follow_ups) = self.sync_rounds(vec![circle.clone()], false).await?;
+        if synced.removed.contains(circle) {
+            return Err(ClientError::RemovedFromCircle);
+        }
+        let messages = synced
+            .messages
+            .iter_mut()
+            .find(|(c, _)| c == circle)
+            .map(|(_, m)| std::mem::take(m))
+            .unwrap_or_default();
+        Ok(CaughtUp {
+            messages,
+            follow_ups,
+        })
+    }
+
+    /// Where this device stands in a circle it follows: its cursor, after
+    /// rejoining when its MLS state is missing. `None` for a circle it left
+    /// or was removed from (found out here when the rejoin is refused).
+    async fn cursor_for(&self, circle: &CircleId) -> Result<Option<u64>> {
         let circle_id = circle.clone();
         let (stored, gone, has_group) = self
             .with(move |s| {
@@ -149,59 +213,145 @@ impl Client {
                 ))
             })
             .await?;
-        match gone {
-            Some(Gone::Removed) => return Err(ClientError::RemovedFromCircle),
-            Some(Gone::Left) => return Err(ClientError::LeftCircle),
-            None => {}
+        if gone.is_some() {
+            return Ok(None);
         }
-        let mut cursor = stored.ok_or(ClientError::UnknownCircle)?;
-        let started_at = cursor;
-        if !has_group {
-            cursor = match self.rejoin(circle).await {
-                Err(err) if err.code() == Some(ErrorCode::NotFound) => {
-                    self.gone(circle, Gone::Removed).await?;
-                    return Err(ClientError::RemovedFromCircle);
-                }
-                other => other?,
-            };
+        let stored = stored.ok_or(ClientError::UnknownCircle)?;
+        if has_group {
+            return Ok(Some(stored));
         }
-        let api = self.authorized().await?;
-        let mut caught = CaughtUp::default();
-        loop {
-            let page = match api.read_log(circle, cursor).await {
-                Ok(page) => page,
-                // The server no longer has this device on the roster: a
-                // facilitator removed it, or it was revoked.
-                Err(err) if err.code() == Some(ErrorCode::NotFound) => {
-                    self.gone(circle, Gone::Removed).await?;
-                    return Err(ClientError::RemovedFromCircle);
-                }
-                Err(err) => return Err(err),
-            };
-            let more = page.more;
-            match self.process_entries(circle, page.entries).await {
-                Ok(processed) => {
-                    caught.messages.extend(processed.messages);
-                    caught.follow_ups.extend(processed.follow_ups);
-                    cursor = cursor.max(page.next_after);
-                }
-                Err(ClientError::OutOfStep) => {
-                    cursor = self.rejoin(circle).await?;
-                    continue;
-                }
-                Err(err) => return Err(err),
+        match self.rejoin(circle).await {
+            Ok(seq) => Ok(Some(seq)),
+            Err(err) if err.code() == Some(ErrorCode::NotFound) => {
+                self.gone(circle, Gone::Removed).await?;
+                Ok(None)
             }
-            if !more {
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Sync requests until the named circles are read to their ends: each
+    /// request carries the cursors (its acknowledgements) and the Welcomes
+    /// processed since the last; the next names only the circles with more
+    /// to read, just joined, or just rejoined. With `welcomes`, Welcomes are
+    /// accepted. Returns what came and the upkeep it calls for.
+    async fn sync_rounds(
+        &self,
+        mut names: Vec<CircleId>,
+        welcomes: bool,
+    ) -> Result<(Synced, FollowUps)> {
+        let mut synced = Synced::default();
+        let mut follow_ups = FollowUps::default();
+        let mut pool = None;
+        let mut devices = Vec::new();
+        let mut settled = Vec::new();
+        for _ in 0..MAX_ROUNDS {
+            let mut cursors = Vec::new();
+            for circle in std::mem::take(&mut names) {
+                match self.cursor_for(&circle).await? {
+                    Some(after) => cursors.push(SyncCursor {
+                        circle_id: circle,
+                        after,
+                    }),
+                    None => synced.removed.push(circle),
+                }
+            }
+            let welcomes_done = self.take_welcomes_done();
+            let request = SyncRequest {
+                cursors,
+                welcomes_done: welcomes_done.clone(),
+                limit: None,
+            };
+            let answer = match self.authorized().await?.sync(&request).await {
+                Ok(answer) => answer,
+                Err(err) => {
+                    self.welcomes_processed(welcomes_done);
+                    return Err(err);
+                }
+            };
+            for circle in answer.removed {
+                self.gone(&circle, Gone::Removed).await?;
+                synced.removed.push(circle);
+            }
+            if welcomes && !answer.welcomes.is_empty() {
+                let ids = answer.welcomes.iter().map(|w| w.welcome_id).collect();
+                let (joined, more) = self.join_welcomes(answer.welcomes).await?;
+                self.welcomes_processed(ids);
+                follow_ups.extend(more);
+                names.extend(joined.iter().cloned());
+                synced.joined.extend(joined);
+            }
+            for page in answer.circles {
+                let circle = page.circle_id.clone();
+                match self.process_entries(&circle, page.entries).await {
+                    Ok(processed) => {
+                        synced.add(&circle, processed.messages);
+                        follow_ups.extend(processed.follow_ups);
+                        if page.more {
+                            names.push(circle);
+                        } else {
+                            settled.push((circle, page.roster_size));
+                        }
+                    }
+                    Err(ClientError::OutOfStep) => {
+                        self.rejoin(&circle).await?;
+                        names.push(circle);
+                    }
+                    Err(err) => return Err(err),
+                }
+            }
+            pool = Some(answer.key_packages);
+            devices = answer.devices;
+            if names.is_empty() {
                 break;
             }
         }
-        // Acknowledged only when this read moved the cursor: with nothing
-        // new there is nothing to say (what the live socket processed, it
-        // acknowledged itself).
-        if cursor > started_at {
-            api.ack(circle, cursor).await?;
+        self.upkeep(&mut follow_ups, &settled, &devices).await?;
+        if let Some(pool) = pool {
+            synced.key_packages = Some(self.top_up_from(pool).await?);
         }
-        Ok(caught)
+        Ok((synced, follow_ups))
+    }
+
+    /// The upkeep a sync's answer calls for, circle by circle, decided
+    /// without a request: leaves of departed devices are removed only where
+    /// the MLS group holds more devices than the roster (whatever commits
+    /// came in), and this account's devices are added only where one is
+    /// missing from the group.
+    async fn upkeep(
+        &self,
+        follow_ups: &mut FollowUps,
+        settled: &[(CircleId, u32)],
+        devices: &[DeviceId],
+    ) -> Result<()> {
+        for (circle, roster_size) in settled {
+            let members = self.members(circle).await?;
+            let in_group = u32::try_from(members.len()).unwrap_or(u32::MAX);
+            if in_group > *roster_size {
+                follow_ups.push(FollowUp::Reconcile(circle.clone()));
+            } else {
+                follow_ups.retain(|f| *f != FollowUp::Reconcile(circle.clone()));
+            }
+            if devices.iter().any(|d| !members.contains(d)) {
+                follow_ups.push(FollowUp::AddOwnDevices(circle.clone()));
+            }
+        }
+        Ok(())
+    }
+
+    /// The Welcomes processed and not yet reported to the server.
+    fn take_welcomes_done(&self) -> Vec<uuid::Uuid> {
+        self.welcomes_done
+            .lock()
+            .map(|mut done| std::mem::take(&mut *done))
+            .unwrap_or_default()
+    }
+
+    /// Notes processed Welcomes, for the next sync to report.
+    fn welcomes_processed(&self, ids: Vec<uuid::Uuid>) {
+        if let Ok(mut done) = self.welcomes_done.lock() {
+            done.extend(ids);
+        }
     }
 
     /// Processes log entries in order: merges commits, decrypts messages and

@@ -48,7 +48,7 @@ fn every_field_is_a_setting_with_a_meaning_and_help_names_each() {
         let var = env_var(key);
         assert!(help.contains(&var), "--help lacks {var}");
     }
-    assert!(help.contains("HEARTH_DELIVERY__EPOCH_WINDOW = 5"));
+    assert!(help.contains("HEARTH_DELIVERY__EPOCH_WINDOW = 0"));
     assert!(help.contains("HEARTH_AUTH__SIGNING_KEY = unset"));
     assert!(help.contains("HEARTH_RATE_LIMITS__PER_IP__BURST = 60: Challenges, registrations"));
 }

@@ -17,6 +17,7 @@ mod error;
 mod group_commit;
 mod log;
 pub mod roster;
+mod sync;
 
 pub use acknowledger::Acknowledger;
 pub use appender::Appender;

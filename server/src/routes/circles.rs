@@ -10,12 +10,12 @@ use crate::error::ApiError;
 use crate::framing;
 use crate::json::Body;
 use crate::state::AppState;
-use crate::storage::{CircleRecord, NewCircle};
+use crate::storage::{CircleRecord, NewCircle, WelcomeRecord};
 use crate::telemetry::redact;
 use actix_web::{HttpResponse, web};
 use hearth_protocol::circles::{
-    Accepted, Ack, Circle, CircleList, CommitBundle, CreateCircle, GroupInfo, LogPage,
-    PendingWelcome, RosterEntry, SendMessage, WelcomeList,
+    Accepted, Ack, Circle, CircleList, CommitBundle, CreateCircle, GroupInfo, LogPage, RosterEntry,
+    SendMessage, WelcomeList,
 };
 use hearth_protocol::{Base64Bytes, CircleId, ErrorBody};
 use serde::Deserialize;
@@ -275,13 +275,7 @@ pub async fn welcomes(
     Ok(HttpResponse::Ok().json(WelcomeList {
         welcomes: welcomes
             .into_iter()
-            .map(|w| PendingWelcome {
-                welcome_id: w.id,
-                circle_id: w.circle_id,
-                seq: unsigned(w.seq),
-                epoch: unsigned(w.epoch),
-                welcome: w.data.into(),
-            })
+            .map(WelcomeRecord::into_pending)
             .collect(),
     }))
 }

@@ -17,6 +17,7 @@ pub mod ops;
 pub mod push;
 pub mod snapshots;
 pub mod stream;
+pub mod sync;
 pub mod video;
 
 use crate::error::ApiError;
@@ -82,6 +83,7 @@ route_table! {
     circles::group_info,
     circles::welcomes,
     circles::delete_welcome,
+    sync::sync,
     snapshots::put,
     snapshots::get,
     video::call,

@@ -227,6 +227,19 @@ pub struct WelcomeRecord {
     pub data: Vec<u8>,
 }
 
+impl WelcomeRecord {
+    /// The Welcome as its device sees it.
+    pub fn into_pending(self) -> hearth_protocol::circles::PendingWelcome {
+        hearth_protocol::circles::PendingWelcome {
+            welcome_id: self.id,
+            circle_id: self.circle_id,
+            seq: u64::try_from(self.seq).unwrap_or_default(),
+            epoch: u64::try_from(self.epoch).unwrap_or_default(),
+            welcome: self.data.into(),
+        }
+    }
+}
+
 /// Circles, their log and their Welcomes.
 #[async_trait]
 pub trait CircleStore {

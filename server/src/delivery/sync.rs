@@ -1,0 +1,150 @@
+//! Everything new for a device across its circles, in one call: the cursors
+//! it sends are read after and acknowledged, the Welcomes it processed are
+//! deleted, and the answer carries what upkeep needs (the KeyPackage pool,
+//! the account's devices, each roster's size).
+
+use super::{Caller, Delivery, DeliveryError, signed};
+use crate::storage::{Acknowledgement, WelcomeRecord};
+use hearth_protocol::circles::LogPage;
+use hearth_protocol::key_packages::KeyPackageCount;
+use hearth_protocol::sync::{
+    CircleSync, MAX_CURSORS, MAX_WELCOMES_DONE, SyncRequest, SyncResponse,
+};
+use std::collections::{HashMap, HashSet};
+
+impl Delivery {
+    /// Answers a sync: for each named circle the caller is on, the entries
+    /// after its cursor (a page, read only when the circle has grown past
+    /// it); the named circles it is not on; its Welcomes, pool and account
+    /// devices. A cursor above what the device acknowledged is acknowledged
+    /// (folded with every other acknowledgement into one write), so a sync
+    /// with nothing new and nothing to acknowledge writes nothing and reads
+    /// four times, whatever the number of circles.
+    pub async fn sync(
+        &self,
+        caller: Caller,
+        request: SyncRequest,
+    ) -> Result<SyncResponse, DeliveryError> {
+        if request.cursors.len() > MAX_CURSORS {
+            return Err(DeliveryError::Invalid(format!(
+                "at most {MAX_CURSORS} cursors per sync"
+            )));
+        }
+        if request.welcomes_done.len() > MAX_WELCOMES_DONE {
+            return Err(DeliveryError::Invalid(format!(
+                "at most {MAX_WELCOMES_DONE} processed Welcomes per sync"
+            )));
+        }
+        if request.limit.is_some_and(|l| i32::try_from(l).is_err()) {
+            return Err(DeliveryError::Invalid("the limit is out of range".into()));
+        }
+        let mut named = HashSet::new();
+        for cursor in &request.cursors {
+            if i64::try_from(cursor.after).is_err() {
+                return Err(DeliveryError::Invalid("a cursor is out of range".into()));
+            }
+            if !named.insert(&cursor.circle_id) {
+                return Err(DeliveryError::Invalid(
+                    "a circle is named more than once".into(),
+                ));
+            }
+        }
+        for welcome in &request.welcomes_done {
+            // A Welcome that is gone already was deleted by an earlier try.
+            self.storage.delete_welcome(caller.device, *welcome).await?;
+        }
+        let on: HashMap<_, _> = self
+            .storage
+            .device_circles(caller.device)
+            .await?
+            .into_iter()
+            .map(|c| (c.id.clone(), c))
+            .collect();
+        let mut acks = Vec::new();
+        let mut circles = Vec::new();
+        let mut removed = Vec::new();
+        for cursor in request.cursors {
+            let Some(record) = on.get(&cursor.circle_id) else {
+                removed.push(cursor.circle_id);
+                continue;
+            };
+            let Some(me) = record.member(caller.device) else {
+                removed.push(cursor.circle_id);
+                continue;
+            };
+            let after = signed(cursor.after);
+            // What the device processed, as far as the log goes, counts as
+            // its acknowledgement when it moves.
+            let processed = after.min(record.last_seq);
+            if processed > me.acked_seq {
+                acks.push(Acknowledgement {
+                    circle: cursor.circle_id.clone(),
+                    device: caller.device,
+                    seq: processed,
+                });
+            }
+            let roster_size = u32::try_from(record.roster.len()).unwrap_or(u32::MAX);
+            let page = if record.last_seq > after {
+                match self
+                    .read(
+                        caller.device,
+                        &cursor.circle_id,
+                        cursor.after,
+                        request.limit,
+                    )
+                    .await
+                {
+                    Ok(page) => page,
+                    // Removed between the two reads.
+                    Err(DeliveryError::NotFound) => {
+                        removed.push(cursor.circle_id);
+                        continue;
+                    }
+                    Err(err) => return Err(err),
+                }
+            } else {
+                LogPage {
+                    entries: Vec::new(),
+                    next_after: cursor.after,
+                    more: false,
+                }
+            };
+            circles.push(CircleSync {
+                circle_id: cursor.circle_id,
+                entries: page.entries,
+                next_after: page.next_after,
+                more: page.more,
+                roster_size,
+            });
+        }
+        // Acknowledgements join the acknowledger's next batch together.
+        let acknowledged = futures_util::future::join_all(
+            acks.into_iter().map(|a| self.acknowledger.acknowledge(a)),
+        )
+        .await;
+        for outcome in acknowledged {
+            // False: off the roster since; the read above said so already,
+            // or the next sync will.
+            outcome?;
+        }
+        let welcomes = self.storage.welcomes(caller.device).await?;
+        let (available, last_resort) = self
+            .storage
+            .key_package_count(caller.device, crate::now())
+            .await?;
+        let devices = self.storage.account_devices(caller.account).await?;
+        Ok(SyncResponse {
+            circles,
+            removed,
+            welcomes: welcomes
+                .into_iter()
+                .map(WelcomeRecord::into_pending)
+                .collect(),
+            key_packages: KeyPackageCount {
+                available,
+                last_resort,
+            },
+            devices: devices.into_iter().map(|d| d.id).collect(),
+        })
+    }
+}
