@@ -65,6 +65,9 @@ pub struct RegisteredDevice {
     pub account_id: AccountId,
     /// The new device.
     pub device_id: DeviceId,
+    /// A login for it, started by the registration (the signed challenge
+    /// proved the key as a login's does): no separate login is needed.
+    pub login: LoginTokens,
 }
 
 /// `POST /v1/logins`: log in by signing a challenge.

@@ -10,7 +10,9 @@
 //!
 //! The answer has, for every named circle the device is still on, the
 //! entries after its cursor (a page at most, with `more` when a next request
-//! should go on from `next_after`) and how many devices its roster holds;
+//! should go on from `next_after`) and how many devices its roster holds —
+//! and the same for each circle a waiting Welcome admits to, from the commit
+//! that added the device, so a client joins and reads in one request;
 //! the named circles the device is no longer on; the Welcomes waiting; the
 //! device's KeyPackage pool; and the account's devices. From the last three
 //! and the roster sizes a client sees the upkeep that is due — a pool below
@@ -79,7 +81,9 @@ pub struct CircleSync {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SyncResponse {
-    /// Every named circle the device is on, in the order named.
+    /// Every named circle the device is on, in the order named; then each
+    /// circle a waiting Welcome admits to (not named), read from the
+    /// Welcome's `seq`.
     pub circles: Vec<CircleSync>,
     /// Named circles the device is not on (removed, revoked, or never was:
     /// the server does not say which).

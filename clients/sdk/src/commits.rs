@@ -215,14 +215,19 @@ impl Client {
         self.drive(follow_ups).await
     }
 
-    /// Catches up, builds the commit with `build` on the current epoch and
-    /// posts it; on `stale_epoch` drops it and goes round again (done when
-    /// `build` finds nothing left to commit). Returns what catching up left
-    /// to do.
+    /// Builds the commit with `build` on the epoch this device has and posts
+    /// it; on `stale_epoch` drops it, catches up and goes round again (done
+    /// when `build` finds nothing left to commit). A device without the
+    /// circle's MLS state catches up (rejoins) first. Returns what catching
+    /// up left to do.
     async fn commit(&self, circle: &CircleId, build: Arc<Build>) -> Result<FollowUps> {
         let mut follow_ups = FollowUps::default();
-        for _ in 0..ATTEMPTS {
-            follow_ups.extend(self.catch_up(circle).await?.follow_ups);
+        for attempt in 0..ATTEMPTS {
+            let circle_id = circle.clone();
+            let has_group = self.with(move |s| Ok(load(s, &circle_id).is_ok())).await?;
+            if attempt > 0 || !has_group {
+                follow_ups.extend(self.catch_up(circle).await?.follow_ups);
+            }
             let (_, signer) = self.signer().await?;
             let (circle_id, build) = (circle.clone(), build.clone());
             let bundle = self

@@ -149,10 +149,11 @@ impl Client {
             .find(|r| r.id == request)
             .map(|r| r.device_ids)
             .ok_or(ClientError::UnknownJoinRequest)?;
-        let roster = self.authorized().await?.circle(circle).await?.roster;
+        // The MLS group is the membership: no request for the roster.
+        let in_group = self.members(circle).await?;
         let missing: Vec<DeviceId> = devices
             .into_iter()
-            .filter(|d| !roster.iter().any(|r| r.device_id == *d))
+            .filter(|d| !in_group.contains(d))
             .collect();
         if missing.is_empty() {
             self.decline(circle, request).await?;

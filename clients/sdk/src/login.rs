@@ -8,6 +8,7 @@ use ed25519_dalek::{Signer as _, SigningKey};
 use hearth_protocol::auth::{
     DeviceList, Login, LoginTokens, RegisterDevice, login_message, register_message,
 };
+use hearth_protocol::key_packages::KeyPackageCount;
 use hearth_protocol::{AccountId, DeviceId, ErrorCode};
 use openmls_basic_credential::SignatureKeyPair;
 use secrecy::ExposeSecret;
@@ -73,8 +74,13 @@ impl Client {
         let (device, account) = (registered.device_id, registered.account_id);
         self.with(move |s| s.store.save_device(device, account, &seed))
             .await?;
-        self.log_in().await?;
-        self.top_up_key_packages().await?;
+        self.keep(registered.login).await?;
+        // A new device has no KeyPackages on the server yet.
+        let none = KeyPackageCount {
+            available: 0,
+            last_resort: false,
+        };
+        self.top_up_from(none).await?;
         Ok(device)
     }
 

@@ -9,7 +9,7 @@ use crate::calendar::{self, Calendar, Session};
 
 mod named;
 use crate::sync::{FollowUp, FollowUps};
-use crate::{Client, ClientError, Result};
+use crate::{Client, ClientError, Result, load};
 use hearth_protocol::circles::Role;
 use hearth_protocol::content::Content;
 use hearth_protocol::schedule::{RsvpAnswer, Series, SeriesChange};
@@ -43,13 +43,29 @@ pub struct Reminder {
 }
 
 impl Client {
-    /// The circle's facilitators: read from the server's roster when it
-    /// answers (and remembered), else as remembered.
+    /// The circle's facilitators, as remembered when they were last read
+    /// from the server's roster in this epoch (roles change only with a
+    /// commit); otherwise read from the roster when the server answers (and
+    /// remembered), else as remembered.
     pub(crate) async fn facilitators(&self, circle: &CircleId) -> Result<Vec<DeviceId>> {
+        let (circle_id, key) = (circle.clone(), facilitators_read_at(circle));
+        let (remembered, epoch, read_at) = self
+            .with(move |s| {
+                Ok((
+                    s.store.facilitators(&circle_id)?,
+                    load(s, &circle_id).ok().map(|g| g.epoch().as_u64().to_string()),
+                    s.store.setting(&key)?,
+                ))
+            })
+            .await?;
+        if !remembered.is_empty() && epoch.is_some() && epoch == read_at {
+            return Ok(remembered);
+        }
         let seen = match self.authorized().await {
             Ok(api) => api.circle(circle).await.ok(),
             Err(_) => None,
         };
+        let answered = seen.is_some();
         let facilitating: Vec<DeviceId> = seen
             .map(|c| c.roster)
             .unwrap_or_default()
@@ -57,9 +73,12 @@ impl Client {
             .filter(|r| r.role == Role::Facilitator)
             .map(|r| r.device_id)
             .collect();
-        let circle = circle.clone();
+        let (circle, key) = (circle.clone(), facilitators_read_at(&circle));
         self.with(move |s| {
             s.store.add_facilitators(&circle, &facilitating)?;
+            if answered && let Some(epoch) = epoch {
+                s.store.set_setting(&key, &epoch)?;
+            }
             s.store.facilitators(&circle)
         })
         .await
@@ -329,4 +348,10 @@ impl Client {
         reminders.sort_by_key(|r| r.remind_at);
         Ok(reminders)
     }
+}
+
+/// The setting that says in which epoch a circle's facilitators were last
+/// read from the server.
+fn facilitators_read_at(circle: &CircleId) -> String {
+    format!("facilitators-read-at:{circle}")
 }

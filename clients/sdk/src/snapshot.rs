@@ -63,16 +63,24 @@ impl Client {
             return Ok(FollowUps::default());
         }
         let api = self.authorized().await?;
-        for _ in 0..ATTEMPTS {
-            let replaces = match api.snapshot(circle).await {
-                Ok(stored) => {
-                    let version = stored.version;
-                    self.merge_snapshot(circle, stored, &facilitators).await?;
-                    version
-                }
-                Err(err) if err.code() == Some(ErrorCode::NotFound) => 0,
-                Err(err) => return Err(err),
-            };
+        // The version this device last read or wrote is tried first; a
+        // conflict (another facilitator wrote since) reads and merges theirs.
+        let circle_id = circle.clone();
+        let mut replaces = self
+            .with(move |s| s.store.snapshot_read(&circle_id))
+            .await?;
+        for attempt in 0..ATTEMPTS {
+            if attempt > 0 {
+                replaces = match api.snapshot(circle).await {
+                    Ok(stored) => {
+                        let version = stored.version;
+                        self.merge_snapshot(circle, stored, &facilitators).await?;
+                        version
+                    }
+                    Err(err) if err.code() == Some(ErrorCode::NotFound) => 0,
+                    Err(err) => return Err(err),
+                };
+            }
             let circle_id = circle.clone();
             let (_, signer) = self.signer().await?;
             let snapshot = self

@@ -256,6 +256,7 @@ impl Client {
                     None => synced.removed.push(circle),
                 }
             }
+            let mut asked: Vec<CircleId> = cursors.iter().map(|c| c.circle_id.clone()).collect();
             let welcomes_done = self.take_welcomes_done();
             let request = SyncRequest {
                 cursors,
@@ -278,11 +279,22 @@ impl Client {
                 let (joined, more) = self.join_welcomes(answer.welcomes).await?;
                 self.welcomes_processed(ids);
                 follow_ups.extend(more);
-                names.extend(joined.iter().cloned());
+                // Their logs come with the answer; one that did not is read
+                // next round.
+                for circle in &joined {
+                    if !answer.circles.iter().any(|c| c.circle_id == *circle) {
+                        names.push(circle.clone());
+                    }
+                }
+                asked.extend(joined.iter().cloned());
                 synced.joined.extend(joined);
             }
             for page in answer.circles {
                 let circle = page.circle_id.clone();
+                // The log of a circle whose Welcome this call left waiting.
+                if !asked.contains(&circle) {
+                    continue;
+                }
                 match self.process_entries(&circle, page.entries).await {
                     Ok(processed) => {
                         synced.add(&circle, processed.messages);

@@ -43,7 +43,7 @@ impl Delivery {
             if i64::try_from(cursor.after).is_err() {
                 return Err(DeliveryError::Invalid("a cursor is out of range".into()));
             }
-            if !named.insert(&cursor.circle_id) {
+            if !named.insert(cursor.circle_id.clone()) {
                 return Err(DeliveryError::Invalid(
                     "a circle is named more than once".into(),
                 ));
@@ -128,6 +128,30 @@ impl Delivery {
             outcome?;
         }
         let welcomes = self.storage.welcomes(caller.device).await?;
+        // A circle a Welcome admits to comes with its log after the commit
+        // that added the device, so joining costs no second request.
+        for welcome in &welcomes {
+            let circle = &welcome.circle_id;
+            if !named.insert(circle.clone()) {
+                continue;
+            }
+            let Some(record) = on.get(circle) else {
+                continue;
+            };
+            let after = u64::try_from(welcome.seq).unwrap_or_default();
+            let page = match self.read(caller.device, circle, after, request.limit).await {
+                Ok(page) => page,
+                Err(DeliveryError::NotFound) => continue,
+                Err(err) => return Err(err),
+            };
+            circles.push(CircleSync {
+                circle_id: circle.clone(),
+                entries: page.entries,
+                next_after: page.next_after,
+                more: page.more,
+                roster_size: u32::try_from(record.roster.len()).unwrap_or(u32::MAX),
+            });
+        }
         let (available, last_resort) = self
             .storage
             .key_package_count(caller.device, crate::now())

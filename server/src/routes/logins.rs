@@ -70,8 +70,9 @@ pub async fn create_challenge(
 
 /// Registers a device by its Ed25519 key. Without a link token the device
 /// gets a new account; with one, it joins the account that minted the token.
+/// The answer carries a login for the device (as `POST /v1/logins` would).
 #[utoipa::path(post, path = "/v1/devices", tag = "devices", request_body = RegisterDevice, responses(
-    (status = 201, description = "Registered", body = RegisteredDevice),
+    (status = 201, description = "Registered, with a login", body = RegisteredDevice),
     (status = 400, description = "Malformed body", body = ErrorBody),
     (status = 401, description = "The challenge is unknown, used or expired, or the signature is wrong", body = ErrorBody),
     (status = 403, description = "The link token is unknown, used or expired", body = ErrorBody),
@@ -126,9 +127,11 @@ pub async fn register_device(
         linked = body.link_token.is_some(),
         "device registered"
     );
+    let login = start_login(&state, device.id, LoginId(crypto::random_uuid()?)).await?;
     Ok(HttpResponse::Created().json(RegisteredDevice {
         account_id,
         device_id: device.id,
+        login,
     }))
 }
 

@@ -11,7 +11,8 @@ use hearth_protocol::sync::{SyncRequest, SyncResponse};
 /// Everything new for the calling device, across the circles it names: the
 /// entries after each cursor (a page per circle; `more` says to ask again
 /// from `next_after`), the named circles it is no longer on, the Welcomes
-/// waiting, its KeyPackage pool and its account's devices. Each cursor is
+/// waiting (each with its circle's log after the commit that added the
+/// device), its KeyPackage pool and its account's devices. Each cursor is
 /// also the device's acknowledgement of its circle up to there, and
 /// `welcomes_done` deletes processed Welcomes: what a client processed rides
 /// along in its next sync instead of a request of its own.
