@@ -69,7 +69,6 @@ async fn a_circles_life_through_the_sdk_sends_a_body_to_every_route_it_uses() ->
     let routes: BTreeSet<String> = recorded.iter().map(route_of).collect();
     for route in [
         "POST /v1/devices",
-        "POST /v1/logins",
         "POST /v1/key-packages",
         "POST /v1/key-packages/claim",
         "POST /v1/circles",

@@ -76,22 +76,14 @@ impl Client {
     /// tree, or for a KeyPackage this device no longer holds) does not stop
     /// the others: the server has this device on the roster, so it joins by
     /// external commit instead, and says so ([`Event::WelcomeUnusable`]).
+    ///
+    /// One sync request that names no circle: it brings the Welcomes with
+    /// the logs of their circles, which are read at once. The Welcomes are
+    /// deleted on the server by the next sync (used or not: an unusable one
+    /// must not come back).
     pub async fn accept_welcomes(&self) -> Result<Vec<CircleId>> {
-        let api = self.authorized().await?;
-        let pending = api.welcomes().await?.welcomes;
-        let ids: Vec<_> = pending.iter().map(|p| p.welcome_id).collect();
-        let (joined, follow_ups) = self.join_welcomes(pending).await?;
-        // Acknowledged either way: an unusable Welcome must not block the
-        // next ones until retention purges it.
-        for id in ids {
-            api.delete_welcome(id).await?;
-        }
-        if !joined.is_empty() {
-            // Joining consumed one of our KeyPackages.
-            self.top_up_key_packages().await?;
-        }
-        self.drive(follow_ups).await?;
-        Ok(joined)
+        let synced = self.sync_welcomes().await?;
+        Ok(synced.joined)
     }
 
     /// Joins the circles of these Welcomes (see [`Client::accept_welcomes`]);

@@ -241,7 +241,22 @@ impl Client {
             let Some(bundle) = bundle else {
                 return Ok(follow_ups);
             };
-            if self.post_commit(circle, &bundle).await?.is_some() {
+            if let Some(seq) = self.post_commit(circle, &bundle).await? {
+                // Entries others wrote before our commit are read now (what
+                // follows — a snapshot for newcomers — may depend on them);
+                // with none between, the cursor simply passes our commit.
+                let circle_id = circle.clone();
+                let cursor = self
+                    .with(move |s| s.store.cursor(&circle_id))
+                    .await?
+                    .unwrap_or(0);
+                if seq > cursor.saturating_add(1) {
+                    follow_ups.extend(self.catch_up(circle).await?.follow_ups);
+                } else {
+                    let circle_id = circle.clone();
+                    self.with(move |s| s.store.set_cursor(&circle_id, seq))
+                        .await?;
+                }
                 return Ok(follow_ups);
             }
         }

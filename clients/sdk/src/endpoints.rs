@@ -10,7 +10,7 @@ use hearth_protocol::auth::{
 use hearth_protocol::circles::{
     Accepted, Circle, CommitBundle, CreateCircle, CreateInvite, GroupInfo, Invite, InviteList,
     JoinRequestCreated, JoinRequestList, PutSnapshot, RedeemInvite, SendMessage, Snapshot,
-    SnapshotWritten, WelcomeList,
+    SnapshotWritten,
 };
 use hearth_protocol::key_packages::{
     ClaimKeyPackages, ClaimedKeyPackages, KeyPackageCount, UploadKeyPackages, UploadedKeyPackages,
@@ -200,13 +200,5 @@ impl Authorized<'_> {
     pub async fn decline_join_request(&self, circle: &CircleId, request: Uuid) -> Result<()> {
         let rest = format!("/join-requests/{request}");
         self.delete(&circle_path(circle, &rest)).await
-    }
-
-    pub async fn welcomes(&self) -> Result<WelcomeList> {
-        self.get("/v1/welcomes").await
-    }
-
-    pub async fn delete_welcome(&self, welcome: Uuid) -> Result<()> {
-        self.delete(&format!("/v1/welcomes/{welcome}")).await
     }
 }

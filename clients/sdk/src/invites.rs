@@ -149,11 +149,12 @@ impl Client {
             .find(|r| r.id == request)
             .map(|r| r.device_ids)
             .ok_or(ClientError::UnknownJoinRequest)?;
-        // The MLS group is the membership: no request for the roster.
-        let in_group = self.members(circle).await?;
+        // The roster, not the MLS group: a device that left keeps its leaf
+        // until someone removes it, and may be asking to come back.
+        let roster = self.authorized().await?.circle(circle).await?.roster;
         let missing: Vec<DeviceId> = devices
             .into_iter()
-            .filter(|d| !in_group.contains(d))
+            .filter(|d| !roster.iter().any(|r| r.device_id == *d))
             .collect();
         if missing.is_empty() {
             self.decline(circle, request).await?;

@@ -85,8 +85,6 @@ pub struct Client {
     /// What happened that the user should hear about (removals, rejoins,
     /// unusable Welcomes, devices added), until taken.
     notices: Mutex<Vec<Event>>,
-    /// Welcomes processed since the last sync, which reports them.
-    welcomes_done: Mutex<Vec<uuid::Uuid>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -136,7 +134,6 @@ impl Client {
             dir,
             refresh: tokio::sync::Mutex::new(()),
             notices: Mutex::new(Vec::new()),
-            welcomes_done: Mutex::new(Vec::new()),
         })
     }
 

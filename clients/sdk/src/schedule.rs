@@ -53,7 +53,9 @@ impl Client {
             .with(move |s| {
                 Ok((
                     s.store.facilitators(&circle_id)?,
-                    load(s, &circle_id).ok().map(|g| g.epoch().as_u64().to_string()),
+                    load(s, &circle_id)
+                        .ok()
+                        .map(|g| g.epoch().as_u64().to_string()),
                     s.store.setting(&key)?,
                 ))
             })

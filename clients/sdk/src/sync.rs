@@ -125,6 +125,9 @@ impl Synced {
     }
 }
 
+/// The setting that holds the Welcomes processed and not yet reported.
+const WELCOMES_DONE: &str = "welcomes-done";
+
 /// At most this many sync requests per catch-up: a backlog longer than this
 /// many pages per circle is read on the next.
 const MAX_ROUNDS: usize = 64;
@@ -140,6 +143,14 @@ impl Client {
     pub async fn sync_all(&self) -> Result<Synced> {
         let circles = self.circles().await?;
         let (synced, follow_ups) = self.sync_rounds(circles, true).await?;
+        self.drive(follow_ups).await?;
+        Ok(synced)
+    }
+
+    /// A sync that names no circle: Welcomes and the logs of the circles
+    /// they admit to.
+    pub(crate) async fn sync_welcomes(&self) -> Result<Synced> {
+        let (synced, follow_ups) = self.sync_rounds(Vec::new(), true).await?;
         self.drive(follow_ups).await?;
         Ok(synced)
     }
@@ -257,7 +268,7 @@ impl Client {
                 }
             }
             let mut asked: Vec<CircleId> = cursors.iter().map(|c| c.circle_id.clone()).collect();
-            let welcomes_done = self.take_welcomes_done();
+            let welcomes_done = self.take_welcomes_done().await?;
             let request = SyncRequest {
                 cursors,
                 welcomes_done: welcomes_done.clone(),
@@ -266,7 +277,7 @@ impl Client {
             let answer = match self.authorized().await?.sync(&request).await {
                 Ok(answer) => answer,
                 Err(err) => {
-                    self.welcomes_processed(welcomes_done);
+                    self.welcomes_processed(welcomes_done).await?;
                     return Err(err);
                 }
             };
@@ -277,7 +288,7 @@ impl Client {
             if welcomes && !answer.welcomes.is_empty() {
                 let ids = answer.welcomes.iter().map(|w| w.welcome_id).collect();
                 let (joined, more) = self.join_welcomes(answer.welcomes).await?;
-                self.welcomes_processed(ids);
+                self.welcomes_processed(ids).await?;
                 follow_ups.extend(more);
                 // Their logs come with the answer; one that did not is read
                 // next round.
@@ -351,19 +362,34 @@ impl Client {
         Ok(())
     }
 
-    /// The Welcomes processed and not yet reported to the server.
-    fn take_welcomes_done(&self) -> Vec<uuid::Uuid> {
-        self.welcomes_done
-            .lock()
-            .map(|mut done| std::mem::take(&mut *done))
-            .unwrap_or_default()
+    /// The Welcomes processed and not yet reported to the server (kept in
+    /// the store, so a process that ends reports them in the next one's
+    /// first sync).
+    async fn take_welcomes_done(&self) -> Result<Vec<uuid::Uuid>> {
+        self.with(|s| {
+            let done = s.store.setting(WELCOMES_DONE)?.unwrap_or_default();
+            s.store.set_setting(WELCOMES_DONE, "")?;
+            Ok(done
+                .split(',')
+                .filter_map(|id| uuid::Uuid::try_parse(id).ok())
+                .collect())
+        })
+        .await
     }
 
     /// Notes processed Welcomes, for the next sync to report.
-    fn welcomes_processed(&self, ids: Vec<uuid::Uuid>) {
-        if let Ok(mut done) = self.welcomes_done.lock() {
-            done.extend(ids);
-        }
+    async fn welcomes_processed(&self, ids: Vec<uuid::Uuid>) -> Result<()> {
+        self.with(move |s| {
+            let mut done = s.store.setting(WELCOMES_DONE)?.unwrap_or_default();
+            for id in ids {
+                if !done.is_empty() {
+                    done.push(',');
+                }
+                done.push_str(&id.to_string());
+            }
+            s.store.set_setting(WELCOMES_DONE, &done)
+        })
+        .await
     }
 
     /// Processes log entries in order: merges commits, decrypts messages and
