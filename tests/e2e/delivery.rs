@@ -9,6 +9,7 @@ use hearth_protocol::circles::{
 use hearth_protocol::key_packages::{
     ClaimedKeyPackages, KeyPackageCount, KeyPackageRejection, UploadedKeyPackages,
 };
+use hearth_protocol::sync::SyncResponse;
 use hearth_protocol::{Base64Bytes, CircleId, DeviceId, ErrorBody, ErrorCode};
 use hearth_tests::mls::{Member, circle_with};
 use hearth_tests::{Db, TestApp, expect_error, on_both_databases, rand_bytes};
@@ -33,6 +34,7 @@ on_both_databases!(
     a_member_whose_state_broke_rejoins_by_external_commit,
     key_package_claims_are_rate_limited,
     a_deleted_account_leaves_no_trace_in_any_circle,
+    one_sync_reads_every_circle_and_its_cursors_acknowledge,
 );
 
 const LOG: &str = "/messages";
@@ -1179,5 +1181,136 @@ async fn a_deleted_account_leaves_no_trace_in_any_circle(app: TestApp) -> Result
         vec![b"still here".to_vec()],
         "Sam's message went with Sam"
     );
+    Ok(())
+}
+
+/// Sends an opaque application message as `token`'s device.
+async fn send_opaque(app: &TestApp, token: &str, circle: &CircleId, epoch: u64) -> Result<u64> {
+    let body = SendMessage {
+        message_id: uuid::Uuid::new_v4(),
+        epoch,
+        ciphertext: Base64Bytes::from(hearth_tests::opaque_message(circle, epoch, b"m")),
+    };
+    let answer = app.post_json(&path(circle, LOG), token, &body).await?;
+    ensure!(answer.status() == 201, "send: {}", answer.status());
+    Ok(answer.json::<Accepted>().await?.seq)
+}
+
+/// `POST /v1/sync` as `token`'s device.
+async fn sync_raw(app: &TestApp, token: &str, body: &serde_json::Value) -> Result<SyncResponse> {
+    let answer = app.post_json("/v1/sync", token, body).await?;
+    ensure!(answer.status() == 200, "sync: {}", answer.status());
+    Ok(answer.json().await?)
+}
+
+async fn one_sync_reads_every_circle_and_its_cursors_acknowledge(app: TestApp) -> Result<()> {
+    // Fran facilitates two circles; Max is in both (each by one commit, so
+    // each log starts with it, and a Welcome waits for Max in each).
+    let people = [app.signed_in().await?, app.signed_in().await?];
+    let (fran, max) = (&people[0].1.access_token, &people[1].1.access_token);
+    let max_device = people[1].0.device_id;
+    let tuesday = app.opaque_circle_of(&people).await?;
+    let thursday = app.opaque_circle_of(&people).await?;
+    send_opaque(&app, fran, &tuesday, 1).await?;
+    send_opaque(&app, fran, &tuesday, 1).await?;
+    send_opaque(&app, fran, &thursday, 1).await?;
+
+    // One request: both circles after Max's cursors, the Welcomes, the pool,
+    // the account's devices.
+    let cursors = |a: u64, b: u64| {
+        json!({ "cursors": [
+            { "circle_id": tuesday, "after": a },
+            { "circle_id": thursday, "after": b },
+        ]})
+    };
+    let answer = sync_raw(&app, max, &cursors(1, 1)).await?;
+    let seqs = |i: usize| -> Vec<u64> { answer.circles[i].entries.iter().map(|e| e.seq).collect() };
+    assert_eq!(answer.circles.len(), 2);
+    assert_eq!((seqs(0), seqs(1)), (vec![2, 3], vec![2]));
+    assert_eq!(answer.circles[0].next_after, 3);
+    assert!(answer.circles.iter().all(|c| !c.more && c.roster_size == 2));
+    assert!(answer.removed.is_empty());
+    assert_eq!(answer.welcomes.len(), 2);
+    assert_eq!(answer.devices, [max_device]);
+    assert_eq!(answer.key_packages.available, 0);
+
+    // Max reports what it processed with the next sync; Fran has not, so
+    // nothing is deleted yet.
+    let entries = |rows: &[String]| {
+        rows.iter()
+            .filter(|r| r.starts_with("log_entries:"))
+            .count()
+    };
+    let mut processed = cursors(3, 2);
+    processed["welcomes_done"] = json!(
+        answer
+            .welcomes
+            .iter()
+            .map(|w| w.welcome_id)
+            .collect::<Vec<_>>()
+    );
+    let again = sync_raw(&app, max, &processed).await?;
+    assert!(again.circles.iter().all(|c| c.entries.is_empty()));
+    assert!(again.welcomes.is_empty(), "processed Welcomes are deleted");
+    assert_eq!(entries(&app.db.dump().await?), 5);
+
+    // A sync with nothing new and nothing to acknowledge writes nothing.
+    let writes = || app.counter("hearth_acknowledgement_transactions_total");
+    let before = writes().await?;
+    sync_raw(&app, max, &cursors(3, 2)).await?;
+    assert_eq!(
+        writes().await?,
+        before,
+        "no write for a cursor already acknowledged"
+    );
+
+    // Fran's sync acknowledges the rest: every entry both processed goes.
+    sync_raw(&app, fran, &cursors(3, 2)).await?;
+    assert_eq!(entries(&app.db.dump().await?), 0);
+
+    // Fran removes Max from Thursday: Max's next sync says so, and reads
+    // Tuesday on.
+    let removal = hearth_protocol::circles::CommitBundle {
+        epoch: 1,
+        commit: Base64Bytes::from(hearth_tests::opaque_commit(&thursday, 1)),
+        welcome: None,
+        group_info: None,
+        added: Vec::new(),
+        removed: vec![max_device],
+        join_request_id: None,
+    };
+    let removed = app
+        .post_json(&path(&thursday, "/commits"), fran, &removal)
+        .await?;
+    assert_eq!(removed.status(), 201);
+    send_opaque(&app, fran, &tuesday, 1).await?;
+    let after = sync_raw(&app, max, &cursors(3, 2)).await?;
+    assert_eq!(after.removed, [thursday.clone()]);
+    assert_eq!(after.circles.len(), 1);
+    assert_eq!(after.circles[0].entries.len(), 1);
+    assert_eq!(after.circles[0].roster_size, 2);
+
+    // Bad input: a clear code, nothing changed.
+    let twice = json!({ "cursors": [
+        { "circle_id": tuesday, "after": 0 },
+        { "circle_id": tuesday, "after": 4 },
+    ]});
+    let refused = app.post_json("/v1/sync", max, &twice).await?;
+    expect_error(refused, 422, ErrorCode::InvalidRequest).await?;
+    let many: Vec<_> = (0..=hearth_protocol::sync::MAX_CURSORS)
+        .map(|_| json!({ "circle_id": CircleId::from_bytes(rand_bytes::<16>().to_vec()).ok(), "after": 0 }))
+        .collect();
+    let refused = app
+        .post_json("/v1/sync", max, &json!({ "cursors": many }))
+        .await?;
+    expect_error(refused, 422, ErrorCode::InvalidRequest).await?;
+    let stranger = app.signed_in().await?.1.access_token;
+    let outside = sync_raw(&app, &stranger, &cursors(0, 0)).await?;
+    assert_eq!(
+        outside.removed.len(),
+        2,
+        "a stranger learns nothing but 'not yours'"
+    );
+    assert!(outside.circles.is_empty());
     Ok(())
 }
