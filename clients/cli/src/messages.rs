@@ -3,7 +3,7 @@
 use crate::{Output, print_notice, say, title_of};
 use anyhow::Result;
 use clap::Subcommand;
-use hearth_client::{Client, ClientError, Event, Message};
+use hearth_client::{Client, ClientError, Event, Message, OutgoingState};
 use hearth_protocol::content::Content;
 use hearth_protocol::{CircleId, DeviceId};
 use serde::Serialize;
@@ -32,6 +32,16 @@ pub enum MessagesCommand {
         #[arg(long)]
         follow: bool,
     },
+    /// Send what is waiting, then show messages not yet delivered: pending
+    /// (they go out with your next command) or failed (with why).
+    Outbox {
+        /// Send a failed message again.
+        #[arg(long, value_name = "MESSAGE_ID", conflicts_with = "discard")]
+        retry: Option<Uuid>,
+        /// Drop a message from the outbox.
+        #[arg(long, value_name = "MESSAGE_ID")]
+        discard: Option<Uuid>,
+    },
 }
 
 /// Runs one of these commands.
@@ -39,8 +49,14 @@ pub async fn run(client: &Arc<Client>, command: MessagesCommand, j: bool) -> Res
     match command {
         MessagesCommand::Send { circle, text } => {
             let text = text.join(" ");
-            let message_id = client.send_text(&circle, &text).await?;
-            say(j, &Sent { message_id });
+            match client.send_text(&circle, &text).await {
+                Ok(message_id) => say(j, &Sent { message_id }),
+                Err(err) if err.is_retryable() => anyhow::bail!(
+                    "not sent yet ({err}); it is kept and goes out with your next \
+                     `hearth read` or `hearth outbox`"
+                ),
+                Err(err) => return Err(err.into()),
+            }
         }
         MessagesCommand::Read { circle, follow } => {
             client.sync_all().await?;
@@ -86,8 +102,65 @@ pub async fn run(client: &Arc<Client>, command: MessagesCommand, j: bool) -> Res
                 follow_circle(client, &circle, j).await?;
             }
         }
+        MessagesCommand::Outbox { retry, discard } => {
+            if let Some(id) = retry {
+                client.retry_outgoing(id).await?;
+            }
+            if let Some(id) = discard {
+                client.discard_outgoing(id).await?;
+            }
+            // What cannot go now stays pending; the listing says so.
+            if let Err(err) = client.flush_outbox().await
+                && !err.is_retryable()
+            {
+                return Err(err.into());
+            }
+            let waiting = client.outbox().await?;
+            if waiting.is_empty() && !j {
+                println!("nothing waiting to be sent");
+            }
+            for message in waiting {
+                let body = match &message.envelope.content {
+                    Content::Text { body, .. } | Content::Reply { body, .. } => body.clone(),
+                    _ => String::new(),
+                };
+                let (state, why) = match message.state {
+                    OutgoingState::Pending => ("pending", None),
+                    OutgoingState::Failed(why) => ("failed", Some(why)),
+                };
+                say(
+                    j,
+                    &Waiting {
+                        message_id: message.message_id,
+                        circle_id: message.circle_id,
+                        state,
+                        why,
+                        body,
+                    },
+                );
+            }
+        }
     }
     Ok(())
+}
+
+/// One message of the outbox.
+#[derive(Serialize)]
+struct Waiting {
+    message_id: Uuid,
+    circle_id: CircleId,
+    state: &'static str,
+    why: Option<String>,
+    body: String,
+}
+
+impl Output for Waiting {
+    fn text(&self) -> String {
+        match &self.why {
+            Some(why) => format!("{} failed ({why}): {}", self.message_id, self.body),
+            None => format!("{} pending: {}", self.message_id, self.body),
+        }
+    }
 }
 
 /// A message sent.

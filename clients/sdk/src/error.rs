@@ -86,6 +86,9 @@ pub enum ClientError {
     /// cannot be added until it publishes more.
     #[error("none of the devices has a KeyPackage to be added with")]
     NoKeyPackages,
+    /// No message with that id in the outbox.
+    #[error("no such message in the outbox")]
+    UnknownMessage,
     /// No pending join request with that id.
     #[error("no such join request")]
     UnknownJoinRequest,

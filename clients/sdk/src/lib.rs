@@ -31,6 +31,7 @@ mod key_packages;
 mod live;
 mod login;
 mod messages;
+mod outbox;
 mod profiles;
 mod provider;
 mod push;
@@ -49,6 +50,7 @@ pub use error::{ClientError, Result};
 pub use invites::{InviteLink, JoinRequestView};
 pub use live::Event;
 pub use messages::Message;
+pub use outbox::{Outgoing, OutgoingState};
 pub use push::Woken;
 pub use schedule::Reminder;
 pub use sync::Synced;
@@ -85,6 +87,9 @@ pub struct Client {
     /// What happened that the user should hear about (removals, rejoins,
     /// unusable Welcomes, devices added), until taken.
     notices: Mutex<Vec<Event>>,
+    /// One sender of queued messages at a time, so each goes out once and
+    /// in order.
+    sending: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Client {
@@ -134,6 +139,7 @@ impl Client {
             dir,
             refresh: tokio::sync::Mutex::new(()),
             notices: Mutex::new(Vec::new()),
+            sending: tokio::sync::Mutex::new(()),
         })
     }
 

@@ -163,6 +163,13 @@ impl Client {
             let event = match frame {
                 ServerFrame::Ready { .. } => {
                     *backoff = FIRST_BACKOFF;
+                    // Back online: what waited in the outbox goes now (what
+                    // still cannot go stays pending for the next chance).
+                    if let Err(err) = self.flush_outbox().await
+                        && !err.is_retryable()
+                    {
+                        return Err(err);
+                    }
                     vec![Event::Connected]
                 }
                 ServerFrame::Entry { circle_id, entry } => {

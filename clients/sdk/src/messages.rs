@@ -44,15 +44,6 @@ impl Client {
         Ok(id)
     }
 
-    /// Sends any content: encrypted in the epoch this device has, in one
-    /// request. When the circle has moved on (`stale_epoch`), it catches up
-    /// and encrypts again. Returns the message's sequence number.
-    pub async fn send(&self, circle: &CircleId, content: Content) -> Result<u64> {
-        let (seq, follow_ups) = self.send_now(circle, content).await?;
-        self.drive(follow_ups).await?;
-        Ok(seq)
-    }
-
     /// Encrypts and sends at the local epoch; catches up and retries on
     /// `stale_epoch`. Content that belongs in the history is stored there.
     /// Returns the sequence number and what catching up left to do.

@@ -140,7 +140,13 @@ impl Client {
     /// newcomers, adding this account's devices that are not in a circle yet,
     /// removing leaves of devices that left a roster, topping up KeyPackages.
     /// What this device processed is acknowledged with its next sync.
+    /// Messages waiting in the outbox go out first.
     pub async fn sync_all(&self) -> Result<Synced> {
+        if let Err(err) = self.flush_outbox().await
+            && !err.is_retryable()
+        {
+            return Err(err);
+        }
         let circles = self.circles().await?;
         let (synced, follow_ups) = self.sync_rounds(circles, true).await?;
         self.drive(follow_ups).await?;

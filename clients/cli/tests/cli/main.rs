@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod calendar;
+mod outbox;
 mod rough_edges;
 
 use anyhow::{Context as _, Result, bail};
@@ -20,9 +21,20 @@ fn command(
     json: bool,
     args: &[&str],
 ) -> tokio::process::Command {
+    command_at(&app.address, home, profile, json, args)
+}
+
+/// [`command`] against a server at `server` (a proxy in front of it, say).
+fn command_at(
+    server: &str,
+    home: &Path,
+    profile: &str,
+    json: bool,
+    args: &[&str],
+) -> tokio::process::Command {
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_hearth"));
     command
-        .args(["--server", &app.address, "--home"])
+        .args(["--server", server, "--home"])
         .arg(home)
         .args(["--profile", profile])
         .args(json.then_some("--json"))

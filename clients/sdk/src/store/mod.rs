@@ -25,12 +25,20 @@ mod calendar;
 mod circles;
 mod history;
 mod identity;
+mod outbox;
 mod people;
 
 pub(crate) use calendar::CalendarItem;
+pub(crate) use outbox::OutboxRow;
 
 /// Migration `i` brings the schema from version `i` to `i + 1`. Append only.
-const MIGRATIONS: [&str; 4] = [SCHEMA_1, LOGIN_2, calendar::CALENDAR_3, GONE_4];
+const MIGRATIONS: [&str; 5] = [
+    SCHEMA_1,
+    LOGIN_2,
+    calendar::CALENDAR_3,
+    GONE_4,
+    outbox::OUTBOX_5,
+];
 
 /// The first schema. (Data directories from before versioning hold exactly
 /// these tables, which is why every statement says `IF NOT EXISTS`.)
