@@ -327,6 +327,41 @@ impl From<hearth_protocol::push::PushStatus> for PushHealth {
     }
 }
 
+/// A message on its way out.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct OutgoingMessage {
+    /// Its id (for retrying or discarding it).
+    pub message_id: String,
+    /// The circle.
+    pub circle_id: String,
+    /// Its text (empty for other kinds).
+    pub text: String,
+    /// Why it failed; none while it is pending.
+    pub failed: Option<String>,
+    /// Unix seconds the user sent it.
+    pub created_at: i64,
+}
+
+impl From<hearth_client::Outgoing> for OutgoingMessage {
+    fn from(message: hearth_client::Outgoing) -> Self {
+        let text = match message.envelope.content {
+            hearth_protocol::content::Content::Text { body, .. }
+            | hearth_protocol::content::Content::Reply { body, .. } => body,
+            _ => String::new(),
+        };
+        Self {
+            message_id: message.message_id.to_string(),
+            circle_id: message.circle_id.to_string(),
+            text,
+            failed: match message.state {
+                hearth_client::OutgoingState::Pending => None,
+                hearth_client::OutgoingState::Failed(why) => Some(why),
+            },
+            created_at: message.created_at,
+        }
+    }
+}
+
 /// What a wake brought.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct Woken {

@@ -21,8 +21,8 @@ mod error;
 pub use calendar::{Agreement, CheckIn, CheckInReply, Person, SeriesPlan, SessionView};
 pub use call::MediaCall;
 pub use convert::{
-    Circle, Device, Invite, JoinRequest, LiveEvent, Member, Message, PastCircle, PushHealth,
-    PushRegistration, Woken,
+    Circle, Device, Invite, JoinRequest, LiveEvent, Member, Message, OutgoingMessage, PastCircle,
+    PushHealth, PushRegistration, Woken,
 };
 pub use error::HearthError;
 
@@ -400,6 +400,47 @@ impl HearthClient {
     pub async fn send_text(&self, circle_id: String, text: String) -> Result<String, HearthError> {
         self.in_circle(circle_id, move |client, circle| async move {
             Ok(client.send_text(&circle, &text).await?.to_string())
+        })
+        .await
+    }
+
+    /// Messages on their way out (pending or failed), oldest first. A
+    /// message the app sent is here until the server has it.
+    pub async fn outbox(&self) -> Result<Vec<OutgoingMessage>, HearthError> {
+        self.with(move |client| async move {
+            Ok(client
+                .outbox()
+                .await?
+                .into_iter()
+                .map(OutgoingMessage::from)
+                .collect())
+        })
+        .await
+    }
+
+    /// Sends what waits in the outbox (an app calls this when it comes
+    /// back online). Returns how many went out.
+    pub async fn flush_outbox(&self) -> Result<u64, HearthError> {
+        self.with(move |client| async move {
+            Ok(u64::try_from(client.flush_outbox().await?).unwrap_or(u64::MAX))
+        })
+        .await
+    }
+
+    /// Sends a failed message again. Returns its sequence number.
+    pub async fn retry_outgoing(&self, message_id: String) -> Result<u64, HearthError> {
+        self.with(move |client| async move {
+            let id = convert::uuid(&message_id)?;
+            Ok(client.retry_outgoing(id).await?)
+        })
+        .await
+    }
+
+    /// Drops a message from the outbox.
+    pub async fn discard_outgoing(&self, message_id: String) -> Result<(), HearthError> {
+        self.with(move |client| async move {
+            let id = convert::uuid(&message_id)?;
+            Ok(client.discard_outgoing(id).await?)
         })
         .await
     }

@@ -64,6 +64,8 @@ async def main():
     names = sorted(m.name or "" for m in await alice.members(circle))
     assert names == ["Alice", "Sam"], names
     await alice.send_text(circle, "welcome, Sam")
+    # Sent means delivered: nothing is left waiting in the outbox.
+    assert await alice.outbox() == [], await alice.outbox()
     post(mailbox, "facilitator_sent", await alice.epoch_authenticator(circle))
 
     # A refusal keeps the server's stable code: Alice is in the circle
