@@ -4,15 +4,19 @@
 //! (`hearth-bench --link`); request counts do not depend on the delay.
 
 use anyhow::{Result, ensure};
+use hearth_client::Client;
 use hearth_protocol::schedule::Series;
 use hearth_tests::clients::{client, data_dirs, enrolled, join};
+use hearth_tests::slow_link::SlowLink;
 use hearth_tests::{Db, TestApp, on_both_databases};
 use std::future::Future;
+use std::time::Duration;
 
 on_both_databases!(
     a_phone_sends_reads_and_wakes_in_one_request_each,
     a_wake_catches_up_two_circles_and_joins_a_third_in_two_requests,
     registering_joining_and_scheduling_take_at_most_three_requests,
+    answers_lost_to_a_dropped_connection_leave_everyone_in_step_and_every_message_once,
 );
 
 /// The requests the server answered while `action` ran, and its value.
@@ -151,5 +155,79 @@ async fn registering_joining_and_scheduling_take_at_most_three_requests(
     };
     let (_, cost) = requests(&app, alice.schedule_series(&circle, series)).await?;
     assert!(cost <= 3, "schedule a series took {cost}");
+    Ok(())
+}
+
+async fn answers_lost_to_a_dropped_connection_leave_everyone_in_step_and_every_message_once(
+    app: TestApp,
+) -> Result<()> {
+    // Everyone's phone talks through one flaky link.
+    let link = SlowLink::start(&app.address, Duration::ZERO).await?;
+    let dirs = data_dirs(3)?;
+    let open = |i: usize| Client::open(&link.address, dirs[i].path());
+    let (alice, sam, kim) = (open(0).await?, open(1).await?, open(2).await?);
+    for person in [&alice, &sam, &kim] {
+        person.register(None).await?;
+    }
+    let circle = alice.create_circle().await?;
+    join(&alice, &sam, &circle).await?;
+    join(&alice, &kim, &circle).await?;
+    sam.sync(&circle).await?;
+
+    // Alice's key update reaches the server; the connection drops before
+    // its answer. Her client cannot know whether it counted.
+    link.cut_answer_to("/commits HTTP");
+    let lost = alice.update(&circle).await;
+    assert!(
+        lost.as_ref().is_err_and(|e| e.is_retryable()),
+        "the update's answer was lost: {lost:?}"
+    );
+    // Sam, meanwhile, writes (in the epoch Alice's commit began).
+    sam.send_text(&circle, "is everyone there?").await?;
+    // Alice's next message: the log shows her commit was taken, so her
+    // client merges it and writes in the new epoch.
+    alice.send_text(&circle, "yes, here").await?;
+
+    // A message whose answer is lost stays pending and goes out once.
+    link.cut_answer_to("/messages HTTP");
+    let unanswered = sam.send_text(&circle, "see you Thursday").await;
+    assert!(unanswered.is_err_and(|e| e.is_retryable()));
+    assert_eq!(sam.outbox().await?.len(), 1, "kept, pending");
+    assert_eq!(sam.flush_outbox().await?, 1);
+    assert!(sam.outbox().await?.is_empty());
+
+    // A sync (carrying acknowledgements) whose answer is lost is simply
+    // asked again.
+    link.cut_answer_to("POST /v1/sync HTTP");
+    assert!(kim.on_wake().await.is_err_and(|e| e.is_retryable()));
+    kim.on_wake().await?;
+
+    // Everyone is in step (one epoch, one authenticator) and has read every
+    // message exactly once, in one order.
+    let texts = |history: Vec<hearth_client::Message>| -> Vec<String> {
+        history
+            .into_iter()
+            .filter_map(|m| match m.envelope.content {
+                hearth_protocol::content::Content::Text { body, .. } => Some(body),
+                _ => None,
+            })
+            .collect()
+    };
+    let mut seen = Vec::new();
+    let mut authenticators = Vec::new();
+    for person in [&alice, &sam, &kim] {
+        person.sync(&circle).await?;
+        seen.push(texts(person.history(&circle).await?));
+        authenticators.push(person.epoch_authenticator(&circle).await?);
+    }
+    let expected = ["is everyone there?", "yes, here", "see you Thursday"];
+    for history in &seen {
+        assert_eq!(history, &expected, "each once, in order: {seen:?}");
+    }
+    assert!(
+        authenticators.windows(2).all(|w| w[0] == w[1]),
+        "one epoch for all"
+    );
+    assert!(alice.epoch(&circle).await? >= 3, "Alice's update counted");
     Ok(())
 }

@@ -6,15 +6,17 @@
 //! own time.
 //!
 //! It can also misbehave as a phone's network does ([`Trouble`]): hold every
-//! request (a dead spot), or let requests through and lose the answers (the
-//! connection drops just after the server acted).
+//! request (a dead spot), or let requests through and lose the answers; or
+//! cut the connection the moment the server answers one chosen request
+//! ([`SlowLink::cut_answer_to`]: the server acted, the client never hears).
 //!
 //! Only 127.0.0.1; it stops when dropped.
 
 use anyhow::Result;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
@@ -53,7 +55,18 @@ pub struct SlowLink {
     one_way: Duration,
     trouble: Arc<AtomicU8>,
     dropped: Arc<AtomicUsize>,
+    cut: Arc<Mutex<Vec<Vec<u8>>>>,
     task: tokio::task::JoinHandle<()>,
+}
+
+/// What both directions of one connection share.
+struct Shared {
+    mode: Arc<AtomicU8>,
+    dropped: Arc<AtomicUsize>,
+    /// Request lines whose answers are to be cut (one each).
+    cut: Arc<Mutex<Vec<Vec<u8>>>>,
+    /// This connection's next answer is cut.
+    cutting: AtomicBool,
 }
 
 impl std::fmt::Debug for SlowLink {
@@ -84,10 +97,16 @@ impl SlowLink {
         let address = format!("http://{}", listener.local_addr()?);
         let trouble = Arc::new(AtomicU8::new(Trouble::None as u8));
         let dropped = Arc::new(AtomicUsize::new(0));
-        let (mode, lost) = (trouble.clone(), dropped.clone());
+        let cut = Arc::new(Mutex::new(Vec::new()));
+        let (mode, lost, cuts) = (trouble.clone(), dropped.clone(), cut.clone());
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
-                let (mode, lost) = (mode.clone(), lost.clone());
+                let shared = Shared {
+                    mode: mode.clone(),
+                    dropped: lost.clone(),
+                    cut: cuts.clone(),
+                    cutting: AtomicBool::new(false),
+                };
                 tokio::spawn(async move {
                     if let Ok(server) = TcpStream::connect(target).await {
                         let _ = client.set_nodelay(true);
@@ -95,8 +114,8 @@ impl SlowLink {
                         let (client_read, client_write) = client.into_split();
                         let (server_read, server_write) = server.into_split();
                         tokio::join!(
-                            pump(client_read, server_write, one_way, Way::ToServer, &mode, &lost),
-                            pump(server_read, client_write, one_way, Way::ToClient, &mode, &lost)
+                            pump(client_read, server_write, one_way, Way::ToServer, &shared),
+                            pump(server_read, client_write, one_way, Way::ToClient, &shared)
                         );
                     }
                 });
@@ -107,6 +126,7 @@ impl SlowLink {
             one_way,
             trouble,
             dropped,
+            cut,
             task,
         })
     }
@@ -116,6 +136,16 @@ impl SlowLink {
     /// as on a real network.
     pub fn trouble(&self, trouble: Trouble) {
         self.trouble.store(trouble as u8, Ordering::SeqCst);
+    }
+
+    /// Cuts the connection that carries the next request whose bytes hold
+    /// `marker` (say `"POST /v1/circles/"` or `"/commits "`) the moment the
+    /// server's answer to it arrives: the server acted, the client hears
+    /// only that the connection closed. Once per call.
+    pub fn cut_answer_to(&self, marker: &str) {
+        if let Ok(mut cut) = self.cut.lock() {
+            cut.push(marker.as_bytes().to_vec());
+        }
     }
 
     /// How many chunks the link has dropped so far: with [`Trouble::Stalled`],
@@ -132,8 +162,7 @@ async fn pump(
     mut to: tokio::net::tcp::OwnedWriteHalf,
     delay: Duration,
     way: Way,
-    mode: &AtomicU8,
-    dropped: &AtomicUsize,
+    shared: &Shared,
 ) {
     let (queue, mut queued) = mpsc::unbounded_channel::<(Instant, Vec<u8>)>();
     let writer = tokio::spawn(async move {
@@ -149,10 +178,23 @@ async fn pump(
     loop {
         match from.read(&mut buffer).await {
             Ok(0) | Err(_) => break,
-            Ok(_) if Trouble::drops(mode.load(Ordering::SeqCst), way) => {
-                dropped.fetch_add(1, Ordering::SeqCst);
+            Ok(_) if Trouble::drops(shared.mode.load(Ordering::SeqCst), way) => {
+                shared.dropped.fetch_add(1, Ordering::SeqCst);
+            }
+            Ok(_) if way == Way::ToClient && shared.cutting.load(Ordering::SeqCst) => {
+                shared.dropped.fetch_add(1, Ordering::SeqCst);
+                break;
             }
             Ok(n) => {
+                if way == Way::ToServer
+                    && let Ok(mut cut) = shared.cut.lock()
+                    && let Some(i) = cut
+                        .iter()
+                        .position(|m| buffer[..n].windows(m.len()).any(|w| w == m.as_slice()))
+                {
+                    cut.remove(i);
+                    shared.cutting.store(true, Ordering::SeqCst);
+                }
                 if queue
                     .send((Instant::now() + delay, buffer[..n].to_vec()))
                     .is_err()

@@ -51,10 +51,9 @@ pub async fn run(client: &Arc<Client>, command: MessagesCommand, j: bool) -> Res
             let text = text.join(" ");
             match client.send_text(&circle, &text).await {
                 Ok(message_id) => say(j, &Sent { message_id }),
-                Err(err) if err.is_retryable() => anyhow::bail!(
-                    "not sent yet ({err}); it is kept and goes out with your next \
-                     `hearth read` or `hearth outbox`"
-                ),
+                Err(err) if err.is_retryable() => {
+                    return Err(anyhow::Error::new(err).context(crate::report::MessageKept));
+                }
                 Err(err) => return Err(err.into()),
             }
         }

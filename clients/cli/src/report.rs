@@ -36,9 +36,29 @@ impl Failure {
     }
 }
 
+/// Said of a failed send whose message waits in the outbox.
+#[derive(Debug)]
+pub struct MessageKept;
+
+impl std::fmt::Display for MessageKept {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the message is kept")
+    }
+}
+
 /// What `err` means to the person at the keyboard. `server` is the address
 /// they gave (not the URL of whatever request failed).
 pub fn describe(err: &anyhow::Error, server: &str) -> Failure {
+    let mut failure = describe_error(err, server);
+    if err.downcast_ref::<MessageKept>().is_some() {
+        failure.message.push_str(
+            "; your message is kept and goes out with your next `hearth read` or `hearth outbox`",
+        );
+    }
+    failure
+}
+
+fn describe_error(err: &anyhow::Error, server: &str) -> Failure {
     let Some(client) = err.downcast_ref::<ClientError>() else {
         return Failure::new("invalid_input", err.to_string());
     };

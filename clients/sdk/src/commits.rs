@@ -224,8 +224,17 @@ impl Client {
         let mut follow_ups = FollowUps::default();
         for attempt in 0..ATTEMPTS {
             let circle_id = circle.clone();
-            let has_group = self.with(move |s| Ok(load(s, &circle_id).is_ok())).await?;
-            if attempt > 0 || !has_group {
+            let (has_group, pending) = self
+                .with(move |s| {
+                    Ok(match load(s, &circle_id) {
+                        Ok(group) => (true, group.pending_commit().is_some()),
+                        Err(_) => (false, false),
+                    })
+                })
+                .await?;
+            if pending {
+                follow_ups.extend(self.settle(circle).await?);
+            } else if attempt > 0 || !has_group {
                 follow_ups.extend(self.catch_up(circle).await?.follow_ups);
             }
             let (_, signer) = self.signer().await?;
@@ -263,16 +272,58 @@ impl Client {
         Err(ClientError::Contended)
     }
 
+    /// Settles a commit whose answer was lost (before anything else is
+    /// encrypted in the circle): catching up merges it if the
+    /// log has it (ours, at the epoch it was made for); read to the end
+    /// without it, the server never took it, and it is dropped.
+    pub(crate) async fn settle_if_pending(&self, circle: &CircleId) -> Result<FollowUps> {
+        let circle_id = circle.clone();
+        let pending = self
+            .with(move |s| Ok(load(s, &circle_id).is_ok_and(|g| g.pending_commit().is_some())))
+            .await?;
+        if pending {
+            self.settle(circle).await
+        } else {
+            Ok(FollowUps::default())
+        }
+    }
+
+    /// [`Client::settle_if_pending`], when a commit is pending.
+    pub(crate) async fn settle(&self, circle: &CircleId) -> Result<FollowUps> {
+        let follow_ups = self.catch_up(circle).await?.follow_ups;
+        let circle_id = circle.clone();
+        self.with(move |s| {
+            let mut group = load(s, &circle_id)?;
+            if group.pending_commit().is_some() {
+                group
+                    .clear_pending_commit(s.provider.storage())
+                    .map_err(profile::failed("dropping our commit"))?;
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(follow_ups)
+    }
+
     /// Posts a commit bundle. When the server accepts it, merges the pending
-    /// commit: `Some(seq)`. When another commit
-    /// got there first (`stale_epoch`), or on any error, drops the pending
-    /// commit: `None` for the former.
+    /// commit: `Some(seq)`. When another commit got there first
+    /// (`stale_epoch`), or the server refused it, drops the pending commit:
+    /// `None` for the former. When no answer came (the connection dropped, a
+    /// timeout), the server may have taken it: the pending commit is kept,
+    /// and the log settles it — our commit at that epoch is merged when
+    /// catching up reaches it, anything else drops it ([`Client::settle`]).
     pub(crate) async fn post_commit(
         &self,
         circle: &CircleId,
         bundle: &CommitBundle,
     ) -> Result<Option<u64>> {
         let posted = self.authorized().await?.post_commit(circle, bundle).await;
+        if let Err(err) = &posted
+            && err.code().is_none()
+            && err.is_retryable()
+        {
+            return posted.map(|a| Some(a.seq));
+        }
         let circle_id = circle.clone();
         let accepted = posted.as_ref().ok().map(|a| a.seq);
         self.with(move |s| {

@@ -56,6 +56,7 @@ impl Client {
         let message_id = uuid::Uuid::new_v4();
         let mut follow_ups = FollowUps::default();
         for _ in 0..ATTEMPTS {
+            follow_ups.extend(self.settle_if_pending(circle).await?);
             let (me, signer) = self.signer().await?;
             let (circle_id, plain) = (circle.clone(), envelope.to_bytes());
             let (epoch, ciphertext) = self

@@ -81,13 +81,21 @@ impl Client {
             .into_iter()
             .find(|(id, _)| *id == message_id)
             .map(|(_, outcome)| outcome)
-            .unwrap_or(Err(ClientError::Unexpected("a queued message was not sent")))
+            .unwrap_or(Err(ClientError::Unexpected(
+                "a queued message was not sent",
+            )))
     }
 
     /// The messages on their way out (pending and failed), oldest first.
     pub async fn outbox(&self) -> Result<Vec<Outgoing>> {
-        self.with(|s| Ok(s.store.outbox(None)?.into_iter().map(Outgoing::from).collect()))
-            .await
+        self.with(|s| {
+            Ok(s.store
+                .outbox(None)?
+                .into_iter()
+                .map(Outgoing::from)
+                .collect())
+        })
+        .await
     }
 
     /// Sends a failed message again (encrypted afresh, with its id).
@@ -173,7 +181,11 @@ impl Client {
         for _ in 0..ATTEMPTS {
             let (epoch, ciphertext) = match encrypted.take() {
                 Some(done) => done,
-                None => self.encrypt_queued(&circle, message_id, &row.envelope).await?,
+                None => {
+                    follow_ups.extend(self.settle_if_pending(&circle).await?);
+                    self.encrypt_queued(&circle, message_id, &row.envelope)
+                        .await?
+                }
             };
             let body = SendMessage {
                 message_id,

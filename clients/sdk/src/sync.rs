@@ -423,8 +423,20 @@ impl Client {
             for entry in entries.into_iter().filter(|e| e.seq > done) {
                 last = Some(entry.seq);
                 // Our own commits were merged when accepted; our own messages
-                // were stored when sent.
+                // were stored when sent. A commit of ours at the group's own
+                // epoch was not merged: its answer was lost. If it is still
+                // pending, the log says the server took it: merge it now;
+                // otherwise this device is out of step.
                 if entry.sender == me {
+                    if entry.kind == EntryKind::Commit && entry.epoch == group.epoch().as_u64() {
+                        if group.pending_commit().is_none() {
+                            return Err(ClientError::OutOfStep);
+                        }
+                        group
+                            .merge_pending_commit(&s.provider)
+                            .map_err(profile::failed("merging our commit"))?;
+                        new_epoch = true;
+                    }
                     continue;
                 }
                 let received =

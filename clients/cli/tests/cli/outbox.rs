@@ -64,7 +64,11 @@ async fn a_send_killed_before_and_after_the_server_took_it_arrives_once(
             .filter_map(|l| l["body"].as_str().map(str::to_owned))
             .collect()
     };
-    let expected = ["before the tunnel", "see you Thursday", "I'll bring the tea"];
+    let expected = [
+        "before the tunnel",
+        "see you Thursday",
+        "I'll bring the tea",
+    ];
     let anna = hearth(&app, home, "Anna", &["read", &circle]).await?;
     assert_eq!(texts(&anna), expected, "each once, in order, for Anna");
     let sam = hearth(&app, home, "Sam", &["read", &circle]).await?;

@@ -47,7 +47,13 @@ fn place(message_id: &uuid::Uuid) -> Vec<u8> {
 
 impl Store {
     /// Queues a message, pending.
-    pub fn enqueue(&self, circle: &CircleId, message_id: uuid::Uuid, envelope: &Envelope, now: i64) -> Result<()> {
+    pub fn enqueue(
+        &self,
+        circle: &CircleId,
+        message_id: uuid::Uuid,
+        envelope: &Envelope,
+        now: i64,
+    ) -> Result<()> {
         self.conn.execute(
             "INSERT INTO outbox (circle_id, message_id, envelope, created_at) VALUES (?1, ?2, ?3, ?4)",
             (
@@ -82,7 +88,10 @@ impl Store {
     ) -> Result<Option<Message>> {
         let tx = self.conn.unchecked_transaction()?;
         let applied = apply(self)?;
-        tx.execute("DELETE FROM outbox WHERE message_id = ?1", [message_id.to_string()])?;
+        tx.execute(
+            "DELETE FROM outbox WHERE message_id = ?1",
+            [message_id.to_string()],
+        )?;
         tx.commit()?;
         Ok(applied)
     }
@@ -108,10 +117,10 @@ impl Store {
 
     /// Drops a message. False when there was none.
     pub fn discard(&self, message_id: uuid::Uuid) -> Result<bool> {
-        Ok(self
-            .conn
-            .execute("DELETE FROM outbox WHERE message_id = ?1", [message_id.to_string()])?
-            > 0)
+        Ok(self.conn.execute(
+            "DELETE FROM outbox WHERE message_id = ?1",
+            [message_id.to_string()],
+        )? > 0)
     }
 
     /// One message of the outbox.
@@ -133,9 +142,9 @@ impl Store {
 
     /// The circles with messages pending (not failed).
     pub fn circles_pending(&self) -> Result<Vec<CircleId>> {
-        let mut statement = self
-            .conn
-            .prepare("SELECT DISTINCT circle_id FROM outbox WHERE failed IS NULL ORDER BY circle_id")?;
+        let mut statement = self.conn.prepare(
+            "SELECT DISTINCT circle_id FROM outbox WHERE failed IS NULL ORDER BY circle_id",
+        )?;
         let rows = statement.query_map((), |r| r.get::<_, Vec<u8>>(0))?;
         rows.map(|r| CircleId::from_bytes(r?).map_err(|_| corrupt("circle id")))
             .collect()
