@@ -112,13 +112,30 @@ pub const DEFAULT_CIPHER_SUITE: u16 = 1;
 pub struct ClaimKeyPackages {
     /// The devices to claim for (at most 50): the caller's own account's
     /// devices, or devices named in a pending join request of a circle the
-    /// caller facilitates.
+    /// caller facilitates. Empty when `join_request` names them.
+    #[serde(default)]
     pub device_ids: Vec<DeviceId>,
+    /// Instead of `device_ids`: every device of this pending join request
+    /// (of a circle the caller facilitates), so approving one costs no
+    /// request to look it up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub join_request: Option<JoinRequestRef>,
     /// The ciphersuite of the circle they are for (RFC 9420's code; default
     /// 1). A device with no KeyPackage in this suite is `unavailable`, and
     /// none of its other KeyPackages is consumed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cipher_suite: Option<u16>,
+}
+
+/// A pending join request, by its circle and id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct JoinRequestRef {
+    /// The circle it asks to join.
+    pub circle_id: crate::CircleId,
+    /// The join request.
+    #[serde(with = "crate::ids::uuid_text")]
+    pub join_request_id: uuid::Uuid,
 }
 
 /// One claimed KeyPackage.

@@ -15,7 +15,7 @@ use std::time::Duration;
 on_both_databases!(
     a_phone_sends_reads_and_wakes_in_one_request_each,
     a_wake_catches_up_two_circles_and_joins_a_third_in_two_requests,
-    registering_joining_and_scheduling_take_at_most_three_requests,
+    registering_joining_approving_and_scheduling_take_at_most_three_requests,
     answers_lost_to_a_dropped_connection_leave_everyone_in_step_and_every_message_once,
 );
 
@@ -113,7 +113,7 @@ async fn a_wake_catches_up_two_circles_and_joins_a_third_in_two_requests(
     Ok(())
 }
 
-async fn registering_joining_and_scheduling_take_at_most_three_requests(
+async fn registering_joining_approving_and_scheduling_take_at_most_three_requests(
     app: TestApp,
 ) -> Result<()> {
     let dirs = data_dirs(2)?;
@@ -130,11 +130,10 @@ async fn registering_joining_and_scheduling_take_at_most_three_requests(
     assert_eq!(cost, 1, "invite");
     let (request, cost) = requests(&app, sam.redeem_invite(&link, "hi")).await?;
     assert_eq!(cost, 1, "ask to join");
-    // Approving is not yet at its target of three: the join request's
-    // devices, the roster, the claim, the commit, the facilitators of the
-    // new epoch and the newcomers' snapshot are each a request today.
+    // Approving: the claim (naming the request), the commit, the snapshot
+    // the newcomer reads the calendar from.
     let (_, cost) = requests(&app, alice.approve(&circle, request)).await?;
-    assert!(cost <= 6, "approve took {cost}");
+    assert_eq!(cost, 3, "approve");
     let (joined, cost) = requests(&app, sam.accept_welcomes()).await?;
     assert_eq!(
         (joined, cost),
@@ -153,8 +152,9 @@ async fn registering_joining_and_scheduling_take_at_most_three_requests(
         agenda: None,
         video_room: false,
     };
+    // Scheduling: the series, and the snapshot.
     let (_, cost) = requests(&app, alice.schedule_series(&circle, series)).await?;
-    assert!(cost <= 3, "schedule a series took {cost}");
+    assert_eq!(cost, 2, "schedule a series");
     Ok(())
 }
 

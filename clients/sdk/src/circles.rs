@@ -55,6 +55,8 @@ impl Client {
                     .export_group_info(s.provider.crypto(), &signer, true)
                     .map_err(profile::failed("exporting the GroupInfo"))?;
                 s.store.set_cursor(&group_id, 0)?;
+                // Its creator facilitates it (the server makes it so).
+                s.store.add_facilitators(&group_id, &[device])?;
                 Ok(profile::wire(&info)?)
             })
             .await?;

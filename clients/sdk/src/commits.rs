@@ -10,6 +10,7 @@ use crate::store::Gone;
 use crate::sync::{FollowUp, FollowUps};
 use crate::{ATTEMPTS, Client, ClientError, Event, Result, State, load};
 use hearth_protocol::circles::CommitBundle;
+use hearth_protocol::key_packages::JoinRequestRef;
 use hearth_protocol::mls::{self as profile, PreparedCommit};
 use hearth_protocol::{CircleId, DeviceId, ErrorCode};
 use openmls::prelude::{MlsGroup, OpenMlsProvider as _};
@@ -38,10 +39,11 @@ impl Client {
         self.drive(follow_ups).await
     }
 
-    /// Claims the devices' KeyPackages and commits the Add of those that had
-    /// one: the follow-ups and the devices added (none, and no commit, when
-    /// none had a KeyPackage).
-    async fn add(
+    /// Claims the devices' KeyPackages (with none named, those of the join
+    /// request's devices) and commits the Add of those that had one: the
+    /// follow-ups and the devices added (none, and no commit, when none had
+    /// a KeyPackage).
+    pub(crate) async fn add(
         &self,
         circle: &CircleId,
         devices: &[DeviceId],
@@ -51,10 +53,16 @@ impl Client {
         let suite = self
             .with(move |s| Ok(u16::from(load(s, &circle_id)?.ciphersuite())))
             .await?;
+        let by_request = join_request
+            .filter(|_| devices.is_empty())
+            .map(|join_request_id| JoinRequestRef {
+                circle_id: circle.clone(),
+                join_request_id,
+            });
         let claimed = self
             .authorized()
             .await?
-            .claim_key_packages(devices, suite)
+            .claim_key_packages(devices, by_request, suite)
             .await?;
         let added: Vec<DeviceId> = claimed.key_packages.iter().map(|k| k.device_id).collect();
         if added.is_empty() {

@@ -13,7 +13,8 @@ use hearth_protocol::circles::{
     SnapshotWritten,
 };
 use hearth_protocol::key_packages::{
-    ClaimKeyPackages, ClaimedKeyPackages, KeyPackageCount, UploadKeyPackages, UploadedKeyPackages,
+    ClaimKeyPackages, ClaimedKeyPackages, JoinRequestRef, KeyPackageCount, UploadKeyPackages,
+    UploadedKeyPackages,
 };
 use hearth_protocol::push::{PushServices, PushStatus, PushTarget};
 use hearth_protocol::sync::{SyncRequest, SyncResponse};
@@ -112,10 +113,12 @@ impl Authorized<'_> {
     pub async fn claim_key_packages(
         &self,
         devices: &[DeviceId],
+        join_request: Option<JoinRequestRef>,
         cipher_suite: u16,
     ) -> Result<ClaimedKeyPackages> {
         let body = ClaimKeyPackages {
             device_ids: devices.to_vec(),
+            join_request,
             cipher_suite: Some(cipher_suite),
         };
         self.post("/v1/key-packages/claim", &body).await

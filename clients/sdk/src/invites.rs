@@ -7,7 +7,7 @@
 use crate::{Client, ClientError, Result, random};
 use hearth_protocol::circles::{CreateInvite, InviteInfo, RedeemInvite};
 use hearth_protocol::invite::{self as link, InviteLink as LinkParts};
-use hearth_protocol::{CircleId, DeviceId};
+use hearth_protocol::{CircleId, DeviceId, ErrorCode};
 
 /// A minted invite.
 #[derive(Clone, PartialEq, Eq)]
@@ -142,6 +142,32 @@ impl Client {
     /// request is settled by declining it. Returns the devices added (none
     /// in that case).
     pub async fn approve(&self, circle: &CircleId, request: uuid::Uuid) -> Result<Vec<DeviceId>> {
+        // The claim names the request: the server looks its devices up.
+        match self.add(circle, &[], Some(request)).await {
+            Ok((follow_ups, added)) if !added.is_empty() => {
+                self.drive(follow_ups).await?;
+                Ok(added)
+            }
+            Ok(_) => Err(ClientError::NoKeyPackages),
+            Err(err) if err.code() == Some(ErrorCode::NotFound) => {
+                Err(ClientError::UnknownJoinRequest)
+            }
+            // A device of the request is in the circle already (a member's
+            // second device asking again): look at the request and the roster.
+            Err(err) if err.code() == Some(ErrorCode::DeviceOnRoster) => {
+                self.approve_the_rest(circle, request).await
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Approves a join request some of whose devices are on the roster
+    /// already: the others are added; with none left, it is declined.
+    async fn approve_the_rest(
+        &self,
+        circle: &CircleId,
+        request: uuid::Uuid,
+    ) -> Result<Vec<DeviceId>> {
         let devices = self
             .join_requests(circle)
             .await?

@@ -86,15 +86,27 @@ impl Client {
         .await
     }
 
+    /// The circle's facilitators if this device is one of them. A role once
+    /// remembered is not taken away (nothing demotes a facilitator), so a
+    /// remembered one needs no request; otherwise the roster is asked.
+    pub(crate) async fn facilitating(&self, circle: &CircleId) -> Result<Option<Vec<DeviceId>>> {
+        let (me, _) = self.signing_key().await?;
+        let circle_id = circle.clone();
+        let remembered = self.with(move |s| s.store.facilitators(&circle_id)).await?;
+        let facilitators = if remembered.contains(&me) {
+            remembered
+        } else {
+            self.facilitators(circle).await?
+        };
+        Ok(facilitators.contains(&me).then_some(facilitators))
+    }
+
     /// Sends a calendar item; facilitator-only items need this device to be
     /// a facilitator, and bring the snapshot up to date.
     async fn send_calendar(&self, circle: &CircleId, content: Content) -> Result<()> {
         let facilitating = content.facilitators_only();
-        if facilitating {
-            let (me, _) = self.signing_key().await?;
-            if !self.facilitators(circle).await?.contains(&me) {
-                return Err(ClientError::NotFacilitator);
-            }
+        if facilitating && self.facilitating(circle).await?.is_none() {
+            return Err(ClientError::NotFacilitator);
         }
         self.send(circle, content).await?;
         if facilitating {

@@ -57,11 +57,9 @@ impl Client {
     /// Rewrites the snapshot from this device's calendar items, if this
     /// device is a facilitator of the circle.
     pub(crate) async fn write_snapshot(&self, circle: &CircleId) -> Result<FollowUps> {
-        let (me, _) = self.signing_key().await?;
-        let facilitators = self.facilitators(circle).await?;
-        if !facilitators.contains(&me) {
+        let Some(facilitators) = self.facilitating(circle).await? else {
             return Ok(FollowUps::default());
-        }
+        };
         let api = self.authorized().await?;
         // The version this device last read or wrote is tried first; a
         // conflict (another facilitator wrote since) reads and merges theirs.

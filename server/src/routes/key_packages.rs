@@ -147,23 +147,45 @@ pub async fn count(
     (status = 200, description = "One per device that had any", body = ClaimedKeyPackages),
     (status = 400, description = "Malformed body", body = ErrorBody),
     (status = 401, description = "Not authenticated", body = ErrorBody),
-    (status = 403, description = "claim_not_allowed: a device is neither the caller's own account's nor named in a pending join request of a circle the caller facilitates", body = ErrorBody),
-    (status = 422, description = "Too many devices in one claim", body = ErrorBody),
+    (status = 403, description = "claim_not_allowed: a device is neither the caller's own account's nor named in a pending join request of a circle the caller facilitates; not_facilitator: the join request's circle is not the caller's to approve in", body = ErrorBody),
+    (status = 404, description = "The named join request is not pending, or the circle does not exist or is not the caller's", body = ErrorBody),
+    (status = 422, description = "Too many devices in one claim, or devices and a join request both named", body = ErrorBody),
     (status = 429, description = "Too many claims", body = ErrorBody)))]
 pub async fn claim(
     state: web::Data<AppState>,
     auth: Authenticated,
     body: Body<ClaimKeyPackages>,
 ) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let device_ids = match &body.join_request {
+        None => body.device_ids,
+        Some(_) if !body.device_ids.is_empty() => {
+            return Err(ApiError::Invalid(
+                "name devices or a join request, not both".into(),
+            ));
+        }
+        Some(request) => {
+            state
+                .delivery
+                .facilitated(&request.circle_id, auth.device_id, "approve join requests")
+                .await?;
+            state
+                .storage
+                .join_request(&request.circle_id, request.join_request_id)
+                .await?
+                .ok_or(ApiError::NotFound)?
+                .device_ids
+        }
+    };
     let limit = state.config.delivery.claim_devices;
-    if body.device_ids.len() > limit {
+    if device_ids.len() > limit {
         return Err(ApiError::Invalid(format!(
             "at most {limit} devices per claim"
         )));
     }
     state.limit_claims(&auth.device_id)?;
     let cipher_suite = body.cipher_suite.unwrap_or(DEFAULT_CIPHER_SUITE);
-    for device_id in &body.device_ids {
+    for device_id in &device_ids {
         if !state
             .storage
             .may_claim(auth.device_id, auth.account_id, *device_id)
@@ -178,7 +200,7 @@ pub async fn claim(
         unavailable: Vec::new(),
     };
     let mut seen = std::collections::HashSet::new();
-    for device_id in body.device_ids.iter().filter(|d| seen.insert(**d)) {
+    for device_id in device_ids.iter().filter(|d| seen.insert(**d)) {
         match state
             .storage
             .claim_key_package(*device_id, cipher_suite, now)
