@@ -17,6 +17,7 @@ on_both_databases!(
     a_wake_catches_up_two_circles_and_joins_a_third_in_two_requests,
     registering_joining_approving_and_scheduling_take_at_most_three_requests,
     answers_lost_to_a_dropped_connection_leave_everyone_in_step_and_every_message_once,
+    with_its_socket_open_a_phone_sends_without_an_http_request,
 );
 
 /// The requests the server answered while `action` ran, and its value.
@@ -229,5 +230,49 @@ async fn answers_lost_to_a_dropped_connection_leave_everyone_in_step_and_every_m
         "one epoch for all"
     );
     assert!(alice.epoch(&circle).await? >= 3, "Alice's update counted");
+    Ok(())
+}
+
+async fn with_its_socket_open_a_phone_sends_without_an_http_request(app: TestApp) -> Result<()> {
+    let dirs = data_dirs(2)?;
+    let (clients, circle) = enrolled(&app, &dirs).await?;
+    let mut clients = clients.into_iter().map(std::sync::Arc::new);
+    let (Some(alice), Some(sam)) = (clients.next(), clients.next()) else {
+        anyhow::bail!("two clients")
+    };
+    // Sam's app is open: its socket is up.
+    let mut events = sam.live();
+    let patience = Duration::from_secs(10);
+    loop {
+        match tokio::time::timeout(patience, events.recv()).await {
+            Ok(Some(hearth_client::Event::Connected)) => break,
+            Ok(Some(_)) => {}
+            _ => anyhow::bail!("Sam's socket never became ready"),
+        }
+    }
+    // The send goes over it: no HTTP request at all.
+    let (_, cost) = requests(&app, sam.send_text(&circle, "see you Thursday")).await?;
+    assert_eq!(cost, 0, "a send over the open socket");
+    // Sam's own view hears it from the socket, and Alice reads it.
+    loop {
+        match tokio::time::timeout(patience, events.recv()).await {
+            Ok(Some(hearth_client::Event::Message { message, .. })) => {
+                assert!(matches!(
+                    message.envelope.content,
+                    hearth_protocol::content::Content::Text { ref body, .. } if body == "see you Thursday"
+                ));
+                break;
+            }
+            Ok(Some(_)) => {}
+            _ => anyhow::bail!("Sam's socket never showed Sam's message"),
+        }
+    }
+    let read = alice.sync(&circle).await?;
+    assert_eq!(read.len(), 1);
+    assert_eq!(
+        sam.history(&circle).await?.len(),
+        1,
+        "once in Sam's history"
+    );
     Ok(())
 }

@@ -90,6 +90,8 @@ pub struct Client {
     /// One sender of queued messages at a time, so each goes out once and
     /// in order.
     sending: tokio::sync::Mutex<()>,
+    /// The live socket's queue of sends, while one is open.
+    live_sends: live::LiveSends,
 }
 
 impl std::fmt::Debug for Client {
@@ -140,6 +142,7 @@ impl Client {
             refresh: tokio::sync::Mutex::new(()),
             notices: Mutex::new(Vec::new()),
             sending: tokio::sync::Mutex::new(()),
+            live_sends: Mutex::new(None),
         })
     }
 

@@ -4,18 +4,23 @@
 //! every circle, runs each entry through the same processing as `sync`
 //! (so the two never process an entry twice) and the same driver for what it
 //! leaves to do, acknowledges it, and reconnects with backoff after any drop.
-//! Dropping the receiver ends the task.
+//! While it is open, the outbox sends over it too ([`Client::send_live`]): a
+//! phone's send then costs one round trip on a connection already up, not a
+//! new HTTPS connection after an idle minute. Dropping the receiver ends the
+//! task.
 
 use crate::endpoints::STREAM;
 use crate::store::Gone;
 use crate::{Client, ClientError, Message, Result};
 use futures_util::{SinkExt as _, StreamExt as _};
 use hearth_protocol::CircleId;
-use hearth_protocol::circles::EntryKind;
+use hearth_protocol::circles::{Accepted, EntryKind, SendMessage};
+use hearth_protocol::content::Envelope;
 use hearth_protocol::stream::{ClientFrame, Cursor, ServerFrame};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Message as Frame;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 
@@ -79,6 +84,34 @@ pub enum Event {
     },
 }
 
+/// A send handed to the open socket, with where its answer goes.
+pub(crate) struct LiveSend {
+    circle: CircleId,
+    message: SendMessage,
+    envelope: Envelope,
+    answer: oneshot::Sender<Result<Accepted>>,
+}
+
+/// The open socket's queue of sends, while there is one.
+pub(crate) type LiveSends = Mutex<Option<mpsc::Sender<LiveSend>>>;
+
+/// How long a send over the socket may wait for its answer before it goes
+/// over HTTP instead (with the same bytes: the server answers a repeat with
+/// the number it gave).
+const LIVE_ANSWER: Duration = Duration::from_secs(5);
+
+/// Takes the socket's queue away when the connection ends, however it ends:
+/// sends waiting on it then go over HTTP.
+struct Unregister<'a>(&'a LiveSends);
+
+impl Drop for Unregister<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut sends) = self.0.lock() {
+            *sends = None;
+        }
+    }
+}
+
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 const LAST_BACKOFF: Duration = Duration::from_secs(5);
 
@@ -109,6 +142,30 @@ impl Client {
             }
         });
         rx
+    }
+
+    /// Sends a message over the live socket, when one is open: its answer,
+    /// or `None` when there is no socket or no answer came in time (the
+    /// caller then sends over HTTP, with the same bytes).
+    pub(crate) async fn send_live(
+        &self,
+        circle: &CircleId,
+        message: &SendMessage,
+        envelope: &Envelope,
+    ) -> Option<Result<Accepted>> {
+        let queue = self.live_sends.lock().ok()?.clone()?;
+        let (answer, answered) = oneshot::channel();
+        let send = LiveSend {
+            circle: circle.clone(),
+            message: message.clone(),
+            envelope: envelope.clone(),
+            answer,
+        };
+        queue.send(send).await.ok()?;
+        match tokio::time::timeout(LIVE_ANSWER, answered).await {
+            Ok(Ok(result)) => Some(result),
+            _ => None,
+        }
     }
 
     /// This device's own message at `seq`, as its sender stored it. The
@@ -150,7 +207,31 @@ impl Client {
         let resume = serde_json::to_string(&ClientFrame::Resume { cursors })?;
         socket.send(Frame::text(resume)).await?;
 
-        while let Some(message) = socket.next().await {
+        // The outbox's sends, once the socket is ready; answers by request id.
+        let (queue, mut sends) = mpsc::channel::<LiveSend>(64);
+        let mut queue = Some(queue);
+        let _unregister = Unregister(&self.live_sends);
+        let mut in_flight: HashMap<u64, LiveSend> = HashMap::new();
+        let mut next_request = 0_u64;
+
+        loop {
+            let message = tokio::select! {
+                message = socket.next() => match message {
+                    Some(message) => message,
+                    None => break,
+                },
+                Some(send) = sends.recv() => {
+                    next_request += 1;
+                    let frame = serde_json::to_string(&ClientFrame::Send {
+                        request_id: next_request,
+                        circle_id: send.circle.clone(),
+                        message: send.message.clone(),
+                    })?;
+                    socket.send(Frame::text(frame)).await?;
+                    in_flight.insert(next_request, send);
+                    continue;
+                }
+            };
             let Ok(Frame::Text(text)) = message else {
                 match message {
                     Ok(Frame::Close(_)) | Err(_) => break,
@@ -170,11 +251,33 @@ impl Client {
                     {
                         return Err(err);
                     }
+                    // From now on the outbox sends over this socket.
+                    if let (Some(queue), Ok(mut live)) = (queue.take(), self.live_sends.lock()) {
+                        *live = Some(queue);
+                    }
                     vec![Event::Connected]
                 }
                 ServerFrame::Entry { circle_id, entry } => {
                     let seq = entry.seq;
                     let own = entry.sender == me && entry.kind == EntryKind::Application;
+                    // Our own send over this socket whose answer is still
+                    // on its way: its sender has not stored it yet, but we
+                    // know what it said.
+                    let sent_here = own
+                        .then(|| {
+                            in_flight.values().find(|s| {
+                                s.circle == circle_id
+                                    && s.message.ciphertext.as_slice()
+                                        == entry.ciphertext.as_slice()
+                            })
+                        })
+                        .flatten()
+                        .map(|s| Message {
+                            seq,
+                            sender: me,
+                            envelope: s.envelope.clone(),
+                            received_at: entry.received_at,
+                        });
                     let caught = match self.process_entries(&circle_id, vec![entry]).await {
                         // Out of step: catching up rejoins and reads on.
                         Err(ClientError::OutOfStep) => self.catch_up(&circle_id).await?,
@@ -187,7 +290,9 @@ impl Client {
                     })?;
                     socket.send(Frame::text(ack)).await?;
                     let mut messages = caught.messages;
-                    if own {
+                    if let Some(sent) = sent_here {
+                        messages.push(sent);
+                    } else if own {
                         // Sent by this device (this process or another one on
                         // the same data directory): it cannot decrypt its own
                         // message, but the sender stored it.
@@ -225,7 +330,30 @@ impl Client {
                     self.add_my_other_devices().await?;
                     Vec::new()
                 }
-                ServerFrame::Sent { .. } | ServerFrame::Error { .. } => Vec::new(),
+                ServerFrame::Sent {
+                    request_id,
+                    accepted,
+                    ..
+                } => {
+                    if let Some(send) = in_flight.remove(&request_id) {
+                        let _ = send.answer.send(Ok(accepted));
+                    }
+                    Vec::new()
+                }
+                ServerFrame::Error {
+                    request_id: Some(request_id),
+                    error,
+                } => {
+                    if let Some(send) = in_flight.remove(&request_id) {
+                        let refused = ClientError::Api {
+                            status: error.code.status(),
+                            body: error,
+                        };
+                        let _ = send.answer.send(Err(refused));
+                    }
+                    Vec::new()
+                }
+                ServerFrame::Error { .. } => Vec::new(),
             };
             for event in self.take_notices().into_iter().chain(event) {
                 if tx.send(event).await.is_err() {
