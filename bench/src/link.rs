@@ -10,8 +10,7 @@
 
 use anyhow::{Context as _, Result, ensure};
 use hearth_client::{Client, Event};
-use hearth_protocol::schedule::Series;
-use hearth_tests::clients::data_dirs;
+use hearth_tests::clients::{biweekly_series, data_dirs};
 use hearth_tests::slow_link::SlowLink;
 use hearth_tests::{Db, TestApp};
 use std::future::Future;
@@ -134,18 +133,7 @@ pub async fn measure(one_way: Duration) -> Result<Vec<Cost>> {
     cost(&app, &mut costs, "wake (nothing new)", kim.on_wake()).await?;
     sam.send_text(&circle, "one more").await?;
     cost(&app, &mut costs, "wake (1 new)", kim.on_wake()).await?;
-    let series = Series {
-        first_date: jiff::civil::date(2027, 1, 5),
-        start_time: jiff::civil::time(18, 0, 0, 0),
-        time_zone: "Europe/Berlin".into(),
-        duration_minutes: 90,
-        every_weeks: 2,
-        count: Some(6),
-        until: None,
-        title: None,
-        agenda: None,
-        video_room: false,
-    };
+    let series = biweekly_series();
     cost(
         &app,
         &mut costs,

@@ -1285,7 +1285,7 @@ async fn one_sync_reads_every_circle_and_its_cursors_acknowledge(app: TestApp) -
     assert_eq!(removed.status(), 201);
     send_opaque(&app, fran, &tuesday, 1).await?;
     let after = sync_raw(&app, max, &cursors(3, 2)).await?;
-    assert_eq!(after.removed, [thursday.clone()]);
+    assert_eq!(after.removed, std::slice::from_ref(&thursday));
     assert_eq!(after.circles.len(), 1);
     assert_eq!(after.circles[0].entries.len(), 1);
     assert_eq!(after.circles[0].roster_size, 2);

@@ -5,10 +5,9 @@
 
 use anyhow::{Result, ensure};
 use hearth_client::Client;
-use hearth_protocol::schedule::Series;
-use hearth_tests::clients::{client, data_dirs, enrolled, join};
+use hearth_tests::clients::{biweekly_series, client, data_dirs, enrolled, join};
 use hearth_tests::slow_link::SlowLink;
-use hearth_tests::{Db, TestApp, on_both_databases};
+use hearth_tests::{TestApp, on_both_databases};
 use std::future::Future;
 use std::time::Duration;
 
@@ -141,18 +140,7 @@ async fn registering_joining_approving_and_scheduling_take_at_most_three_request
         (vec![circle.clone()], 1),
         "join from the Welcome"
     );
-    let series = Series {
-        first_date: jiff::civil::date(2027, 1, 5),
-        start_time: jiff::civil::time(18, 0, 0, 0),
-        time_zone: "Europe/Berlin".into(),
-        duration_minutes: 90,
-        every_weeks: 2,
-        count: Some(6),
-        until: None,
-        title: None,
-        agenda: None,
-        video_room: false,
-    };
+    let series = biweekly_series();
     // Scheduling: the series, and the snapshot.
     let (_, cost) = requests(&app, alice.schedule_series(&circle, series)).await?;
     assert_eq!(cost, 2, "schedule a series");

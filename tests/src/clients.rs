@@ -94,3 +94,21 @@ pub fn lose_mls_state(dir: &std::path::Path) -> Result<()> {
     }
     Ok(())
 }
+
+/// A biweekly series of six 90-minute sessions at 18:00 in Berlin from
+/// 5 January 2027: what a facilitator schedules in the phone stories and the
+/// link benchmark.
+pub fn biweekly_series() -> hearth_protocol::schedule::Series {
+    hearth_protocol::schedule::Series {
+        first_date: jiff::civil::date(2027, 1, 5),
+        start_time: jiff::civil::time(18, 0, 0, 0),
+        time_zone: "Europe/Berlin".into(),
+        duration_minutes: 90,
+        every_weeks: 2,
+        count: Some(6),
+        until: None,
+        title: None,
+        agenda: None,
+        video_room: false,
+    }
+}

@@ -75,7 +75,7 @@ impl Client {
             .filter(|r| r.role == Role::Facilitator)
             .map(|r| r.device_id)
             .collect();
-        let (circle, key) = (circle.clone(), facilitators_read_at(&circle));
+        let (circle, key) = (circle.clone(), facilitators_read_at(circle));
         self.with(move |s| {
             s.store.add_facilitators(&circle, &facilitating)?;
             if answered && let Some(epoch) = epoch {
