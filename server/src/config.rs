@@ -199,6 +199,31 @@ pub struct ApnsConfig {
     pub production_url: String,
     /// APNs development base URL.
     pub sandbox_url: String,
+    /// What a wake is (see [`ApnsWake`]).
+    pub wake: ApnsWake,
+    /// The placeholder text an alert wake shows when the extension cannot
+    /// replace it: the same for every wake, and nothing of the circle.
+    pub alert_body: String,
+    /// Instead of `alert_body`, a localisation key of the app's strings
+    /// (the alert's `loc-key`).
+    pub alert_loc_key: Option<String>,
+}
+
+/// What an APNs wake is: `alert` (a placeholder notification with
+/// `mutable-content`, priority 10, that the app's Notification Service
+/// Extension replaces after decrypting) or `background`
+/// (`content-available`, priority 5: iOS may throttle or drop it, and
+/// delivers none to an app the user force-quit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ApnsWake {
+    /// A visible placeholder the extension replaces (`apns-push-type:
+    /// alert`, `mutable-content`, priority 10).
+    #[default]
+    Alert,
+    /// A silent background push (`apns-push-type: background`,
+    /// `content-available`, priority 5).
+    Background,
 }
 
 impl Default for ApnsConfig {
@@ -211,6 +236,9 @@ impl Default for ApnsConfig {
             sandbox: false,
             production_url: "https://api.push.apple.com".into(),
             sandbox_url: "https://api.sandbox.push.apple.com".into(),
+            wake: ApnsWake::Alert,
+            alert_body: "New activity in your circle".into(),
+            alert_loc_key: None,
         }
     }
 }
@@ -730,9 +758,28 @@ impl Config {
                 "video.api_url must be an http:// or https:// URL".into(),
             ));
         }
+        let apns = &self.push.apns;
+        let placeholder = |text: &str| (1..=APNS_ALERT_MAX).contains(&text.chars().count());
+        if !placeholder(&apns.alert_body) {
+            return Err(ConfigError::Invalid(format!(
+                "push.apns.alert_body must be 1 to {APNS_ALERT_MAX} characters"
+            )));
+        }
+        if apns
+            .alert_loc_key
+            .as_deref()
+            .is_some_and(|k| !placeholder(k))
+        {
+            return Err(ConfigError::Invalid(format!(
+                "push.apns.alert_loc_key must be 1 to {APNS_ALERT_MAX} characters"
+            )));
+        }
         Ok(())
     }
 }
+
+/// The longest APNs placeholder text or localisation key, in characters.
+const APNS_ALERT_MAX: usize = 200;
 
 #[cfg(test)]
 #[allow(clippy::result_large_err)] // figment::Jail's own signature

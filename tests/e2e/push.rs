@@ -27,6 +27,7 @@ on_both_databases!(
     registration_refuses_what_the_server_will_not_call,
     through_the_sdk_a_woken_phone_finds_what_waits,
     the_push_services_see_traffic_not_circles,
+    an_operator_chooses_the_iphone_wake_a_localised_alert_or_a_background_push,
 );
 on_postgres!(two_nodes_send_each_wake_once);
 
@@ -195,6 +196,15 @@ async fn a_sleeping_phone_is_woken_once_per_burst_and_a_live_one_not_at_all(db: 
         .wait_for(&Service::Apns(cleo_token.clone()), 1, ARRIVES)
         .await?;
     assert_eq!(apns[0].version, "HTTP/2.0");
+    // An alert her Notification Service Extension replaces once it has
+    // decrypted; if it cannot, she still sees that something happened.
+    assert_eq!(
+        String::from_utf8_lossy(&apns[0].body),
+        r#"{"aps":{"alert":{"body":"New activity in your circle"},"mutable-content":1}}"#
+    );
+    assert_eq!(apns[0].header("apns-push-type"), Some("alert"));
+    assert_eq!(apns[0].header("apns-priority"), Some("10"));
+    assert_eq!(apns[0].header("apns-collapse-id"), Some("hearth"));
     // Ada was woken less than an interval ago: no second wake yet.
     settle().await;
     assert_eq!(
@@ -848,5 +858,68 @@ async fn the_push_services_see_traffic_not_circles(db: Db) -> Result<()> {
         "{:?}",
         receiver.violations()
     );
+    Ok(())
+}
+
+async fn an_operator_chooses_the_iphone_wake_a_localised_alert_or_a_background_push(
+    db: Db,
+) -> Result<()> {
+    let keys = PushKeys::generate()?;
+    let receiver = PushReceiver::start(&keys).await?;
+    // The app ships its own words for the placeholder, in every language.
+    let app = TestApp::spawn_with(db, |c| {
+        keys.configure(c, &receiver, 30);
+        c.push.apns.alert_loc_key = Some("HEARTH_NEW_ACTIVITY".into());
+    })
+    .await?;
+    let (circle, tokens) = app.opaque_circle(1).await?;
+    let iphone = apns_token();
+    let target = PushTarget::Apns {
+        token: iphone.clone(),
+        topic: None,
+        environment: None,
+    };
+    register(&app, &tokens[1], &target).await?;
+    send(&app, &circle, &tokens[0], b"see you thursday").await?;
+    let woken = receiver
+        .wait_for(&Service::Apns(iphone), 1, ARRIVES)
+        .await?;
+    assert_eq!(
+        String::from_utf8_lossy(&woken[0].body),
+        r#"{"aps":{"alert":{"loc-key":"HEARTH_NEW_ACTIVITY"},"mutable-content":1}}"#
+    );
+    app.stop().await?;
+
+    // Another operator keeps silent background pushes.
+    let app = TestApp::spawn_with(db, |c| {
+        keys.configure(c, &receiver, 30);
+        c.push.apns.wake = hearth_server::config::ApnsWake::Background;
+    })
+    .await?;
+    let (circle, tokens) = app.opaque_circle(1).await?;
+    let iphone = apns_token();
+    let target = PushTarget::Apns {
+        token: iphone.clone(),
+        topic: None,
+        environment: None,
+    };
+    register(&app, &tokens[1], &target).await?;
+    send(&app, &circle, &tokens[0], b"see you thursday").await?;
+    let woken = receiver
+        .wait_for(&Service::Apns(iphone), 1, ARRIVES)
+        .await?;
+    assert_eq!(
+        String::from_utf8_lossy(&woken[0].body),
+        r#"{"aps":{"content-available":1}}"#
+    );
+    assert_eq!(woken[0].header("apns-push-type"), Some("background"));
+    assert_eq!(woken[0].header("apns-priority"), Some("5"));
+    assert_eq!(woken[0].header("apns-collapse-id"), None);
+    assert!(
+        receiver.violations().is_empty(),
+        "{:?}",
+        receiver.violations()
+    );
+    app.stop().await?;
     Ok(())
 }

@@ -584,8 +584,11 @@ impl Checker {
         problems
     }
 
-    /// APNs: `bearer` ES256 token with our key id and team, iat fresh;
-    /// background push type, priority 5, the topic, the one payload.
+    /// APNs: `bearer` ES256 token with our key id and team, iat fresh; the
+    /// topic; and one of the two wakes: an alert (push type `alert`,
+    /// priority 10, collapse id `hearth`, `mutable-content` and a placeholder
+    /// `body` or `loc-key`, nothing else) or a background push (push type
+    /// `background`, priority 5, `content-available` and nothing else).
     fn check_apns(&self, header: &dyn Fn(&str) -> String, body: &[u8]) -> Vec<String> {
         let mut problems = Vec::new();
         let authorization = header("authorization");
@@ -620,18 +623,36 @@ impl Checker {
         if header("apns-topic") != TOPIC {
             problems.push("APNs: wrong topic".to_owned());
         }
-        if header("apns-push-type") != "background" {
-            problems.push("APNs: not a background push".to_owned());
-        }
-        if header("apns-priority") != "5" {
-            problems.push("APNs: background pushes go at priority 5".to_owned());
-        }
-        match serde_json::from_slice::<Value>(body) {
-            Ok(payload) if payload == json!({"aps": {"content-available": 1}}) => {}
-            _ => problems.push(format!(
-                "APNs: payload is not the bare wake: {}",
-                String::from_utf8_lossy(body)
-            )),
+        let payload = serde_json::from_slice::<Value>(body).unwrap_or(Value::Null);
+        match header("apns-push-type").as_str() {
+            "background" => {
+                if header("apns-priority") != "5" {
+                    problems.push("APNs: background pushes go at priority 5".to_owned());
+                }
+                if payload != json!({"aps": {"content-available": 1}}) {
+                    problems.push(format!("APNs: not the bare background wake: {payload}"));
+                }
+            }
+            "alert" => {
+                if header("apns-priority") != "10" {
+                    problems.push("APNs: alert wakes go at priority 10".to_owned());
+                }
+                if header("apns-collapse-id") != "hearth" {
+                    problems.push("APNs: alert wakes collapse into one".to_owned());
+                }
+                let alert = &payload["aps"]["alert"];
+                let placeholder = alert
+                    .as_object()
+                    .filter(|a| a.len() == 1)
+                    .and_then(|a| a.get("body").or_else(|| a.get("loc-key")))
+                    .and_then(Value::as_str)
+                    .is_some_and(|text| !text.is_empty());
+                let expected = json!({"aps": {"alert": alert, "mutable-content": 1}});
+                if !placeholder || payload != expected {
+                    problems.push(format!("APNs: not the bare alert wake: {payload}"));
+                }
+            }
+            other => problems.push(format!("APNs: push type {other:?}")),
         }
         problems
     }

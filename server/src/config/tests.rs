@@ -106,6 +106,7 @@ fn every_listed_variable_is_read_from_the_environment() {
         figment::Jail::expect_with(|jail| {
             let value = match key {
                 "log.format" => "json",
+                "push.apns.wake" => "background",
                 "log.level" | "auth.issuer" | "auth.audience" => "x",
                 "push.target_key"
                 | "push.web_push.vapid_private_key"
@@ -116,6 +117,8 @@ fn every_listed_variable_is_read_from_the_environment() {
                 | "push.apns.topic"
                 | "push.apns.production_url"
                 | "push.apns.sandbox_url"
+                | "push.apns.alert_body"
+                | "push.apns.alert_loc_key"
                 | "push.fcm.service_account"
                 | "push.fcm.project_id"
                 | "push.fcm.base_url" => "x",
@@ -244,4 +247,20 @@ fn typos_and_out_of_range_values_are_refused() {
         assert!(matches!(Config::load(None), Err(ConfigError::Invalid(_))));
         Ok(())
     });
+}
+
+#[test]
+fn an_apns_placeholder_empty_or_too_long_is_refused() {
+    let mut config = Config::default();
+    assert!(config.validate().is_ok());
+    config.push.apns.alert_body = String::new();
+    assert!(config.validate().is_err(), "an empty placeholder");
+    config.push.apns.alert_body = "x".repeat(201);
+    assert!(
+        config.validate().is_err(),
+        "a placeholder past 200 characters"
+    );
+    config.push.apns.alert_body = "New activity".into();
+    config.push.apns.alert_loc_key = Some(String::new());
+    assert!(config.validate().is_err(), "an empty localisation key");
 }

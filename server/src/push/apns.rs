@@ -1,6 +1,9 @@
 //! Apple Push Notification service over HTTP/2 with token (.p8)
-//! authentication: a background notification (`content-available`, no
-//! alert, no sound, priority 5), the same for every wake.
+//! authentication. A wake is, by default, an alert with `mutable-content`
+//! (priority 10, one collapse id) whose placeholder text the operator sets
+//! and the app's Notification Service Extension replaces after fetching and
+//! decrypting; or, by configuration, a background notification
+//! (`content-available`, priority 5). Either is the same for every wake.
 //!
 //! Why not the `a2` crate: its endpoints are fixed to Apple's hosts and its
 //! TLS to the public roots, so it cannot be pointed at a local stand-in; the
@@ -19,8 +22,52 @@ use std::sync::Mutex;
 /// often than every twenty minutes: one is used for forty.
 const PROVIDER_TOKEN_SECS: i64 = 40 * 60;
 
-/// The one payload every APNs wake carries.
-pub const APNS_WAKE: &str = r#"{"aps":{"content-available":1}}"#;
+/// The payload of a background wake.
+pub const APNS_BACKGROUND_WAKE: &str = r#"{"aps":{"content-available":1}}"#;
+
+/// The collapse id of every alert wake: a second wake replaces the first
+/// notification instead of adding one.
+pub const APNS_COLLAPSE_ID: &str = "hearth";
+
+/// What every wake of this server carries: its body and headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApnsWakeFormat {
+    /// `apns-push-type`.
+    pub push_type: &'static str,
+    /// `apns-priority`.
+    pub priority: &'static str,
+    /// `apns-collapse-id`, for alerts.
+    pub collapse_id: Option<&'static str>,
+    /// The JSON payload.
+    pub payload: String,
+}
+
+impl ApnsWakeFormat {
+    /// The alert wake with a placeholder: `body`, or `loc_key` when given.
+    pub fn alert(body: &str, loc_key: Option<&str>) -> Self {
+        let alert = match loc_key {
+            Some(key) => serde_json::json!({ "loc-key": key }),
+            None => serde_json::json!({ "body": body }),
+        };
+        Self {
+            push_type: "alert",
+            priority: "10",
+            collapse_id: Some(APNS_COLLAPSE_ID),
+            payload: serde_json::json!({ "aps": { "alert": alert, "mutable-content": 1 } })
+                .to_string(),
+        }
+    }
+
+    /// The background wake.
+    pub fn background() -> Self {
+        Self {
+            push_type: "background",
+            priority: "5",
+            collapse_id: None,
+            payload: APNS_BACKGROUND_WAKE.to_owned(),
+        }
+    }
+}
 
 /// The APNs transport.
 pub struct Apns {
@@ -33,6 +80,7 @@ pub struct Apns {
     sandbox_url: reqwest::Url,
     client: reqwest::Client,
     token: Mutex<Option<(String, i64)>>,
+    format: ApnsWakeFormat,
 }
 
 impl std::fmt::Debug for Apns {
@@ -69,6 +117,8 @@ pub struct ApnsSettings<'a> {
     pub production_url: &'a str,
     /// Base URLs.
     pub sandbox_url: &'a str,
+    /// What every wake carries.
+    pub format: ApnsWakeFormat,
 }
 
 impl Apns {
@@ -95,6 +145,7 @@ impl Apns {
             sandbox_url: url(settings.sandbox_url, "push.apns.sandbox_url is not a URL")?,
             client,
             token: Mutex::new(None),
+            format: settings.format,
         })
     }
 
@@ -157,17 +208,18 @@ impl Provider for Apns {
         let Some(provider_token) = self.provider_token(now, false) else {
             return Delivery::Failed("could not sign the APNs provider token");
         };
-        let sent = self
+        let mut request = self
             .client
             .post(url)
             .header("authorization", format!("bearer {provider_token}"))
             .header("apns-topic", topic)
-            .header("apns-push-type", "background")
-            .header("apns-priority", "5")
-            .header("content-type", "application/json")
-            .body(APNS_WAKE)
-            .send()
-            .await;
+            .header("apns-push-type", self.format.push_type)
+            .header("apns-priority", self.format.priority)
+            .header("content-type", "application/json");
+        if let Some(collapse_id) = self.format.collapse_id {
+            request = request.header("apns-collapse-id", collapse_id);
+        }
+        let sent = request.body(self.format.payload.clone()).send().await;
         let response = match sent {
             Ok(response) => response,
             Err(_) => return Delivery::Retry(None),

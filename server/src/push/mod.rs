@@ -336,6 +336,13 @@ impl Push {
                     sandbox: apns_config.sandbox,
                     production_url: &apns_config.production_url,
                     sandbox_url: &apns_config.sandbox_url,
+                    format: match apns_config.wake {
+                        crate::config::ApnsWake::Alert => apns::ApnsWakeFormat::alert(
+                            &apns_config.alert_body,
+                            apns_config.alert_loc_key.as_deref(),
+                        ),
+                        crate::config::ApnsWake::Background => apns::ApnsWakeFormat::background(),
+                    },
                 })?)
             }
             None => None,
