@@ -4,7 +4,7 @@
 //! (`hearth-bench --link`); request counts do not depend on the delay.
 
 use anyhow::{Result, ensure};
-use hearth_client::Client;
+use hearth_client::{Client, NotificationKind};
 use hearth_tests::clients::{biweekly_series, client, data_dirs, enrolled, join};
 use hearth_tests::slow_link::SlowLink;
 use hearth_tests::{TestApp, on_both_databases};
@@ -17,6 +17,7 @@ on_both_databases!(
     registering_joining_approving_and_scheduling_take_at_most_three_requests,
     answers_lost_to_a_dropped_connection_leave_everyone_in_step_and_every_message_once,
     with_its_socket_open_a_phone_sends_without_an_http_request,
+    a_woken_phone_shows_who_said_what_in_which_circle_once,
 );
 
 /// The requests the server answered while `action` ran, and its value.
@@ -262,5 +263,59 @@ async fn with_its_socket_open_a_phone_sends_without_an_http_request(app: TestApp
         1,
         "once in Sam's history"
     );
+    Ok(())
+}
+
+async fn a_woken_phone_shows_who_said_what_in_which_circle_once(app: TestApp) -> Result<()> {
+    let dirs = data_dirs(3)?;
+    let (clients, circle) = enrolled(&app, &dirs).await?;
+    let [alice, sam, kim] = &clients[..] else {
+        anyhow::bail!("three clients")
+    };
+    alice.set_title(&circle, "Thursday circle").await?;
+    sam.set_display_name("Sam").await?;
+    kim.sync(&circle).await?;
+
+    // Kim's phone is locked. Sam writes; Alice asks for a check-in.
+    sam.send_text(&circle, "see you Thursday").await?;
+    alice.prompt_check_in(&circle, "How was your week?").await?;
+
+    // The wake: what Kim's notification extension shows, in one request.
+    let (shown, cost) = requests(&app, kim.notifications(Duration::from_secs(10))).await?;
+    assert_eq!(cost, 1, "one request");
+    assert!(shown.complete);
+    let lines: Vec<(Option<&str>, Option<&str>, NotificationKind, &str)> = shown
+        .items
+        .iter()
+        .map(|n| {
+            (
+                n.circle_title.as_deref(),
+                n.sender_name.as_deref(),
+                n.kind,
+                n.preview.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            (
+                Some("Thursday circle"),
+                Some("Sam"),
+                NotificationKind::Message,
+                "see you Thursday"
+            ),
+            (
+                Some("Thursday circle"),
+                None,
+                NotificationKind::CheckIn,
+                "How was your week?"
+            ),
+        ]
+    );
+    // Shown once: the next wake has nothing, and the app's history has it.
+    let again = kim.notifications(Duration::from_secs(10)).await?;
+    assert!(again.items.is_empty());
+    assert_eq!(kim.history(&circle).await?.len(), 1);
     Ok(())
 }

@@ -327,6 +327,47 @@ impl From<hearth_protocol::push::PushStatus> for PushHealth {
     }
 }
 
+/// One thing a woken phone shows.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct ShownNotification {
+    /// The circle.
+    pub circle_id: String,
+    /// Its title, when known.
+    pub circle_title: Option<String>,
+    /// The sender's name, when known.
+    pub sender_name: Option<String>,
+    /// `message`, `reply`, `reaction`, `schedule`, `agreement`, `check_in`
+    /// or `joined`.
+    pub kind: String,
+    /// What it says (empty for schedule changes and joins).
+    pub preview: String,
+    /// Its sequence number in the circle (0 for a join).
+    pub seq: u64,
+}
+
+impl From<hearth_client::Notification> for ShownNotification {
+    fn from(shown: hearth_client::Notification) -> Self {
+        use hearth_client::NotificationKind as Kind;
+        Self {
+            circle_id: shown.circle_id.to_string(),
+            circle_title: shown.circle_title,
+            sender_name: shown.sender_name,
+            kind: match shown.kind {
+                Kind::Message => "message",
+                Kind::Reply => "reply",
+                Kind::Reaction => "reaction",
+                Kind::Schedule => "schedule",
+                Kind::Agreement => "agreement",
+                Kind::CheckIn => "check_in",
+                Kind::Joined => "joined",
+            }
+            .to_owned(),
+            preview: shown.preview,
+            seq: shown.seq,
+        }
+    }
+}
+
 /// A message on its way out.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct OutgoingMessage {

@@ -22,7 +22,7 @@ pub use calendar::{Agreement, CheckIn, CheckInReply, Person, SeriesPlan, Session
 pub use call::MediaCall;
 pub use convert::{
     Circle, Device, Invite, JoinRequest, LiveEvent, Member, Message, OutgoingMessage, PastCircle,
-    PushHealth, PushRegistration, Woken,
+    PushHealth, PushRegistration, ShownNotification, Woken,
 };
 pub use error::HearthError;
 
@@ -505,6 +505,25 @@ impl HearthClient {
     pub async fn remove_push_target(&self) -> Result<(), HearthError> {
         self.with(move |client| async move { Ok(client.remove_push_target().await?) })
             .await
+    }
+
+    /// What a notification extension or push worker calls on a wake: one
+    /// sync for every circle within `within_ms`, then what to show.
+    pub async fn notifications(
+        &self,
+        within_ms: u64,
+    ) -> Result<Vec<ShownNotification>, HearthError> {
+        self.with(move |client| async move {
+            let shown = client
+                .notifications(std::time::Duration::from_millis(within_ms))
+                .await?;
+            Ok(shown
+                .items
+                .into_iter()
+                .map(ShownNotification::from)
+                .collect())
+        })
+        .await
     }
 
     /// What the app calls when a push wakes it.

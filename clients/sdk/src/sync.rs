@@ -11,6 +11,7 @@ use crate::messages::Message;
 use crate::store::Gone;
 use crate::{Client, ClientError, Result, load};
 use hearth_protocol::circles::{EntryKind, LogEntry};
+use hearth_protocol::content::Content;
 use hearth_protocol::key_packages::KeyPackageCount;
 use hearth_protocol::mls::{self as profile, MlsError, Received};
 use hearth_protocol::sync::{SyncCursor, SyncRequest};
@@ -86,6 +87,9 @@ impl FollowUps {
 pub(crate) struct CaughtUp {
     /// New messages, in order, stored.
     pub messages: Vec<Message>,
+    /// Calendar items worth telling the user of (a series, a change, the
+    /// agreement, a check-in prompt), in order, stored.
+    pub calendar: Vec<Message>,
     /// What is left to do.
     pub follow_ups: FollowUps,
 }
@@ -109,19 +113,32 @@ pub struct Synced {
     /// Circles this device turned out to be removed from (each also a
     /// [`crate::Event::Removed`] notice).
     pub removed: Vec<CircleId>,
+    /// Calendar items worth telling the user of, per circle, in order.
+    pub calendar: Vec<(CircleId, Vec<Message>)>,
     /// This device's KeyPackage pool on the server, after any top-up.
     pub key_packages: Option<KeyPackageCount>,
+    /// Whether every circle was read to its end (false when a deadline
+    /// stopped it first).
+    pub complete: bool,
 }
 
 impl Synced {
-    fn add(&mut self, circle: &CircleId, messages: Vec<Message>) {
-        if messages.is_empty() {
-            return;
+    fn add(&mut self, circle: &CircleId, caught: CaughtUp) {
+        fn into(
+            lists: &mut Vec<(CircleId, Vec<Message>)>,
+            circle: &CircleId,
+            messages: Vec<Message>,
+        ) {
+            if messages.is_empty() {
+                return;
+            }
+            match lists.iter_mut().find(|(c, _)| c == circle) {
+                Some((_, known)) => known.extend(messages),
+                None => lists.push((circle.clone(), messages)),
+            }
         }
-        match self.messages.iter_mut().find(|(c, _)| c == circle) {
-            Some((_, known)) => known.extend(messages),
-            None => self.messages.push((circle.clone(), messages)),
-        }
+        into(&mut self.messages, circle, caught.messages);
+        into(&mut self.calendar, circle, caught.calendar);
     }
 }
 
@@ -148,7 +165,7 @@ impl Client {
             return Err(err);
         }
         let circles = self.circles().await?;
-        let (synced, follow_ups) = self.sync_rounds(circles, true).await?;
+        let (synced, follow_ups) = self.sync_rounds(circles, true, None).await?;
         self.drive(follow_ups).await?;
         Ok(synced)
     }
@@ -156,7 +173,7 @@ impl Client {
     /// A sync that names no circle: Welcomes and the logs of the circles
     /// they admit to.
     pub(crate) async fn sync_welcomes(&self) -> Result<Synced> {
-        let (synced, follow_ups) = self.sync_rounds(Vec::new(), true).await?;
+        let (synced, follow_ups) = self.sync_rounds(Vec::new(), true, None).await?;
         self.drive(follow_ups).await?;
         Ok(synced)
     }
@@ -200,18 +217,20 @@ impl Client {
             Some(Gone::Left) => return Err(ClientError::LeftCircle),
             None => {}
         }
-        let (mut synced, follow_ups) = self.sync_rounds(vec![circle.clone()], false).await?;
+        let (mut synced, follow_ups) = self.sync_rounds(vec![circle.clone()], false, None).await?;
         if synced.removed.contains(circle) {
             return Err(ClientError::RemovedFromCircle);
         }
-        let messages = synced
-            .messages
-            .iter_mut()
-            .find(|(c, _)| c == circle)
-            .map(|(_, m)| std::mem::take(m))
-            .unwrap_or_default();
+        let of_circle = |lists: &mut Vec<(CircleId, Vec<Message>)>| {
+            lists
+                .iter_mut()
+                .find(|(c, _)| c == circle)
+                .map(|(_, m)| std::mem::take(m))
+                .unwrap_or_default()
+        };
         Ok(CaughtUp {
-            messages,
+            messages: of_circle(&mut synced.messages),
+            calendar: of_circle(&mut synced.calendar),
             follow_ups,
         })
     }
@@ -251,11 +270,13 @@ impl Client {
     /// request carries the cursors (its acknowledgements) and the Welcomes
     /// processed since the last; the next names only the circles with more
     /// to read, just joined, or just rejoined. With `welcomes`, Welcomes are
-    /// accepted. Returns what came and the upkeep it calls for.
-    async fn sync_rounds(
+    /// accepted. No round starts after `deadline`. Returns what came and the
+    /// upkeep it calls for.
+    pub(crate) async fn sync_rounds(
         &self,
         mut names: Vec<CircleId>,
         welcomes: bool,
+        deadline: Option<tokio::time::Instant>,
     ) -> Result<(Synced, FollowUps)> {
         let mut synced = Synced::default();
         let mut follow_ups = FollowUps::default();
@@ -313,9 +334,9 @@ impl Client {
                     continue;
                 }
                 match self.process_entries(&circle, page.entries).await {
-                    Ok(processed) => {
-                        synced.add(&circle, processed.messages);
-                        follow_ups.extend(processed.follow_ups);
+                    Ok(mut processed) => {
+                        follow_ups.extend(std::mem::take(&mut processed.follow_ups));
+                        synced.add(&circle, processed);
                         if page.more {
                             names.push(circle);
                         } else {
@@ -331,10 +352,11 @@ impl Client {
             }
             pool = Some(answer.key_packages);
             devices = answer.devices;
-            if names.is_empty() {
+            if names.is_empty() || deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
                 break;
             }
         }
+        synced.complete = names.is_empty();
         self.upkeep(&mut follow_ups, &settled, &devices).await?;
         if let Some(pool) = pool {
             synced.key_packages = Some(self.top_up_from(pool).await?);
@@ -458,9 +480,18 @@ impl Client {
                         // MLS says who signed it; the server's claim is only
                         // a hint.
                         message.sender = sender.unwrap_or(message.sender);
+                        let notable = matches!(
+                            message.envelope.content,
+                            Content::SessionSeries { .. }
+                                | Content::SessionChange { .. }
+                                | Content::Agreement { .. }
+                                | Content::CheckInPrompt { .. }
+                        )
+                        .then(|| message.clone());
                         caught
                             .messages
                             .extend(crate::content::apply(&s.store, &circle_id, message)?);
+                        caught.calendar.extend(notable);
                     }
                     Received::Commit { added_members } => {
                         new_epoch = true;
