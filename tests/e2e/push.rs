@@ -861,6 +861,24 @@ async fn the_push_services_see_traffic_not_circles(db: Db) -> Result<()> {
     Ok(())
 }
 
+/// A member with an iPhone asleep in a fresh circle; the facilitator
+/// writes: what APNs receives.
+async fn wake_an_iphone(
+    app: &TestApp,
+    receiver: &PushReceiver,
+) -> Result<Vec<hearth_tests::push::Received>> {
+    let (circle, tokens) = app.opaque_circle(1).await?;
+    let iphone = apns_token();
+    let target = PushTarget::Apns {
+        token: iphone.clone(),
+        topic: None,
+        environment: None,
+    };
+    register(app, &tokens[1], &target).await?;
+    send(app, &circle, &tokens[0], b"see you thursday").await?;
+    receiver.wait_for(&Service::Apns(iphone), 1, ARRIVES).await
+}
+
 async fn an_operator_chooses_the_iphone_wake_a_localised_alert_or_a_background_push(
     db: Db,
 ) -> Result<()> {
@@ -872,18 +890,7 @@ async fn an_operator_chooses_the_iphone_wake_a_localised_alert_or_a_background_p
         c.push.apns.alert_loc_key = Some("HEARTH_NEW_ACTIVITY".into());
     })
     .await?;
-    let (circle, tokens) = app.opaque_circle(1).await?;
-    let iphone = apns_token();
-    let target = PushTarget::Apns {
-        token: iphone.clone(),
-        topic: None,
-        environment: None,
-    };
-    register(&app, &tokens[1], &target).await?;
-    send(&app, &circle, &tokens[0], b"see you thursday").await?;
-    let woken = receiver
-        .wait_for(&Service::Apns(iphone), 1, ARRIVES)
-        .await?;
+    let woken = wake_an_iphone(&app, &receiver).await?;
     assert_eq!(
         String::from_utf8_lossy(&woken[0].body),
         r#"{"aps":{"alert":{"loc-key":"HEARTH_NEW_ACTIVITY"},"mutable-content":1}}"#
@@ -896,18 +903,7 @@ async fn an_operator_chooses_the_iphone_wake_a_localised_alert_or_a_background_p
         c.push.apns.wake = hearth_server::config::ApnsWake::Background;
     })
     .await?;
-    let (circle, tokens) = app.opaque_circle(1).await?;
-    let iphone = apns_token();
-    let target = PushTarget::Apns {
-        token: iphone.clone(),
-        topic: None,
-        environment: None,
-    };
-    register(&app, &tokens[1], &target).await?;
-    send(&app, &circle, &tokens[0], b"see you thursday").await?;
-    let woken = receiver
-        .wait_for(&Service::Apns(iphone), 1, ARRIVES)
-        .await?;
+    let woken = wake_an_iphone(&app, &receiver).await?;
     assert_eq!(
         String::from_utf8_lossy(&woken[0].body),
         r#"{"aps":{"content-available":1}}"#
