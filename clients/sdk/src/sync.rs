@@ -17,7 +17,7 @@ use hearth_protocol::mls::{self as profile, MlsError, Received};
 use hearth_protocol::sync::{SyncCursor, SyncRequest};
 use hearth_protocol::{CircleId, DeviceId, ErrorCode};
 use openmls::prelude::OpenMlsProvider as _;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 
 /// At most this many follow-ups per driven operation: a circle that keeps
 /// changing faster than this is reported as `Contended`.
@@ -90,6 +90,8 @@ pub(crate) struct CaughtUp {
     /// Calendar items worth telling the user of (a series, a change, the
     /// agreement, a check-in prompt), in order, stored.
     pub calendar: Vec<Message>,
+    /// The group's members once processed.
+    pub members: Vec<DeviceId>,
     /// What is left to do.
     pub follow_ups: FollowUps,
 }
@@ -142,8 +144,58 @@ impl Synced {
     }
 }
 
+/// Where this device stands in a circle it follows.
+struct Standing {
+    /// What it processed.
+    cursor: u64,
+    /// Its group's members; `None` when the group is missing.
+    members: Option<Vec<DeviceId>>,
+}
+
 /// The setting that holds the Welcomes processed and not yet reported.
 const WELCOMES_DONE: &str = "welcomes-done";
+
+/// The Welcomes processed and not yet reported, as stored.
+fn welcomes_done(store: &crate::store::Store) -> Result<Vec<uuid::Uuid>> {
+    Ok(store
+        .setting(WELCOMES_DONE)?
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|id| uuid::Uuid::try_parse(id).ok())
+        .collect())
+}
+
+fn set_welcomes_done(store: &crate::store::Store, ids: &[uuid::Uuid]) -> Result<()> {
+    let text: Vec<String> = ids.iter().map(ToString::to_string).collect();
+    store.set_setting(WELCOMES_DONE, &text.join(","))
+}
+
+/// The upkeep a sync's answer calls for, circle by circle, decided without
+/// a request: leaves of departed devices are removed only where the MLS
+/// group holds more devices than the roster (whatever commits came in), and
+/// this account's devices are added only where one is missing from the
+/// group.
+fn upkeep(
+    follow_ups: &mut FollowUps,
+    settled: &[(CircleId, u32)],
+    devices: &[DeviceId],
+    members: &HashMap<CircleId, Vec<DeviceId>>,
+) {
+    for (circle, roster_size) in settled {
+        let Some(members) = members.get(circle) else {
+            continue;
+        };
+        let in_group = u32::try_from(members.len()).unwrap_or(u32::MAX);
+        if in_group > *roster_size {
+            follow_ups.push(FollowUp::Reconcile(circle.clone()));
+        } else {
+            follow_ups.retain(|f| *f != FollowUp::Reconcile(circle.clone()));
+        }
+        if devices.iter().any(|d| !members.contains(d)) {
+            follow_ups.push(FollowUp::AddOwnDevices(circle.clone()));
+        }
+    }
+}
 
 /// At most this many sync requests per catch-up: a backlog longer than this
 /// many pages per circle is read on the next.
@@ -232,38 +284,28 @@ impl Client {
             messages: of_circle(&mut synced.messages),
             calendar: of_circle(&mut synced.calendar),
             follow_ups,
+            ..CaughtUp::default()
         })
     }
 
-    /// Where this device stands in a circle it follows: its cursor, after
-    /// rejoining when its MLS state is missing. `None` for a circle it left
-    /// or was removed from (found out here when the rejoin is refused).
-    async fn cursor_for(&self, circle: &CircleId) -> Result<Option<u64>> {
-        let circle_id = circle.clone();
-        let (stored, gone, has_group) = self
-            .with(move |s| {
-                Ok((
-                    s.store.cursor(&circle_id)?,
-                    s.store.gone(&circle_id)?,
-                    load(s, &circle_id).is_ok(),
-                ))
-            })
-            .await?;
-        if gone.is_some() {
-            return Ok(None);
-        }
-        let stored = stored.ok_or(ClientError::UnknownCircle)?;
-        if has_group {
-            return Ok(Some(stored));
-        }
-        match self.rejoin(circle).await {
-            Ok(seq) => Ok(Some(seq)),
-            Err(err) if err.code() == Some(ErrorCode::NotFound) => {
-                self.gone(circle, Gone::Removed).await?;
-                Ok(None)
-            }
-            Err(err) => Err(err),
-        }
+    /// Where this device stands in each circle, read in one step: its
+    /// cursor and its group's members (`None` when the group is missing:
+    /// the caller rejoins); `None` for a circle it left or was removed from.
+    async fn standings(&self, circles: Vec<CircleId>) -> Result<Vec<(CircleId, Option<Standing>)>> {
+        self.with(move |s| {
+            circles
+                .into_iter()
+                .map(|circle| {
+                    if s.store.gone(&circle)?.is_some() {
+                        return Ok((circle, None));
+                    }
+                    let cursor = s.store.cursor(&circle)?.ok_or(ClientError::UnknownCircle)?;
+                    let members = load(s, &circle).ok().map(|g| profile::members(&g));
+                    Ok((circle, Some(Standing { cursor, members })))
+                })
+                .collect()
+        })
+        .await
     }
 
     /// Sync requests until the named circles are read to their ends: each
@@ -283,31 +325,49 @@ impl Client {
         let mut pool = None;
         let mut devices = Vec::new();
         let mut settled = Vec::new();
+        // Each circle's members as last seen: for upkeep, and to pass over
+        // an empty page without loading the group again.
+        let mut members: HashMap<CircleId, Vec<DeviceId>> = HashMap::new();
         for _ in 0..MAX_ROUNDS {
             let mut cursors = Vec::new();
-            for circle in std::mem::take(&mut names) {
-                match self.cursor_for(&circle).await? {
-                    Some(after) => cursors.push(SyncCursor {
-                        circle_id: circle,
-                        after,
-                    }),
-                    None => synced.removed.push(circle),
-                }
+            for (circle, standing) in self.standings(std::mem::take(&mut names)).await? {
+                let after = match standing {
+                    None => {
+                        synced.removed.push(circle);
+                        continue;
+                    }
+                    Some(Standing {
+                        cursor,
+                        members: Some(of_group),
+                    }) => {
+                        members.insert(circle.clone(), of_group);
+                        cursor
+                    }
+                    // The group is missing: rejoin, and read on from there.
+                    Some(Standing { members: None, .. }) => match self.rejoin(&circle).await {
+                        Ok(seq) => seq,
+                        Err(err) if err.code() == Some(ErrorCode::NotFound) => {
+                            self.gone(&circle, Gone::Removed).await?;
+                            synced.removed.push(circle);
+                            continue;
+                        }
+                        Err(err) => return Err(err),
+                    },
+                };
+                cursors.push(SyncCursor {
+                    circle_id: circle,
+                    after,
+                });
             }
             let mut asked: Vec<CircleId> = cursors.iter().map(|c| c.circle_id.clone()).collect();
-            let welcomes_done = self.take_welcomes_done().await?;
+            let welcomes_done = self.welcomes_to_report().await?;
             let request = SyncRequest {
                 cursors,
-                welcomes_done: welcomes_done.clone(),
+                welcomes_done,
                 limit: None,
             };
-            let answer = match self.authorized().await?.sync(&request).await {
-                Ok(answer) => answer,
-                Err(err) => {
-                    self.welcomes_processed(welcomes_done).await?;
-                    return Err(err);
-                }
-            };
+            let answer = self.authorized().await?.sync(&request).await?;
+            self.welcomes_reported(request.welcomes_done).await?;
             for circle in answer.removed {
                 self.gone(&circle, Gone::Removed).await?;
                 synced.removed.push(circle);
@@ -333,9 +393,14 @@ impl Client {
                 if !asked.contains(&circle) {
                     continue;
                 }
+                if page.entries.is_empty() && members.contains_key(&circle) {
+                    settled.push((circle, page.roster_size));
+                    continue;
+                }
                 match self.process_entries(&circle, page.entries).await {
                     Ok(mut processed) => {
                         follow_ups.extend(std::mem::take(&mut processed.follow_ups));
+                        members.insert(circle.clone(), std::mem::take(&mut processed.members));
                         synced.add(&circle, processed);
                         if page.more {
                             names.push(circle);
@@ -357,50 +422,32 @@ impl Client {
             }
         }
         synced.complete = names.is_empty();
-        self.upkeep(&mut follow_ups, &settled, &devices).await?;
+        upkeep(&mut follow_ups, &settled, &devices, &members);
         if let Some(pool) = pool {
             synced.key_packages = Some(self.top_up_from(pool).await?);
         }
         Ok((synced, follow_ups))
     }
 
-    /// The upkeep a sync's answer calls for, circle by circle, decided
-    /// without a request: leaves of departed devices are removed only where
-    /// the MLS group holds more devices than the roster (whatever commits
-    /// came in), and this account's devices are added only where one is
-    /// missing from the group.
-    async fn upkeep(
-        &self,
-        follow_ups: &mut FollowUps,
-        settled: &[(CircleId, u32)],
-        devices: &[DeviceId],
-    ) -> Result<()> {
-        for (circle, roster_size) in settled {
-            let members = self.members(circle).await?;
-            let in_group = u32::try_from(members.len()).unwrap_or(u32::MAX);
-            if in_group > *roster_size {
-                follow_ups.push(FollowUp::Reconcile(circle.clone()));
-            } else {
-                follow_ups.retain(|f| *f != FollowUp::Reconcile(circle.clone()));
-            }
-            if devices.iter().any(|d| !members.contains(d)) {
-                follow_ups.push(FollowUp::AddOwnDevices(circle.clone()));
-            }
-        }
-        Ok(())
-    }
-
     /// The Welcomes processed and not yet reported to the server (kept in
     /// the store, so a process that ends reports them in the next one's
     /// first sync).
-    async fn take_welcomes_done(&self) -> Result<Vec<uuid::Uuid>> {
-        self.with(|s| {
-            let done = s.store.setting(WELCOMES_DONE)?.unwrap_or_default();
-            s.store.set_setting(WELCOMES_DONE, "")?;
-            Ok(done
-                .split(',')
-                .filter_map(|id| uuid::Uuid::try_parse(id).ok())
-                .collect())
+    async fn welcomes_to_report(&self) -> Result<Vec<uuid::Uuid>> {
+        self.with(|s| welcomes_done(&s.store)).await
+    }
+
+    /// Forgets Welcomes the server has now heard of (nothing written when
+    /// there were none).
+    async fn welcomes_reported(&self, ids: Vec<uuid::Uuid>) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.with(move |s| {
+            let left: Vec<_> = welcomes_done(&s.store)?
+                .into_iter()
+                .filter(|id| !ids.contains(id))
+                .collect();
+            set_welcomes_done(&s.store, &left)
         })
         .await
     }
@@ -408,14 +455,9 @@ impl Client {
     /// Notes processed Welcomes, for the next sync to report.
     async fn welcomes_processed(&self, ids: Vec<uuid::Uuid>) -> Result<()> {
         self.with(move |s| {
-            let mut done = s.store.setting(WELCOMES_DONE)?.unwrap_or_default();
-            for id in ids {
-                if !done.is_empty() {
-                    done.push(',');
-                }
-                done.push_str(&id.to_string());
-            }
-            s.store.set_setting(WELCOMES_DONE, &done)
+            let mut done = welcomes_done(&s.store)?;
+            done.extend(ids);
+            set_welcomes_done(&s.store, &done)
         })
         .await
     }
@@ -522,6 +564,7 @@ impl Client {
                 s.calls
                     .rekey(circle_id.as_bytes(), &group, s.provider.crypto())?;
             }
+            caught.members = profile::members(&group);
             Ok(caught)
         })
         .await

@@ -4,7 +4,7 @@
 //! the account's devices, each roster's size).
 
 use super::{Caller, Delivery, DeliveryError, signed};
-use crate::storage::{Acknowledgement, WelcomeRecord};
+use crate::storage::{Acknowledgement, CircleRecord, WelcomeRecord};
 use hearth_protocol::circles::LogPage;
 use hearth_protocol::key_packages::KeyPackageCount;
 use hearth_protocol::sync::{
@@ -83,39 +83,14 @@ impl Delivery {
                     seq: processed,
                 });
             }
-            let roster_size = u32::try_from(record.roster.len()).unwrap_or(u32::MAX);
-            let page = if record.last_seq > after {
-                match self
-                    .read(
-                        caller.device,
-                        &cursor.circle_id,
-                        cursor.after,
-                        request.limit,
-                    )
-                    .await
-                {
-                    Ok(page) => page,
-                    // Removed between the two reads.
-                    Err(DeliveryError::NotFound) => {
-                        removed.push(cursor.circle_id);
-                        continue;
-                    }
-                    Err(err) => return Err(err),
-                }
-            } else {
-                LogPage {
-                    entries: Vec::new(),
-                    next_after: cursor.after,
-                    more: false,
-                }
-            };
-            circles.push(CircleSync {
-                circle_id: cursor.circle_id,
-                entries: page.entries,
-                next_after: page.next_after,
-                more: page.more,
-                roster_size,
-            });
+            match self
+                .page(caller, record, cursor.after, request.limit)
+                .await?
+            {
+                Some(page) => circles.push(page),
+                // Removed between the two reads.
+                None => removed.push(cursor.circle_id),
+            }
         }
         // Acknowledgements join the acknowledger's next batch together.
         let acknowledged = futures_util::future::join_all(
@@ -139,18 +114,7 @@ impl Delivery {
                 continue;
             };
             let after = u64::try_from(welcome.seq).unwrap_or_default();
-            let page = match self.read(caller.device, circle, after, request.limit).await {
-                Ok(page) => page,
-                Err(DeliveryError::NotFound) => continue,
-                Err(err) => return Err(err),
-            };
-            circles.push(CircleSync {
-                circle_id: circle.clone(),
-                entries: page.entries,
-                next_after: page.next_after,
-                more: page.more,
-                roster_size: u32::try_from(record.roster.len()).unwrap_or(u32::MAX),
-            });
+            circles.extend(self.page(caller, record, after, request.limit).await?);
         }
         let (available, last_resort) = self
             .storage
@@ -170,5 +134,37 @@ impl Delivery {
             },
             devices: devices.into_iter().map(|d| d.id).collect(),
         })
+    }
+
+    /// The circle's page after `after` for the caller: read only when the
+    /// circle has grown past it; `None` when the caller left its roster
+    /// between the reads.
+    async fn page(
+        &self,
+        caller: Caller,
+        record: &CircleRecord,
+        after: u64,
+        limit: Option<u32>,
+    ) -> Result<Option<CircleSync>, DeliveryError> {
+        let page = if record.last_seq > signed(after) {
+            match self.read(caller.device, &record.id, after, limit).await {
+                Ok(page) => page,
+                Err(DeliveryError::NotFound) => return Ok(None),
+                Err(err) => return Err(err),
+            }
+        } else {
+            LogPage {
+                entries: Vec::new(),
+                next_after: after,
+                more: false,
+            }
+        };
+        Ok(Some(CircleSync {
+            circle_id: record.id.clone(),
+            entries: page.entries,
+            next_after: page.next_after,
+            more: page.more,
+            roster_size: u32::try_from(record.roster.len()).unwrap_or(u32::MAX),
+        }))
     }
 }

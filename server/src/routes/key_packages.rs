@@ -157,8 +157,10 @@ pub async fn claim(
     body: Body<ClaimKeyPackages>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    let device_ids = match &body.join_request {
-        None => body.device_ids,
+    // Devices named by a join request were checked with it: pending, in a
+    // circle the caller facilitates.
+    let (device_ids, checked) = match &body.join_request {
+        None => (body.device_ids, false),
         Some(_) if !body.device_ids.is_empty() => {
             return Err(ApiError::Invalid(
                 "name devices or a join request, not both".into(),
@@ -169,12 +171,13 @@ pub async fn claim(
                 .delivery
                 .facilitated(&request.circle_id, auth.device_id, "approve join requests")
                 .await?;
-            state
+            let devices = state
                 .storage
                 .join_request(&request.circle_id, request.join_request_id)
                 .await?
                 .ok_or(ApiError::NotFound)?
-                .device_ids
+                .device_ids;
+            (devices, true)
         }
     };
     let limit = state.config.delivery.claim_devices;
@@ -185,7 +188,7 @@ pub async fn claim(
     }
     state.limit_claims(&auth.device_id)?;
     let cipher_suite = body.cipher_suite.unwrap_or(DEFAULT_CIPHER_SUITE);
-    for device_id in &device_ids {
+    for device_id in device_ids.iter().filter(|_| !checked) {
         if !state
             .storage
             .may_claim(auth.device_id, auth.account_id, *device_id)
