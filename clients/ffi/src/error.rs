@@ -24,9 +24,11 @@ pub enum HearthError {
     /// later.
     #[error("the server is unreachable")]
     Unreachable,
-    /// The circle kept changing while the operation retried; nothing was
+    /// The circle kept changing while the operation retried, or another
+    /// process on the same data directory (the app, or its notification
+    /// extension) held it for longer than this one would wait; nothing was
     /// half done. Try again.
-    #[error("the circle kept changing; try again")]
+    #[error("busy; try again")]
     Busy,
     /// This data directory has no registered device yet: `register` first.
     #[error("no device is registered here")]
@@ -78,7 +80,7 @@ impl From<ClientError> for HearthError {
                 detail: body.message,
             },
             ClientError::Network(_) | ClientError::Stream(_) => Self::Unreachable,
-            ClientError::Contended => Self::Busy,
+            ClientError::Contended | ClientError::Busy => Self::Busy,
             ClientError::NotRegistered => Self::NotRegistered,
             ClientError::UnknownCircle => Self::UnknownCircle,
             ClientError::RemovedFromCircle => Self::NoLongerInCircle { removed: true },

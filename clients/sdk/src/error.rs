@@ -112,6 +112,12 @@ pub enum ClientError {
     /// with one.
     #[error("this data directory was created without a key")]
     NotEncrypted,
+    /// Another process on the same data directory (the app, or its
+    /// notification extension) held it for longer than this one would
+    /// wait. Nothing was changed; try again (an extension shows its
+    /// placeholder).
+    #[error("another process is using this data directory")]
+    Busy,
     /// A background task failed.
     #[error("a background task failed")]
     Task,
@@ -130,7 +136,7 @@ impl ClientError {
     /// failures, contention, rate limits and server trouble.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::Network(_) | Self::Stream(_) | Self::Contended => true,
+            Self::Network(_) | Self::Stream(_) | Self::Contended | Self::Busy => true,
             Self::Api { status, .. } => *status == 429 || *status >= 500,
             _ => false,
         }

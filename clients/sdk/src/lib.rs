@@ -28,6 +28,7 @@ mod endpoints;
 mod error;
 mod invites;
 mod key_packages;
+mod lease;
 mod live;
 mod login;
 mod messages;
@@ -71,12 +72,16 @@ use store::Store;
 /// gives up with [`ClientError::Contended`].
 const ATTEMPTS: usize = 8;
 
-/// What the blocking pool works on: the client's store, its MLS state, and
-/// the media key handles of calls in progress.
+/// What the blocking pool works on: the client's store, its MLS state, the
+/// media key handles of calls in progress, and the lease that keeps other
+/// processes on the same data directory out while a step runs.
 struct State {
     store: Store,
     provider: Provider,
     calls: call::CallRegistry,
+    lease: lease::Lease,
+    /// How long a step waits for another process to give the lease back.
+    lease_wait: std::time::Duration,
 }
 
 /// A Hearth client: one device, one data directory, one server.
@@ -129,10 +134,20 @@ impl Client {
         let opened = dir.clone();
         let state = tokio::task::spawn_blocking(move || -> Result<State> {
             std::fs::create_dir_all(&opened)?;
+            let mut lease = lease::Lease::open(&opened)?;
+            // Migrations and the first MLS tables are written under the
+            // lease too: two processes may open a new directory at once.
+            lease.take(lease::WAIT)?;
+            let opened_state = Store::open(&opened, key.as_ref())
+                .and_then(|store| Ok((store, Provider::open(&opened)?)));
+            lease.give_back()?;
+            let (store, provider) = opened_state?;
             Ok(State {
-                store: Store::open(&opened, key.as_ref())?,
-                provider: Provider::open(&opened)?,
+                store,
+                provider,
                 calls: call::CallRegistry::default(),
+                lease,
+                lease_wait: lease::WAIT,
             })
         })
         .await
@@ -164,7 +179,23 @@ impl Client {
         }
     }
 
-    /// Runs `f` on the state, on the blocking pool.
+    /// How long a step waits for another process on the same data
+    /// directory (the app, or its notification extension) to finish its
+    /// own before answering [`ClientError::Busy`]. Twelve seconds unless
+    /// set: longer than a lease lasts, so a process that was killed while
+    /// holding it is always outwaited.
+    pub async fn set_busy_wait(&self, wait: std::time::Duration) -> Result<()> {
+        let state = self.state.clone();
+        tokio::task::spawn_blocking(move || {
+            state.lock().map_err(|_| ClientError::Task)?.lease_wait = wait;
+            Ok(())
+        })
+        .await
+        .map_err(|_| ClientError::Task)?
+    }
+
+    /// Runs `f` on the state, on the blocking pool, holding the data
+    /// directory's lease (see `lease`).
     async fn with<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut State) -> Result<T> + Send + 'static,
@@ -172,17 +203,48 @@ impl Client {
         let state = self.state.clone();
         tokio::task::spawn_blocking(move || {
             let mut guard = state.lock().map_err(|_| ClientError::Task)?;
-            // openmls's codec seals with the store's vault during the step.
-            let _vault = vault::enter(guard.store.vault());
-            let done = f(&mut guard);
-            // What the step wrote is durable before the SDK acts on it (see
-            // `durable`): the MLS state first, then what it decrypted.
-            guard.provider.make_durable()?;
-            guard.store.make_durable()?;
+            let wait = guard.lease_wait;
+            guard.lease.take(wait)?;
+            let done = step(&mut guard, f);
+            guard.lease.give_back()?;
             done
         })
         .await
         .map_err(|_| ClientError::Task)?
+    }
+
+    /// Holds the lease across more than one step (a token refresh, whose
+    /// request must not be made twice by two processes), until dropped.
+    async fn hold_lease(&self) -> Result<LeaseHeld> {
+        self.with(|s| {
+            let wait = s.lease_wait;
+            s.lease.take(wait)
+        })
+        .await?;
+        Ok(LeaseHeld(self.state.clone()))
+    }
+}
+
+/// The body of a step: `f`, then what it wrote made durable before the SDK
+/// acts on it (see `durable`): the MLS state first, then what it decrypted.
+fn step<T>(s: &mut State, f: impl FnOnce(&mut State) -> Result<T>) -> Result<T> {
+    // openmls's codec seals with the store's vault during the step.
+    let _vault = vault::enter(s.store.vault());
+    let done = f(s);
+    s.provider.make_durable()?;
+    s.store.make_durable()?;
+    done
+}
+
+/// A hold on the lease beyond one step; given back when dropped.
+struct LeaseHeld(Arc<Mutex<State>>);
+
+impl Drop for LeaseHeld {
+    fn drop(&mut self) {
+        // A short write; a failure leaves the lease to run out by itself.
+        if let Ok(mut state) = self.0.lock() {
+            let _ = state.lease.give_back();
+        }
     }
 }
 

@@ -129,8 +129,10 @@ impl Client {
         let client = self.clone();
         tokio::spawn(async move {
             let mut backoff = FIRST_BACKOFF;
+            // The last message seq each circle delivered, across reconnects.
+            let mut delivered = HashMap::new();
             loop {
-                match client.stream_once(&tx, &mut backoff).await {
+                match client.stream_once(&tx, &mut backoff, &mut delivered).await {
                     Ok(Listening::No) => return,
                     Ok(Listening::Yes) | Err(_) => {}
                 }
@@ -188,6 +190,7 @@ impl Client {
         &self,
         tx: &mpsc::Sender<Event>,
         backoff: &mut Duration,
+        delivered: &mut HashMap<CircleId, u64>,
     ) -> Result<Listening> {
         let api = self.authorized().await?;
         let (me, _) = self.signing_key().await?;
@@ -297,6 +300,15 @@ impl Client {
                         // the same data directory): it cannot decrypt its own
                         // message, but the sender stored it.
                         messages.extend(self.own_message(&circle_id, seq).await?);
+                    }
+                    // A message reaches the app once per stream, however
+                    // many ways it came (a reconnect's replay, a sync that
+                    // raced), and counts as shown.
+                    let seen = delivered.entry(circle_id.clone()).or_insert(0);
+                    messages.retain(|m| m.seq > *seen);
+                    if let Some(last) = messages.iter().map(|m| m.seq).max() {
+                        *seen = last;
+                        self.handed_up_to(vec![(circle_id.clone(), last)]).await?;
                     }
                     messages
                         .into_iter()

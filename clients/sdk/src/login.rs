@@ -113,8 +113,17 @@ impl Client {
 
     /// A current access token: the stored one, refreshed when it is about to
     /// expire, or a fresh login when the refresh token is no good.
+    /// Another process on the same data directory may be refreshing at the
+    /// same moment: the stored login is read and renewed under the lease.
     async fn token(&self) -> Result<String> {
         let _one_at_a_time = self.refresh.lock().await;
+        let login = self.with(|s| s.store.login()).await?;
+        if let Some(login) = &login
+            && login.access_expires > now() + REFRESH_MARGIN_SECS
+        {
+            return Ok(login.access_token.clone());
+        }
+        let _one_process = self.hold_lease().await?;
         let login = self.with(|s| s.store.login()).await?;
         match login {
             Some(login) if login.access_expires > now() + REFRESH_MARGIN_SECS => {

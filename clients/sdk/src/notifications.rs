@@ -4,7 +4,6 @@
 //! the caller's time budget; then what to show, item by item, with the
 //! circle's title and the sender's name as this device knows them.
 
-use crate::messages::Message;
 use crate::{Client, Result};
 use hearth_protocol::content::Content;
 use hearth_protocol::{CircleId, DeviceId};
@@ -67,6 +66,18 @@ impl Client {
     /// sync round starts after `within` has passed; the upkeep the catch-up
     /// calls for (sharing this member's name with newcomers, say) runs only
     /// while time is left. The outbox is left to the app.
+    ///
+    /// What to show is read from the store, not from what this call
+    /// decrypted: everything stored that the app has not been handed yet —
+    /// by this call, an earlier one, a sync or the live stream, in this
+    /// process or another on the same directory (the app and its extension).
+    /// So an item is shown at most once across them, including one the other
+    /// process decrypted a moment ago. Each step runs under the directory's
+    /// lease; if the other process holds it for longer than the busy wait
+    /// (see [`Client::set_busy_wait`]), this answers [`ClientError::Busy`]
+    /// and nothing is marked shown.
+    ///
+    /// [`ClientError::Busy`]: crate::ClientError::Busy
     pub async fn notifications(&self, within: Duration) -> Result<Notifications> {
         let deadline = tokio::time::Instant::now() + within;
         let circles = self.circles().await?;
@@ -74,55 +85,90 @@ impl Client {
         if tokio::time::Instant::now() < deadline {
             self.drive(follow_ups).await?;
         }
-        let mut items = Vec::new();
-        let mut titles: HashMap<CircleId, Option<String>> = HashMap::new();
-        let mut names: HashMap<CircleId, HashMap<DeviceId, String>> = HashMap::new();
-        for circle in &synced.joined {
-            let title = self.title(circle).await?;
-            titles.insert(circle.clone(), title.clone());
-            items.push(Notification {
-                circle_id: circle.clone(),
-                circle_title: title,
-                sender: None,
-                sender_name: None,
-                kind: NotificationKind::Joined,
-                preview: String::new(),
-                seq: 0,
-            });
-        }
-        let mut shown: Vec<(CircleId, Message)> = Vec::new();
-        for (circle, messages) in synced.messages.into_iter().chain(synced.calendar) {
-            shown.extend(messages.into_iter().map(|m| (circle.clone(), m)));
-        }
-        shown.sort_by(|(a, m), (b, n)| a.cmp(b).then(m.seq.cmp(&n.seq)));
-        for (circle, message) in shown {
-            let Some((kind, preview)) = what_it_is(&message.envelope.content) else {
-                continue;
-            };
-            if !titles.contains_key(&circle) {
-                titles.insert(circle.clone(), self.title(&circle).await?);
-            }
-            if !names.contains_key(&circle) {
-                names.insert(circle.clone(), self.names(&circle).await?);
-            }
-            items.push(Notification {
-                circle_title: titles.get(&circle).cloned().flatten(),
-                sender: Some(message.sender),
-                sender_name: names
-                    .get(&circle)
-                    .and_then(|n| n.get(&message.sender))
-                    .cloned(),
-                circle_id: circle,
-                kind,
-                preview,
-                seq: message.seq,
-            });
-        }
+        let joined = synced.joined.clone();
+        let (me, _) = self.signing_key().await?;
+        let mut items = self
+            .with(move |s| {
+                let mut items = Vec::new();
+                for circle in &joined {
+                    items.push(Notification {
+                        circle_id: circle.clone(),
+                        circle_title: s.store.title(circle)?,
+                        sender: None,
+                        sender_name: None,
+                        kind: NotificationKind::Joined,
+                        preview: String::new(),
+                        seq: 0,
+                    });
+                }
+                for (circle, cursor) in s.store.circles()? {
+                    items.extend(unshown(&s.store, &circle, cursor, me)?);
+                    s.store.set_shown(&circle, cursor)?;
+                }
+                Ok(items)
+            })
+            .await?;
+        items.sort_by(|a, b| {
+            let joined = |n: &Notification| n.kind != NotificationKind::Joined;
+            joined(a)
+                .cmp(&joined(b))
+                .then(a.circle_id.cmp(&b.circle_id))
+                .then(a.seq.cmp(&b.seq))
+        });
         Ok(Notifications {
             items,
             complete: synced.complete,
         })
     }
+}
+
+/// What the store holds of a circle past what the app was handed, up to
+/// `cursor`, as notifications (this device's own messages are not among
+/// them).
+fn unshown(
+    store: &crate::store::Store,
+    circle: &CircleId,
+    cursor: u64,
+    me: DeviceId,
+) -> Result<Vec<Notification>> {
+    let shown = store.shown(circle)?;
+    if shown >= cursor {
+        return Ok(Vec::new());
+    }
+    let mut found: Vec<(u64, DeviceId, Content)> = store
+        .history_between(circle, shown, cursor)?
+        .into_iter()
+        .map(|m| (m.seq, m.sender, m.envelope.content))
+        .collect();
+    found.extend(
+        store
+            .calendar_items_between(circle, shown, cursor)?
+            .into_iter()
+            .filter(|i| crate::sync::notable(&i.content))
+            .map(|i| (i.seq, i.sender, i.content)),
+    );
+    found.retain(|(_, sender, _)| *sender != me);
+    found.sort_by_key(|(seq, ..)| *seq);
+    if found.is_empty() {
+        return Ok(Vec::new());
+    }
+    let title = store.title(circle)?;
+    let names: HashMap<DeviceId, String> = store.names(circle)?.into_iter().collect();
+    Ok(found
+        .into_iter()
+        .filter_map(|(seq, sender, content)| {
+            let (kind, preview) = what_it_is(&content)?;
+            Some(Notification {
+                circle_id: circle.clone(),
+                circle_title: title.clone(),
+                sender: Some(sender),
+                sender_name: names.get(&sender).cloned(),
+                kind,
+                preview,
+                seq,
+            })
+        })
+        .collect())
 }
 
 /// A content's kind of notification and its preview; `None` for what is

@@ -105,6 +105,43 @@ fn facilitating(s: &crate::State, circle: &CircleId) -> Result<bool> {
     Ok(s.store.facilitators(circle)?.contains(&me.device_id))
 }
 
+/// Whether a calendar item is worth telling the user of: a series, a
+/// change, the agreement, a check-in prompt.
+pub(crate) fn notable(content: &Content) -> bool {
+    matches!(
+        content,
+        Content::SessionSeries { .. }
+            | Content::SessionChange { .. }
+            | Content::Agreement { .. }
+            | Content::CheckInPrompt { .. }
+    )
+}
+
+/// What an entry processed earlier left in the store, added to `caught` as
+/// if it had been processed now.
+fn stored(
+    s: &crate::State,
+    circle: &CircleId,
+    entry: &LogEntry,
+    caught: &mut CaughtUp,
+) -> Result<()> {
+    caught
+        .messages
+        .extend(s.store.history_at(circle, entry.seq)?);
+    let before = entry.seq.saturating_sub(1);
+    for item in s.store.calendar_items_between(circle, before, entry.seq)? {
+        if notable(&item.content) {
+            caught.calendar.push(Message {
+                seq: item.seq,
+                sender: item.sender,
+                envelope: hearth_protocol::content::Envelope::new(item.content),
+                received_at: entry.received_at,
+            });
+        }
+    }
+    Ok(())
+}
+
 /// What a sync brought, across circles.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Synced {
@@ -218,8 +255,41 @@ impl Client {
         }
         let circles = self.circles().await?;
         let (synced, follow_ups) = self.sync_rounds(circles, true, None).await?;
+        self.handed(&synced).await?;
         self.drive(follow_ups).await?;
         Ok(synced)
+    }
+
+    /// Notes that the app has been handed what a sync brought, so that
+    /// `notifications` (in this process or another) does not show it again.
+    async fn handed(&self, synced: &Synced) -> Result<()> {
+        let last: Vec<(CircleId, u64)> = synced
+            .messages
+            .iter()
+            .chain(&synced.calendar)
+            .filter_map(|(circle, messages)| {
+                messages
+                    .iter()
+                    .map(|m| m.seq)
+                    .max()
+                    .map(|seq| (circle.clone(), seq))
+            })
+            .collect();
+        self.handed_up_to(last).await
+    }
+
+    /// Notes that the app has been handed each circle's messages up to a seq.
+    pub(crate) async fn handed_up_to(&self, last: Vec<(CircleId, u64)>) -> Result<()> {
+        if last.is_empty() {
+            return Ok(());
+        }
+        self.with(move |s| {
+            for (circle, seq) in &last {
+                s.store.set_shown(circle, *seq)?;
+            }
+            Ok(())
+        })
+        .await
     }
 
     /// A sync that names no circle: Welcomes and the logs of the circles
@@ -238,6 +308,14 @@ impl Client {
     /// [`crate::Event::Removed`]); its history stays readable.
     pub async fn sync(&self, circle: &CircleId) -> Result<Vec<Message>> {
         let caught = self.catch_up(circle).await?;
+        let last = caught
+            .messages
+            .iter()
+            .chain(&caught.calendar)
+            .map(|m| m.seq)
+            .max();
+        self.handed_up_to(last.map(|seq| (circle.clone(), seq)).into_iter().collect())
+            .await?;
         self.drive(caught.follow_ups).await?;
         Ok(caught.messages)
     }
@@ -464,9 +542,13 @@ impl Client {
 
     /// Processes log entries in order: merges commits, decrypts messages and
     /// applies their content, moves the cursor. Entries at or below the
-    /// stored cursor were processed already (by `sync` or the live stream)
-    /// and are skipped, so the two can run side by side. A commit that will
-    /// not process stops it with `OutOfStep`.
+    /// stored cursor were processed already (by `sync` or the live stream,
+    /// in this process or another on the same directory): they are not
+    /// processed again, and their messages come from the store. So the two
+    /// can run side by side, and a message either one took is still handed
+    /// to the other (the same message twice, when both hand it to the app,
+    /// has the same circle and seq). A commit that will not process stops
+    /// it with `OutOfStep`.
     pub(crate) async fn process_entries(
         &self,
         circle: &CircleId,
@@ -484,7 +566,16 @@ impl Client {
             let mut caught = CaughtUp::default();
             let mut last = None;
             let mut new_epoch = false;
-            for entry in entries.into_iter().filter(|e| e.seq > done) {
+            for entry in entries {
+                if entry.seq <= done {
+                    // Processed already, by this process or another one on
+                    // the same directory: its message key is spent, so what
+                    // it said is read from the store, never decrypted again.
+                    if entry.sender != me {
+                        stored(s, &circle_id, &entry, &mut caught)?;
+                    }
+                    continue;
+                }
                 last = Some(entry.seq);
                 // Our own commits were merged when accepted; our own messages
                 // were stored when sent. A commit of ours at the group's own
@@ -522,14 +613,7 @@ impl Client {
                         // MLS says who signed it; the server's claim is only
                         // a hint.
                         message.sender = sender.unwrap_or(message.sender);
-                        let notable = matches!(
-                            message.envelope.content,
-                            Content::SessionSeries { .. }
-                                | Content::SessionChange { .. }
-                                | Content::Agreement { .. }
-                                | Content::CheckInPrompt { .. }
-                        )
-                        .then(|| message.clone());
+                        let notable = notable(&message.envelope.content).then(|| message.clone());
                         caught
                             .messages
                             .extend(crate::content::apply(&s.store, &circle_id, message)?);

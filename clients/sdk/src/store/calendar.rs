@@ -67,10 +67,22 @@ impl Store {
 
     /// The circle's calendar items in log order.
     pub fn calendar_items(&self, circle: &CircleId) -> Result<Vec<CalendarItem>> {
+        self.calendar_items_between(circle, 0, u64::MAX)
+    }
+
+    /// The calendar items that arrived in the log after `after` up to
+    /// `upto`, in log order (items from a snapshot stand at the snapshot's
+    /// place).
+    pub fn calendar_items_between(
+        &self,
+        circle: &CircleId,
+        after: u64,
+        upto: u64,
+    ) -> Result<Vec<CalendarItem>> {
         let rows = self.envelope_rows(
-            "SELECT seq, sender, envelope, 0, item_id FROM calendar WHERE circle_id = ?1 \
-             ORDER BY seq, item_id",
-            [circle.as_bytes()],
+            "SELECT seq, sender, envelope, 0, item_id FROM calendar \
+             WHERE circle_id = ?1 AND seq > ?2 AND seq <= ?3 ORDER BY seq, item_id",
+            (circle.as_bytes(), signed(after), signed(upto)),
             |_, item| [b"calendar/".as_slice(), circle.as_bytes(), item.as_bytes()].concat(),
         )?;
         Ok(rows

@@ -43,6 +43,23 @@ impl Store {
         Ok(())
     }
 
+    /// How far the app has been handed the circle's messages (by a sync,
+    /// the live stream or `notifications`), in whichever process.
+    pub fn shown(&self, circle: &CircleId) -> Result<u64> {
+        Ok(self
+            .circle_number("SELECT shown FROM circles WHERE circle_id = ?1", circle)?
+            .unwrap_or(0))
+    }
+
+    /// The app has been handed the circle's messages up to `seq`.
+    pub fn set_shown(&self, circle: &CircleId, seq: u64) -> Result<()> {
+        self.conn.execute(
+            "UPDATE circles SET shown = MAX(shown, ?2) WHERE circle_id = ?1",
+            (circle.as_bytes(), i64::try_from(seq).unwrap_or(i64::MAX)),
+        )?;
+        Ok(())
+    }
+
     /// The circles this device was in and is no longer, and how it left.
     pub fn past_circles(&self) -> Result<Vec<(CircleId, Gone)>> {
         let mut statement = self
@@ -85,10 +102,11 @@ impl Store {
     }
 
     /// This device joined (or rejoined) the circle from a Welcome at `seq`:
-    /// it reads on from there.
+    /// it reads on from there (and what came before, a calendar snapshot
+    /// say, is nothing to notify).
     pub fn join_circle(&self, circle: &CircleId, seq: u64) -> Result<()> {
         self.conn.execute(
-            "INSERT INTO circles (circle_id, cursor) VALUES (?1, ?2) \
+            "INSERT INTO circles (circle_id, cursor, shown) VALUES (?1, ?2, ?2) \
              ON CONFLICT (circle_id) DO UPDATE SET cursor = excluded.cursor, gone = NULL",
             (circle.as_bytes(), i64::try_from(seq).unwrap_or(i64::MAX)),
         )?;

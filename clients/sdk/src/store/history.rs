@@ -35,6 +35,22 @@ impl Store {
             .next())
     }
 
+    /// The circle's history after `after` up to `upto`, oldest first.
+    pub fn history_between(
+        &self,
+        circle: &CircleId,
+        after: u64,
+        upto: u64,
+    ) -> Result<Vec<Message>> {
+        let signed = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        self.history_rows(
+            "SELECT seq, sender, envelope, received_at FROM history \
+             WHERE circle_id = ?1 AND seq > ?2 AND seq <= ?3 ORDER BY seq",
+            (circle.as_bytes(), signed(after), signed(upto)),
+            circle,
+        )
+    }
+
     /// The circle's history, oldest first.
     pub fn history(&self, circle: &CircleId) -> Result<Vec<Message>> {
         self.history_rows(

@@ -32,12 +32,13 @@ pub(crate) use calendar::CalendarItem;
 pub(crate) use outbox::OutboxRow;
 
 /// Migration `i` brings the schema from version `i` to `i + 1`. Append only.
-const MIGRATIONS: [&str; 5] = [
+const MIGRATIONS: [&str; 6] = [
     SCHEMA_1,
     LOGIN_2,
     calendar::CALENDAR_3,
     GONE_4,
     outbox::OUTBOX_5,
+    SHOWN_6,
 ];
 
 /// The first schema. (Data directories from before versioning hold exactly
@@ -94,6 +95,14 @@ const LOGIN_2: &str = "ALTER TABLE session RENAME TO login;";
 /// A circle this device left or was removed from stays, with its history:
 /// `gone` says how (`left`, `removed`); NULL while it is a member.
 const GONE_4: &str = "ALTER TABLE circles ADD COLUMN gone TEXT;";
+
+/// How far the app has been handed each circle's messages, whichever
+/// process handed them (see `notifications`): what a directory held before
+/// counts as handed, so an upgrade notifies nothing old.
+const SHOWN_6: &str = "
+ALTER TABLE circles ADD COLUMN shown INTEGER NOT NULL DEFAULT 0;
+UPDATE circles SET shown = cursor;
+";
 
 /// How this device stopped being in a circle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
