@@ -145,6 +145,7 @@ async fn print_notice(client: &Client, event: &Event, as_json: bool) {
     let circle = match event {
         Event::Removed { circle_id }
         | Event::Rejoined { circle_id }
+        | Event::Undecryptable { circle_id, .. }
         | Event::WelcomeUnusable { circle_id, .. }
         | Event::DevicesAdded { circle_id, .. } => circle_id.clone(),
         _ => return,

@@ -3,7 +3,9 @@
 use crate::{Output, print_notice, say, title_of};
 use anyhow::Result;
 use clap::Subcommand;
-use hearth_client::{Client, ClientError, Event, Message, OutgoingState};
+use hearth_client::{
+    Client, ClientError, Event, Message, Notification, NotificationKind, OutgoingState,
+};
 use hearth_protocol::content::Content;
 use hearth_protocol::{CircleId, DeviceId};
 use serde::Serialize;
@@ -41,6 +43,21 @@ pub enum MessagesCommand {
         /// Drop a message from the outbox.
         #[arg(long, value_name = "MESSAGE_ID")]
         discard: Option<Uuid>,
+    },
+    /// What a push would show now, as a phone's notification extension
+    /// does on a wake: every circle caught up in one request, then each
+    /// message, check-in, schedule change or join not yet shown — by this
+    /// command or by `read`, in this process or another on the same
+    /// directory.
+    Notifications {
+        /// Keep looking, every this many milliseconds, until interrupted
+        /// (a stand-in for push wakes).
+        #[arg(long, value_name = "MS")]
+        every_ms: Option<u64>,
+        /// Time budget of one look, in milliseconds (an iOS extension has
+        /// about 30 s; what is left waits for the next look).
+        #[arg(long, value_name = "MS", default_value_t = 25_000)]
+        within_ms: u64,
     },
 }
 
@@ -98,7 +115,34 @@ pub async fn run(client: &Arc<Client>, command: MessagesCommand, j: bool) -> Res
                 println!("no messages yet");
             }
             if follow {
-                follow_circle(client, &circle, j).await?;
+                let shown = history.last().map_or(0, |m| m.seq);
+                follow_circle(client, &circle, shown, j).await?;
+            }
+        }
+        MessagesCommand::Notifications {
+            every_ms,
+            within_ms,
+        } => {
+            let within = std::time::Duration::from_millis(within_ms);
+            let Some(every) = every_ms else {
+                show_notifications(client, within, j).await?;
+                return Ok(());
+            };
+            loop {
+                match show_notifications(client, within, j).await {
+                    Ok(()) => {}
+                    // The other process had the directory; look again on
+                    // the next wake, as an extension would.
+                    Err(err)
+                        if err
+                            .downcast_ref::<ClientError>()
+                            .is_some_and(ClientError::is_retryable) =>
+                    {
+                        eprintln!("hearth: nothing shown this time ({err})");
+                    }
+                    Err(err) => return Err(err),
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(every)).await;
             }
         }
         MessagesCommand::Outbox { retry, discard } => {
@@ -141,6 +185,74 @@ pub async fn run(client: &Arc<Client>, command: MessagesCommand, j: bool) -> Res
         }
     }
     Ok(())
+}
+
+/// One look: what to show, printed.
+async fn show_notifications(
+    client: &Arc<Client>,
+    within: std::time::Duration,
+    j: bool,
+) -> Result<()> {
+    let found = client.notifications(within).await;
+    crate::print_notices(client, j).await;
+    let found = found?;
+    for item in found.items {
+        say(j, &Shown::of(item));
+    }
+    if !found.complete {
+        eprintln!("hearth: out of time; the rest waits for the next look");
+    }
+    Ok(())
+}
+
+/// One notification.
+#[derive(Serialize)]
+struct Shown {
+    circle_id: CircleId,
+    circle_title: Option<String>,
+    sender: Option<DeviceId>,
+    sender_name: Option<String>,
+    kind: &'static str,
+    preview: String,
+    seq: u64,
+}
+
+impl Shown {
+    fn of(item: Notification) -> Self {
+        Self {
+            kind: match item.kind {
+                NotificationKind::Message => "message",
+                NotificationKind::Reply => "reply",
+                NotificationKind::Reaction => "reaction",
+                NotificationKind::Schedule => "schedule",
+                NotificationKind::Agreement => "agreement",
+                NotificationKind::CheckIn => "check_in",
+                NotificationKind::Joined => "joined",
+            },
+            circle_id: item.circle_id,
+            circle_title: item.circle_title,
+            sender: item.sender,
+            sender_name: item.sender_name,
+            preview: item.preview,
+            seq: item.seq,
+        }
+    }
+}
+
+impl Output for Shown {
+    fn text(&self) -> String {
+        let circle = self
+            .circle_title
+            .clone()
+            .unwrap_or_else(|| "a circle".into());
+        let who = self.sender_name.clone().unwrap_or_else(|| "someone".into());
+        match self.kind {
+            "joined" => format!("{circle}: you joined"),
+            "schedule" => format!("{circle}: {who} changed the schedule"),
+            "check_in" => format!("{circle}: {who} asks for a check-in: {}", self.preview),
+            _ => format!("{circle}: {who}: {}", self.preview),
+        }
+    }
 }
 
 /// One message of the outbox.
@@ -226,14 +338,24 @@ fn print_messages(rows: &[Message], names: &HashMap<DeviceId, String>, as_json: 
 }
 
 /// Shows the circle's new messages as they arrive, yours from elsewhere too,
-/// until interrupted.
-async fn follow_circle(client: &Arc<Client>, circle: &CircleId, j: bool) -> Result<()> {
+/// until interrupted. What is shown comes from the stored history after the
+/// last line shown — on every message the stream brings and every time it
+/// connects — so a message another process on this profile decrypted (a
+/// `hearth notifications` beside it, say) is shown too, once.
+async fn follow_circle(
+    client: &Arc<Client>,
+    circle: &CircleId,
+    mut shown: u64,
+    j: bool,
+) -> Result<()> {
     let mut events = client.live();
     while let Some(event) = events.recv().await {
         match event {
-            Event::Message { circle_id, message } if circle_id == *circle => {
-                let names = client.names(circle).await?;
-                print_messages(&[message], &names, j);
+            Event::Message { circle_id, .. } if circle_id == *circle => {
+                shown = show_after(client, circle, shown, j).await?;
+            }
+            Event::Connected => {
+                shown = show_after(client, circle, shown, j).await?;
             }
             Event::Removed { ref circle_id } if circle_id == circle => {
                 print_notice(client, &event, j).await;
@@ -243,4 +365,16 @@ async fn follow_circle(client: &Arc<Client>, circle: &CircleId, j: bool) -> Resu
         }
     }
     Ok(())
+}
+
+/// Prints the circle's stored history after `shown`; returns the last seq
+/// printed.
+async fn show_after(client: &Client, circle: &CircleId, shown: u64, j: bool) -> Result<u64> {
+    let new = client.history_after(circle, shown).await?;
+    let Some(last) = new.last().map(|m| m.seq) else {
+        return Ok(shown);
+    };
+    let names = client.names(circle).await?;
+    print_messages(&new, &names, j);
+    Ok(last)
 }

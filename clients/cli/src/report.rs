@@ -200,6 +200,10 @@ pub fn notice(event: &Event, title: &str) -> Option<(&'static str, String)> {
                  meanwhile cannot be read here"
             ),
         ),
+        Event::Undecryptable { seq, .. } => (
+            "undecryptable",
+            format!("message {seq} in {title} could not be decrypted on this device"),
+        ),
         Event::WelcomeUnusable { repaired: true, .. } => (
             "welcome_unusable",
             format!(

@@ -162,6 +162,13 @@ pub enum LiveEvent {
         /// The circle.
         circle_id: String,
     },
+    /// A message could not be decrypted on this device and was passed over.
+    Undecryptable {
+        /// The circle.
+        circle_id: String,
+        /// Where it stood in the log.
+        seq: u64,
+    },
     /// A Welcome could not be used; with `repaired` the device joined by
     /// external commit instead, otherwise it is not in the circle.
     WelcomeUnusable {
@@ -203,6 +210,10 @@ impl LiveEvent {
             },
             Event::Rejoined { circle_id } => Self::Rejoined {
                 circle_id: circle_id.to_string(),
+            },
+            Event::Undecryptable { circle_id, seq } => Self::Undecryptable {
+                circle_id: circle_id.to_string(),
+                seq,
             },
             Event::WelcomeUnusable {
                 circle_id,

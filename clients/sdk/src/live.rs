@@ -59,6 +59,16 @@ pub enum Event {
         /// The circle.
         circle_id: CircleId,
     },
+    /// A message in the circle could not be decrypted on this device (sent
+    /// in an epoch this device has no keys for, or its key already spent):
+    /// it is passed over, and this says so rather than leaving a silent
+    /// gap.
+    Undecryptable {
+        /// The circle.
+        circle_id: CircleId,
+        /// Where it stood in the log.
+        seq: u64,
+    },
     /// A Welcome for this device could not be used (no ratchet tree, or for a
     /// KeyPackage this device no longer holds). With `repaired`, the device
     /// joined by external commit instead; otherwise it is not in the circle.

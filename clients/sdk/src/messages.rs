@@ -107,4 +107,13 @@ impl Client {
         let circle = circle.clone();
         self.with(move |s| s.store.history(&circle)).await
     }
+
+    /// The circle's stored history after `seq`, oldest first: what a view
+    /// that has shown up to `seq` shows next, whichever process (the app, or
+    /// its notification extension) decrypted it.
+    pub async fn history_after(&self, circle: &CircleId, seq: u64) -> Result<Vec<Message>> {
+        let circle = circle.clone();
+        self.with(move |s| s.store.history_between(&circle, seq, u64::MAX))
+            .await
+    }
 }

@@ -92,6 +92,8 @@ pub(crate) struct CaughtUp {
     pub calendar: Vec<Message>,
     /// The group's members once processed.
     pub members: Vec<DeviceId>,
+    /// Messages that could not be decrypted, passed over.
+    pub undecryptable: Vec<u64>,
     /// What is left to do.
     pub follow_ups: FollowUps,
 }
@@ -555,103 +557,119 @@ impl Client {
         entries: Vec<LogEntry>,
     ) -> Result<CaughtUp> {
         let circle_id = circle.clone();
-        self.with(move |s| {
-            let me = s
-                .store
-                .device()?
-                .ok_or(ClientError::NotRegistered)?
-                .device_id;
-            let done = s.store.cursor(&circle_id)?.unwrap_or(0);
-            let mut group = load(s, &circle_id)?;
-            let mut caught = CaughtUp::default();
-            let mut last = None;
-            let mut new_epoch = false;
-            for entry in entries {
-                if entry.seq <= done {
-                    // Processed already, by this process or another one on
-                    // the same directory: its message key is spent, so what
-                    // it said is read from the store, never decrypted again.
-                    if entry.sender != me {
-                        stored(s, &circle_id, &entry, &mut caught)?;
-                    }
-                    continue;
-                }
-                last = Some(entry.seq);
-                // Our own commits were merged when accepted; our own messages
-                // were stored when sent. A commit of ours at the group's own
-                // epoch was not merged: its answer was lost. If it is still
-                // pending, the log says the server took it: merge it now;
-                // otherwise this device is out of step.
-                if entry.sender == me {
-                    if entry.kind == EntryKind::Commit && entry.epoch == group.epoch().as_u64() {
-                        if group.pending_commit().is_none() {
-                            return Err(ClientError::OutOfStep);
+        let caught = self
+            .with(move |s| {
+                let me = s
+                    .store
+                    .device()?
+                    .ok_or(ClientError::NotRegistered)?
+                    .device_id;
+                let done = s.store.cursor(&circle_id)?.unwrap_or(0);
+                let mut group = load(s, &circle_id)?;
+                let mut caught = CaughtUp::default();
+                let mut last = None;
+                let mut new_epoch = false;
+                for entry in entries {
+                    if entry.seq <= done {
+                        // Processed already, by this process or another one on
+                        // the same directory: its message key is spent, so what
+                        // it said is read from the store, never decrypted again.
+                        if entry.sender != me {
+                            stored(s, &circle_id, &entry, &mut caught)?;
                         }
-                        group
-                            .merge_pending_commit(&s.provider)
-                            .map_err(profile::failed("merging our commit"))?;
-                        new_epoch = true;
+                        continue;
                     }
-                    continue;
-                }
-                let received =
-                    match profile::receive(&mut group, &s.provider, entry.ciphertext.as_slice()) {
+                    last = Some(entry.seq);
+                    // Our own commits were merged when accepted; our own messages
+                    // were stored when sent. A commit of ours at the group's own
+                    // epoch was not merged: its answer was lost. If it is still
+                    // pending, the log says the server took it: merge it now;
+                    // otherwise this device is out of step.
+                    if entry.sender == me {
+                        if entry.kind == EntryKind::Commit && entry.epoch == group.epoch().as_u64()
+                        {
+                            if group.pending_commit().is_none() {
+                                return Err(ClientError::OutOfStep);
+                            }
+                            group
+                                .merge_pending_commit(&s.provider)
+                                .map_err(profile::failed("merging our commit"))?;
+                            new_epoch = true;
+                        }
+                        continue;
+                    }
+                    let received = match profile::receive(
+                        &mut group,
+                        &s.provider,
+                        entry.ciphertext.as_slice(),
+                    ) {
                         Ok(received) => received,
                         // A commit we cannot process means our state no longer
                         // matches the circle's: stop here; the caller rejoins.
                         Err(MlsError::Unprocessable(_)) if entry.kind == EntryKind::Commit => {
                             return Err(ClientError::OutOfStep);
                         }
-                        // A message we cannot decrypt (from before we joined, or
-                        // of an epoch too far behind): skip it.
-                        Err(MlsError::Unprocessable(_)) => continue,
+                        // A message we cannot decrypt (of an epoch too far
+                        // behind, say): pass over it, and say so.
+                        Err(MlsError::Unprocessable(_)) => {
+                            caught.undecryptable.push(entry.seq);
+                            continue;
+                        }
                         Err(err) => return Err(err.into()),
                     };
-                match received {
-                    Received::Application { plaintext, sender } => {
-                        let mut message = Message::received(&entry, &plaintext);
-                        // MLS says who signed it; the server's claim is only
-                        // a hint.
-                        message.sender = sender.unwrap_or(message.sender);
-                        let notable = notable(&message.envelope.content).then(|| message.clone());
-                        caught
-                            .messages
-                            .extend(crate::content::apply(&s.store, &circle_id, message)?);
-                        caught.calendar.extend(notable);
-                    }
-                    Received::Commit { added_members } => {
-                        new_epoch = true;
-                        if added_members {
+                    match received {
+                        Received::Application { plaintext, sender } => {
+                            let mut message = Message::received(&entry, &plaintext);
+                            // MLS says who signed it; the server's claim is only
+                            // a hint.
+                            message.sender = sender.unwrap_or(message.sender);
+                            let notable =
+                                notable(&message.envelope.content).then(|| message.clone());
                             caught
-                                .follow_ups
-                                .push(FollowUp::ShareProfile(circle_id.clone()));
-                            // Whoever added them (a member bringing in a new
-                            // phone, say), the newcomers need the calendar at
-                            // the new epoch: a facilitator's client writes it.
-                            if facilitating(s, &circle_id)? {
+                                .messages
+                                .extend(crate::content::apply(&s.store, &circle_id, message)?);
+                            caught.calendar.extend(notable);
+                        }
+                        Received::Commit { added_members } => {
+                            new_epoch = true;
+                            if added_members {
                                 caught
                                     .follow_ups
-                                    .push(FollowUp::WriteSnapshot(circle_id.clone()));
+                                    .push(FollowUp::ShareProfile(circle_id.clone()));
+                                // Whoever added them (a member bringing in a new
+                                // phone, say), the newcomers need the calendar at
+                                // the new epoch: a facilitator's client writes it.
+                                if facilitating(s, &circle_id)? {
+                                    caught
+                                        .follow_ups
+                                        .push(FollowUp::WriteSnapshot(circle_id.clone()));
+                                }
                             }
+                            caught
+                                .follow_ups
+                                .push(FollowUp::Reconcile(circle_id.clone()));
                         }
-                        caught
-                            .follow_ups
-                            .push(FollowUp::Reconcile(circle_id.clone()));
+                        Received::Other => {}
                     }
-                    Received::Other => {}
                 }
-            }
-            if let Some(last) = last {
-                s.store.set_cursor(&circle_id, last)?;
-            }
-            if new_epoch {
-                s.calls
-                    .rekey(circle_id.as_bytes(), &group, s.provider.crypto())?;
-            }
-            caught.members = profile::members(&group);
-            Ok(caught)
-        })
-        .await
+                if let Some(last) = last {
+                    s.store.set_cursor(&circle_id, last)?;
+                }
+                if new_epoch {
+                    s.calls
+                        .rekey(circle_id.as_bytes(), &group, s.provider.crypto())?;
+                }
+                caught.members = profile::members(&group);
+                Ok(caught)
+            })
+            .await?;
+        for seq in &caught.undecryptable {
+            self.notify(crate::Event::Undecryptable {
+                circle_id: circle.clone(),
+                seq: *seq,
+            });
+        }
+        Ok(caught)
     }
 
     /// Any member's client keeps the MLS group in line with the server's

@@ -5,6 +5,7 @@
 mod calendar;
 mod outbox;
 mod rough_edges;
+mod two_processes;
 
 use anyhow::{Context as _, Result, bail};
 use hearth_tests::{TestApp, on_both_databases};
