@@ -24,6 +24,7 @@
 
 mod baseline;
 mod cpu;
+mod extension;
 mod idle;
 mod link;
 mod live;
@@ -73,6 +74,13 @@ struct Args {
     /// e.g. 0,50,150): requests the server counted and wall time.
     #[arg(long)]
     link: Option<String>,
+    /// Instead of the load run: `notifications()` in a process of its own,
+    /// as a phone's notification extension runs it, for five circles of
+    /// fifty new messages each, through a link of this one-way delay in
+    /// milliseconds (50: a 100 ms round trip). Fails when a release build
+    /// is over the budget (16 MiB resident, 2 s).
+    #[arg(long, value_name = "MS")]
+    notifications: Option<u64>,
 }
 
 /// One database's figures.
@@ -261,6 +269,9 @@ fn main() -> Result<()> {
         .thread_name("server-rt")
         .enable_all()
         .build()?;
+    if let Some(one_way) = args.notifications {
+        return server.block_on(extension::print(std::time::Duration::from_millis(one_way)));
+    }
     if let Some(delays) = &args.link {
         let delays: Vec<u64> = delays
             .split(',')
