@@ -2,7 +2,10 @@
 //! a facilitator in Python and a member in Kotlin on the JVM create a
 //! circle, invite, join with a note, approve, write both ways, hear a live
 //! event through a listener, schedule and answer a session series, share a
-//! call's media keys, and branch on a refusal's stable code
+//! call's media keys, branch on a refusal's stable code, and — as an Android
+//! push worker would, through `clients/ffi/examples/HearthWake.kt` — turn a
+//! wake into the notification "Alice: see you Thursday", once, and into the
+//! placeholder while the key store is locked
 //! (`clients/ffi/tests/facilitator.py`, `clients/ffi/tests/Member.kt`).
 //!
 //! `scripts/test` generates the bindings (`scripts/bindings`) and installs
@@ -64,6 +67,7 @@ async fn compile_member(tools: &Toolchain, out: &Path) -> Result<PathBuf> {
                 .join("kotlin/uniffi/hearth_ffi/hearth_ffi.kt"),
         )
         .arg(sources().join("Member.kt"))
+        .arg(sources().join("../examples/HearthWake.kt"))
         .args(["-nowarn", "-cp", &classpath, "-d"])
         .arg(&jar)
         .output()

@@ -18,6 +18,7 @@ on_both_databases!(
     answers_lost_to_a_dropped_connection_leave_everyone_in_step_and_every_message_once,
     with_its_socket_open_a_phone_sends_without_an_http_request,
     a_woken_phone_shows_who_said_what_in_which_circle_once,
+    an_app_that_stops_listening_leaves_what_comes_next_to_its_extension,
 );
 
 /// The requests the server answered while `action` ran, and its value.
@@ -274,7 +275,11 @@ async fn a_woken_phone_shows_who_said_what_in_which_circle_once(app: TestApp) ->
     };
     alice.set_title(&circle, "Thursday circle").await?;
     sam.set_display_name("Sam").await?;
-    kim.sync(&circle).await?;
+    // Kim has the app open when Alice schedules the circle: nothing to
+    // notify later.
+    alice.schedule_series(&circle, biweekly_series()).await?;
+    let read = kim.sync(&circle).await?;
+    assert!(read.is_empty(), "no conversation yet");
 
     // Kim's phone is locked. Sam writes; Alice asks for a check-in.
     sam.send_text(&circle, "see you Thursday").await?;
@@ -317,5 +322,71 @@ async fn a_woken_phone_shows_who_said_what_in_which_circle_once(app: TestApp) ->
     let again = kim.notifications(Duration::from_secs(10)).await?;
     assert!(again.items.is_empty());
     assert_eq!(kim.history(&circle).await?.len(), 1);
+    Ok(())
+}
+
+async fn an_app_that_stops_listening_leaves_what_comes_next_to_its_extension(
+    app: TestApp,
+) -> Result<()> {
+    let dirs = data_dirs(2)?;
+    let (clients, circle) = enrolled(&app, &dirs).await?;
+    let alice = &clients[0];
+    // Sam's app, on Sam's directory.
+    let sam = std::sync::Arc::new(client(&app, &dirs[1]).await?);
+    alice.set_display_name("Alice").await?;
+    alice.sync(&circle).await?;
+
+    // Sam has the app open: Alice's welcome arrives on its socket.
+    let mut live = sam.live();
+    alice.send_text(&circle, "welcome, Sam").await?;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), live.recv()).await? {
+            Some(hearth_client::Event::Message { message, .. })
+                if message.sender != sam.device_id().await?.unwrap_or(message.sender) =>
+            {
+                break;
+            }
+            Some(_) => {}
+            None => anyhow::bail!("the stream ended"),
+        }
+    }
+    // Sam puts the phone away: the app stops listening.
+    drop(live);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let acknowledged = app.counter("hearth_acknowledgements_total").await?;
+
+    alice.schedule_series(&circle, biweekly_series()).await?;
+    alice
+        .prompt_check_in(&circle, "How are you arriving today?")
+        .await?;
+    alice.send_text(&circle, "see you Thursday").await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        app.counter("hearth_acknowledgements_total").await?,
+        acknowledged,
+        "no socket of Sam's takes in what comes after the app stopped listening"
+    );
+
+    // The push: the extension shows all three, once.
+    let shown = sam.notifications(Duration::from_secs(10)).await?;
+    let kinds: Vec<(NotificationKind, &str)> = shown
+        .items
+        .iter()
+        .map(|n| (n.kind, n.preview.as_str()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (NotificationKind::Schedule, ""),
+            (NotificationKind::CheckIn, "How are you arriving today?"),
+            (NotificationKind::Message, "see you Thursday"),
+        ]
+    );
+    assert!(
+        sam.notifications(Duration::from_secs(10))
+            .await?
+            .items
+            .is_empty()
+    );
     Ok(())
 }

@@ -17,6 +17,7 @@ mod calendar;
 mod call;
 mod convert;
 mod error;
+mod wake;
 
 pub use calendar::{Agreement, CheckIn, CheckInReply, Person, SeriesPlan, SessionView};
 pub use call::MediaCall;
@@ -25,6 +26,7 @@ pub use convert::{
     PushHealth, PushRegistration, ShownNotification, Woken,
 };
 pub use error::HearthError;
+pub use wake::{Wake, notifications_on_wake};
 
 use hearth_client::Client;
 use std::sync::{Arc, LazyLock, Mutex};

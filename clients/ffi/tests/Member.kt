@@ -90,6 +90,18 @@ fun main(args: Array<String>) = runBlocking {
     sam.replyCheckIn(circle, promptId, 4.toUByte(), "tired but here")
     post(mailbox, "rsvped")
 
+    // A push wakes Sam's phone: first before the phone was unlocked (the
+    // key store gives no key: the placeholder), then with the key. The
+    // worker opens the directory beside the app's own client, as a second
+    // process would, and shows Alice's reminder once.
+    waitFor(mailbox, "reminded")
+    check(hearthWake(server, dataDir, null) == listOf(PLACEHOLDER)) { "locked: the placeholder" }
+    val posted = hearthWake(server, dataDir, key)
+    check(posted.map { it.body } == listOf("Alice: see you Thursday")) { "posted: $posted" }
+    check(posted[0].thread == circle) { "grouped under the circle" }
+    check(hearthWake(server, dataDir, key).isEmpty()) { "shown once" }
+    check(sam.history(circle).last().text == "see you Thursday") { "the app reads what the worker decrypted" }
+
     // Members may not invite: a refusal an app can branch on.
     try {
         sam.createInvite(circle)

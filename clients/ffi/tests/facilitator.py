@@ -103,6 +103,9 @@ async def main():
     [check_in] = await alice.check_ins(circle)
     assert [(r.member.name, r.mood, r.line) for r in check_in.replies] == [
         ("Sam", 4, "tired but here")], check_in.replies
+    # A reminder Sam's phone shows from a push (the Kotlin side wakes).
+    await alice.send_text(circle, "see you Thursday")
+    post(mailbox, "reminded")
 
     await wait_for(mailbox, "done")
     # Another key does not open Alice's files.

@@ -229,6 +229,10 @@ impl Client {
 
         loop {
             let message = tokio::select! {
+                // The app stopped listening: the socket closes now, not when
+                // the next event finds no one to take it (until then it
+                // would go on processing what arrives, unseen).
+                () = tx.closed() => return Ok(Listening::No),
                 message = socket.next() => match message {
                     Some(message) => message,
                     None => break,
