@@ -10,14 +10,16 @@
 //! state, the cursors and the history while no other process can, and the
 //! next step — in either process — starts from what the last one stored.
 //!
-//! The lease is a row (holder, until) in a database file of its own, taken
-//! and given back in short transactions: no file lock is held while the
-//! step runs, so an iOS process suspended while holding it is not killed
-//! for holding a lock in a shared container, and a holder that dies — a
-//! SIGKILL, a crash, an extension out of time — holds nothing for longer
-//! than [`TTL`]. A process that finds the lease taken polls until it is
-//! free or its wait runs out, then answers [`ClientError::Busy`] having
-//! changed nothing.
+//! The lease is a row (holder, process id, until) in a database file of its
+//! own, taken and given back in short transactions: no file lock is held
+//! while the step runs, so an iOS process suspended while holding it is not
+//! killed for holding a lock in a shared container, and a holder that dies —
+//! a SIGKILL, a crash, an extension out of time — holds nothing for longer
+//! than [`TTL`]; less where the system says its process is gone (a probe
+//! that sends no signal; where the system will not say, the lease runs its
+//! time). A process that finds the lease taken polls until it is free or its
+//! wait runs out, then answers [`ClientError::Busy`] having changed
+//! nothing.
 //!
 //! The file changes with every step and need not survive a power cut (a
 //! lease that is lost is a lease that is free), so it is written without
@@ -83,6 +85,7 @@ impl Lease {
              CREATE TABLE IF NOT EXISTS lease (
                  one    INTEGER PRIMARY KEY CHECK (one = 1),
                  holder BLOB    NOT NULL,
+                 pid    INTEGER NOT NULL,
                  until  INTEGER NOT NULL
              );",
         )?;
@@ -116,20 +119,29 @@ impl Lease {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let now = now_ms();
-        let held: Option<(Vec<u8>, i64)> = tx
-            .query_row("SELECT holder, until FROM lease WHERE one = 1", (), |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
+        let held: Option<(Vec<u8>, i64, i64)> = tx
+            .query_row(
+                "SELECT holder, pid, until FROM lease WHERE one = 1",
+                (),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
             .optional()?;
         let free = match held {
             None => true,
-            Some((holder, until)) => holder == self.holder || until <= now,
+            Some((holder, pid, until)) => {
+                holder == self.holder || until <= now || process_is_gone(pid)
+            }
         };
         if free {
             tx.execute(
-                "INSERT INTO lease (one, holder, until) VALUES (1, ?1, ?2) \
-                 ON CONFLICT (one) DO UPDATE SET holder = excluded.holder, until = excluded.until",
-                (self.holder.as_slice(), now.saturating_add(ms(TTL))),
+                "INSERT INTO lease (one, holder, pid, until) VALUES (1, ?1, ?2, ?3) \
+                 ON CONFLICT (one) DO UPDATE SET holder = excluded.holder, pid = excluded.pid, \
+                 until = excluded.until",
+                (
+                    self.holder.as_slice(),
+                    i64::from(std::process::id()),
+                    now.saturating_add(ms(TTL)),
+                ),
             )?;
         }
         tx.commit()?;
@@ -147,4 +159,29 @@ impl Lease {
         }
         Ok(())
     }
+}
+
+/// Whether the system says there is no process `pid` (a killed holder). Not
+/// sure means not gone: the lease then runs its time.
+#[cfg(unix)]
+fn process_is_gone(pid: i64) -> bool {
+    let Some(pid) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
+        return false;
+    };
+    // Our own process holds it under another client: alive.
+    if pid == rustix::process::getpid() {
+        return false;
+    }
+    matches!(
+        rustix::process::test_kill_process(pid),
+        Err(rustix::io::Errno::SRCH)
+    )
+}
+
+#[cfg(not(unix))]
+fn process_is_gone(_pid: i64) -> bool {
+    false
 }
