@@ -231,7 +231,7 @@ async fn phone_keeps_its_circle_sealed_at_rest() -> Result<()> {
         assert!(!seen(b"eyJ"), "a token on the phone's disk");
         // openmls's keys and values would be JSON in the clear; sealed, none
         // parses.
-        let mls = dir.path().join("mls.db");
+        let mls = dir.path().join("client.db");
         let pool = sqlx::SqlitePool::connect_with(
             sqlx::sqlite::SqliteConnectOptions::new()
                 .filename(&mls)
@@ -239,7 +239,7 @@ async fn phone_keeps_its_circle_sealed_at_rest() -> Result<()> {
         )
         .await?;
         let tables: Vec<String> = sqlx::query_scalar(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' \
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'openmls_%' \
              AND name NOT LIKE '%migrations%'",
         )
         .fetch_all(&pool)

@@ -24,6 +24,7 @@ on_both_databases!(
     revoked_devices_and_deleted_accounts_leave_the_group_on_the_facilitators_next_sync,
     a_laptop_linked_while_the_phone_is_live_is_brought_in_at_once,
     a_wake_after_a_removal_from_one_circle_still_catches_up_the_others,
+    a_phone_upgraded_from_an_sdk_that_kept_mls_state_apart_reads_on,
 );
 
 fn texts(rows: &[hearth_client::Message]) -> Vec<String> {
@@ -708,5 +709,57 @@ async fn a_wake_after_a_removal_from_one_circle_still_catches_up_the_others(
         .upcoming_reminders(jiff::SignedDuration::from_hours(72))
         .await?;
     assert!(!reminders.is_empty() && reminders.iter().all(|r| r.circle_id == second));
+    Ok(())
+}
+
+/// SDKs before this one kept openmls's tables in a file of their own,
+/// `mls.db`. Sam's phone is such a directory (made here by moving the tables
+/// out, as that SDK left them); the new SDK takes them in on open, and Sam
+/// reads on and writes in the same group.
+async fn a_phone_upgraded_from_an_sdk_that_kept_mls_state_apart_reads_on(
+    app: TestApp,
+) -> Result<()> {
+    let dirs = data_dirs(2)?;
+    let (clients, circle) = enrolled(&app, &dirs).await?;
+    let mut clients = clients.into_iter();
+    let (Some(alice), Some(sam)) = (clients.next(), clients.next()) else {
+        anyhow::bail!("two clients")
+    };
+    alice.send_text(&circle, "before the upgrade").await?;
+    sam.sync(&circle).await?;
+    drop(sam);
+
+    // The old layout: openmls's tables in mls.db, none in client.db.
+    let dir = dirs[1].path();
+    {
+        let db = rusqlite::Connection::open(dir.join("client.db"))?;
+        db.execute(
+            "ATTACH DATABASE ?1 AS legacy",
+            [dir.join("mls.db").to_string_lossy()],
+        )?;
+        let tables: Vec<String> = {
+            let mut statement = db.prepare(
+                "SELECT name FROM main.sqlite_master WHERE type = 'table' \
+                 AND (name LIKE 'openmls_%' OR name LIKE 'vc_%' OR name LIKE 'registered_vc_%')",
+            )?;
+            let names = statement.query_map((), |r| r.get::<_, String>(0))?;
+            names.collect::<Result<_, _>>()?
+        };
+        anyhow::ensure!(tables.len() > 5, "openmls's tables: {tables:?}");
+        for table in tables {
+            db.execute_batch(&format!(
+                "CREATE TABLE legacy.\"{table}\" AS SELECT * FROM main.\"{table}\";
+                 DROP TABLE main.\"{table}\";"
+            ))?;
+        }
+    }
+
+    alice.send_text(&circle, "after the upgrade").await?;
+    let sam = client(&app, &dirs[1]).await?;
+    assert!(!dir.join("mls.db").exists(), "taken in, the old file goes");
+    assert_eq!(texts(&sam.sync(&circle).await?), ["after the upgrade"]);
+    assert!(sam.take_notices().is_empty(), "no rejoin: the same group");
+    sam.send_text(&circle, "still here").await?;
+    assert_eq!(texts(&alice.sync(&circle).await?), ["still here"]);
     Ok(())
 }

@@ -80,17 +80,21 @@ pub async fn enrolled_as(
 }
 
 /// Removes the MLS state from a client's data directory (as a backup
-/// restored without it would), the device's keys and login left.
+/// restored without it would), the device's keys and login left: every row
+/// of openmls's tables in `client.db`.
 pub fn lose_mls_state(dir: &std::path::Path) -> Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        if path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with("mls.db"))
-        {
-            std::fs::remove_file(path)?;
-        }
+    let db = rusqlite::Connection::open(dir.join("client.db"))?;
+    let tables: Vec<String> = {
+        let mut statement = db.prepare(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'openmls_%' \
+             AND name NOT LIKE '%migrations%'",
+        )?;
+        let names = statement.query_map((), |r| r.get::<_, String>(0))?;
+        names.collect::<Result<_, _>>()?
+    };
+    anyhow::ensure!(!tables.is_empty(), "no MLS state in {}", dir.display());
+    for table in tables {
+        db.execute(&format!("DELETE FROM \"{table}\""), ())?;
     }
     Ok(())
 }

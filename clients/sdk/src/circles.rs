@@ -9,8 +9,8 @@ use hearth_protocol::circles::{CreateCircle, PendingWelcome, RosterEntry};
 use hearth_protocol::mls::{self as profile, MlsError};
 use openmls::prelude::{GroupId, MlsGroup, OpenMlsProvider as _};
 
-/// Deletes the circle's MLS group from `mls.db`, if there is one.
-pub(crate) fn drop_group(s: &State, circle: &CircleId) -> Result<()> {
+/// Deletes the circle's MLS group, if there is one.
+pub(crate) fn drop_group(s: &State<'_>, circle: &CircleId) -> Result<()> {
     let group_id = GroupId::from_slice(circle.as_bytes());
     if let Ok(Some(mut old)) = MlsGroup::load(s.provider.storage(), &group_id) {
         old.delete(s.provider.storage())

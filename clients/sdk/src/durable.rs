@@ -1,16 +1,13 @@
-//! Durability points for the client's SQLite files.
+//! Durability points for the client's database.
 //!
-//! `client.db` and `mls.db` are in WAL mode with `synchronous = NORMAL`: a
-//! commit lands in the write-ahead log without waiting for the disk, so a
-//! killed app loses nothing committed, and only a power cut could take back
-//! the last commits. openmls writes its state in several small transactions
-//! per message; waiting for the disk at each made a member's catch-up mostly
-//! waiting. Instead every blocking step of the SDK (`Client::with`) ends by
-//! syncing each file's log — one disk sync per file that changed — before
-//! the SDK next speaks to the server: nothing is sent, uploaded or
-//! acknowledged on the strength of state a power cut could take back. The
-//! MLS state is synced first, then what was decrypted with it, the order
-//! that every commit-per-row version of the client had.
+//! `client.db` (the store's tables and openmls's) is in WAL mode with
+//! `synchronous = NORMAL`: a commit lands in the write-ahead log without
+//! waiting for the disk, so a killed app loses nothing committed, and only
+//! a power cut could take back the last commits. Each blocking step of the
+//! SDK (`Client::with`) is one transaction, and ends by syncing the log if
+//! it changed — one disk sync per step — before the SDK next speaks to the
+//! server: nothing is sent, uploaded or acknowledged on the strength of
+//! state a power cut could take back.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};

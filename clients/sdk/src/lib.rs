@@ -72,22 +72,32 @@ use store::Store;
 /// gives up with [`ClientError::Contended`].
 const ATTEMPTS: usize = 8;
 
-/// What the blocking pool works on: the client's store, its MLS state, the
-/// media key handles of calls in progress, and the lease that keeps other
-/// processes on the same data directory out while a step runs.
-struct State {
+/// What the blocking pool works on: the client's store (its own tables and
+/// openmls's, in one database), the media key handles of calls in progress,
+/// and the lease that keeps other processes on the same data directory out
+/// while a step runs.
+struct Inner {
     store: Store,
-    provider: Provider,
+    crypto: openmls_rust_crypto::RustCrypto,
     calls: call::CallRegistry,
     lease: lease::Lease,
     /// How long a step waits for another process to give the lease back.
     lease_wait: std::time::Duration,
 }
 
+/// What a step sees: the store, openmls over the same database connection
+/// (so the step's MLS changes and the store's commit together), and the
+/// calls.
+struct State<'a> {
+    store: &'a Store,
+    provider: Provider<'a>,
+    calls: &'a mut call::CallRegistry,
+}
+
 /// A Hearth client: one device, one data directory, one server.
 pub struct Client {
     api: Api,
-    state: Arc<Mutex<State>>,
+    state: Arc<Mutex<Inner>>,
     dir: PathBuf,
     /// One token refresh at a time: a replayed refresh token ends the login.
     refresh: tokio::sync::Mutex<()>,
@@ -132,19 +142,17 @@ impl Client {
     async fn open_with(server: &str, dir: &Path, key: Option<SecretBox<[u8; 32]>>) -> Result<Self> {
         let dir = dir.to_path_buf();
         let opened = dir.clone();
-        let state = tokio::task::spawn_blocking(move || -> Result<State> {
+        let state = tokio::task::spawn_blocking(move || -> Result<Inner> {
             std::fs::create_dir_all(&opened)?;
             let mut lease = lease::Lease::open(&opened)?;
             // Migrations and the first MLS tables are written under the
             // lease too: two processes may open a new directory at once.
             lease.take(lease::WAIT)?;
-            let opened_state = Store::open(&opened, key.as_ref())
-                .and_then(|store| Ok((store, Provider::open(&opened)?)));
+            let store = Store::open(&opened, key.as_ref());
             lease.give_back()?;
-            let (store, provider) = opened_state?;
-            Ok(State {
-                store,
-                provider,
+            Ok(Inner {
+                store: store?,
+                crypto: openmls_rust_crypto::RustCrypto::default(),
                 calls: call::CallRegistry::default(),
                 lease,
                 lease_wait: lease::WAIT,
@@ -194,19 +202,20 @@ impl Client {
         .map_err(|_| ClientError::Task)?
     }
 
-    /// Runs `f` on the state, on the blocking pool, holding the data
-    /// directory's lease (see `lease`).
+    /// Runs `f` as one step on the blocking pool: one transaction, under the
+    /// data directory's lease (see `lease`).
     async fn with<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut State) -> Result<T> + Send + 'static,
+        f: impl FnOnce(&mut State<'_>) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let state = self.state.clone();
         tokio::task::spawn_blocking(move || {
             let mut guard = state.lock().map_err(|_| ClientError::Task)?;
-            let wait = guard.lease_wait;
-            guard.lease.take(wait)?;
-            let done = step(&mut guard, f);
-            guard.lease.give_back()?;
+            let inner = &mut *guard;
+            let wait = inner.lease_wait;
+            inner.lease.take(wait)?;
+            let done = step(inner, f);
+            inner.lease.give_back()?;
             done
         })
         .await
@@ -216,28 +225,43 @@ impl Client {
     /// Holds the lease across more than one step (a token refresh, whose
     /// request must not be made twice by two processes), until dropped.
     async fn hold_lease(&self) -> Result<LeaseHeld> {
-        self.with(|s| {
-            let wait = s.lease_wait;
-            s.lease.take(wait)
+        let state = self.state.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut inner = state.lock().map_err(|_| ClientError::Task)?;
+            let wait = inner.lease_wait;
+            inner.lease.take(wait)
         })
-        .await?;
+        .await
+        .map_err(|_| ClientError::Task)??;
         Ok(LeaseHeld(self.state.clone()))
     }
 }
 
-/// The body of a step: `f`, then what it wrote made durable before the SDK
-/// acts on it (see `durable`): the MLS state first, then what it decrypted.
-fn step<T>(s: &mut State, f: impl FnOnce(&mut State) -> Result<T>) -> Result<T> {
+/// The body of a step: `f` in one transaction — openmls's writes (a message
+/// key spent, a ratchet advanced, a commit merged) and the store's (the
+/// plaintext, the cursor, the outbox's bytes) commit together or not at all,
+/// so a process killed mid-step leaves the state as it was before the step;
+/// one that fails rolls back likewise. What committed is made durable
+/// before the SDK acts on it (see `durable`).
+fn step<T>(inner: &mut Inner, f: impl FnOnce(&mut State<'_>) -> Result<T>) -> Result<T> {
     // openmls's codec seals with the store's vault during the step.
-    let _vault = vault::enter(s.store.vault());
-    let done = f(s);
-    s.provider.make_durable()?;
-    s.store.make_durable()?;
+    let _vault = vault::enter(inner.store.vault());
+    inner.store.begin()?;
+    let done = f(&mut State {
+        store: &inner.store,
+        provider: Provider::new(inner.store.connection(), &inner.crypto),
+        calls: &mut inner.calls,
+    });
+    match &done {
+        Ok(_) => inner.store.commit()?,
+        Err(_) => inner.store.roll_back()?,
+    }
+    inner.store.make_durable()?;
     done
 }
 
 /// A hold on the lease beyond one step; given back when dropped.
-struct LeaseHeld(Arc<Mutex<State>>);
+struct LeaseHeld(Arc<Mutex<Inner>>);
 
 impl Drop for LeaseHeld {
     fn drop(&mut self) {
@@ -263,9 +287,9 @@ fn random<const N: usize>() -> Result<[u8; N]> {
     Ok(bytes)
 }
 
-/// The circle's MLS group from `mls.db`. A circle this device left or was
-/// removed from has none (its group is dropped then), and says which.
-fn load(s: &State, circle: &CircleId) -> Result<MlsGroup> {
+/// The circle's MLS group. A circle this device left or was removed from has
+/// none (its group is dropped then), and says which.
+fn load(s: &State<'_>, circle: &CircleId) -> Result<MlsGroup> {
     let group = MlsGroup::load(
         s.provider.storage(),
         &GroupId::from_slice(circle.as_bytes()),

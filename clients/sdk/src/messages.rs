@@ -84,7 +84,7 @@ impl Client {
                         received_at: now(),
                     };
                     let circle_id = circle.clone();
-                    self.with(move |s| crate::content::apply(&s.store, &circle_id, sent))
+                    self.with(move |s| crate::content::apply(s.store, &circle_id, sent))
                         .await?;
                     return Ok((accepted.seq, follow_ups));
                 }

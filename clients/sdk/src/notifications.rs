@@ -102,7 +102,7 @@ impl Client {
                     });
                 }
                 for (circle, cursor) in s.store.circles()? {
-                    items.extend(unshown(&s.store, &circle, cursor, me)?);
+                    items.extend(unshown(s.store, &circle, cursor, me)?);
                     s.store.set_shown(&circle, cursor)?;
                 }
                 Ok(items)

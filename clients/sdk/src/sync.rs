@@ -94,13 +94,16 @@ pub(crate) struct CaughtUp {
     pub members: Vec<DeviceId>,
     /// Messages that could not be decrypted, passed over.
     pub undecryptable: Vec<u64>,
+    /// A commit would not process: what came before it is stored and the
+    /// cursor stands just before it; the caller rejoins.
+    pub out_of_step: bool,
     /// What is left to do.
     pub follow_ups: FollowUps,
 }
 
 /// Whether this device is among the circle's facilitators as it remembers
 /// them (no request).
-fn facilitating(s: &crate::State, circle: &CircleId) -> Result<bool> {
+fn facilitating(s: &crate::State<'_>, circle: &CircleId) -> Result<bool> {
     let Some(me) = s.store.device()? else {
         return Ok(false);
     };
@@ -122,7 +125,7 @@ pub(crate) fn notable(content: &Content) -> bool {
 /// What an entry processed earlier left in the store, added to `caught` as
 /// if it had been processed now.
 fn stored(
-    s: &crate::State,
+    s: &crate::State<'_>,
     circle: &CircleId,
     entry: &LogEntry,
     caught: &mut CaughtUp,
@@ -513,7 +516,7 @@ impl Client {
     /// the store, so a process that ends reports them in the next one's
     /// first sync).
     async fn welcomes_to_report(&self) -> Result<Vec<uuid::Uuid>> {
-        self.with(|s| welcomes_done(&s.store)).await
+        self.with(|s| welcomes_done(s.store)).await
     }
 
     /// Forgets Welcomes the server has now heard of (nothing written when
@@ -523,11 +526,11 @@ impl Client {
             return Ok(());
         }
         self.with(move |s| {
-            let left: Vec<_> = welcomes_done(&s.store)?
+            let left: Vec<_> = welcomes_done(s.store)?
                 .into_iter()
                 .filter(|id| !ids.contains(id))
                 .collect();
-            set_welcomes_done(&s.store, &left)
+            set_welcomes_done(s.store, &left)
         })
         .await
     }
@@ -535,9 +538,9 @@ impl Client {
     /// Notes processed Welcomes, for the next sync to report.
     async fn welcomes_processed(&self, ids: Vec<uuid::Uuid>) -> Result<()> {
         self.with(move |s| {
-            let mut done = welcomes_done(&s.store)?;
+            let mut done = welcomes_done(s.store)?;
             done.extend(ids);
-            set_welcomes_done(&s.store, &done)
+            set_welcomes_done(s.store, &done)
         })
         .await
     }
@@ -550,7 +553,7 @@ impl Client {
     /// can run side by side, and a message either one took is still handed
     /// to the other (the same message twice, when both hand it to the app,
     /// has the same circle and seq). A commit that will not process stops
-    /// it with `OutOfStep`.
+    /// it with `OutOfStep`, what came before it stored.
     pub(crate) async fn process_entries(
         &self,
         circle: &CircleId,
@@ -579,7 +582,6 @@ impl Client {
                         }
                         continue;
                     }
-                    last = Some(entry.seq);
                     // Our own commits were merged when accepted; our own messages
                     // were stored when sent. A commit of ours at the group's own
                     // epoch was not merged: its answer was lost. If it is still
@@ -589,13 +591,15 @@ impl Client {
                         if entry.kind == EntryKind::Commit && entry.epoch == group.epoch().as_u64()
                         {
                             if group.pending_commit().is_none() {
-                                return Err(ClientError::OutOfStep);
+                                caught.out_of_step = true;
+                                break;
                             }
                             group
                                 .merge_pending_commit(&s.provider)
                                 .map_err(profile::failed("merging our commit"))?;
                             new_epoch = true;
                         }
+                        last = Some(entry.seq);
                         continue;
                     }
                     let received = match profile::receive(
@@ -607,16 +611,19 @@ impl Client {
                         // A commit we cannot process means our state no longer
                         // matches the circle's: stop here; the caller rejoins.
                         Err(MlsError::Unprocessable(_)) if entry.kind == EntryKind::Commit => {
-                            return Err(ClientError::OutOfStep);
+                            caught.out_of_step = true;
+                            break;
                         }
                         // A message we cannot decrypt (of an epoch too far
                         // behind, say): pass over it, and say so.
                         Err(MlsError::Unprocessable(_)) => {
                             caught.undecryptable.push(entry.seq);
+                            last = Some(entry.seq);
                             continue;
                         }
                         Err(err) => return Err(err.into()),
                     };
+                    last = Some(entry.seq);
                     match received {
                         Received::Application { plaintext, sender } => {
                             let mut message = Message::received(&entry, &plaintext);
@@ -627,7 +634,7 @@ impl Client {
                                 notable(&message.envelope.content).then(|| message.clone());
                             caught
                                 .messages
-                                .extend(crate::content::apply(&s.store, &circle_id, message)?);
+                                .extend(crate::content::apply(s.store, &circle_id, message)?);
                             caught.calendar.extend(notable);
                         }
                         Received::Commit { added_members } => {
@@ -668,6 +675,9 @@ impl Client {
                 circle_id: circle.clone(),
                 seq: *seq,
             });
+        }
+        if caught.out_of_step {
+            return Err(ClientError::OutOfStep);
         }
         Ok(caught)
     }

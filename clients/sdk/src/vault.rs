@@ -1,8 +1,8 @@
 //! Secrets at rest on the device. A phone is backed up, lost and inspected:
 //! with a key from the platform's key store (Android Keystore, iOS
-//! Keychain), everything sensitive in `client.db` and every value openmls
-//! keeps in `mls.db` is sealed with XChaCha20-Poly1305 before it reaches the
-//! disk.
+//! Keychain), everything sensitive in `client.db`, the values openmls keeps
+//! there among them, is sealed with XChaCha20-Poly1305 before it reaches
+//! the disk.
 //!
 //! Why columns and not the whole file (SQLCipher): the SDK shares
 //! `libsqlite3-sys` with the server's `sqlx`, and Cargo unifies features

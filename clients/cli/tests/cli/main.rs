@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod calendar;
+mod kill_loop;
 mod outbox;
 mod rough_edges;
 mod two_processes;

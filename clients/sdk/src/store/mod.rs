@@ -1,7 +1,9 @@
 //! The client's own state on disk (`client.db` in the data directory): the
 //! device's key and ids, its login, a cursor per circle, note keys of the
-//! invites it minted, names and titles, and the decrypted history. MLS state
-//! lives beside it in `mls.db`, written by openmls itself.
+//! invites it minted, names and titles, and the decrypted history. openmls's
+//! tables live in the same database, written by openmls itself over this
+//! store's connection (see `provider`), so that one transaction holds a
+//! step's MLS changes and what it stored.
 //!
 //! The schema moves forward by numbered migrations (`PRAGMA user_version`):
 //! a data directory written by an older SDK is brought up to date on open.
@@ -187,7 +189,7 @@ impl Store {
     /// (or new), without, a store created without one.
     pub fn open(dir: &Path, key: Option<&SecretBox<[u8; 32]>>) -> Result<Self> {
         let path = dir.join("client.db");
-        let conn = Connection::open(&path)?;
+        let mut conn = Connection::open(&path)?;
         conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA secure_delete = ON;",
         )?;
@@ -198,6 +200,8 @@ impl Store {
             tx.pragma_update(None, "user_version", from + 1)?;
             tx.commit()?;
         }
+        crate::provider::migrate(&mut conn)?;
+        crate::provider::adopt_legacy(&conn, dir)?;
         let check: Option<Vec<u8>> = conn
             .query_row(
                 "SELECT value FROM settings WHERE key = ?1",
@@ -233,6 +237,34 @@ impl Store {
             wal: Wal::of(&path),
             vault,
         })
+    }
+
+    /// The connection, for openmls (see `provider`).
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// Starts a step's transaction (first ending one a panic left open).
+    pub fn begin(&self) -> Result<()> {
+        if !self.conn.is_autocommit() {
+            self.conn.execute_batch("ROLLBACK")?;
+        }
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        Ok(())
+    }
+
+    /// Commits the step's transaction.
+    pub fn commit(&self) -> Result<()> {
+        self.conn.execute_batch("COMMIT")?;
+        Ok(())
+    }
+
+    /// Undoes the step's transaction.
+    pub fn roll_back(&self) -> Result<()> {
+        if !self.conn.is_autocommit() {
+            self.conn.execute_batch("ROLLBACK")?;
+        }
+        Ok(())
     }
 
     /// The vault, for openmls's codec (see `vault::enter`).

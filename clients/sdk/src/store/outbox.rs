@@ -80,19 +80,17 @@ impl Store {
     }
 
     /// The server has it: the row goes and the message is applied (into the
-    /// history, the names or the calendar), in one transaction.
+    /// history, the names or the calendar), in the step's transaction.
     pub fn sent(
         &self,
         message_id: uuid::Uuid,
         apply: impl FnOnce(&Store) -> Result<Option<Message>>,
     ) -> Result<Option<Message>> {
-        let tx = self.conn.unchecked_transaction()?;
         let applied = apply(self)?;
-        tx.execute(
+        self.conn.execute(
             "DELETE FROM outbox WHERE message_id = ?1",
             [message_id.to_string()],
         )?;
-        tx.commit()?;
         Ok(applied)
     }
 
