@@ -7,7 +7,7 @@ use anyhow::{Result, ensure};
 use hearth_client::{Client, NotificationKind};
 use hearth_tests::clients::{biweekly_series, client, data_dirs, enrolled, join};
 use hearth_tests::slow_link::SlowLink;
-use hearth_tests::{TestApp, on_both_databases};
+use hearth_tests::{Db, TestApp, on_both_databases};
 use std::future::Future;
 use std::time::Duration;
 
@@ -19,6 +19,8 @@ on_both_databases!(
     with_its_socket_open_a_phone_sends_without_an_http_request,
     a_woken_phone_shows_who_said_what_in_which_circle_once,
     an_app_that_stops_listening_leaves_what_comes_next_to_its_extension,
+    a_wake_out_of_time_shows_what_it_read_and_the_next_shows_the_rest,
+    a_wake_while_the_app_holds_the_directory_is_busy_and_changes_nothing,
 );
 
 /// The requests the server answered while `action` ran, and its value.
@@ -388,5 +390,87 @@ async fn an_app_that_stops_listening_leaves_what_comes_next_to_its_extension(
             .items
             .is_empty()
     );
+    Ok(())
+}
+
+/// An extension has seconds, not minutes. With the server's pages at ten
+/// entries and thirty-five messages waiting, a wake given no time reads one
+/// page (every request it starts, it finishes), shows those ten and says it
+/// stopped short; the next wake shows the other twenty-five. Each message
+/// once, in order; nothing half-done in between.
+async fn a_wake_out_of_time_shows_what_it_read_and_the_next_shows_the_rest(db: Db) -> Result<()> {
+    let app = TestApp::spawn_with(db, |c| c.delivery.page_size = 10).await?;
+    let dirs = data_dirs(2)?;
+    let (clients, circle) = enrolled(&app, &dirs).await?;
+    let [alice, sam] = &clients[..] else {
+        anyhow::bail!("two clients")
+    };
+    for i in 1..=35 {
+        alice.send_text(&circle, &format!("line {i}")).await?;
+    }
+
+    let first = sam.notifications(Duration::ZERO).await?;
+    assert!(!first.complete, "out of time after one page");
+    assert_eq!(first.items.len(), 10);
+    let rest = sam.notifications(Duration::from_secs(10)).await?;
+    assert!(rest.complete);
+    let shown: Vec<String> = first
+        .items
+        .iter()
+        .chain(&rest.items)
+        .map(|n| n.preview.clone())
+        .collect();
+    let sent: Vec<String> = (1..=35).map(|i| format!("line {i}")).collect();
+    assert_eq!(shown, sent, "each once, in order");
+    assert_eq!(sam.history(&circle).await?.len(), 35);
+    Ok(())
+}
+
+/// The app is in the middle of a step (here: its hold on the directory's
+/// lease, written as the app's process would) when a push comes. The
+/// extension waits its bound, answers Busy and changes nothing — no
+/// request, no message taken; once the app's lease runs out (its process
+/// frozen or gone), the next wake shows the message.
+async fn a_wake_while_the_app_holds_the_directory_is_busy_and_changes_nothing(
+    app: TestApp,
+) -> Result<()> {
+    let dirs = data_dirs(2)?;
+    let (clients, circle) = enrolled(&app, &dirs).await?;
+    let [alice, sam] = &clients[..] else {
+        anyhow::bail!("two clients")
+    };
+    alice.send_text(&circle, "see you Thursday").await?;
+
+    let lease = rusqlite::Connection::open(dirs[1].path().join("lease.db"))?;
+    let now_ms = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_millis(),
+    )?;
+    // The app's hold: another holder, a live process, a minute to run.
+    lease.execute(
+        "INSERT OR REPLACE INTO lease (one, holder, pid, until) VALUES (1, ?1, ?2, ?3)",
+        (
+            b"the app's client".as_slice(),
+            i64::from(std::process::id()),
+            now_ms + 60_000,
+        ),
+    )?;
+    sam.set_busy_wait(Duration::from_millis(300)).await?;
+    let wake = async {
+        Ok::<_, std::convert::Infallible>(sam.notifications(Duration::from_secs(5)).await)
+    };
+    let (busy, cost) = requests(&app, wake).await?;
+    assert!(
+        matches!(busy, Err(hearth_client::ClientError::Busy)),
+        "{busy:?}"
+    );
+    assert_eq!(cost, 0, "nothing asked of the server");
+
+    // The app froze with its hold: the lease runs out.
+    lease.execute("UPDATE lease SET until = ?1", [now_ms - 1])?;
+    let shown = sam.notifications(Duration::from_secs(5)).await?;
+    let previews: Vec<&str> = shown.items.iter().map(|n| n.preview.as_str()).collect();
+    assert_eq!(previews, ["see you Thursday"]);
     Ok(())
 }
