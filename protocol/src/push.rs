@@ -3,7 +3,9 @@
 //!
 //! A wake says nothing: every wake, on every occasion and for every device,
 //! is the same constant-size, content-free message ([`WAKE_PAYLOAD`] for Web
-//! Push, a background notification with no alert for APNs, a data-only
+//! Push; for APNs an alert whose text is the operator's one placeholder, with
+//! `mutable-content` for the app's extension to replace, or a background
+//! notification with no alert, as the server is configured; a data-only
 //! message with one constant field for FCM). On waking, the app syncs.
 
 use crate::Base64Bytes;
