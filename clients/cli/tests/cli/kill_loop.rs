@@ -8,7 +8,7 @@
 //! repeated in either history, and both stay in step with the circle — or
 //! say that they rejoined.
 
-use super::{circle_with, command, hearth, join_circle};
+use super::{circle_with, command, hearth, join_circle, kill_schedule};
 use anyhow::{Context as _, Result, ensure};
 use hearth_tests::{TestApp, on_both_databases};
 use serde_json::Value;
@@ -86,19 +86,10 @@ async fn sending_committing_and_catching_up_killed_at_random_moments_lose_and_re
     }
     hearth(&app, home, "Sam", &["read", &circle]).await?;
 
-    let seed: u64 = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_nanos()
-        .try_into()
-        .unwrap_or(1);
-    eprintln!("kill schedule seed {seed}");
-    let mut state = seed | 1;
+    let mut next = kill_schedule()?;
     let mut moment = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
         // From before the process is up to after most commands are done.
-        Duration::from_millis(state % 120)
+        Duration::from_millis(next() % 120)
     };
 
     let mut finished_sends = Vec::new();

@@ -108,6 +108,24 @@ async fn circle_with(
     Ok(circle)
 }
 
+/// Random numbers for a story that kills processes at random moments, from
+/// a seed it prints (to run the same schedule again).
+fn kill_schedule() -> Result<impl FnMut() -> u64> {
+    let seed: u64 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_nanos()
+        .try_into()
+        .unwrap_or(1);
+    eprintln!("kill schedule seed {seed}");
+    let mut state = seed | 1;
+    Ok(move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    })
+}
+
 async fn one(app: &TestApp, home: &Path, profile: &str, args: &[&str]) -> Result<Value> {
     let mut values = hearth(app, home, profile, args).await?;
     match values.len() {

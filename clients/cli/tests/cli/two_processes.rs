@@ -7,7 +7,7 @@
 //! undecryptable and nobody falls out of step. Then the same with either
 //! process killed by SIGKILL at random points and started again.
 
-use super::{circle_with, command, hearth};
+use super::{circle_with, command, hearth, kill_schedule};
 use anyhow::{Context as _, Result, bail, ensure};
 use hearth_client::Client;
 use hearth_protocol::CircleId;
@@ -259,19 +259,7 @@ async fn killing_either_process_at_random_points_loses_and_repeats_nothing(
     };
     // Kill one of them every 100-400 ms (which one, and when, from a seed
     // printed for a rerun), and start it again.
-    let seed: u64 = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_nanos()
-        .try_into()
-        .unwrap_or(1);
-    eprintln!("kill schedule seed {seed}");
-    let mut state = seed | 1;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut next = kill_schedule()?;
     let mut kills = 0;
     while !sender.is_finished() {
         tokio::time::sleep(Duration::from_millis(100 + next() % 300)).await;
