@@ -77,7 +77,8 @@ pub enum ErrorCode {
     RateLimited,
     /// 500: the server failed; nothing about the request was accepted.
     Internal,
-    /// 503: the server cannot reach its database.
+    /// 503: the server cannot reach its database, or it is full, for now
+    /// (`Retry-After` says when to try again); nothing was accepted.
     Unavailable,
     /// 503: this server has no video server (SFU) configured.
     VideoUnconfigured,

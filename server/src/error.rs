@@ -92,8 +92,9 @@ pub enum ApiError {
         /// Seconds until a request will be accepted again.
         retry_after_secs: u64,
     },
-    /// The database cannot be reached.
-    #[error("the database is unavailable")]
+    /// The database cannot be reached, or is full, for now: `503` with
+    /// `Retry-After`.
+    #[error("the database is unavailable; try again shortly")]
     Unavailable,
     /// No video server is configured.
     #[error(
@@ -212,10 +213,19 @@ impl From<StorageError> for ApiError {
             StorageError::LinkTokenInvalid => Self::LinkTokenInvalid,
             StorageError::CircleExists => Self::CircleExists,
             StorageError::AlreadyOnRoster => Self::AlreadyMember,
+            // Not a bug: the database is restarting, unreachable or full.
+            // The client hears "try again shortly".
+            other if other.is_unavailable() => {
+                tracing::warn!(error = %other, "database unavailable");
+                Self::Unavailable
+            }
             other => Self::Storage(other),
         }
     }
 }
+
+/// What `Retry-After` says when the database is unavailable, in seconds.
+pub const RETRY_UNAVAILABLE_SECS: u64 = 5;
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
@@ -233,6 +243,12 @@ impl ResponseError for ApiError {
         match self {
             Self::RateLimited { retry_after_secs } => {
                 response.insert_header((header::RETRY_AFTER, HeaderValue::from(*retry_after_secs)));
+            }
+            Self::Unavailable => {
+                response.insert_header((
+                    header::RETRY_AFTER,
+                    HeaderValue::from(RETRY_UNAVAILABLE_SECS),
+                ));
             }
             Self::Unauthorized => {
                 response

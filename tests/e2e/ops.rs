@@ -23,6 +23,7 @@ on_both_databases!(
 on_postgres!(
     two_nodes_on_one_postgres_share_keys_and_logins,
     readiness_fails_when_the_database_goes_away,
+    while_the_database_is_away_requests_are_told_to_retry_within_seconds,
     a_node_accepts_tokens_signed_by_a_key_another_node_added,
 );
 
@@ -431,6 +432,54 @@ async fn readiness_fails_when_the_database_goes_away(app: TestApp) -> Result<()>
     expect_error(response, 503, ErrorCode::Unavailable).await?;
     let alive = app.http.get(app.url("/healthz")).send().await?;
     assert_eq!(alive.status(), 200, "the process itself is alive");
+    Ok(())
+}
+
+/// PostgreSQL goes away under a running node (here: its database dropped,
+/// every connection cut). A phone's send, sync and challenge are answered
+/// `503 unavailable` with `Retry-After` — "try again shortly", which the SDK
+/// retries and keeps in the outbox — within seconds, never `500 internal`
+/// (a bug, as far as a client can tell) nor after the phone gave up.
+async fn while_the_database_is_away_requests_are_told_to_retry_within_seconds(
+    app: TestApp,
+) -> Result<()> {
+    let (_, tokens) = app.signed_in().await?;
+    let name = app.db.postgres_name().expect("a PostgreSQL database");
+    let admin = std::env::var(hearth_tests::PG_ENV)?;
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin).await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE {name} WITH (FORCE)"
+    )))
+    .execute(&mut conn)
+    .await?;
+
+    let sync = serde_json::json!({ "cursors": [], "welcomes_done": [] });
+    let requests = [
+        app.http.post(app.url("/v1/challenges")),
+        app.http
+            .post(app.url("/v1/sync"))
+            .bearer_auth(&tokens.access_token)
+            .json(&sync),
+        app.http
+            .get(app.url("/v1/devices"))
+            .bearer_auth(&tokens.access_token),
+    ];
+    for request in requests {
+        let started = std::time::Instant::now();
+        let response = request.send().await?;
+        let took = started.elapsed();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        expect_error(response, 503, ErrorCode::Unavailable).await?;
+        assert_eq!(retry_after.as_deref(), Some("5"), "when to try again");
+        assert!(
+            took < std::time::Duration::from_secs(5),
+            "answered in {took:?}"
+        );
+    }
     Ok(())
 }
 

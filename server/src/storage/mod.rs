@@ -106,6 +106,48 @@ pub enum StorageError {
     DataDir(#[source] std::io::Error),
 }
 
+impl StorageError {
+    /// Whether the database is out of reach or out of room for now — not a
+    /// bug, and likely to pass: connections refused, closed or timed out,
+    /// the database gone, restarting, out of connections or of disk, a
+    /// SQLite file that is busy or full. The client should try again
+    /// shortly.
+    pub fn is_unavailable(&self) -> bool {
+        let Self::Database(err) = self else {
+            return false;
+        };
+        match err {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed => true,
+            sqlx::Error::Database(db) => db.code().is_some_and(|code| unavailable_code(&code)),
+            _ => false,
+        }
+    }
+}
+
+/// PostgreSQL's SQLSTATEs and SQLite's result codes (primary or extended)
+/// that mean "not now" rather than "never".
+fn unavailable_code(code: &str) -> bool {
+    // PostgreSQL: connection exceptions (08), insufficient resources (53:
+    // disk full, out of memory, too many connections), operator
+    // intervention (57P01-57P05: shutdown, cannot connect now, idle
+    // session timeout), the database dropped or renamed under us (3D000).
+    if code.starts_with("08")
+        || code.starts_with("53")
+        || code.starts_with("57P")
+        || code == "3D000"
+    {
+        return true;
+    }
+    // SQLite: BUSY (5), LOCKED (6), IOERR (10), FULL (13), CANTOPEN (14),
+    // whatever the extended code.
+    code.parse::<i32>()
+        .is_ok_and(|n| matches!(n & 0xff, 5 | 6 | 10 | 13 | 14))
+}
+
 /// Shorthand for storage results.
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
 

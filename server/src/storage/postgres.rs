@@ -28,6 +28,10 @@ pub struct PgStorage {
     node: String,
 }
 
+/// How long a request waits for a pooled connection before it is answered
+/// `503 unavailable`.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// A pooled connection idle this long is pinged before it is used again.
 const CHECK_IDLE_AFTER: Duration = Duration::from_secs(30);
 
@@ -45,8 +49,15 @@ impl PgStorage {
         // is checked; a busy one is proven by its last query.
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(10))
+            // A database that is away is said so in seconds, not held for
+            // a phone's whole request timeout.
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             .test_before_acquire(false)
+            // A connection whose transaction did not end (a COMMIT that
+            // failed) is closed, not handed to the next request.
+            .after_release(|conn, _| {
+                Box::pin(async move { Ok(!sqlx::Connection::is_in_transaction(conn)) })
+            })
             .before_acquire(|conn, meta| {
                 Box::pin(async move {
                     if meta.idle_for >= CHECK_IDLE_AFTER {

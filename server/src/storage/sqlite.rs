@@ -45,6 +45,12 @@ impl SqliteStorage {
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .test_before_acquire(false)
+            // A COMMIT that failed (a full disk) leaves the connection inside
+            // its transaction, and every later BEGIN on it would fail until
+            // a restart: such a connection is closed and a fresh one opened.
+            .after_release(|conn, _| {
+                Box::pin(async move { Ok(!sqlx::Connection::is_in_transaction(conn)) })
+            })
             .connect_with(
                 base.clone()
                     .create_if_missing(true)
