@@ -159,8 +159,14 @@ fn compose_runs_postgres_two_nodes_and_a_balancer() -> Result<()> {
     Ok(())
 }
 
+/// What the Dockerfile says, read as text (no Docker engine runs here):
+/// a `--locked` release build, the binary as entry point, an unprivileged
+/// user, curl for the health check, the workspace's toolchain. `.ci/run`
+/// runs the server as the image does (its environment, its data directory,
+/// an unprivileged user) and checks that `--locked` resolves.
 #[test]
-fn the_dockerfile_builds_and_runs_the_server() -> Result<()> {
+fn the_dockerfile_asks_for_a_locked_build_an_unprivileged_user_and_the_workspace_toolchain()
+-> Result<()> {
     let dockerfile = read("Dockerfile")?;
     assert!(dockerfile.contains("cargo build --release --locked -p hearth-server"));
     assert!(dockerfile.contains("target/release/hearth-server"));
