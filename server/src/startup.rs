@@ -180,6 +180,7 @@ impl Application {
             pusher.abort();
         }
         if let Some(push) = pushing {
+            push.release_claims().await;
             push.forget_node().await;
         }
         self.storage.close().await;

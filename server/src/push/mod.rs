@@ -274,6 +274,9 @@ pub struct Push {
     presence_dirty: Notify,
     /// The number of the last record written (or given up).
     presence_recorded: tokio::sync::watch::Sender<u64>,
+    /// Wakes this node claimed and has not settled yet, with the lease each
+    /// was claimed until: given back if the node stops first.
+    claims: Mutex<std::collections::HashMap<DeviceId, i64>>,
 }
 
 impl std::fmt::Debug for Push {
@@ -381,6 +384,7 @@ impl Push {
             presence_changed: Mutex::new((HashSet::new(), 1)),
             presence_dirty: Notify::new(),
             presence_recorded: tokio::sync::watch::Sender::new(0),
+            claims: Mutex::new(std::collections::HashMap::new()),
         };
         Ok(Some((Arc::new(push), WakeQueue(receiver))))
     }

@@ -100,6 +100,9 @@ impl Push {
                 }
             };
             let full = i64::try_from(claimed.len()).unwrap_or(0) >= CLAIM_AT_MOST;
+            if let Ok(mut claims) = self.claims.lock() {
+                claims.extend(claimed.iter().map(|w| (w.device_id, now + LEASE_SECS)));
+            }
             let sends = claimed.into_iter().map(|wake| {
                 let push = self.clone();
                 async move {
@@ -108,6 +111,9 @@ impl Push {
                         .await;
                     if let Err(err) = push.storage.settle_wake(wake.device_id, &outcome).await {
                         tracing::warn!(error = %err, "could not record a wake's outcome");
+                    }
+                    if let Ok(mut claims) = push.claims.lock() {
+                        claims.remove(&wake.device_id);
                     }
                 }
             });
@@ -134,6 +140,19 @@ impl Push {
                 () = tokio::time::sleep(wait) => {}
                 () = self.queued.notified() => {}
             }
+        }
+    }
+
+    /// Gives back the wakes this node claimed and did not settle, once its
+    /// sender has stopped (a graceful stop): another node sends them now
+    /// instead of after their lease.
+    pub async fn release_claims(&self) {
+        let claims: Vec<(DeviceId, i64)> = match self.claims.lock() {
+            Ok(mut claims) => claims.drain().collect(),
+            Err(_) => return,
+        };
+        if let Err(err) = self.storage.release_wakes(&claims).await {
+            tracing::warn!(error = %err, "could not give back claimed wakes");
         }
     }
 

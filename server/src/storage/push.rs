@@ -142,6 +142,13 @@ pub trait PushStore {
     /// Records what became of a claimed wake.
     async fn settle_wake(&self, device: DeviceId, outcome: &WakeOutcome) -> Result<()>;
 
+    /// Gives back wakes this node claimed and will not send (it is
+    /// stopping), each named with the lease it was claimed until: another
+    /// node may take them at once. A wake whose claim has changed since
+    /// (it lapsed and was taken again) is left alone. Returns how many were
+    /// given back.
+    async fn release_wakes(&self, claims: &[(DeviceId, i64)]) -> Result<u64>;
+
     /// When the next wake falls due (or its claim lapses), if any is queued.
     async fn next_wake_due(&self) -> Result<Option<i64>>;
 

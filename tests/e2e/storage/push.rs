@@ -18,7 +18,55 @@ on_both_databases!(
     a_wake_held_for_a_dead_nodes_socket_goes_out_and_a_live_ones_is_dropped,
     a_claimed_wake_is_sent_retried_requeued_or_given_up,
     racing_claimers_never_share_a_wake,
+    a_stopping_node_gives_back_its_claims_and_only_its_own,
 );
+
+/// A node that stops gives back the wakes it claimed: the next claimer
+/// takes them at once instead of after the lease. A claim that lapsed and
+/// was taken by another node is not the stopping node's to give back.
+async fn a_stopping_node_gives_back_its_claims_and_only_its_own(db: Db) -> Result<()> {
+    let (_db, storage) = open(db).await?;
+    let ada = device(storage.as_ref()).await?;
+    let bo = device(storage.as_ref()).await?;
+    for who in [ada, bo] {
+        storage.put_push_target(who, b"sealed", NOW).await?;
+    }
+    storage.queue_wakes(&[(ada, NOW), (bo, NOW)]).await?;
+    assert_eq!(storage.claim_wakes(NOW, NOW + 60, 10, 30).await?.len(), 2);
+    assert!(
+        storage
+            .claim_wakes(NOW + 1, NOW + 61, 10, 30)
+            .await?
+            .is_empty()
+    );
+
+    // Bo's claim lapsed and another node took it.
+    let bo_again = storage.claim_wakes(NOW + 60, NOW + 120, 10, 30).await?;
+    assert_eq!(bo_again.len(), 2, "both lapsed");
+    assert_eq!(storage.release_wakes(&[]).await?, 0);
+    // The first node, stopping now, names the claims it made.
+    assert_eq!(
+        storage
+            .release_wakes(&[(ada, NOW + 60), (bo, NOW + 60)])
+            .await?,
+        0,
+        "the claims changed since: not its own any more"
+    );
+    // The second node stops: its claims go back, and are taken at once.
+    assert_eq!(
+        storage
+            .release_wakes(&[(ada, NOW + 120), (bo, NOW + 120)])
+            .await?,
+        2
+    );
+    let taken = storage.claim_wakes(NOW + 61, NOW + 121, 10, 30).await?;
+    let mut devices: Vec<_> = taken.iter().map(|w| w.device_id).collect();
+    devices.sort();
+    let mut expected = vec![ada, bo];
+    expected.sort();
+    assert_eq!(devices, expected);
+    Ok(())
+}
 
 async fn a_target_is_stored_replaced_revived_and_deleted_with_its_device(db: Db) -> Result<()> {
     let (_db, storage) = open(db).await?;

@@ -64,6 +64,9 @@ const RETRY_WAKE: &str = "UPDATE push_wakes SET due_at = $2, claimed_until = NUL
 
 const DROP_WAKE: &str = "DELETE FROM push_wakes WHERE device_id = $1";
 
+const RELEASE_WAKE: &str =
+    "UPDATE push_wakes SET claimed_until = NULL WHERE device_id = $1 AND claimed_until = $2";
+
 const KILL_PUSH_TARGET: &str = "UPDATE push_targets SET dead_at = $2, dead_reason = $3 \
      WHERE device_id = $1 AND dead_at IS NULL";
 
@@ -354,6 +357,24 @@ impl PushStore for This {
             .await?;
         tx.commit().await?;
         Ok(renewed)
+    }
+
+    async fn release_wakes(&self, claims: &[(DeviceId, i64)]) -> Result<u64> {
+        if claims.is_empty() {
+            return Ok(0);
+        }
+        let mut tx = self.write().await?;
+        let mut released = 0;
+        for (device, until) in claims {
+            released += sqlx::query(RELEASE_WAKE)
+                .bind(device.to_string())
+                .bind(*until)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(released)
     }
 
     async fn forget_node(&self, node: &str) -> Result<()> {
