@@ -1,6 +1,7 @@
 //! Periodic removal of expired rows: challenges, link tokens, refresh tokens
-//! and logins, KeyPackages, invites that expired or are used up, and log
-//! entries and Welcomes past their circle's retention. Each sweep also hands
+//! and logins, KeyPackages, invites that expired or are used up, log
+//! entries and Welcomes past their circle's retention, and circles nobody
+//! is in any more. Each sweep also hands
 //! memory the allocator no longer uses back to the system.
 
 use crate::storage::Storage;
@@ -21,6 +22,7 @@ pub async fn run(storage: Arc<dyn Storage>, every: Duration) {
                 key_packages = purged.key_packages,
                 log_entries = purged.log_entries,
                 invites = purged.invites,
+                circles = purged.circles,
                 "swept expired rows"
             ),
             Err(err) => tracing::warn!(error = %err, "sweep failed"),

@@ -10,7 +10,10 @@ use hearth_protocol::circles::SendMessage;
 use hearth_protocol::{Base64Bytes, CircleId};
 use hearth_tests::{Db, TestApp, TestDb, hex, on_both_databases, rand_bytes};
 
-on_both_databases!(deleted_accounts_revoked_devices_and_expired_entries_leave_no_trace);
+on_both_databases!(
+    deleted_accounts_revoked_devices_and_expired_entries_leave_no_trace,
+    a_circle_everyone_left_goes_with_its_group_info_and_snapshot,
+);
 
 async fn send(app: &TestApp, circle: &CircleId, token: &str) -> Result<Vec<u8>> {
     let ciphertext = hearth_tests::opaque_message(circle, 1, &rand_bytes::<16>());
@@ -142,5 +145,74 @@ async fn deleted_accounts_revoked_devices_and_expired_entries_leave_no_trace(db:
             "{what} is still in the database"
         );
     }
+    Ok(())
+}
+
+/// Mo and Fay are a circle and then both delete their accounts; in another
+/// circle, Fay's, Kit stays. The next sweep deletes the first circle
+/// — its row, its GroupInfo, its schedule snapshot, its log — and leaves
+/// the second, which someone is still in.
+async fn a_circle_everyone_left_goes_with_its_group_info_and_snapshot(db: Db) -> Result<()> {
+    let app = TestApp::spawn(db).await?;
+    // Mo facilitates the first circle, with Fay; Fay the second, with Kit.
+    let people = [
+        app.signed_in().await?,
+        app.signed_in().await?,
+        app.signed_in().await?,
+    ];
+    let abandoned = app.opaque_circle_of(&people[0..2]).await?;
+    let kept = app.opaque_circle_of(&people[1..3]).await?;
+    let [(_, mo), (_, fay), _] = &people[..] else {
+        bail!("three people")
+    };
+    let snapshot = hearth_protocol::circles::PutSnapshot {
+        version: 0,
+        snapshot: Base64Bytes::from(hearth_tests::opaque_message(&abandoned, 1, b"calendar")),
+    };
+    let put = app
+        .put_json(
+            &format!("/v1/circles/{abandoned}/snapshot"),
+            &mo.access_token,
+            &snapshot,
+        )
+        .await?;
+    anyhow::ensure!(put.status().is_success(), "snapshot: {}", put.status());
+    send(&app, &abandoned, &fay.access_token).await?;
+
+    for person in [mo, fay] {
+        assert_eq!(
+            app.delete("/v1/account", &person.access_token)
+                .await?
+                .status(),
+            204
+        );
+    }
+    let db = app.stop().await?;
+    let storage = db.storage().await?;
+    let purged = storage.purge_expired(hearth_server::now()).await?;
+    storage.close().await;
+    assert_eq!(purged.circles, 1, "the circle nobody is in");
+
+    let rows = db.dump().await?;
+    let of = |circle: &CircleId| hex(circle.as_bytes());
+    let mentions = |circle: &CircleId| {
+        rows.iter()
+            .filter(|r| r.contains(&of(circle)))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        mentions(&abandoned).is_empty(),
+        "nothing of the abandoned circle: {:?}",
+        mentions(&abandoned)
+    );
+    assert!(
+        !rows.iter().any(|r| r.starts_with("snapshots:")),
+        "its snapshot went with it"
+    );
+    assert!(
+        mentions(&kept).iter().any(|r| r.starts_with("circles:")),
+        "the circle Kit is still in stays"
+    );
     Ok(())
 }

@@ -19,6 +19,9 @@ pub struct Purged {
     pub log_entries: u64,
     /// Expired or used-up invites.
     pub invites: u64,
+    /// Circles nobody is in any more (everyone left, was removed, revoked
+    /// or deleted), with their GroupInfo, snapshot, log and invites.
+    pub circles: u64,
 }
 
 /// The database as a whole.

@@ -21,6 +21,12 @@ const PURGE_WELCOMES: &str = "DELETE FROM welcomes WHERE created_at < $1 - \
 
 const PURGE_INVITES: &str = "DELETE FROM invites WHERE expires_at <= $1 OR uses >= max_uses";
 
+/// Circles whose roster is empty: nobody can read or write them again. Their
+/// log, Welcomes, invites, join requests and snapshot go with them (foreign
+/// keys cascade). Created before `$1`, which every circle is.
+const PURGE_ABANDONED_CIRCLES: &str = "DELETE FROM circles WHERE created_at <= $1 \
+     AND NOT EXISTS (SELECT 1 FROM roster r WHERE r.circle_id = circles.id)";
+
 #[async_trait]
 impl Operations for This {
     fn backend(&self) -> Backend {
@@ -49,6 +55,7 @@ impl Operations for This {
             key_packages: purge(PURGE_KEY_PACKAGES).await?,
             log_entries: purge(PURGE_LOG).await? + purge(PURGE_WELCOMES).await?,
             invites: purge(PURGE_INVITES).await?,
+            circles: purge(PURGE_ABANDONED_CIRCLES).await?,
         };
         tx.commit().await?;
         Ok(purged)
