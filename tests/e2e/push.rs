@@ -22,7 +22,6 @@ on_both_databases!(
     a_sleeping_phone_is_woken_once_per_burst_and_a_live_one_not_at_all,
     gone_targets_die_and_their_devices_can_tell,
     wakes_queued_before_a_restart_go_out_after_it,
-    a_wake_cut_off_by_a_graceful_stop_goes_out_at_the_next_start,
     a_node_killed_under_a_live_socket_does_not_swallow_its_wakes,
     two_hundred_sockets_opening_at_once_are_recorded_in_a_few_writes,
     registration_refuses_what_the_server_will_not_call,
@@ -400,7 +399,7 @@ async fn wakes_queued_before_a_restart_go_out_after_it(db: Db) -> Result<()> {
         .wait_for(&Service::WebPush(browser.id.clone()), 1, ARRIVES)
         .await?;
     // The server has recorded that wake (one cut off mid-send is given back
-    // by a graceful stop; see the next story).
+    // by a graceful stop: `release_wakes`).
     let deadline = tokio::time::Instant::now() + ARRIVES;
     while status(&app, &tokens[1]).await?.last_wake_at.is_none() {
         if tokio::time::Instant::now() > deadline {
@@ -426,36 +425,6 @@ async fn wakes_queued_before_a_restart_go_out_after_it(db: Db) -> Result<()> {
         receiver.received().len(),
         2,
         "sent once, not once per start"
-    );
-    drop(app);
-    Ok(())
-}
-
-/// The push service hangs on a wake when the operator stops the server
-/// (an upgrade, say). The stopping node gives back the wake it claimed, so
-/// the next start (or another node) sends it at once — not after the
-/// claim's minute-long lease, while the member's phone stays dark.
-async fn a_wake_cut_off_by_a_graceful_stop_goes_out_at_the_next_start(db: Db) -> Result<()> {
-    let keys = PushKeys::generate()?;
-    let receiver = PushReceiver::start(&keys).await?;
-    let app = TestApp::spawn_with(db, |c| keys.configure(c, &receiver, 4)).await?;
-    let (circle, tokens) = app.opaque_circle(1).await?;
-    let browser = Subscriber::new()?;
-    register(&app, &tokens[1], &browser.target(&receiver)).await?;
-    let phone = Service::WebPush(browser.id.clone());
-    receiver.hold(&browser.id);
-    send(&app, &circle, &tokens[0], b"see you Thursday").await?;
-    receiver.wait_for(&phone, 1, ARRIVES).await?;
-
-    // The service has not answered; the operator stops the server.
-    let test_db: TestDb = app.stop().await?;
-    receiver.let_go(&browser.id);
-    let app = TestApp::start(test_db, |c| keys.configure(c, &receiver, 4)).await?;
-    receiver.wait_for(&phone, 2, ARRIVES).await?;
-    assert!(
-        receiver.violations().is_empty(),
-        "{:?}",
-        receiver.violations()
     );
     drop(app);
     Ok(())

@@ -305,9 +305,6 @@ struct Inbox {
     received: Vec<Received>,
     violations: Vec<String>,
     answers: HashMap<String, Answer>,
-    /// Targets whose requests are not answered until let go (a service
-    /// that hangs).
-    holding: HashSet<String>,
     bearers: HashSet<String>,
     token_requests: usize,
 }
@@ -379,17 +376,6 @@ impl PushReceiver {
                 body: body.to_owned(),
             },
         );
-    }
-
-    /// From now on, requests for `target` are received but not answered
-    /// until [`PushReceiver::let_go`] (a service that hangs).
-    pub fn hold(&self, target: &str) {
-        self.inbox().holding.insert(target.to_owned());
-    }
-
-    /// Answers held requests for `target`, and later ones at once.
-    pub fn let_go(&self, target: &str) {
-        self.inbox().holding.remove(target);
     }
 
     /// Every request received so far (token requests aside).
@@ -507,38 +493,18 @@ impl Checker {
         let key = match &service {
             Service::WebPush(k) | Service::Apns(k) | Service::Fcm(k) => k.clone(),
         };
-        let held = {
-            let mut inbox = self.inbox.lock().unwrap_or_else(|p| p.into_inner());
-            inbox.received.push(Received {
-                service,
-                version,
-                headers,
-                body,
-                path,
-            });
-            if !problems.is_empty() {
-                inbox.violations.extend(problems);
-                return reply(400, &[], String::new());
-            }
-            inbox.holding.contains(&key)
-        };
-        // A held target: no answer until let go (a minute at most: the
-        // stand-in stops by itself).
-        if held {
-            for _ in 0..600 {
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                let still = self
-                    .inbox
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .holding
-                    .contains(&key);
-                if !still {
-                    break;
-                }
-            }
+        let mut inbox = self.inbox.lock().unwrap_or_else(|p| p.into_inner());
+        inbox.received.push(Received {
+            service,
+            version,
+            headers,
+            body,
+            path,
+        });
+        if !problems.is_empty() {
+            inbox.violations.extend(problems);
+            return reply(400, &[], String::new());
         }
-        let inbox = self.inbox.lock().unwrap_or_else(|p| p.into_inner());
         match inbox.answers.get(&key) {
             Some(answer) => reply(answer.status, &answer.headers, answer.body.clone()),
             None => reply(201, &[], String::new()),
