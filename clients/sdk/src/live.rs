@@ -295,7 +295,7 @@ impl Client {
                             envelope: s.envelope.clone(),
                             received_at: entry.received_at,
                         });
-                    let caught = match self.process_entries(&circle_id, vec![entry]).await {
+                    let caught = match self.process_entries(&circle_id, vec![entry], true).await {
                         // Out of step: catching up rejoins and reads on.
                         Err(ClientError::OutOfStep) => self.catch_up(&circle_id).await?,
                         other => other?,
@@ -317,12 +317,11 @@ impl Client {
                     }
                     // A message reaches the app once per stream, however
                     // many ways it came (a reconnect's replay, a sync that
-                    // raced), and counts as shown.
+                    // raced); processing noted it shown.
                     let seen = delivered.entry(circle_id.clone()).or_insert(0);
                     messages.retain(|m| m.seq > *seen);
                     if let Some(last) = messages.iter().map(|m| m.seq).max() {
                         *seen = last;
-                        self.handed_up_to(vec![(circle_id.clone(), last)]).await?;
                     }
                     messages
                         .into_iter()

@@ -86,9 +86,13 @@ impl Client {
             self.drive(follow_ups).await?;
         }
         let joined = synced.joined.clone();
-        let (me, _) = self.signing_key().await?;
         let mut items = self
             .with(move |s| {
+                let me = s
+                    .store
+                    .device()?
+                    .ok_or(crate::ClientError::NotRegistered)?
+                    .device_id;
                 let mut items = Vec::new();
                 for circle in &joined {
                     items.push(Notification {
@@ -102,8 +106,12 @@ impl Client {
                     });
                 }
                 for (circle, cursor) in s.store.circles()? {
-                    items.extend(unshown(s.store, &circle, cursor, me)?);
-                    s.store.set_shown(&circle, cursor)?;
+                    let shown = s.store.shown(&circle)?;
+                    // Nothing new: nothing to read, nothing written.
+                    if shown < cursor {
+                        items.extend(unshown(s.store, &circle, shown, cursor, me)?);
+                        s.store.set_shown(&circle, cursor)?;
+                    }
                 }
                 Ok(items)
             })
@@ -122,19 +130,16 @@ impl Client {
     }
 }
 
-/// What the store holds of a circle past what the app was handed, up to
-/// `cursor`, as notifications (this device's own messages are not among
-/// them).
+/// What the store holds of a circle after `shown` (what the app was
+/// handed) up to `cursor`, as notifications (this device's own messages are
+/// not among them).
 fn unshown(
     store: &crate::store::Store,
     circle: &CircleId,
+    shown: u64,
     cursor: u64,
     me: DeviceId,
 ) -> Result<Vec<Notification>> {
-    let shown = store.shown(circle)?;
-    if shown >= cursor {
-        return Ok(Vec::new());
-    }
     let mut found: Vec<(u64, DeviceId, Content)> = store
         .history_between(circle, shown, cursor)?
         .into_iter()

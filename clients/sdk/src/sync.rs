@@ -480,7 +480,7 @@ impl Client {
                     settled.push((circle, page.roster_size));
                     continue;
                 }
-                match self.process_entries(&circle, page.entries).await {
+                match self.process_entries(&circle, page.entries, false).await {
                     Ok(mut processed) => {
                         follow_ups.extend(std::mem::take(&mut processed.follow_ups));
                         members.insert(circle.clone(), std::mem::take(&mut processed.members));
@@ -553,13 +553,17 @@ impl Client {
     /// can run side by side, and a message either one took is still handed
     /// to the other (the same message twice, when both hand it to the app,
     /// has the same circle and seq). A commit that will not process stops
-    /// it with `OutOfStep`, what came before it stored.
+    /// it with `OutOfStep`, what came before it stored. With `hand`, the
+    /// caller hands what comes back to the app (the live stream): the same
+    /// step notes it shown, so `notifications` does not show it again.
     pub(crate) async fn process_entries(
         &self,
         circle: &CircleId,
         entries: Vec<LogEntry>,
+        hand: bool,
     ) -> Result<CaughtUp> {
         let circle_id = circle.clone();
+        let newest = entries.iter().map(|e| e.seq).max();
         let caught = self
             .with(move |s| {
                 let me = s
@@ -661,6 +665,10 @@ impl Client {
                 }
                 if let Some(last) = last {
                     s.store.set_cursor(&circle_id, last)?;
+                }
+                if hand && let Some(newest) = newest {
+                    let processed = last.unwrap_or(done).max(done);
+                    s.store.set_shown(&circle_id, newest.min(processed))?;
                 }
                 if new_epoch {
                     s.calls
