@@ -215,8 +215,15 @@ impl Hub {
 
     /// Notices from other nodes may have been lost (the listener's
     /// connection dropped): nothing remembered about logins is trusted.
+    /// Every socket on the node is told it lagged, so each reads everything
+    /// it follows from its own cursors (a message another node appended
+    /// meanwhile would otherwise wait for the circle's next one).
     pub fn missed_notices(&self) {
         self.logins.forget_all();
+        for mailbox in self.registry().mailboxes.values() {
+            mailbox.queue.lagged.store(true, Ordering::Release);
+            mailbox.queue.ready.notify_one();
+        }
     }
 
     /// Hands an event to the sockets it concerns on this node.
@@ -454,5 +461,21 @@ mod tests {
             last = Some(socket.recv().await);
         }
         assert!(matches!(last, Some(Heard::Event(Event::Shutdown))));
+    }
+
+    #[tokio::test]
+    async fn when_notices_were_missed_every_socket_looks_again_even_a_quiet_one() {
+        let hub = Hub::new(8);
+        let sam: DeviceId = "6f1c2a4e-8a3b-4c5d-9e0f-1a2b3c4d5e6f".parse().unwrap();
+        let kai: DeviceId = "0b0c2a4e-8a3b-4c5d-9e0f-1a2b3c4d5e6f".parse().unwrap();
+        let mut quiet = hub.subscribe(sam);
+        quiet.follower().follow(&circle(1));
+        let mut busy = hub.subscribe(kai);
+        busy.follower().follow(&circle(2));
+        hub.publish(Event::Circle(circle(2)));
+        hub.missed_notices();
+        let heard = tokio::time::timeout(std::time::Duration::from_secs(1), quiet.recv()).await;
+        assert!(matches!(heard, Ok(Heard::Lagged)), "{heard:?}");
+        assert!(matches!(busy.recv().await, Heard::Lagged));
     }
 }

@@ -19,7 +19,10 @@ on_both_databases!(
     a_replayed_refresh_token_closes_that_logins_socket_at_once,
 );
 
-on_postgres!(an_entry_accepted_on_one_node_reaches_a_socket_on_another,);
+on_postgres!(
+    an_entry_accepted_on_one_node_reaches_a_socket_on_another,
+    after_the_database_comes_back_a_node_delivers_what_another_accepted_meanwhile,
+);
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -318,5 +321,68 @@ async fn an_entry_accepted_on_one_node_reaches_a_socket_on_another(db: Db) -> Re
     facilitator.send(&first, &circle, "across nodes").await?;
     let (_, bytes) = entry(&mut stream).await?;
     assert_eq!(members[0].process(&bytes)?, Some(b"across nodes".to_vec()));
+    Ok(())
+}
+
+/// PostgreSQL restarts, as the second node sees it: every connection it has
+/// drops, and for a moment it cannot connect again, while the first node
+/// (spared) accepts a message in a quiet circle. The notice of that message
+/// is lost with the second node's listener. Sam's socket on the second node
+/// is told once that the server is unavailable; once the database is back it
+/// gets the message within seconds (not at the circle's next message, which
+/// may be hours away), and the second node's next requests all succeed: no
+/// connection that died in the pool fails one.
+async fn after_the_database_comes_back_a_node_delivers_what_another_accepted_meanwhile(
+    db: Db,
+) -> Result<()> {
+    let test_db = hearth_tests::TestDb::create(db).await?;
+    let hearth_tests::TestDb::Postgres(url) = &test_db else {
+        bail!("two nodes need PostgreSQL");
+    };
+    let link = hearth_tests::pg_link::PgLink::start(url).await?;
+    let behind_link = hearth_tests::TestDb::Postgres(link.url.clone());
+    let first = TestApp::start(test_db, |_| {}).await?;
+    let second = TestApp::start(behind_link, |_| {}).await?;
+    let (mut facilitator, mut members, circle) = circle_with(&first, 1).await?;
+    let sam = &mut members[0];
+
+    let mut stream = second.stream(sam.token()).await?;
+    stream.resume(&[(&circle, 1)]).await?;
+    // Every pooled connection of the second node is busy once, then idle.
+    let requests: Vec<_> = (0..5)
+        .map(|_| second.get("/v1/devices", sam.token()))
+        .collect();
+    for answer in futures_util::future::join_all(requests).await {
+        assert_eq!(answer?.status(), 200);
+    }
+
+    link.cut();
+    match stream.next(WAIT).await? {
+        Some(ServerFrame::Error { error, .. }) => assert_eq!(error.code, ErrorCode::Unavailable),
+        other => bail!("expected word that the server is unavailable, got {other:?}"),
+    }
+    let sent = facilitator
+        .send(&first, &circle, "see you Thursday")
+        .await?;
+    assert_eq!(sent.status(), 201, "the first node is unaffected");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    link.mend();
+
+    let back = std::time::Instant::now();
+    let (_, bytes) = entry(&mut stream).await?;
+    assert_eq!(sam.process(&bytes)?, Some(b"see you Thursday".to_vec()));
+    let took = back.elapsed();
+    assert!(
+        took < Duration::from_secs(3),
+        "delivered {took:?} after the database came back"
+    );
+    for _ in 0..8 {
+        let answer = second.get("/v1/devices", sam.token()).await?;
+        assert_eq!(answer.status(), 200, "{}", answer.text().await?);
+    }
+    assert!(
+        stream.next(Duration::from_millis(300)).await?.is_none(),
+        "nothing twice"
+    );
     Ok(())
 }

@@ -27,6 +27,7 @@ use std::time::Duration;
 pub mod clients;
 pub mod loopback;
 pub mod mls;
+pub mod pg_link;
 pub mod process;
 pub mod push;
 pub mod recorder;

@@ -33,6 +33,10 @@ const PONG_TIMEOUT: Duration = Duration::from_secs(45);
 /// safety net for an event lost between nodes.
 const CHECK_LOGIN_EVERY: Duration = Duration::from_secs(60);
 const RESUME_TIMEOUT: Duration = Duration::from_secs(30);
+/// A socket that could not read because the database was away tries again
+/// after this long, doubling up to [`RETRY_AT_MOST`].
+const RETRY_FIRST: Duration = Duration::from_millis(500);
+const RETRY_AT_MOST: Duration = Duration::from_secs(10);
 
 /// Opens the live stream. Authenticate with the `Authorization` header, then
 /// send a `resume` frame.
@@ -66,6 +70,7 @@ pub async fn stream(
         facilitating: HashSet::new(),
         sent_welcomes: HashSet::new(),
         sent_requests: HashSet::new(),
+        behind: None,
     };
     actix_web::rt::spawn(socket.run(messages, events));
     Ok(response)
@@ -95,6 +100,22 @@ struct Socket {
     facilitating: HashSet<CircleId>,
     sent_welcomes: HashSet<Uuid>,
     sent_requests: HashSet<Uuid>,
+    /// What the socket owes its client because a read failed (the database
+    /// was away), and when it tries again.
+    behind: Option<Behind>,
+}
+
+/// A read the socket owes. Nothing else would make it look again: the
+/// event that asked for the read is spent, and a quiet circle may not
+/// have another for hours.
+struct Behind {
+    /// A `resume` that could not be answered (its cursors), or else a catch
+    /// up on everything followed.
+    resume: Option<HashMap<CircleId, u64>>,
+    retry_at: tokio::time::Instant,
+    wait: Duration,
+    /// A read failed since the last try began.
+    failed: bool,
 }
 
 type Step = Result<(), Stop>;
@@ -152,6 +173,9 @@ impl Socket {
                 }
                 _ = tokio::time::sleep_until(resume_by), if !resumed => Err(Stop::NoResume),
                 _ = check.tick() => self.check_login().await,
+                _ = sleep_until_retry(self.behind.as_ref()), if self.behind.is_some() => {
+                    self.retry().await
+                }
             };
             if let Err(stop) = step {
                 break stop;
@@ -197,6 +221,57 @@ impl Socket {
             error: error.body(),
         };
         self.send(&frame).await
+    }
+
+    /// A read failed. A database that is away (or failing) makes the socket
+    /// owe its client the read and try again later, telling the client
+    /// once (`unavailable`); anything else is refused as usual.
+    async fn fall_behind(
+        &mut self,
+        resume: Option<HashMap<CircleId, u64>>,
+        error: ApiError,
+    ) -> Step {
+        if !matches!(error, ApiError::Unavailable | ApiError::Storage(_)) {
+            return self.refuse(None, error).await;
+        }
+        let first = self.behind.is_none();
+        let behind = self.behind.get_or_insert(Behind {
+            resume: None,
+            retry_at: tokio::time::Instant::now(),
+            wait: RETRY_FIRST,
+            failed: true,
+        });
+        behind.failed = true;
+        // A resume still owed stays owed: it sets up the cursors.
+        if resume.is_some() {
+            behind.resume = resume;
+        }
+        behind.retry_at = tokio::time::Instant::now() + behind.wait;
+        behind.wait = (behind.wait * 2).min(RETRY_AT_MOST);
+        if first {
+            self.refuse(None, error).await
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Tries the owed read again; it owes it anew if it fails.
+    async fn retry(&mut self) -> Step {
+        let Some(behind) = self.behind.as_mut() else {
+            return Ok(());
+        };
+        let resume = behind.resume.take();
+        // Still behind while it tries (a failure backs off further and does
+        // not tell the client again); done only when nothing failed.
+        behind.failed = false;
+        match resume {
+            Some(asked) => self.resume_from(asked).await?,
+            None => self.catch_up().await?,
+        }
+        if self.behind.as_ref().is_some_and(|behind| !behind.failed) {
+            self.behind = None;
+        }
+        Ok(())
     }
 
     async fn check_login(&mut self) -> Step {
@@ -272,9 +347,13 @@ impl Socket {
             .into_iter()
             .map(|c| (c.circle_id, c.after))
             .collect();
+        self.resume_from(asked).await
+    }
+
+    async fn resume_from(&mut self, asked: HashMap<CircleId, u64>) -> Step {
         let circles = match self.state.storage.device_circles(self.auth.device_id).await {
             Ok(circles) => circles,
-            Err(err) => return self.refuse(None, err.into()).await,
+            Err(err) => return self.fall_behind(Some(asked), err.into()).await,
         };
         self.cursors.clear();
         self.facilitating.clear();
@@ -357,7 +436,7 @@ impl Socket {
                         })
                         .await;
                 }
-                Err(err) => return self.refuse(None, err.into()).await,
+                Err(err) => return self.fall_behind(None, err.into()).await,
             };
             for entry in page.entries {
                 cursor = i64::try_from(entry.seq).unwrap_or(i64::MAX);
@@ -375,7 +454,7 @@ impl Socket {
         if self.facilitating.contains(circle) {
             let requests = match self.state.storage.join_requests(circle).await {
                 Ok(requests) => requests,
-                Err(err) => return self.refuse(None, err.into()).await,
+                Err(err) => return self.fall_behind(None, err.into()).await,
             };
             for request in requests {
                 if self.sent_requests.insert(request.id) {
@@ -400,7 +479,7 @@ impl Socket {
     async fn deliver_welcomes(&mut self) -> Step {
         let welcomes = match self.state.storage.welcomes(self.auth.device_id).await {
             Ok(welcomes) => welcomes,
-            Err(err) => return self.refuse(None, err.into()).await,
+            Err(err) => return self.fall_behind(None, err.into()).await,
         };
         for welcome in welcomes {
             if !self.sent_welcomes.insert(welcome.id) {
@@ -423,5 +502,13 @@ impl Socket {
             self.on_circle(&welcome.circle_id).await?;
         }
         Ok(())
+    }
+}
+
+/// Sleeps until the owed read is due (never, when nothing is owed).
+async fn sleep_until_retry(behind: Option<&Behind>) {
+    match behind {
+        Some(behind) => tokio::time::sleep_until(behind.retry_at).await,
+        None => std::future::pending().await,
     }
 }

@@ -13,7 +13,9 @@ use sqlx::postgres::PgRow;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Postgres, QueryBuilder, Transaction};
 use std::str::FromStr;
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 /// The `LISTEN/NOTIFY` channel for cross-node wake-ups.
 const EVENT_CHANNEL: &str = "hearth_events";
@@ -22,6 +24,12 @@ const EVENT_CHANNEL: &str = "hearth_events";
 #[derive(Debug, Clone)]
 pub struct PgStorage {
     pool: PgPool,
+    /// The listener's own connection, apart from the requests' pool and
+    /// tested before each use: after a restart it reconnects on its first
+    /// try instead of failing on each dead pooled connection in turn.
+    listen_pool: PgPool,
+    /// When the node last saw its database connections drop.
+    lost: Arc<LostAt>,
     /// This node's first line in every notification it sends (`n:<hex>`),
     /// so that its listener skips its own: this node has told its sockets
     /// already, often with the entry itself.
@@ -35,6 +43,55 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 /// A pooled connection idle this long is pinged before it is used again.
 const CHECK_IDLE_AFTER: Duration = Duration::from_secs(30);
 
+/// The listener's first wait before it tries to reconnect, doubled after
+/// each failure up to [`RELISTEN_AT_MOST`].
+const RELISTEN_FIRST: Duration = Duration::from_millis(100);
+
+/// The listener's longest wait between reconnection attempts.
+const RELISTEN_AT_MOST: Duration = Duration::from_secs(2);
+
+/// The last moment the node saw its connections to the database drop (its
+/// listener's connection closing) or come back (the listener listening
+/// again). A pooled connection that went idle before it may have died with
+/// the others (PostgreSQL restarted, a proxy cut it), so it is pinged before
+/// its next use, and a dead one is replaced instead of failing a request.
+#[derive(Debug)]
+struct LostAt {
+    start: Instant,
+    /// Nanoseconds after `start`, plus one; 0 when never.
+    at: AtomicU64,
+}
+
+impl LostAt {
+    fn new() -> Self {
+        Self {
+            start: Instant::now(),
+            at: AtomicU64::new(0),
+        }
+    }
+
+    /// Notes that connections dropped now.
+    fn now(&self) {
+        let nanos = u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX - 1);
+        self.at.store(nanos + 1, Ordering::Release);
+    }
+
+    /// Whether a connection idle for `idle_for` went idle before the last
+    /// drop.
+    fn since_idle(&self, idle_for: Duration) -> bool {
+        let at = self.at.load(Ordering::Acquire);
+        if at == 0 {
+            return false;
+        }
+        let Some(idle_since) = Instant::now().checked_sub(idle_for) else {
+            return true;
+        };
+        let idle_since = u64::try_from(idle_since.saturating_duration_since(self.start).as_nanos())
+            .unwrap_or(u64::MAX - 1);
+        idle_since < at
+    }
+}
+
 impl PgStorage {
     /// Connects to `url` and applies migrations.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self> {
@@ -47,6 +104,8 @@ impl PgStorage {
         // trip to PostgreSQL per query. Only a connection that sat idle for
         // a while (which a firewall or `idle_session_timeout` may have cut)
         // is checked; a busy one is proven by its last query.
+        let lost = Arc::new(LostAt::new());
+        let lost_seen = lost.clone();
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             // A database that is away is said so in seconds, not held for
@@ -58,16 +117,24 @@ impl PgStorage {
             .after_release(|conn, _| {
                 Box::pin(async move { Ok(!sqlx::Connection::is_in_transaction(conn)) })
             })
-            .before_acquire(|conn, meta| {
+            .before_acquire(move |conn, meta| {
+                let suspect =
+                    meta.idle_for >= CHECK_IDLE_AFTER || lost_seen.since_idle(meta.idle_for);
                 Box::pin(async move {
-                    if meta.idle_for >= CHECK_IDLE_AFTER {
+                    if suspect {
                         sqlx::Connection::ping(conn).await?;
                     }
                     Ok(true)
                 })
             })
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
+        let listen_pool = PgPoolOptions::new()
+            .max_connections(1)
+            .min_connections(0)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .test_before_acquire(true)
+            .connect_lazy_with(options);
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
         // Only needs to differ between nodes; should the OS refuse
         // randomness, the process id and the clock still do.
@@ -81,6 +148,8 @@ impl PgStorage {
             });
         Ok(Self {
             pool,
+            listen_pool,
+            lost,
             node: format!("n:{node:016x}"),
         })
     }
@@ -183,6 +252,7 @@ impl SqlBackend for PgStorage {
     }
 
     async fn close_pools(&self) {
+        self.listen_pool.close().await;
         self.pool.close().await;
     }
 
@@ -199,31 +269,61 @@ impl SqlBackend for PgStorage {
         Some((EVENT_CHANNEL, format!("{}\n{events}", self.node)))
     }
 
+    /// Listens until the node stops, never giving up. Whenever the
+    /// connection drops, the hub hears [`Notice::Missed`](super::Notice::Missed)
+    /// at once (so the node's sockets look for themselves, and keep looking
+    /// while the database is away) and again once the node listens anew: a
+    /// notice sent before that moment is gone, and a socket's read before it
+    /// could not see what was appended after. Failed attempts in between say
+    /// nothing more (every socket looking again at each would only load a
+    /// database that is coming back).
     async fn listen_nodes(&self, deliver: Box<dyn Fn(String) + Send + Sync>) -> Result<()> {
-        let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
-        listener.listen(EVENT_CHANNEL).await?;
+        let mut interrupted = false;
+        let mut wait = RELISTEN_FIRST;
         loop {
-            // `try_recv` says when the connection was lost (notices sent
-            // meanwhile are gone: the hub is told) and reconnects on the
-            // next call; an error is a reconnection that failed.
-            match listener.try_recv().await {
-                Ok(Some(notification)) => {
-                    let mut lines = notification.payload().lines();
-                    if lines.next() == Some(self.node.as_str()) {
-                        continue;
-                    }
-                    for event in lines {
-                        deliver(event.to_owned());
-                    }
-                }
-                Ok(None) => {
-                    tracing::warn!("event listener lost its connection; reconnecting");
-                    deliver(super::Notice::Missed.encode());
-                }
+            let listening = async {
+                let mut listener =
+                    sqlx::postgres::PgListener::connect_with(&self.listen_pool).await?;
+                listener.listen(EVENT_CHANNEL).await?;
+                Ok::<_, sqlx::Error>(listener)
+            };
+            let mut listener = match listening.await {
+                Ok(listener) => listener,
                 Err(err) => {
-                    tracing::warn!(error = %err, "event listener could not reconnect; retrying");
-                    deliver(super::Notice::Missed.encode());
-                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    tracing::warn!(error = %err, "event listener could not connect; retrying");
+                    interrupted = true;
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(RELISTEN_AT_MOST);
+                    continue;
+                }
+            };
+            if interrupted {
+                tracing::info!("event listener listens again");
+                self.lost.now();
+                deliver(super::Notice::Missed.encode());
+            }
+            wait = RELISTEN_FIRST;
+            loop {
+                // `Ok(None)`: the connection was lost. (The listener would
+                // reconnect through the pool on its next call; it is dropped
+                // instead, and a tested connection taken above.)
+                match listener.try_recv().await {
+                    Ok(Some(notification)) => {
+                        let mut lines = notification.payload().lines();
+                        if lines.next() == Some(self.node.as_str()) {
+                            continue;
+                        }
+                        for event in lines {
+                            deliver(event.to_owned());
+                        }
+                    }
+                    Ok(None) | Err(_) => {
+                        tracing::warn!("event listener lost its connection; reconnecting");
+                        self.lost.now();
+                        deliver(super::Notice::Missed.encode());
+                        interrupted = true;
+                        break;
+                    }
                 }
             }
         }

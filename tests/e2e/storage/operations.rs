@@ -7,7 +7,7 @@ use hearth_server::crypto::{random_uuid, sha256};
 use hearth_server::storage::{
     AddedDevice, Backend, NewCommit, NewInvite, NewKeyPackage, NewMessage,
 };
-use hearth_tests::{Db, TestDb, on_both_databases, rand_bytes};
+use hearth_tests::{Db, TestDb, on_both_databases, on_postgres, rand_bytes};
 use std::time::Duration;
 
 on_both_databases!(
@@ -15,6 +15,8 @@ on_both_databases!(
     the_sweeper_purges_delivery_rows_past_their_time,
     events_reach_the_other_nodes_on_postgres,
 );
+
+on_postgres!(after_its_connections_drop_a_node_listens_again_and_uses_none_that_died);
 
 async fn the_database_says_what_it_is_answers_and_closes(db: Db) -> Result<()> {
     let (_db, storage) = open(db).await?;
@@ -183,4 +185,85 @@ async fn node_b_notify(test_db: &TestDb, event: &str) -> Result<()> {
     node.notify(event).await?;
     node.close().await;
     Ok(())
+}
+
+/// PostgreSQL restarts, as one node sees it (through a link the scenario
+/// cuts: every connection drops, and for a moment none can be made). The
+/// node's listener says at once that notices may have been lost, listens
+/// again within seconds of the database's return, and the pooled
+/// connections that died while idle are replaced before use: the next
+/// queries all succeed.
+async fn after_its_connections_drop_a_node_listens_again_and_uses_none_that_died(
+    db: Db,
+) -> Result<()> {
+    use hearth_server::storage::{Notice, Operations as _};
+    let test_db = TestDb::create(db).await?;
+    let TestDb::Postgres(url) = &test_db else {
+        anyhow::bail!("a link needs PostgreSQL");
+    };
+    let link = hearth_tests::pg_link::PgLink::start(url).await?;
+    let node = std::sync::Arc::new(
+        hearth_server::storage::postgres::PgStorage::connect(&link.url, 4).await?,
+    );
+    let other = test_db.storage().await?;
+    let (heard_tx, mut heard) = tokio::sync::mpsc::unbounded_channel();
+    let listening = node.clone();
+    let listener = tokio::spawn(async move {
+        listening
+            .listen(Box::new(move |line| {
+                let _ = heard_tx.send(line);
+            }))
+            .await
+    });
+    let circle = hearth_protocol::CircleId::from_bytes(rand_bytes::<16>().to_vec())?;
+    let said = Notice::Circle(circle).encode();
+    heard_from(&other, &said, &mut heard).await?;
+    // Four connections busy at once, then idle in the pool.
+    for answer in futures_util::future::join_all((0..4).map(|_| node.ping())).await {
+        answer?;
+    }
+
+    link.cut();
+    let missed = tokio::time::timeout(Duration::from_secs(5), heard.recv()).await?;
+    assert_eq!(missed.as_deref(), Some(Notice::Missed.encode().as_str()));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let back = tokio::time::Instant::now();
+    link.mend();
+    let listening_again = heard_from(&other, &said, &mut heard).await?;
+    assert!(
+        listening_again - back < Duration::from_secs(3),
+        "listening {:?} after the database came back",
+        listening_again - back
+    );
+    for n in 0..8 {
+        node.ping()
+            .await
+            .map_err(|err| anyhow::anyhow!("query {n} after the return: {err}"))?;
+    }
+    listener.abort();
+    Ok(())
+}
+
+/// Has `other` say `said` every 100 ms until the listener hears it (within
+/// 5 s); when it did.
+async fn heard_from(
+    other: &std::sync::Arc<dyn hearth_server::storage::Storage>,
+    said: &str,
+    heard: &mut tokio::sync::mpsc::UnboundedReceiver<String>,
+) -> Result<tokio::time::Instant> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while tokio::time::Instant::now() < deadline {
+        other.notify(said).await?;
+        let wait = tokio::time::sleep(Duration::from_millis(100));
+        tokio::pin!(wait);
+        loop {
+            tokio::select! {
+                line = heard.recv() => if line.as_deref() == Some(said) {
+                    return Ok(tokio::time::Instant::now());
+                },
+                () = &mut wait => break,
+            }
+        }
+    }
+    anyhow::bail!("the node never heard the other")
 }
