@@ -77,9 +77,13 @@ pub enum ErrorCode {
     RateLimited,
     /// 500: the server failed; nothing about the request was accepted.
     Internal,
-    /// 503: the server cannot reach its database, or it is full, for now
-    /// (`Retry-After` says when to try again); nothing was accepted.
+    /// 503: the server cannot reach its database for now (`Retry-After`
+    /// says when to try again); nothing was accepted.
     Unavailable,
+    /// 507: the server's disk (or its database's) is full: nothing was
+    /// accepted; try again after `Retry-After`, once the operator has made
+    /// room. Reads still work.
+    StorageFull,
     /// 503: this server has no video server (SFU) configured.
     VideoUnconfigured,
     /// 422: this server does not send pushes of the kind the target names
@@ -141,6 +145,7 @@ impl ErrorCode {
             Self::RateLimited => "rate_limited",
             Self::Internal => "internal",
             Self::Unavailable => "unavailable",
+            Self::StorageFull => "storage_full",
             Self::VideoUnconfigured => "video_unconfigured",
             Self::PushUnconfigured => "push_unconfigured",
             Self::PushEndpointRefused => "push_endpoint_refused",
@@ -189,6 +194,7 @@ impl ErrorCode {
             Self::RateLimited => 429,
             Self::Internal | Self::Unknown => 500,
             Self::Unavailable | Self::VideoUnconfigured => 503,
+            Self::StorageFull => 507,
         }
     }
 }
@@ -250,6 +256,7 @@ mod tests {
             ErrorCode::RateLimited,
             ErrorCode::Internal,
             ErrorCode::Unavailable,
+            ErrorCode::StorageFull,
             ErrorCode::VideoUnconfigured,
             ErrorCode::PushUnconfigured,
             ErrorCode::PushEndpointRefused,

@@ -92,10 +92,12 @@ pub enum ApiError {
         /// Seconds until a request will be accepted again.
         retry_after_secs: u64,
     },
-    /// The database cannot be reached, or is full, for now: `503` with
-    /// `Retry-After`.
+    /// The database cannot be reached for now: `503` with `Retry-After`.
     #[error("the database is unavailable; try again shortly")]
     Unavailable,
+    /// The disk the database writes to is full: `507` with `Retry-After`.
+    #[error("the server's storage is full; nothing was accepted; try again later")]
+    StorageFull,
     /// No video server is configured.
     #[error(
         "this server has no video server: set video.url, video.api_key and video.api_secret \
@@ -147,6 +149,7 @@ impl ApiError {
             Self::UnsupportedMediaType => ErrorCode::UnsupportedMediaType,
             Self::RateLimited { .. } => ErrorCode::RateLimited,
             Self::Unavailable => ErrorCode::Unavailable,
+            Self::StorageFull => ErrorCode::StorageFull,
             Self::VideoUnconfigured => ErrorCode::VideoUnconfigured,
             Self::PushUnconfigured(_) => ErrorCode::PushUnconfigured,
             Self::PushEndpointRefused(_) => ErrorCode::PushEndpointRefused,
@@ -213,8 +216,12 @@ impl From<StorageError> for ApiError {
             StorageError::LinkTokenInvalid => Self::LinkTokenInvalid,
             StorageError::CircleExists => Self::CircleExists,
             StorageError::AlreadyOnRoster => Self::AlreadyMember,
-            // Not a bug: the database is restarting, unreachable or full.
-            // The client hears "try again shortly".
+            // Not a bug: the disk is full, or the database is restarting or
+            // unreachable. The client hears "try again later", and why.
+            other if other.is_full() => {
+                tracing::warn!(error = %other, "database storage full");
+                Self::StorageFull
+            }
             other if other.is_unavailable() => {
                 tracing::warn!(error = %other, "database unavailable");
                 Self::Unavailable
@@ -226,6 +233,10 @@ impl From<StorageError> for ApiError {
 
 /// What `Retry-After` says when the database is unavailable, in seconds.
 pub const RETRY_UNAVAILABLE_SECS: u64 = 5;
+
+/// What `Retry-After` says when the disk is full, in seconds: room is made
+/// by an operator, not by waiting a moment.
+pub const RETRY_FULL_SECS: u64 = 30;
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
@@ -249,6 +260,9 @@ impl ResponseError for ApiError {
                     header::RETRY_AFTER,
                     HeaderValue::from(RETRY_UNAVAILABLE_SECS),
                 ));
+            }
+            Self::StorageFull => {
+                response.insert_header((header::RETRY_AFTER, HeaderValue::from(RETRY_FULL_SECS)));
             }
             Self::Unauthorized => {
                 response

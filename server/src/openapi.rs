@@ -45,6 +45,7 @@ pub fn document(operations: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenAp
     let mut document = ApiDoc::openapi();
     document.merge(operations);
     MediaTypeErrors.modify(&mut document);
+    OutageErrors.modify(&mut document);
     CircleLinks.modify(&mut document);
     document
 }
@@ -88,6 +89,58 @@ impl Modify for MediaTypeErrors {
                     unsupported.description =
                         "unsupported_media_type: the body is not application/json".into();
                     responses.insert("415".into(), utoipa::openapi::RefOr::T(unsupported));
+                }
+            }
+        }
+    }
+}
+
+/// Every route that reads the database answers `503 unavailable` while it
+/// is out of reach, and every route that writes answers `507 storage_full`
+/// while its disk is full, both with `Retry-After`: documented once here,
+/// from each route's first error answer's shape (`ErrorBody`). Probes and
+/// the document itself are left alone.
+struct OutageErrors;
+
+impl Modify for OutageErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        const PROBES: [&str; 4] = ["/healthz", "/readyz", "/metrics", "/v1/openapi.json"];
+        for (path, item) in &mut openapi.paths.paths {
+            if PROBES.contains(&path.as_str()) {
+                continue;
+            }
+            let reads = [&mut item.get].into_iter().flatten().map(|o| (o, false));
+            let writes = [&mut item.post, &mut item.put, &mut item.delete, &mut item.patch]
+                .into_iter()
+                .flatten()
+                .map(|o| (o, true));
+            for (operation, writes) in reads.chain(writes) {
+                let responses = &mut operation.responses.responses;
+                let Some(utoipa::openapi::RefOr::T(shape)) = responses
+                    .iter()
+                    .find(|(status, _)| status.starts_with('4'))
+                    .map(|(_, response)| response.clone())
+                else {
+                    continue;
+                };
+                let away = "unavailable: the database is out of reach for now; \
+                            try again after Retry-After";
+                match responses.get_mut("503") {
+                    Some(utoipa::openapi::RefOr::T(existing)) => {
+                        existing.description = format!("{}; or {away}", existing.description);
+                    }
+                    _ => {
+                        let mut unavailable = shape.clone();
+                        unavailable.description = away.into();
+                        responses.insert("503".into(), utoipa::openapi::RefOr::T(unavailable));
+                    }
+                }
+                if writes {
+                    let mut full = shape;
+                    full.description = "storage_full: the server's disk is full; nothing was \
+                                        accepted; try again after Retry-After"
+                        .into();
+                    responses.insert("507".into(), utoipa::openapi::RefOr::T(full));
                 }
             }
         }

@@ -34,6 +34,42 @@ pub struct AppState {
     pub push: Option<Arc<Push>>,
     /// The rules of the log, and who hears of its changes.
     pub delivery: Delivery,
+    /// Whether writes are failing for a full disk.
+    pub room: Room,
+}
+
+/// How long `/readyz` reports a full disk after the last write that failed
+/// for it (when no write has succeeded since). Bounded, so that a node
+/// nobody writes to any more (a balancer took it out) comes back by itself
+/// once room was made.
+pub const FULL_REMEMBERED_SECS: i64 = 30;
+
+/// What requests have shown of the database's room: when a write last
+/// failed for a full disk (`507 storage_full`), forgotten at the next write
+/// that succeeds.
+#[derive(Debug, Default)]
+pub struct Room {
+    /// Unix seconds; 0 when no write failed since the last that succeeded.
+    full_at: std::sync::atomic::AtomicI64,
+}
+
+impl Room {
+    /// A write failed for a full disk at `now`.
+    pub fn note_full(&self, now: i64) {
+        self.full_at
+            .store(now.max(1), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// A write succeeded.
+    pub fn note_written(&self) {
+        self.full_at.store(0, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether the disk is full, as far as recent writes tell.
+    pub fn full(&self, now: i64) -> bool {
+        let at = self.full_at.load(std::sync::atomic::Ordering::Relaxed);
+        at != 0 && now.saturating_sub(at) < FULL_REMEMBERED_SECS
+    }
 }
 
 impl AppState {
@@ -57,6 +93,7 @@ impl AppState {
             push,
             delivery,
             config,
+            room: Room::default(),
         }
     }
 

@@ -18,6 +18,7 @@ mod identity;
 mod jwt_abuse;
 mod layering;
 mod ops;
+mod outages;
 mod phone;
 mod privacy;
 mod protocol_doc;

@@ -38,6 +38,8 @@ async fn health_readiness_and_a_graceful_stop(app: TestApp) -> Result<()> {
     assert_eq!(health["status"], "ok");
     let ready = app.http.get(app.url("/readyz")).send().await?;
     assert_eq!(ready.status(), 200);
+    let ready: Value = ready.json().await?;
+    assert_eq!(ready["database"], "ok");
     expect_error(
         app.http.get(app.url("/no/such/route")).send().await?,
         404,
@@ -166,7 +168,8 @@ async fn the_openapi_document_describes_every_endpoint_and_its_errors(app: TestA
         let operation = &doc["paths"][path][method];
         assert!(operation.is_object(), "{method} {path} is documented");
         let responses = operation["responses"].as_object().expect("responses");
-        let is_ops = ["/healthz", "/metrics", "/v1/openapi.json"].contains(&path);
+        // Probes answer their own body, also when not ready.
+        let is_ops = ["/healthz", "/readyz", "/metrics", "/v1/openapi.json"].contains(&path);
         if !is_ops {
             let errors: Vec<_> = responses
                 .iter()
@@ -429,7 +432,13 @@ async fn readiness_fails_when_the_database_goes_away(app: TestApp) -> Result<()>
     .execute(&mut conn)
     .await?;
     let response = app.http.get(app.url("/readyz")).send().await?;
-    expect_error(response, 503, ErrorCode::Unavailable).await?;
+    assert_eq!(response.status(), 503);
+    let ready: Value = response.json().await?;
+    assert_eq!(ready["status"], "unavailable");
+    assert_eq!(
+        ready["database"], "unreachable",
+        "it says which part failed"
+    );
     let alive = app.http.get(app.url("/healthz")).send().await?;
     assert_eq!(alive.status(), 200, "the process itself is alive");
     Ok(())

@@ -35,6 +35,8 @@ pub fn server_binary() -> Result<PathBuf> {
 /// A running `hearth-server` process on a test database.
 pub struct ServerProcess {
     child: Child,
+    /// The data directory, when it is a small disk of the server's own.
+    small_disk: Option<PathBuf>,
     /// `http://127.0.0.1:PORT`.
     pub address: String,
 }
@@ -54,7 +56,69 @@ impl ServerProcess {
         signing_seed: &[u8; 32],
         settings: &[(String, String)],
     ) -> Result<Self> {
-        let mut command = Command::new(server_binary()?);
+        Self::spawn(
+            Command::new(server_binary()?),
+            db,
+            signing_seed,
+            settings,
+            None,
+        )
+        .await
+    }
+
+    /// Like [`ServerProcess::start_with`] on SQLite, with the data directory
+    /// on a disk of its own of `bytes` bytes (a tmpfs, empty at first,
+    /// mounted in a mount namespace of the server's: `unshare` as an
+    /// unprivileged user, with no effect outside). The test reaches it
+    /// through [`ServerProcess::small_disk`], to fill it and make room.
+    pub async fn start_on_small_disk(
+        db: &TestDb,
+        signing_seed: &[u8; 32],
+        settings: &[(String, String)],
+        bytes: u64,
+    ) -> Result<Self> {
+        let TestDb::Sqlite(dir) = db else {
+            bail!("a small disk holds a SQLite data directory");
+        };
+        let mut command = Command::new("unshare");
+        command
+            .args([
+                "--user",
+                "--map-root-user",
+                "--mount",
+                "--propagation",
+                "private",
+            ])
+            .args([
+                "sh",
+                "-c",
+                "mount -t tmpfs -o size=\"$1\" tmpfs \"$2\" && shift 2 && exec \"$@\"",
+                "sh",
+            ])
+            .arg(bytes.to_string())
+            .arg(dir.path())
+            .arg(server_binary()?);
+        let disk = dir.path().to_path_buf();
+        Self::spawn(command, db, signing_seed, settings, Some(disk)).await
+    }
+
+    /// The data directory on the server's own small disk, as this process
+    /// reaches it (through `/proc/<pid>/root`, into the server's mount
+    /// namespace).
+    pub fn small_disk(&self) -> Option<PathBuf> {
+        let disk = self.small_disk.as_ref()?;
+        let pid = self.child.id()?;
+        let inside = disk.strip_prefix("/").ok()?;
+        Some(PathBuf::from(format!("/proc/{pid}/root")).join(inside))
+    }
+
+    async fn spawn(
+        mut command: Command,
+        db: &TestDb,
+        signing_seed: &[u8; 32],
+        settings: &[(String, String)],
+        small_disk: Option<PathBuf>,
+    ) -> Result<Self> {
         for (key, _) in std::env::vars() {
             if key.starts_with("HEARTH_") || key == "DATABASE_URL" {
                 command.env_remove(key);
@@ -110,6 +174,7 @@ impl ServerProcess {
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         Ok(Self {
             child,
+            small_disk,
             address: format!("http://127.0.0.1:{port}"),
         })
     }

@@ -21,6 +21,7 @@ pub mod sync;
 pub mod video;
 
 use crate::error::ApiError;
+use crate::state::AppState;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::Method;
@@ -217,6 +218,7 @@ pub async fn observe(
         .match_pattern()
         .unwrap_or_else(|| "unmatched".to_owned());
     let method = req.method().as_str().to_owned();
+    let state = req.app_data::<web::Data<AppState>>().cloned();
     let span = tracing::info_span!("request", method = %method, route = %route);
     let started = Instant::now();
     let result = next.call(req).instrument(span.clone()).await;
@@ -225,6 +227,13 @@ pub async fn observe(
         Ok(response) => response.status().as_u16(),
         Err(err) => err.as_response_error().status_code().as_u16(),
     };
+    if let Some(state) = state {
+        if status == 507 {
+            state.room.note_full(crate::now());
+        } else if (200..300).contains(&status) && method != "GET" && method != "HEAD" {
+            state.room.note_written();
+        }
+    }
     let labels = [
         ("method", method),
         ("route", route),

@@ -231,7 +231,10 @@ impl Socket {
         resume: Option<HashMap<CircleId, u64>>,
         error: ApiError,
     ) -> Step {
-        if !matches!(error, ApiError::Unavailable | ApiError::Storage(_)) {
+        if !matches!(
+            error,
+            ApiError::Unavailable | ApiError::StorageFull | ApiError::Storage(_)
+        ) {
             return self.refuse(None, error).await;
         }
         let first = self.behind.is_none();

@@ -93,7 +93,7 @@ pub enum StorageError {
     AlreadyOnRoster,
     /// The database failed or could not be reached.
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
     /// Migrations could not be applied.
     #[error("migration error: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -106,7 +106,54 @@ pub enum StorageError {
     DataDir(#[source] std::io::Error),
 }
 
+/// Every database error passes here, and is counted by kind
+/// (`hearth_database_errors_total`, see [`StorageError::kind`]).
+impl From<sqlx::Error> for StorageError {
+    fn from(err: sqlx::Error) -> Self {
+        let err = Self::Database(err);
+        metrics::counter!("hearth_database_errors_total", "kind" => err.kind()).increment(1);
+        err
+    }
+}
+
 impl StorageError {
+    /// What kind of database error this is, for metrics: `full` (the disk),
+    /// `unavailable` (out of reach for now), `conflict` (a uniqueness rule
+    /// or a concurrent transaction: usually answered as such), `other` (a
+    /// bug, or damage), or `none` for an error that is not the database's.
+    pub fn kind(&self) -> &'static str {
+        let Self::Database(err) = self else {
+            return "none";
+        };
+        if self.is_full() {
+            return "full";
+        }
+        if self.is_unavailable() {
+            return "unavailable";
+        }
+        match err {
+            sqlx::Error::Database(db)
+                if db.is_unique_violation()
+                    || db.code().is_some_and(|c| c == "40001" || c == "40P01") =>
+            {
+                "conflict"
+            }
+            _ => "other",
+        }
+    }
+
+    /// Whether the disk the database writes to is full: PostgreSQL's
+    /// `disk_full` (53100), SQLite's `SQLITE_FULL` (13, whatever the
+    /// extended code). Reads still work; writes will once there is room.
+    pub fn is_full(&self) -> bool {
+        let Self::Database(sqlx::Error::Database(db)) = self else {
+            return false;
+        };
+        db.code().is_some_and(|code| {
+            code == "53100" || code.parse::<i32>().is_ok_and(|n| n & 0xff == 13)
+        })
+    }
+
     /// Whether the database is out of reach or out of room for now — not a
     /// bug, and likely to pass: connections refused, closed or timed out,
     /// the database gone, restarting, out of connections or of disk, a
