@@ -181,6 +181,9 @@ pub struct LogPage {
     pub next_after: u64,
     /// Whether more entries follow.
     pub more: bool,
+    /// The server's log generation (see `SyncResponse::generation`).
+    #[serde(default)]
+    pub generation: String,
 }
 
 /// `POST /v1/circles/{circle_id}/ack`: everything up to `seq` is processed.

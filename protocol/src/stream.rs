@@ -61,6 +61,9 @@ pub enum ServerFrame {
     Ready {
         /// The device's circles.
         circles: Vec<CircleId>,
+        /// The server's log generation (see `SyncResponse::generation`).
+        #[serde(default)]
+        generation: String,
     },
     /// The next entry of a circle's log.
     Entry {

@@ -94,4 +94,11 @@ pub struct SyncResponse {
     pub key_packages: KeyPackageCount,
     /// The account's devices (this one included).
     pub devices: Vec<DeviceId>,
+    /// The name of the server's log generation. It changes only when the
+    /// server was restored from a backup: messages sent shortly before the
+    /// restore may be gone, and every circle's numbers jumped ahead (none
+    /// is given twice). A client compares it with the one it last saw and
+    /// tells its user. Empty from servers older than it.
+    #[serde(default)]
+    pub generation: String,
 }

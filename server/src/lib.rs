@@ -5,6 +5,7 @@
 //! binary in `main.rs` only parses arguments and calls it.
 #![deny(missing_docs)]
 
+pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod crypto;

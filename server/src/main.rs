@@ -1,7 +1,7 @@
 //! `hearth-server`: parse arguments, load configuration, run.
 
 use anyhow::Context as _;
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use hearth_server::config::Config;
 use hearth_server::startup::Application;
 use hearth_server::telemetry;
@@ -26,6 +26,33 @@ struct Args {
     /// settings, and exit.
     #[arg(long)]
     generate_push_keys: bool,
+    /// An operator's command instead of serving.
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Operator's commands, on the configured database.
+    #[command(subcommand)]
+    Admin(Admin),
+}
+
+#[derive(Debug, Subcommand)]
+enum Admin {
+    /// Write a consistent copy of the SQLite database to PATH while the
+    /// server runs, marked as a backup: a server started on it (restored
+    /// into a data directory as hearth.db) begins a new log generation by
+    /// itself. On PostgreSQL, use pg_dump -Fc and `admin restored`.
+    Backup {
+        /// Where the copy goes (a new file).
+        path: PathBuf,
+    },
+    /// After restoring the database by other means (sqlite3 .backup, a file
+    /// copy, pg_restore): begin a new log generation, so that clients are
+    /// told and no message number is given twice. Run it before starting
+    /// any server on the restored database.
+    Restored,
 }
 
 /// One line on failure — what went wrong and why, without a backtrace (an
@@ -55,6 +82,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         return Ok(());
     }
     let config = Config::load(args.config.as_deref()).context("loading configuration")?;
+    if let Some(Command::Admin(command)) = args.command {
+        return admin(&config, command).await;
+    }
     telemetry::init_logging(&config.log);
     let sweep_every = Duration::from_secs(config.sweep_interval_secs.max(1));
     let listen = config.listen.clone();
@@ -69,5 +99,26 @@ async fn run(args: Args) -> anyhow::Result<()> {
     );
     app.run_until_stopped(sweep_every).await?;
     tracing::info!("hearth-server stopped");
+    Ok(())
+}
+
+async fn admin(config: &Config, command: Admin) -> anyhow::Result<()> {
+    match command {
+        Admin::Backup { path } => {
+            let bytes = hearth_server::admin::backup(config, &path).await?;
+            println!(
+                "backed up to {} ({bytes} bytes). A server restored from it needs the same \
+                 auth.key_wrapping_key and push.target_key: keep them, apart from the backup.",
+                path.display()
+            );
+        }
+        Admin::Restored => {
+            let begun = hearth_server::admin::restored(config).await?;
+            println!(
+                "a new log generation begins (restore {}); start the server now",
+                begun.restores
+            );
+        }
+    }
     Ok(())
 }

@@ -110,10 +110,15 @@ impl Modify for OutageErrors {
                 continue;
             }
             let reads = [&mut item.get].into_iter().flatten().map(|o| (o, false));
-            let writes = [&mut item.post, &mut item.put, &mut item.delete, &mut item.patch]
-                .into_iter()
-                .flatten()
-                .map(|o| (o, true));
+            let writes = [
+                &mut item.post,
+                &mut item.put,
+                &mut item.delete,
+                &mut item.patch,
+            ]
+            .into_iter()
+            .flatten()
+            .map(|o| (o, true));
             for (operation, writes) in reads.chain(writes) {
                 let responses = &mut operation.responses.responses;
                 let Some(utoipa::openapi::RefOr::T(shape)) = responses

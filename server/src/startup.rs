@@ -45,6 +45,9 @@ pub enum StartupError {
     /// Push is configured wrongly.
     #[error("push: {0}")]
     Push(#[from] ProviderError),
+    /// The log's generation could not be read or begun.
+    #[error("log generation: {0}")]
+    Generation(#[from] crate::admin::AdminError),
 }
 
 /// How many events a live socket may have waiting before it is told it
@@ -81,6 +84,7 @@ impl Application {
             config.database_max_connections,
         )
         .await?;
+        let generation = crate::admin::log_generation(storage.as_ref()).await?;
         let keys = KeyRing::load(storage.as_ref(), &config.auth, crate::now()).await?;
         let listener = TcpListener::bind(&config.listen).map_err(|source| StartupError::Bind {
             address: config.listen.clone(),
@@ -107,9 +111,10 @@ impl Application {
             Limits {
                 max_ciphertext_bytes: config.delivery.max_ciphertext_bytes,
                 page_size: config.delivery.page_size,
+                epoch_window,
             },
-            epoch_window,
             RateLimiter::new(config.delivery.send_rate),
+            generation,
         );
         let state = web::Data::new(AppState::new(
             config,

@@ -5,6 +5,7 @@
 
 mod api_fuzz;
 mod architecture_doc;
+mod backup;
 mod bindings;
 mod compose;
 mod crash;

@@ -142,6 +142,15 @@ async fn print_notices(client: &Client, as_json: bool) {
 
 /// Tells one notice, if `event` is one.
 async fn print_notice(client: &Client, event: &Event, as_json: bool) {
+    if matches!(event, Event::Restored) {
+        let text = report::RESTORED;
+        if as_json {
+            eprintln!("{}", json!({ "notice": "restored", "message": text }));
+        } else {
+            eprintln!("hearth: {text}");
+        }
+        return;
+    }
     let circle = match event {
         Event::Removed { circle_id }
         | Event::Rejoined { circle_id }

@@ -186,6 +186,10 @@ fn chain(err: &anyhow::Error) -> String {
         .join(": ")
 }
 
+/// The notice that the server was restored from a backup.
+pub const RESTORED: &str = "the server was restored from a backup: messages sent shortly before \
+     may be missing for some members (and some you read may be gone from the server)";
+
 /// A notice from the SDK as a sentence, `title` naming the circle.
 pub fn notice(event: &Event, title: &str) -> Option<(&'static str, String)> {
     Some(match event {

@@ -184,6 +184,9 @@ pub enum LiveEvent {
         /// The devices added.
         device_ids: Vec<String>,
     },
+    /// The server was restored from a backup: messages sent shortly before
+    /// may be gone from it. Tell the user once.
+    Restored,
     /// Someone asks to join (facilitators).
     JoinRequest {
         /// The circle.
@@ -208,6 +211,7 @@ impl LiveEvent {
             Event::Removed { circle_id } => Self::Removed {
                 circle_id: circle_id.to_string(),
             },
+            Event::Restored => Self::Restored,
             Event::Rejoined { circle_id } => Self::Rejoined {
                 circle_id: circle_id.to_string(),
             },

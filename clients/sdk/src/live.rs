@@ -85,6 +85,12 @@ pub enum Event {
         /// The devices added.
         devices: Vec<hearth_protocol::DeviceId>,
     },
+    /// The server was restored from a backup (its log generation changed):
+    /// messages sent shortly before the restore may be gone from it, so
+    /// members who had not read them will not, and this device may hold some
+    /// that others never see. Nothing new is skipped (the server's numbers
+    /// jumped ahead). Tell the user once.
+    Restored,
     /// A join request arrived (facilitators).
     JoinRequest {
         /// The circle.
@@ -259,8 +265,9 @@ impl Client {
                 continue;
             };
             let event = match frame {
-                ServerFrame::Ready { .. } => {
+                ServerFrame::Ready { generation, .. } => {
                     *backoff = FIRST_BACKOFF;
+                    self.generation_seen(&generation).await?;
                     // Back online: what waited in the outbox goes now (what
                     // still cannot go stays pending for the next chance).
                     if let Err(err) = self.flush_outbox().await

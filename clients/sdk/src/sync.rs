@@ -164,6 +164,9 @@ pub struct Synced {
     /// Whether every circle was read to its end (false when a deadline
     /// stopped it first).
     pub complete: bool,
+    /// The server was restored from a backup since this device last synced
+    /// (also an [`crate::Event::Restored`] notice).
+    pub restored: bool,
 }
 
 impl Synced {
@@ -238,6 +241,9 @@ fn upkeep(
         }
     }
 }
+
+/// The `settings` key of the server's log generation last seen.
+const GENERATION_SETTING: &str = "log_generation";
 
 /// At most this many sync requests per catch-up: a backlog longer than this
 /// many pages per circle is read on the next.
@@ -450,6 +456,7 @@ impl Client {
                 limit: None,
             };
             let answer = self.authorized().await?.sync(&request).await?;
+            synced.restored |= self.generation_seen(&answer.generation).await?;
             self.welcomes_reported(request.welcomes_done).await?;
             for circle in answer.removed {
                 self.gone(&circle, Gone::Removed).await?;
@@ -510,6 +517,30 @@ impl Client {
             synced.key_packages = Some(self.top_up_from(pool).await?);
         }
         Ok((synced, follow_ups))
+    }
+
+    /// Compares the server's log generation with the one last seen, and
+    /// keeps it: true (and an [`crate::Event::Restored`] notice) when it
+    /// changed, i.e. the server was restored from a backup since. The first
+    /// one seen, or none (an older server), changes nothing.
+    pub(crate) async fn generation_seen(&self, generation: &str) -> Result<bool> {
+        if generation.is_empty() {
+            return Ok(false);
+        }
+        let now = generation.to_owned();
+        let changed = self
+            .with(move |s| {
+                let before = s.store.setting(GENERATION_SETTING)?;
+                if before.as_deref() != Some(now.as_str()) {
+                    s.store.set_setting(GENERATION_SETTING, &now)?;
+                }
+                Ok(before.is_some_and(|before| before != now))
+            })
+            .await?;
+        if changed {
+            self.notify(crate::Event::Restored);
+        }
+        Ok(changed)
     }
 
     /// The Welcomes processed and not yet reported to the server (kept in

@@ -85,6 +85,7 @@ impl Delivery {
             entries: records.into_iter().map(LogRecord::into_entry).collect(),
             next_after,
             more,
+            generation: self.generation.clone(),
         })
     }
 

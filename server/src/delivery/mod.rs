@@ -49,6 +49,9 @@ pub struct Limits {
     pub max_ciphertext_bytes: usize,
     /// The most log entries one read returns.
     pub page_size: u32,
+    /// How many epochs behind a message may be encrypted and still be
+    /// appended.
+    pub epoch_window: i64,
 }
 
 /// The delivery core: storage, the batch writer, and who hears of changes.
@@ -62,11 +65,13 @@ pub struct Delivery {
     evictor: Option<Evictor>,
     limits: Limits,
     sends: RateLimiter<DeviceId>,
+    /// The log's generation (`Instance::generation`), told with every read.
+    generation: String,
 }
 
 impl Delivery {
     /// The core over `storage`, starting its batch writer on the current
-    /// runtime. `epoch_window`: how many epochs behind a message may be
+    /// runtime, reading the log of `generation`. How many epochs behind a message may be
     /// encrypted and still be appended. `push` and `evictor` when
     /// configured.
     pub fn start(
@@ -75,10 +80,15 @@ impl Delivery {
         push: Option<Arc<Push>>,
         evictor: Option<Evictor>,
         limits: Limits,
-        epoch_window: i64,
         sends: RateLimiter<DeviceId>,
+        generation: String,
     ) -> Self {
-        let appender = Appender::start(storage.clone(), hub.clone(), epoch_window, push.clone());
+        let appender = Appender::start(
+            storage.clone(),
+            hub.clone(),
+            limits.epoch_window,
+            push.clone(),
+        );
         let acknowledger = Acknowledger::start(storage.clone());
         Self {
             storage,
@@ -89,7 +99,13 @@ impl Delivery {
             evictor,
             limits,
             sends,
+            generation,
         }
+    }
+
+    /// The log's generation: a new one begins after a restore.
+    pub fn generation(&self) -> &str {
+        &self.generation
     }
 
     /// The circle, if `device` is on its roster; otherwise the same

@@ -133,6 +133,7 @@ impl Delivery {
                 last_resort,
             },
             devices: devices.into_iter().map(|d| d.id).collect(),
+            generation: self.generation.clone(),
         })
     }
 
@@ -157,6 +158,7 @@ impl Delivery {
                 entries: Vec::new(),
                 next_after: after,
                 more: false,
+                generation: String::new(),
             }
         };
         Ok(Some(CircleSync {

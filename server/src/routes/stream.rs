@@ -375,6 +375,7 @@ impl Socket {
         self.follows.follow_only(self.cursors.keys());
         let ready = ServerFrame::Ready {
             circles: circles.into_iter().map(|c| c.id).collect(),
+            generation: self.state.delivery.generation().to_owned(),
         };
         self.send(&ready).await?;
         self.catch_up().await

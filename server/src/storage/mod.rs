@@ -47,7 +47,7 @@ pub use identity::{
 };
 pub use key_packages::{KeyPackageStore, KeyPackageStored, NewKeyPackage};
 pub use notice::Notice;
-pub use operations::{Operations, Purged};
+pub use operations::{GENERATION_JUMP, Instance, Operations, Purged};
 pub use push::{ClaimedWake, PushStore, PushTargetRecord, WakeFor, WakeOutcome};
 pub use snapshots::{SnapshotOutcome, SnapshotRecord, SnapshotStore};
 

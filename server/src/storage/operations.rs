@@ -24,6 +24,25 @@ pub struct Purged {
     pub circles: u64,
 }
 
+/// What the database says of itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instance {
+    /// The name of this copy of the log (32 hex digits), told to clients
+    /// with every read: a new one begins after a restore.
+    pub generation: String,
+    /// The database is a backup (`hearth-server admin backup` marked it):
+    /// a server starting on it begins a new generation first.
+    pub from_backup: bool,
+    /// How many generations began after the first.
+    pub restores: i64,
+}
+
+/// How far every circle's numbers jump when a generation begins: more than
+/// any circle appends between a backup and its restore, so no number a
+/// client has seen is given again; and small enough for 2^21 restores
+/// before numbers pass 2^53 (where a JSON reader's doubles lose them).
+pub const GENERATION_JUMP: i64 = 1 << 32;
+
 /// The database as a whole.
 #[async_trait]
 pub trait Operations {
@@ -35,6 +54,18 @@ pub trait Operations {
 
     /// Closes the pools; in-flight queries finish first.
     async fn close(&self);
+
+    /// What the database says of itself.
+    async fn instance(&self) -> Result<Instance>;
+
+    /// Begins a new generation named `generation` (after a restore): every
+    /// circle's last number jumps ahead by `jump`, and the backup mark is
+    /// cleared, in one transaction. Run with no server on the database.
+    async fn begin_generation(&self, generation: &str, jump: i64) -> Result<Instance>;
+
+    /// Marks the database as a backup (done to the copy, never the
+    /// original): a server that starts on it begins a new generation first.
+    async fn mark_as_backup(&self) -> Result<()>;
 
     /// Removes everything expired.
     async fn purge_expired(&self, now: i64) -> Result<Purged>;

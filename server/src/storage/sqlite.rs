@@ -35,9 +35,14 @@ impl SqliteStorage {
     /// Opens (creating if needed) `data_dir/hearth.db` and applies migrations.
     pub async fn open(data_dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(data_dir).map_err(StorageError::DataDir)?;
-        let path = data_dir.join(DATABASE_FILE);
+        Self::open_file(&data_dir.join(DATABASE_FILE)).await
+    }
+
+    /// Opens (creating if needed) the database file at `path` and applies
+    /// migrations.
+    pub async fn open_file(path: &Path) -> Result<Self> {
         let base = SqliteConnectOptions::new()
-            .filename(&path)
+            .filename(path)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
         // An in-process connection does not go stale: no ping before each
@@ -68,6 +73,18 @@ impl SqliteStorage {
             .connect_with(base.read_only(true))
             .await?;
         Ok(Self { writer, reader })
+    }
+
+    /// Writes a consistent copy of the database to the new file `to`
+    /// (`VACUUM INTO`: one read transaction, which the writer does not wait
+    /// for; the copy is compacted, so no freed page of deleted rows goes
+    /// with it).
+    pub async fn copy_into(&self, to: &str) -> Result<()> {
+        sqlx::query("VACUUM INTO $1")
+            .bind(to)
+            .execute(&self.reader)
+            .await?;
+        Ok(())
     }
 
     /// The settings of the writing connection, as SQLite reports them:

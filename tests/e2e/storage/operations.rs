@@ -14,6 +14,7 @@ on_both_databases!(
     the_database_says_what_it_is_answers_and_closes,
     the_sweeper_purges_delivery_rows_past_their_time,
     events_reach_the_other_nodes_on_postgres,
+    a_new_generation_renames_the_log_and_every_circle_jumps_ahead,
 );
 
 on_postgres!(after_its_connections_drop_a_node_listens_again_and_uses_none_that_died);
@@ -266,4 +267,65 @@ async fn heard_from(
         }
     }
     anyhow::bail!("the node never heard the other")
+}
+
+/// The database names its log (a generation). Marking it as a backup keeps
+/// the name; beginning a generation (after a restore) gives it a new one,
+/// clears the mark, counts the restore, and moves every circle's numbers
+/// ahead by the jump: the next message gets a number no client has seen.
+async fn a_new_generation_renames_the_log_and_every_circle_jumps_ahead(db: Db) -> Result<()> {
+    use hearth_server::storage::{AppendOutcome, GENERATION_JUMP};
+    let (_db, storage) = open(db).await?;
+    let first = storage.instance().await?;
+    assert_eq!(first.generation.len(), 32, "{first:?}");
+    assert!(first.generation.chars().all(|c| c.is_ascii_hexdigit()));
+    assert!(!first.from_backup);
+    assert_eq!(first.restores, 0);
+
+    let facilitator = device(storage.as_ref()).await?;
+    let busy = circle_of(storage.as_ref(), facilitator).await?;
+    let quiet = circle_of(storage.as_ref(), facilitator).await?;
+    let send = |text: &'static [u8]| NewMessage {
+        circle: busy.clone(),
+        sender: facilitator,
+        message_id: random_uuid().unwrap(),
+        epoch: 0,
+        ciphertext: text.to_vec(),
+        digest: sha256(text),
+        now: NOW,
+    };
+    storage
+        .append_messages(&[send(b"one"), send(b"two")], 5)
+        .await?;
+
+    storage.mark_as_backup().await?;
+    let marked = storage.instance().await?;
+    assert!(marked.from_backup);
+    assert_eq!(
+        marked.generation, first.generation,
+        "a mark renames nothing"
+    );
+
+    let begun = storage
+        .begin_generation("0123456789abcdef0123456789abcdef", GENERATION_JUMP)
+        .await?;
+    assert_eq!(begun.generation, "0123456789abcdef0123456789abcdef");
+    assert!(!begun.from_backup);
+    assert_eq!(begun.restores, 1);
+    assert_eq!(storage.instance().await?, begun);
+    let last = |circle: hearth_protocol::CircleId| {
+        let storage = storage.clone();
+        async move {
+            let record = storage.circle(&circle).await?;
+            anyhow::Ok(record.map(|c| c.last_seq))
+        }
+    };
+    assert_eq!(last(busy.clone()).await?, Some(2 + GENERATION_JUMP));
+    assert_eq!(last(quiet.clone()).await?, Some(GENERATION_JUMP));
+    let next = storage.append_messages(&[send(b"three")], 5).await?;
+    assert!(
+        matches!(next[..], [AppendOutcome::Accepted { seq, .. }] if seq == 3 + GENERATION_JUMP),
+        "{next:?}"
+    );
+    Ok(())
 }

@@ -27,6 +27,15 @@ const PURGE_INVITES: &str = "DELETE FROM invites WHERE expires_at <= $1 OR uses 
 const PURGE_ABANDONED_CIRCLES: &str = "DELETE FROM circles WHERE created_at <= $1 \
      AND NOT EXISTS (SELECT 1 FROM roster r WHERE r.circle_id = circles.id)";
 
+const INSTANCE: &str = "SELECT generation, from_backup, restores FROM instance WHERE one = 1";
+
+const NEW_GENERATION: &str =
+    "UPDATE instance SET generation = $1, from_backup = 0, restores = restores + 1 WHERE one = 1";
+
+const JUMP_NUMBERS: &str = "UPDATE circles SET last_seq = last_seq + $1";
+
+const MARK_AS_BACKUP: &str = "UPDATE instance SET from_backup = 1 WHERE one = 1";
+
 #[async_trait]
 impl Operations for This {
     fn backend(&self) -> Backend {
@@ -40,6 +49,43 @@ impl Operations for This {
 
     async fn close(&self) {
         self.close_pools().await;
+    }
+
+    async fn instance(&self) -> Result<Instance> {
+        let (generation, from_backup, restores): (String, i64, i64) =
+            sqlx::query_as(INSTANCE).fetch_one(self.reader()).await?;
+        Ok(Instance {
+            generation,
+            from_backup: from_backup != 0,
+            restores,
+        })
+    }
+
+    async fn begin_generation(&self, generation: &str, jump: i64) -> Result<Instance> {
+        let mut tx = self.write().await?;
+        sqlx::query(NEW_GENERATION)
+            .bind(generation)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(JUMP_NUMBERS)
+            .bind(jump)
+            .execute(&mut *tx)
+            .await?;
+        let (generation, from_backup, restores): (String, i64, i64) =
+            sqlx::query_as(INSTANCE).fetch_one(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(Instance {
+            generation,
+            from_backup: from_backup != 0,
+            restores,
+        })
+    }
+
+    async fn mark_as_backup(&self) -> Result<()> {
+        let mut tx = self.write().await?;
+        sqlx::query(MARK_AS_BACKUP).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn purge_expired(&self, now: i64) -> Result<Purged> {
