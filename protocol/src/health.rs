@@ -14,10 +14,11 @@ pub struct HealthStatus {
     /// succeeded since). Anything but `"ok"` makes the node unready.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database: Option<String>,
-    /// `/readyz`: `"ok"`; `"off"` (no push transport configured); or
+    /// `/readyz`: `"ok"`; `"off"` (no push transport configured);
     /// `"behind"` (a wake has waited more than two minutes past its time:
-    /// the push services refuse or the sender is stuck). Informational: a
-    /// node whose push queue is behind still serves.
+    /// the push services refuse or the sender is stuck); or `"unknown"`
+    /// (the database did not say). Informational: a node whose push queue
+    /// is behind still serves.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub push: Option<String>,
 }

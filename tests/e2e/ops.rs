@@ -40,6 +40,7 @@ async fn health_readiness_and_a_graceful_stop(app: TestApp) -> Result<()> {
     assert_eq!(ready.status(), 200);
     let ready: Value = ready.json().await?;
     assert_eq!(ready["database"], "ok");
+    assert_eq!(ready["push"], "off", "no push transport is configured");
     expect_error(
         app.http.get(app.url("/no/such/route")).send().await?,
         404,

@@ -28,6 +28,7 @@ on_both_databases!(
     through_the_sdk_a_woken_phone_finds_what_waits,
     the_push_services_see_traffic_not_circles,
     an_operator_chooses_the_iphone_wake_a_localised_alert_or_a_background_push,
+    an_operator_sees_the_push_queue_and_why_wakes_failed,
 );
 on_postgres!(two_nodes_send_each_wake_once);
 
@@ -917,5 +918,76 @@ async fn an_operator_chooses_the_iphone_wake_a_localised_alert_or_a_background_p
         receiver.violations()
     );
     app.stop().await?;
+    Ok(())
+}
+
+/// What an operator watches. Ada's phone service is overloaded (`503`,
+/// try again in two minutes); Ben's app was uninstalled (`404
+/// UNREGISTERED`). After a message, `/metrics` counts Ada's wake as failed
+/// for a `retry` and Ben's target as dead, `unregistered`, by transport;
+/// the queue holds Ada's wake (depth 1, none due yet); the append batch
+/// sizes are there; and `/readyz` says the push queue is `ok` (nothing has
+/// waited past its time). No id is in any of it.
+async fn an_operator_sees_the_push_queue_and_why_wakes_failed(db: Db) -> Result<()> {
+    let (app, _keys, receiver) = with_push(db, 30).await?;
+    let (circle, tokens) = app.opaque_circle(2).await?;
+    let (ada_token, ben_token) = (fcm_token(), fcm_token());
+    receiver.answer(&ada_token, 503, &[("retry-after", "120")], "");
+    receiver.answer(
+        &ben_token,
+        404,
+        &[("content-type", "application/json")],
+        r#"{"error":{"code":404,"message":"Requested entity was not found.","status":"NOT_FOUND",
+            "details":[{"@type":"type.googleapis.com/google.firebase.fcm.v1.FcmError","errorCode":"UNREGISTERED"}]}}"#,
+    );
+    for (token, fcm) in [(&tokens[1], &ada_token), (&tokens[2], &ben_token)] {
+        register(&app, token, &PushTarget::Fcm { token: fcm.clone() }).await?;
+    }
+    send(&app, &circle, &tokens[0], b"see you Thursday").await?;
+    receiver
+        .wait_for(&Service::Fcm(ada_token.clone()), 1, ARRIVES)
+        .await?;
+    dead_status(&app, &tokens[2]).await?;
+
+    let text = app.metrics().await?;
+    let line = |name: &str, labels: &[&str]| {
+        text.lines()
+            .find(|l| l.starts_with(name) && labels.iter().all(|label| l.contains(label)))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+    };
+    assert_eq!(
+        line(
+            "hearth_push_wakes_failed_total",
+            &["kind=\"fcm\"", "reason=\"retry\""]
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        line(
+            "hearth_push_targets_dead_total",
+            &["kind=\"fcm\"", "reason=\"unregistered\""]
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(line("hearth_push_queue_depth", &[]), Some(1.0), "{text}");
+    assert_eq!(line("hearth_push_queue_due", &[]), Some(0.0), "{text}");
+    assert_eq!(line("hearth_push_queue_oldest_due_seconds", &[]), Some(0.0));
+    assert!(text.contains("hearth_append_batch_size"), "{text}");
+    for id in [&ada_token, &ben_token] {
+        assert!(!text.contains(id.as_str()), "no push token in the metrics");
+    }
+    assert!(!text.contains(&circle.to_string()), "no circle id");
+
+    let ready: serde_json::Value = app
+        .http
+        .get(app.url("/readyz"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(ready["push"], "ok");
+    assert_eq!(ready["database"], "ok");
     Ok(())
 }

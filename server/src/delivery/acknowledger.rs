@@ -48,6 +48,7 @@ impl Batch for Acknowledgements {
     type Item = Acknowledgement;
     type Outcome = bool;
     const TRANSACTIONS: &'static str = "hearth_acknowledgement_transactions_total";
+    const BATCH_SIZES: &'static str = "hearth_acknowledgement_batch_size";
     const MAX_BATCH: usize = 512;
 
     async fn write(&self, acks: &[Acknowledgement]) -> Result<Vec<bool>, StorageError> {

@@ -63,6 +63,7 @@ impl Batch for Appends {
     type Item = NewMessage;
     type Outcome = AppendOutcome;
     const TRANSACTIONS: &'static str = "hearth_append_transactions_total";
+    const BATCH_SIZES: &'static str = "hearth_append_batch_size";
     const MAX_BATCH: usize = 256;
 
     async fn write(&self, items: &[NewMessage]) -> Result<Vec<AppendOutcome>, StorageError> {

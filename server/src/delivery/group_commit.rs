@@ -24,6 +24,8 @@ pub trait Batch: Send + Sync + 'static {
     type Outcome: Copy + Send + 'static;
     /// The counter of write transactions (`hearth_..._transactions_total`).
     const TRANSACTIONS: &'static str;
+    /// The histogram of items per transaction (`hearth_..._batch_size`).
+    const BATCH_SIZES: &'static str;
     /// The most items one transaction takes.
     const MAX_BATCH: usize;
 
@@ -80,6 +82,8 @@ async fn run<B: Batch>(writer: B, mut queue: mpsc::Receiver<Job<B>>) {
         let (items, answers): (Vec<B::Item>, Vec<_>) =
             batch.drain(..).map(|job| (job.item, job.answer)).unzip();
         metrics::counter!(B::TRANSACTIONS).increment(1);
+        #[allow(clippy::cast_precision_loss)] // at most MAX_BATCH
+        metrics::histogram!(B::BATCH_SIZES).record(items.len() as f64);
         match writer.write(&items).await {
             Ok(outcomes) if outcomes.len() == items.len() => {
                 for ((item, answer), outcome) in items.into_iter().zip(answers).zip(outcomes) {

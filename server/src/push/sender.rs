@@ -166,8 +166,12 @@ impl Push {
             }
         };
         let kind = target.kind().as_str();
+        let failed = |reason: &'static str| {
+            metrics::counter!("hearth_push_wakes_failed_total", "kind" => kind, "reason" => reason)
+                .increment(1);
+        };
         let Some(provider) = self.provider(target.kind()) else {
-            metrics::counter!("hearth_push_wakes_failed_total", "kind" => kind).increment(1);
+            failed("unconfigured");
             return WakeOutcome::Dropped;
         };
         match provider.wake(&target, now).await {
@@ -180,7 +184,12 @@ impl Push {
                 }
             }
             Delivery::Gone(reason) => {
-                metrics::counter!("hearth_push_targets_dead_total", "kind" => kind).increment(1);
+                metrics::counter!(
+                    "hearth_push_targets_dead_total",
+                    "kind" => kind,
+                    "reason" => reason.as_str()
+                )
+                .increment(1);
                 tracing::info!(kind, "a push target is gone; marked dead");
                 WakeOutcome::Gone {
                     now,
@@ -188,7 +197,7 @@ impl Push {
                 }
             }
             Delivery::Retry(after) if attempts < MAX_ATTEMPTS => {
-                metrics::counter!("hearth_push_wakes_failed_total", "kind" => kind).increment(1);
+                failed("retry");
                 let backoff = after.map_or_else(
                     || 5_i64.saturating_mul(1 << attempts.clamp(0, 20)),
                     |d| i64::try_from(d.as_secs()).unwrap_or(MAX_BACKOFF_SECS),
@@ -198,12 +207,12 @@ impl Push {
                 }
             }
             Delivery::Retry(_) => {
-                metrics::counter!("hearth_push_wakes_failed_total", "kind" => kind).increment(1);
+                failed("gave_up");
                 tracing::warn!(kind, attempts, "a wake failed too often; dropped");
                 WakeOutcome::Dropped
             }
             Delivery::Failed(why) => {
-                metrics::counter!("hearth_push_wakes_failed_total", "kind" => kind).increment(1);
+                failed("refused");
                 tracing::warn!(kind, why, "a wake cannot be sent; dropped");
                 WakeOutcome::Dropped
             }

@@ -48,7 +48,7 @@ pub use identity::{
 pub use key_packages::{KeyPackageStore, KeyPackageStored, NewKeyPackage};
 pub use notice::Notice;
 pub use operations::{GENERATION_JUMP, Instance, Operations, Purged};
-pub use push::{ClaimedWake, PushStore, PushTargetRecord, WakeFor, WakeOutcome};
+pub use push::{ClaimedWake, PushStore, PushTargetRecord, WakeFor, WakeOutcome, WakeQueue};
 pub use snapshots::{SnapshotOutcome, SnapshotRecord, SnapshotStore};
 
 use hearth_protocol::circles::{EntryKind, Role};

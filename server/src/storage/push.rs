@@ -99,6 +99,17 @@ pub enum WakeOutcome {
     },
 }
 
+/// The wake queue, as an operator watches it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WakeQueue {
+    /// Wakes queued (due or not yet).
+    pub queued: i64,
+    /// Wakes due (or overdue), being sent or waiting to be.
+    pub due: i64,
+    /// When the longest-waiting due wake fell due (unix seconds).
+    pub oldest_due_at: Option<i64>,
+}
+
 /// Push targets, the wake queue and socket presence.
 #[async_trait]
 pub trait PushStore {
@@ -148,6 +159,9 @@ pub trait PushStore {
     /// (it lapsed and was taken again) is left alone. Returns how many were
     /// given back.
     async fn release_wakes(&self, claims: &[(DeviceId, i64)]) -> Result<u64>;
+
+    /// The queue at `now`: how many wakes, how many due, and since when.
+    async fn wake_queue(&self, now: i64) -> Result<WakeQueue>;
 
     /// When the next wake falls due (or its claim lapses), if any is queued.
     async fn next_wake_due(&self) -> Result<Option<i64>>;

@@ -193,6 +193,15 @@ async fn wakes_queue_once_per_device_and_go_only_to_devices_without_a_socket(db:
     );
     assert_eq!(storage.queue_wakes(&[(ada, NOW + 9)]).await?, 0);
     assert_eq!(storage.next_wake_due().await?, Some(NOW + 5));
+    // An operator's view: two queued, none due yet; then both, due since
+    // NOW + 5.
+    let queue = storage.wake_queue(NOW).await?;
+    assert_eq!((queue.queued, queue.due, queue.oldest_due_at), (2, 0, None));
+    let queue = storage.wake_queue(NOW + 65).await?;
+    assert_eq!(
+        (queue.queued, queue.due, queue.oldest_due_at),
+        (2, 2, Some(NOW + 5))
+    );
     assert!(
         storage.claim_wakes(NOW, NOW + 60, 10, 30).await?.is_empty(),
         "not due yet"

@@ -73,6 +73,10 @@ const KILL_PUSH_TARGET: &str = "UPDATE push_targets SET dead_at = $2, dead_reaso
 const NEXT_WAKE_DUE: &str = "SELECT MIN(CASE WHEN claimed_until IS NULL THEN due_at \
      WHEN claimed_until > due_at THEN claimed_until ELSE due_at END) FROM push_wakes";
 
+const WAKE_QUEUE: &str = "SELECT COUNT(*), \
+     COALESCE(SUM(CASE WHEN due_at <= $1 THEN 1 ELSE 0 END), 0), \
+     MIN(CASE WHEN due_at <= $1 THEN due_at END) FROM push_wakes";
+
 const RANDOM_LIVE_TARGET: &str =
     "SELECT device_id FROM push_targets WHERE dead_at IS NULL ORDER BY RANDOM() LIMIT 1";
 
@@ -290,6 +294,18 @@ impl PushStore for This {
         Ok(sqlx::query_scalar(NEXT_WAKE_DUE)
             .fetch_one(self.reader())
             .await?)
+    }
+
+    async fn wake_queue(&self, now: i64) -> Result<WakeQueue> {
+        let (queued, due, oldest_due_at): (i64, i64, Option<i64>) = sqlx::query_as(WAKE_QUEUE)
+            .bind(now)
+            .fetch_one(self.reader())
+            .await?;
+        Ok(WakeQueue {
+            queued,
+            due,
+            oldest_due_at,
+        })
     }
 
     async fn random_push_device(&self) -> Result<Option<DeviceId>> {
