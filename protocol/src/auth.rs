@@ -199,3 +199,30 @@ mod tests {
         assert!(!shown.contains("secret"));
     }
 }
+
+/// `POST /v1/account/facilitator`: a facilitator code the operator minted
+/// (`hearth-server admin facilitator-code`), redeemed by a device of the
+/// account to enrol as a facilitator.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FacilitatorCode {
+    /// The code (`hfc_…`), passed from the operator out of band.
+    pub code: String,
+}
+
+impl std::fmt::Debug for FacilitatorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FacilitatorCode { code: [redacted] }")
+    }
+}
+
+/// `GET` and `POST /v1/account/facilitator`: whether the account may open
+/// circles here.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FacilitatorStatus {
+    /// Whether this server lets only enrolled accounts open circles.
+    pub enrolment_required: bool,
+    /// When the account was enrolled as a facilitator (unix seconds), if it was.
+    pub enrolled_at: Option<i64>,
+}

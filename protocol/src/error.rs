@@ -31,6 +31,14 @@ pub enum ErrorCode {
     LinkTokenInvalid,
     /// 403: the invite is unknown, used up, revoked or expired.
     InviteInvalid,
+    /// 403: the facilitator code is unknown, used or expired.
+    FacilitatorCodeInvalid,
+    /// 403: on this server only accounts the operator enrolled as
+    /// facilitators may open circles (redeem a facilitator code first).
+    NotEnrolled,
+    /// 403: the account holds as many circles, devices or outstanding
+    /// invites as this server allows (the message says which).
+    QuotaExceeded,
     /// 404: no such resource (or one the caller may not know about).
     NotFound,
     /// 405: the route exists but not with this method.
@@ -121,6 +129,9 @@ impl ErrorCode {
             Self::Unauthorized => "unauthorized",
             Self::Forbidden => "forbidden",
             Self::NotFacilitator => "not_facilitator",
+            Self::FacilitatorCodeInvalid => "facilitator_code_invalid",
+            Self::NotEnrolled => "not_enrolled",
+            Self::QuotaExceeded => "quota_exceeded",
             Self::LinkTokenInvalid => "link_token_invalid",
             Self::InviteInvalid => "invite_invalid",
             Self::NotFound => "not_found",
@@ -164,6 +175,9 @@ impl ErrorCode {
             Self::Unauthorized => 401,
             Self::Forbidden
             | Self::NotFacilitator
+            | Self::FacilitatorCodeInvalid
+            | Self::NotEnrolled
+            | Self::QuotaExceeded
             | Self::LinkTokenInvalid
             | Self::InviteInvalid
             | Self::ClaimNotAllowed => 403,
@@ -234,6 +248,9 @@ mod tests {
             ErrorCode::NotFacilitator,
             ErrorCode::LinkTokenInvalid,
             ErrorCode::InviteInvalid,
+            ErrorCode::FacilitatorCodeInvalid,
+            ErrorCode::NotEnrolled,
+            ErrorCode::QuotaExceeded,
             ErrorCode::NotFound,
             ErrorCode::MethodNotAllowed,
             ErrorCode::DeviceExists,

@@ -1,5 +1,8 @@
 //! What an operator does beside serving (`hearth-server admin …`): online
-//! backups of the SQLite database, and a new log generation after a restore.
+//! backups of the SQLite database, a new log generation after a restore,
+//! facilitator codes and enrolments, and the instance's figures. Nothing
+//! here prints a token or a key, and the server knows no names: a
+//! facilitator is an opaque account id and a date.
 //!
 //! A restore takes every circle's log back to the backup: numbers handed out
 //! after it would be handed out again, and a client whose cursor is past
@@ -12,7 +15,8 @@
 
 use crate::config::Config;
 use crate::crypto::{RandomError, random_bytes};
-use crate::storage::{GENERATION_JUMP, Instance, Storage, StorageError};
+use crate::storage::{Figures, GENERATION_JUMP, Instance, Storage, StorageError};
+use hearth_protocol::AccountId;
 use std::path::{Path, PathBuf};
 
 /// What went wrong with an operator's command.
@@ -104,4 +108,45 @@ async fn new_generation(storage: &dyn Storage) -> Result<Instance, AdminError> {
         .map(|b| format!("{b:02x}"))
         .collect();
     Ok(storage.begin_generation(&name, GENERATION_JUMP).await?)
+}
+
+/// A one-time facilitator code, valid for `accounts.facilitator_code_ttl_hours`:
+/// the code itself (to pass on once, out of band; only its hash is kept)
+/// and when it expires.
+pub async fn facilitator_code(config: &Config) -> Result<(String, i64), AdminError> {
+    let storage = open(config).await?;
+    let minted = crate::crypto::mint_token(crate::crypto::FACILITATOR_PREFIX)?;
+    let now = crate::now();
+    let hours = i64::try_from(config.accounts.facilitator_code_ttl_hours).unwrap_or(24);
+    let expires_at = now + hours * 3600;
+    let stored = storage
+        .insert_facilitator_code(&minted.hash, expires_at, now)
+        .await;
+    storage.close().await;
+    stored?;
+    Ok((minted.token, expires_at))
+}
+
+/// Every enrolled facilitator: opaque account ids and enrolment dates.
+pub async fn facilitators(config: &Config) -> Result<Vec<(AccountId, i64)>, AdminError> {
+    let storage = open(config).await?;
+    let listed = storage.facilitators().await;
+    storage.close().await;
+    Ok(listed?)
+}
+
+/// Ends an enrolment; false when the account was not enrolled.
+pub async fn revoke_facilitator(config: &Config, account: AccountId) -> Result<bool, AdminError> {
+    let storage = open(config).await?;
+    let revoked = storage.revoke_facilitator(account).await;
+    storage.close().await;
+    Ok(revoked?)
+}
+
+/// The instance's figures: counts and bytes held, never ids.
+pub async fn figures(config: &Config) -> Result<Figures, AdminError> {
+    let storage = open(config).await?;
+    let figures = storage.figures().await;
+    storage.close().await;
+    Ok(figures?)
 }

@@ -44,6 +44,8 @@ pub struct Config {
     pub video: VideoConfig,
     /// Waking phones: Web Push, APNs, FCM.
     pub push: PushConfig,
+    /// Who may open circles, and what each account may hold.
+    pub accounts: AccountsConfig,
 }
 
 impl Default for Config {
@@ -63,8 +65,53 @@ impl Default for Config {
             delivery: DeliveryConfig::default(),
             video: VideoConfig::default(),
             push: PushConfig::default(),
+            accounts: AccountsConfig::default(),
         }
     }
+}
+
+/// Who may open circles, and what each account may hold.
+/// `HEARTH_ACCOUNTS__...`. Members join only by a facilitator's invite
+/// either way.
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct AccountsConfig {
+    /// `anyone` (any registered account may open circles: a personal
+    /// server) or `enrolled` (only accounts enrolled with a facilitator code
+    /// from `hearth-server admin facilitator-code`: a practice's server).
+    pub facilitators: FacilitatorPolicy,
+    /// Hours a facilitator code stays valid.
+    pub facilitator_code_ttl_hours: u64,
+    /// Circles one account may facilitate at once.
+    pub max_circles: u64,
+    /// Devices one account may have (revoked ones do not count).
+    pub max_devices: u64,
+    /// Invites one account may have outstanding in the circles it
+    /// facilitates (unexpired and not used up).
+    pub max_invites: u64,
+}
+
+impl Default for AccountsConfig {
+    fn default() -> Self {
+        Self {
+            facilitators: FacilitatorPolicy::Anyone,
+            facilitator_code_ttl_hours: 7 * 24,
+            max_circles: 50,
+            max_devices: 10,
+            max_invites: 100,
+        }
+    }
+}
+
+/// Who may open circles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum FacilitatorPolicy {
+    /// Any registered account.
+    #[default]
+    Anyone,
+    /// Only accounts the operator enrolled.
+    Enrolled,
 }
 
 /// The video server (a LiveKit SFU) circles meet on. `HEARTH_VIDEO__...`.
@@ -667,6 +714,10 @@ pub const BOUNDS: &[(&str, u64, u64)] = &[
     ("push.max_delay_secs", 0, 3_600),
     ("push.decoys_per_hour", 0, 3_600),
     ("push.presence_ttl_secs", 2, 600),
+    ("accounts.facilitator_code_ttl_hours", 1, 8_760),
+    ("accounts.max_circles", 1, 100_000),
+    ("accounts.max_devices", 1, 1_000),
+    ("accounts.max_invites", 1, 100_000),
 ];
 
 /// The configuration cannot be used.

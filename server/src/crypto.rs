@@ -71,6 +71,9 @@ pub const LINK_PREFIX: &str = "hlt_";
 /// The prefix of circle invites.
 pub const INVITE_PREFIX: &str = "hit_";
 
+/// The prefix of facilitator codes an operator mints.
+pub const FACILITATOR_PREFIX: &str = "hfc_";
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -71,6 +71,18 @@ pub enum ApiError {
     /// The invite is unknown, used up, revoked or expired.
     #[error("the invite is unknown, used up, revoked or expired")]
     InviteInvalid,
+    /// The facilitator code is unknown, used or expired.
+    #[error("the facilitator code is unknown, used or expired")]
+    FacilitatorCodeInvalid,
+    /// Only enrolled facilitators may open circles here.
+    #[error(
+        "on this server only facilitators the operator enrolled may open circles: \
+         redeem a facilitator code first"
+    )]
+    NotEnrolled,
+    /// The account holds as much of something as the server allows.
+    #[error("{0}")]
+    QuotaExceeded(String),
     /// The device is on the roster already.
     #[error("already on this circle's roster")]
     AlreadyMember,
@@ -143,6 +155,9 @@ impl ApiError {
             Self::CircleExists => ErrorCode::CircleExists,
             Self::SnapshotConflict { .. } => ErrorCode::SnapshotConflict,
             Self::InviteInvalid => ErrorCode::InviteInvalid,
+            Self::FacilitatorCodeInvalid => ErrorCode::FacilitatorCodeInvalid,
+            Self::NotEnrolled => ErrorCode::NotEnrolled,
+            Self::QuotaExceeded(_) => ErrorCode::QuotaExceeded,
             Self::AlreadyMember => ErrorCode::AlreadyMember,
             Self::DuplicateMessageId => ErrorCode::DuplicateMessageId,
             Self::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,

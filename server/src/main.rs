@@ -53,6 +53,20 @@ enum Admin {
     /// told and no message number is given twice. Run it before starting
     /// any server on the restored database.
     Restored,
+    /// Mint a one-time facilitator code (printed once; only its hash is
+    /// kept) for someone to enrol as a facilitator with, when
+    /// accounts.facilitators = "enrolled".
+    FacilitatorCode,
+    /// List the enrolled facilitators: opaque account ids and dates.
+    Facilitators,
+    /// End an account's enrolment: its circles stay, it opens no new ones.
+    RevokeFacilitator {
+        /// The account id (from `admin facilitators`).
+        account: hearth_protocol::AccountId,
+    },
+    /// The instance's figures: accounts, devices, facilitators, circles,
+    /// messages and bytes held.
+    Figures,
 }
 
 /// One line on failure — what went wrong and why, without a backtrace (an
@@ -112,6 +126,35 @@ async fn admin(config: &Config, command: Admin) -> anyhow::Result<()> {
                 path.display()
             );
         }
+        Admin::FacilitatorCode => {
+            let (code, expires_at) = hearth_server::admin::facilitator_code(config).await?;
+            println!("{code}");
+            eprintln!(
+                "a one-time facilitator code, valid until {} (unix {expires_at}): pass it on \
+                 privately; the facilitator enrols with `hearth facilitator enrol <code>`",
+                when(expires_at)
+            );
+        }
+        Admin::Facilitators => {
+            for (account, since) in hearth_server::admin::facilitators(config).await? {
+                println!("{account}  enrolled {}", when(since));
+            }
+        }
+        Admin::RevokeFacilitator { account } => {
+            if !hearth_server::admin::revoke_facilitator(config, account).await? {
+                anyhow::bail!("that account is not an enrolled facilitator");
+            }
+            println!("enrolment ended; the account's circles stay");
+        }
+        Admin::Figures => {
+            let f = hearth_server::admin::figures(config).await?;
+            println!("accounts      {}", f.accounts);
+            println!("devices       {}", f.devices);
+            println!("facilitators  {}", f.facilitators);
+            println!("circles       {}", f.circles);
+            println!("messages held {}", f.messages);
+            println!("bytes held    {}", f.bytes);
+        }
         Admin::Restored => {
             let begun = hearth_server::admin::restored(config).await?;
             println!(
@@ -121,4 +164,12 @@ async fn admin(config: &Config, command: Admin) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A unix time as a UTC date and time.
+fn when(unix: i64) -> String {
+    jiff::Timestamp::from_second(unix).map_or_else(
+        |_| unix.to_string(),
+        |t| t.strftime("%Y-%m-%d %H:%M UTC").to_string(),
+    )
 }

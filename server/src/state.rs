@@ -10,8 +10,8 @@ use crate::rate_limit::{RateLimiter, retry_after_secs};
 use crate::storage::{LoginId, Storage};
 use crate::tokens::KeyRing;
 use actix_web::HttpRequest;
-use hearth_protocol::DeviceId;
 use hearth_protocol::auth::LoginTokens;
+use hearth_protocol::{AccountId, DeviceId};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,6 +36,43 @@ pub struct AppState {
     pub delivery: Delivery,
     /// Whether writes are failing for a full disk.
     pub room: Room,
+}
+
+/// What an account's quota counts ([`crate::config::AccountsConfig`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quota {
+    /// Circles it facilitates.
+    Circles,
+    /// Its devices.
+    Devices,
+    /// Invites outstanding in its circles.
+    Invites,
+}
+
+impl AppState {
+    /// Refuses (`403 quota_exceeded`) when `account` already holds as many
+    /// of `quota` as the configuration allows: the next would be one too
+    /// many. Counted when asked, not reserved: two requests racing at the
+    /// last place may both pass.
+    pub async fn within_quota(&self, account: AccountId, quota: Quota) -> Result<(), ApiError> {
+        let usage = self.storage.usage(account, crate::now()).await?;
+        let accounts = &self.config.accounts;
+        let (held, most, what) = match quota {
+            Quota::Circles => (
+                usage.circles,
+                accounts.max_circles,
+                "circles it facilitates",
+            ),
+            Quota::Devices => (usage.devices, accounts.max_devices, "devices"),
+            Quota::Invites => (usage.invites, accounts.max_invites, "outstanding invites"),
+        };
+        if u64::try_from(held).unwrap_or(u64::MAX) >= most {
+            return Err(ApiError::QuotaExceeded(format!(
+                "this account has {held} {what}, as many as this server allows ({most})"
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// How long `/readyz` reports a full disk after the last write that failed

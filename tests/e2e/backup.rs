@@ -6,7 +6,7 @@ use anyhow::{Context as _, Result, ensure};
 use hearth_client::{Client, Event};
 use hearth_protocol::content::Content;
 use hearth_tests::clients::{data_dirs, enrolled};
-use hearth_tests::process::server_binary;
+use hearth_tests::process::{admin, server_binary};
 use hearth_tests::{Db, TestApp, TestDb, b64, on_both_databases};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -152,21 +152,6 @@ async fn a_backup_made_under_load_restores_and_no_client_skips_a_message() -> Re
     assert!(anna.sync_all().await?.restored, "and Anna");
     app.stop().await?;
     Ok(())
-}
-
-/// Runs `hearth-server admin <args>` on the database of `db`.
-async fn admin(db: &TestDb, args: &[&str]) -> Result<std::process::Output> {
-    let mut command = tokio::process::Command::new(server_binary()?);
-    command
-        .arg("admin")
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default());
-    match db {
-        TestDb::Sqlite(dir) => command.env("HEARTH_DATA_DIR", dir.path()),
-        TestDb::Postgres(url) => command.env("DATABASE_URL", url),
-    };
-    Ok(command.output().await?)
 }
 
 /// A database restored by other means than a marked backup (a file copy,

@@ -21,6 +21,7 @@ mod layering;
 mod ops;
 mod outages;
 mod phone;
+mod practice;
 mod privacy;
 mod protocol_doc;
 mod push;

@@ -123,6 +123,8 @@ async fn the_openapi_document_describes_every_endpoint_and_its_errors(app: TestA
         ("delete", "/v1/logins/current"),
         ("post", "/v1/link-tokens"),
         ("delete", "/v1/account"),
+        ("get", "/v1/account/facilitator"),
+        ("post", "/v1/account/facilitator"),
         ("post", "/v1/key-packages"),
         ("get", "/v1/key-packages/count"),
         ("post", "/v1/key-packages/claim"),

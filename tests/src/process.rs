@@ -209,3 +209,20 @@ impl ServerProcess {
         Ok(())
     }
 }
+
+/// Runs `hearth-server admin <args>` on the database of `db`, as an
+/// operator would (the environment holds nothing but where the database
+/// is), and returns what it printed.
+pub async fn admin(db: &TestDb, args: &[&str]) -> Result<std::process::Output> {
+    let mut command = Command::new(server_binary()?);
+    command
+        .arg("admin")
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    match db {
+        TestDb::Sqlite(dir) => command.env("HEARTH_DATA_DIR", dir.path()),
+        TestDb::Postgres(url) => command.env("DATABASE_URL", url),
+    };
+    Ok(command.output().await?)
+}

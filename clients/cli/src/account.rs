@@ -31,6 +31,35 @@ pub enum AccountCommand {
         #[arg(long)]
         revoke: Option<DeviceId>,
     },
+    /// Whether this account may open circles here; with a code from the
+    /// server's operator, enrol as a facilitator (servers of a practice let
+    /// only enrolled facilitators open circles).
+    Facilitator {
+        /// The one-time facilitator code (`hfc_…`).
+        code: Option<String>,
+    },
+}
+
+/// Whether the account may open circles.
+#[derive(Serialize)]
+struct Facilitating {
+    enrolment_required: bool,
+    enrolled_at: Option<i64>,
+}
+
+impl Output for Facilitating {
+    fn text(&self) -> String {
+        match (self.enrolled_at, self.enrolment_required) {
+            (Some(at), _) => format!(
+                "this account is enrolled as a facilitator (since {}): it may open circles",
+                when(at)
+            ),
+            (None, true) => "this server lets only enrolled facilitators open circles: ask its \
+                             operator for a code, then `hearth facilitator <code>`"
+                .to_owned(),
+            (None, false) => "anyone may open circles on this server".to_owned(),
+        }
+    }
 }
 
 /// `register` on a profile that has a device already.
@@ -257,6 +286,19 @@ pub async fn run(client: &Arc<Client>, command: AccountCommand, j: bool) -> Resu
                     joined,
                     key_packages: pool.available,
                     joined_titles,
+                },
+            );
+        }
+        AccountCommand::Facilitator { code } => {
+            let status = match code {
+                Some(code) => client.enrol_as_facilitator(&code).await?,
+                None => client.facilitator_status().await?,
+            };
+            say(
+                j,
+                &Facilitating {
+                    enrolment_required: status.enrolment_required,
+                    enrolled_at: status.enrolled_at,
                 },
             );
         }

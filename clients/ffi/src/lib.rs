@@ -155,6 +155,16 @@ impl HearthClient {
             .await
     }
 
+    /// Enrols this account as a facilitator with a one-time code from the
+    /// server's operator; returns when it was enrolled (unix seconds).
+    pub async fn enrol_as_facilitator(&self, code: String) -> Result<i64, HearthError> {
+        self.with(move |client| async move {
+            let status = client.enrol_as_facilitator(&code).await?;
+            Ok(status.enrolled_at.unwrap_or_default())
+        })
+        .await
+    }
+
     /// Brings this account's other devices into every circle this device is
     /// in (after one registered with a link token). Returns those circles.
     pub async fn add_my_other_devices(&self) -> Result<Vec<String>, HearthError> {

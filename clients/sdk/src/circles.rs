@@ -60,7 +60,8 @@ impl Client {
                 Ok(profile::wire(&info)?)
             })
             .await?;
-        self.authorized()
+        let created = self
+            .authorized()
             .await?
             .create_circle(&CreateCircle {
                 circle_id: id.clone(),
@@ -68,8 +69,22 @@ impl Client {
                 retention_secs: policy.retention_secs,
                 group_info: Some(group_info),
             })
-            .await?;
-        Ok(id)
+            .await;
+        match created {
+            Ok(_) => Ok(id),
+            // Refused (not enrolled, a quota): the circle never was, and
+            // its local group goes. (Not when the answer was lost: the
+            // server may have it.)
+            Err(err @ ClientError::Api { status, .. }) if status < 500 => {
+                self.with(move |s| {
+                    drop_group(s, &id)?;
+                    s.store.forget_circle(&id)
+                })
+                .await?;
+                Err(err)
+            }
+            Err(err) => Err(err),
+        }
     }
 
     /// Joins every circle this device has a Welcome for. A circle it left

@@ -4,8 +4,8 @@
 use crate::api::Api;
 use crate::error::Result;
 use hearth_protocol::auth::{
-    Challenge, DeviceList, LinkToken, Login, LoginTokens, RefreshRequest, RegisterDevice,
-    RegisteredDevice,
+    Challenge, DeviceList, FacilitatorCode, FacilitatorStatus, LinkToken, Login, LoginTokens,
+    RefreshRequest, RegisterDevice, RegisteredDevice,
 };
 use hearth_protocol::circles::{
     Accepted, Circle, CommitBundle, CreateCircle, CreateInvite, GroupInfo, Invite, InviteList,
@@ -97,6 +97,14 @@ impl Authorized<'_> {
 
     pub async fn delete_account(&self) -> Result<()> {
         self.delete("/v1/account").await
+    }
+
+    pub async fn facilitator_status(&self) -> Result<FacilitatorStatus> {
+        self.get("/v1/account/facilitator").await
+    }
+
+    pub async fn enrol_facilitator(&self, body: &FacilitatorCode) -> Result<FacilitatorStatus> {
+        self.post("/v1/account/facilitator", body).await
     }
 
     pub async fn upload_key_packages(

@@ -6,7 +6,8 @@ use crate::store::LoginRow;
 use crate::{Client, ClientError, Result, now, random};
 use ed25519_dalek::{Signer as _, SigningKey};
 use hearth_protocol::auth::{
-    DeviceList, Login, LoginTokens, RegisterDevice, login_message, register_message,
+    DeviceList, FacilitatorCode, FacilitatorStatus, Login, LoginTokens, RegisterDevice,
+    login_message, register_message,
 };
 use hearth_protocol::key_packages::KeyPackageCount;
 use hearth_protocol::{AccountId, DeviceId, ErrorCode};
@@ -174,6 +175,24 @@ impl Client {
             let _ = self.drive(work).await;
         }
         Ok(())
+    }
+
+    /// Whether this account may open circles on this server: whether the
+    /// server asks for enrolment, and when the account was enrolled.
+    pub async fn facilitator_status(&self) -> Result<FacilitatorStatus> {
+        self.authorized().await?.facilitator_status().await
+    }
+
+    /// Enrols this account as a facilitator with a one-time code from the
+    /// server's operator (needed where the server lets only enrolled
+    /// facilitators open circles; `ClientError::Api` with
+    /// `facilitator_code_invalid` for a code that is unknown, used or
+    /// expired).
+    pub async fn enrol_as_facilitator(&self, code: &str) -> Result<FacilitatorStatus> {
+        let body = FacilitatorCode {
+            code: code.trim().to_owned(),
+        };
+        self.authorized().await?.enrol_facilitator(&body).await
     }
 
     /// Deletes this account: every device, login and token, and its place in

@@ -107,6 +107,7 @@ fn every_listed_variable_is_read_from_the_environment() {
             let value = match key {
                 "log.format" => "json",
                 "push.apns.wake" => "background",
+                "accounts.facilitators" => "enrolled",
                 "log.level" | "auth.issuer" | "auth.audience" => "x",
                 "push.target_key"
                 | "push.web_push.vapid_private_key"

@@ -5,11 +5,12 @@
 //! identically: 404 `not_found`.
 
 use crate::auth::Authenticated;
+use crate::config::FacilitatorPolicy;
 use crate::delivery::{Sent, bounded, signed, unsigned};
 use crate::error::ApiError;
 use crate::framing;
 use crate::json::Body;
-use crate::state::AppState;
+use crate::state::{AppState, Quota};
 use crate::storage::{CircleRecord, NewCircle, WelcomeRecord};
 use crate::telemetry::redact;
 use actix_web::{HttpResponse, web};
@@ -45,6 +46,7 @@ fn to_wire(circle: CircleRecord) -> Circle {
     (status = 201, description = "Created", body = Circle),
     (status = 400, description = "Malformed body", body = ErrorBody),
     (status = 401, description = "Not authenticated", body = ErrorBody),
+    (status = 403, description = "not_enrolled: only enrolled facilitators open circles here; quota_exceeded: the account facilitates as many circles as allowed", body = ErrorBody),
     (status = 409, description = "A circle with this id exists", body = ErrorBody),
     (status = 413, description = "GroupInfo too large", body = ErrorBody),
     (status = 422, description = "Member limit or retention out of range (invalid_request), or group_info is not this group's GroupInfo at epoch 0 (mls_framing)", body = ErrorBody)))]
@@ -80,6 +82,16 @@ pub async fn create(
         group_info: body.group_info.map(Base64Bytes::into_inner),
         created_at: crate::now(),
     };
+    if state.config.accounts.facilitators == FacilitatorPolicy::Enrolled
+        && state
+            .storage
+            .facilitator_since(auth.account_id)
+            .await?
+            .is_none()
+    {
+        return Err(ApiError::NotEnrolled);
+    }
+    state.within_quota(auth.account_id, Quota::Circles).await?;
     state.storage.create_circle(&circle, auth.device_id).await?;
     tracing::info!(circle = %redact(&circle.id), "circle created");
     let created = state

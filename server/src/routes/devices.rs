@@ -1,13 +1,17 @@
 //! The caller's account: its devices, link tokens, and deletion.
 
 use crate::auth::Authenticated;
+use crate::config::FacilitatorPolicy;
 use crate::crypto::{self, LINK_PREFIX};
 use crate::error::ApiError;
 use crate::hub::Event;
-use crate::state::AppState;
+use crate::json::Body;
+use crate::state::{AppState, Quota};
 use crate::telemetry::redact;
 use actix_web::{HttpResponse, web};
-use hearth_protocol::auth::{DeviceInfo, DeviceList, LinkToken};
+use hearth_protocol::auth::{
+    DeviceInfo, DeviceList, FacilitatorCode, FacilitatorStatus, LinkToken,
+};
 use hearth_protocol::{DeviceId, ErrorBody};
 
 /// Lists the active devices of the caller's account.
@@ -67,11 +71,13 @@ pub async fn revoke_device(
 /// registering joins the caller's account.
 #[utoipa::path(post, path = "/v1/link-tokens", tag = "devices", security(("bearer" = [])), responses(
     (status = 201, description = "A one-time link token", body = LinkToken),
-    (status = 401, description = "Not authenticated", body = ErrorBody)))]
+    (status = 401, description = "Not authenticated", body = ErrorBody),
+    (status = 403, description = "quota_exceeded: the account has as many devices as allowed", body = ErrorBody)))]
 pub async fn create_link_token(
     state: web::Data<AppState>,
     auth: Authenticated,
 ) -> Result<HttpResponse, ApiError> {
+    state.within_quota(auth.account_id, Quota::Devices).await?;
     let minted = crypto::mint_token(LINK_PREFIX)?;
     let expires_at = crate::now() + state.ttl(state.config.auth.link_token_ttl_secs);
     state
@@ -109,4 +115,54 @@ pub async fn delete_account(
     }
     tracing::info!(account = %redact(&auth.account_id), "account deleted");
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Whether the caller's account may open circles here: whether this server
+/// asks for enrolment, and when the account was enrolled.
+#[utoipa::path(get, path = "/v1/account/facilitator", tag = "devices", security(("bearer" = [])), responses(
+    (status = 200, description = "The account's standing", body = FacilitatorStatus),
+    (status = 401, description = "Not authenticated", body = ErrorBody)))]
+pub async fn facilitator_status(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+) -> Result<HttpResponse, ApiError> {
+    let enrolled_at = state.storage.facilitator_since(auth.account_id).await?;
+    Ok(HttpResponse::Ok().json(FacilitatorStatus {
+        enrolment_required: state.config.accounts.facilitators == FacilitatorPolicy::Enrolled,
+        enrolled_at,
+    }))
+}
+
+/// Enrols the caller's account as a facilitator with a one-time code the
+/// operator minted (`hearth-server admin facilitator-code`). Redeeming a
+/// second code keeps the first enrolment date.
+#[utoipa::path(post, path = "/v1/account/facilitator", tag = "devices", security(("bearer" = [])),
+    request_body = FacilitatorCode, responses(
+    (status = 200, description = "Enrolled", body = FacilitatorStatus),
+    (status = 400, description = "Malformed body", body = ErrorBody),
+    (status = 401, description = "Not authenticated", body = ErrorBody),
+    (status = 403, description = "facilitator_code_invalid: unknown, used or expired", body = ErrorBody)))]
+pub async fn enrol_facilitator(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    body: Body<FacilitatorCode>,
+) -> Result<HttpResponse, ApiError> {
+    let code = body.into_inner().code;
+    if !code.starts_with(crypto::FACILITATOR_PREFIX) {
+        return Err(ApiError::FacilitatorCodeInvalid);
+    }
+    let enrolled_at = state
+        .storage
+        .redeem_facilitator_code(
+            &crypto::sha256(code.as_bytes()),
+            auth.account_id,
+            crate::now(),
+        )
+        .await?
+        .ok_or(ApiError::FacilitatorCodeInvalid)?;
+    tracing::info!(account = %redact(&auth.account_id), "facilitator enrolled");
+    Ok(HttpResponse::Ok().json(FacilitatorStatus {
+        enrolment_required: state.config.accounts.facilitators == FacilitatorPolicy::Enrolled,
+        enrolled_at: Some(enrolled_at),
+    }))
 }

@@ -8,7 +8,7 @@ use crate::crypto::{self, INVITE_PREFIX};
 use crate::error::ApiError;
 use crate::hub::Event;
 use crate::json::Body;
-use crate::state::AppState;
+use crate::state::{AppState, Quota};
 use crate::storage::{NewInvite, NewJoinRequest, WakeFor};
 use crate::telemetry::redact;
 use actix_web::{HttpResponse, web};
@@ -29,7 +29,7 @@ const MAX_INVITE_USES: u32 = 50;
     (status = 201, description = "The invite, with its token shown this once", body = Invite),
     (status = 400, description = "Malformed body", body = ErrorBody),
     (status = 401, description = "Not authenticated", body = ErrorBody),
-    (status = 403, description = "not_facilitator: the caller is a member, not a facilitator", body = ErrorBody),
+    (status = 403, description = "not_facilitator: the caller is a member, not a facilitator; quota_exceeded: the account has as many outstanding invites as allowed", body = ErrorBody),
     (status = 404, description = "No such circle, or the caller is not on it", body = ErrorBody),
     (status = 422, description = "Lifetime or uses out of range", body = ErrorBody)))]
 pub async fn create(
@@ -49,6 +49,7 @@ pub async fn create(
             "expires_in_secs must be 60..={MAX_INVITE_SECS} and max_uses 1..={MAX_INVITE_USES}"
         )));
     }
+    state.within_quota(auth.account_id, Quota::Invites).await?;
     let minted = crypto::mint_token(INVITE_PREFIX)?;
     let now = crate::now();
     let invite = NewInvite {

@@ -71,6 +71,8 @@ route_table! {
     devices::revoke_device,
     devices::create_link_token,
     devices::delete_account,
+    devices::facilitator_status,
+    devices::enrol_facilitator,
     key_packages::upload,
     key_packages::count,
     key_packages::claim,

@@ -2,7 +2,7 @@
 //!
 //! [`Storage`] is the sum of one trait per area — [`Operations`],
 //! [`IdentityStore`], [`KeyPackageStore`], [`CircleStore`],
-//! [`EnrollmentStore`], [`SnapshotStore`], [`PushStore`] — each in its own module with the records it takes
+//! [`EnrollmentStore`], [`SnapshotStore`], [`PushStore`], [`FacilitatorStore`] — each in its own module with the records it takes
 //! and returns. Callers hold an `Arc<dyn Storage>`.
 //!
 //! [`sqlite::SqliteStorage`] is the embedded default; [`postgres::PgStorage`] is
@@ -27,6 +27,7 @@
 pub mod backend;
 pub mod circles;
 pub mod enrollment;
+pub mod facilitators;
 pub mod identity;
 pub mod key_packages;
 pub mod notice;
@@ -41,6 +42,7 @@ pub use circles::{
     GroupInfoRecord, LogRecord, NewCircle, NewCommit, NewMessage, RosterRecord, WelcomeRecord,
 };
 pub use enrollment::{EnrollmentStore, InviteRecord, JoinRequestRecord, NewInvite, NewJoinRequest};
+pub use facilitators::{FacilitatorStore, Figures, Usage};
 pub use identity::{
     DeviceRecord, IdentityStore, LiveLogin, LoginId, NewDevice, NewRefreshToken, RefreshOutcome,
     SigningKeyRecord,
@@ -207,6 +209,7 @@ pub trait Storage:
     + EnrollmentStore
     + SnapshotStore
     + PushStore
+    + FacilitatorStore
     + Send
     + Sync
     + 'static
@@ -221,6 +224,7 @@ impl<T> Storage for T where
         + EnrollmentStore
         + SnapshotStore
         + PushStore
+        + FacilitatorStore
         + Send
         + Sync
         + 'static

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 pub struct Purged {
     /// Expired challenges.
     pub challenges: u64,
-    /// Expired link tokens.
+    /// Expired link tokens and facilitator codes.
     pub link_tokens: u64,
     /// Expired refresh tokens and logins.
     pub logins: u64,

@@ -4,6 +4,7 @@
 
 mod circles;
 mod enrollment;
+mod facilitators;
 mod identity;
 mod key_packages;
 mod operations;
@@ -104,6 +105,7 @@ fn every_storage_method_is_exercised() -> Result<()> {
         "operations",
         "snapshots",
         "push",
+        "facilitators",
     ]
     .iter()
     .map(|f| std::fs::read_to_string(root.join(format!("e2e/storage/{f}.rs"))))
@@ -117,6 +119,7 @@ fn every_storage_method_is_exercised() -> Result<()> {
         "enrollment",
         "snapshots",
         "push",
+        "facilitators",
     ] {
         let source =
             std::fs::read_to_string(root.join(format!("../server/src/storage/{area}.rs")))?;

@@ -34,6 +34,20 @@ impl Store {
         Ok(value.map(|v| u64::try_from(v).unwrap_or_default()))
     }
 
+    /// Forgets a circle the server never had (its creation was refused):
+    /// its cursor and facilitators.
+    pub fn forget_circle(&self, circle: &CircleId) -> Result<()> {
+        self.conn.execute(
+            "DELETE FROM circles WHERE circle_id = ?1",
+            [circle.as_bytes()],
+        )?;
+        self.conn.execute(
+            "DELETE FROM facilitators WHERE circle_id = ?1",
+            [circle.as_bytes()],
+        )?;
+        Ok(())
+    }
+
     pub fn set_cursor(&self, circle: &CircleId, cursor: u64) -> Result<()> {
         self.conn.execute(
             "INSERT INTO circles (circle_id, cursor) VALUES (?1, ?2) \

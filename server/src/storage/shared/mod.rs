@@ -29,6 +29,7 @@ type Db = <This as SqlBackend>::Db;
 
 mod circles;
 mod enrollment;
+mod facilitators;
 mod identity;
 mod key_packages;
 mod operations;

@@ -7,6 +7,8 @@ const PURGE_CHALLENGES: &str = "DELETE FROM challenges WHERE expires_at < $1";
 
 const PURGE_LINK_TOKENS: &str = "DELETE FROM link_tokens WHERE expires_at < $1";
 
+const PURGE_FACILITATOR_CODES: &str = "DELETE FROM facilitator_codes WHERE expires_at < $1";
+
 const PURGE_REFRESH_TOKENS: &str = "DELETE FROM refresh_tokens WHERE expires_at < $1";
 
 const PURGE_LOGINS: &str = "DELETE FROM logins WHERE expires_at < $1";
@@ -96,7 +98,7 @@ impl Operations for This {
         };
         let purged = Purged {
             challenges: purge(PURGE_CHALLENGES).await?,
-            link_tokens: purge(PURGE_LINK_TOKENS).await?,
+            link_tokens: purge(PURGE_LINK_TOKENS).await? + purge(PURGE_FACILITATOR_CODES).await?,
             logins: purge(PURGE_REFRESH_TOKENS).await? + purge(PURGE_LOGINS).await?,
             key_packages: purge(PURGE_KEY_PACKAGES).await?,
             log_entries: purge(PURGE_LOG).await? + purge(PURGE_WELCOMES).await?,
