@@ -7,7 +7,8 @@
 //! database and the devices are spread over them. Then, until the time is
 //! up: a third of each circle's devices hold live sockets (acknowledging as
 //! they read); the others sleep, have a Web Push target at a local stand-in,
-//! and sync now and then; members send opaque messages at a set rate;
+//! and sync when a wake reaches them (as a phone does) and now and then
+//! besides (as when its user opens the app); members send opaque messages at a set rate;
 //! facilitators commit now and then (each commit moves the circle's epoch);
 //! the sweeper runs every few seconds; access tokens expire and are
 //! refreshed. Every ten seconds it samples each node's resident memory and
@@ -40,8 +41,11 @@ const CIRCLE: usize = 12;
 const LIVE: usize = 4;
 /// Commits per minute, over all circles.
 const COMMITS_PER_MINUTE: u64 = 6;
-/// Syncs of sleeping devices per second, over all.
+/// Syncs of sleeping devices per second besides those a wake causes, over
+/// all.
 const SYNCS_PER_SECOND: u64 = 2;
+/// Syncs running at once.
+const SYNCS_AT_ONCE: usize = 8;
 /// How often memory, descriptors and the database are sampled.
 const SAMPLE_EVERY: Duration = Duration::from_secs(10);
 
@@ -190,10 +194,13 @@ pub async fn run(db: Db, plan: Plan) -> Result<Outcome> {
         .build()?;
     let tally = Arc::new(Tally::default());
 
-    // The sleeping devices' push targets.
-    for circle in &circles {
-        for device in &circle.devices[LIVE..] {
-            let target = Subscriber::new()?.target(&receiver);
+    // The sleeping devices' push targets, and who each one wakes.
+    let mut woken_by = std::collections::HashMap::new();
+    for (index, circle) in circles.iter().enumerate() {
+        for (member, device) in circle.devices.iter().enumerate().skip(LIVE) {
+            let subscriber = Subscriber::new()?;
+            woken_by.insert(subscriber.id.clone(), (index, member));
+            let target = subscriber.target(&receiver);
             let answer = authed(&http, &addresses, device, &tally, |r| {
                 r.put("/v1/devices/current/push").json(&target)
             })
@@ -267,7 +274,15 @@ pub async fn run(db: Db, plan: Plan) -> Result<Outcome> {
     let load_started = Instant::now();
     let senders = spawn_sends(&http, &addresses, &circles, &tally, plan, deadline);
     let committer = spawn_commits(&http, &addresses, &circles, &tally, deadline);
-    let syncer = spawn_syncs(&http, &addresses, &circles, &tally, deadline);
+    let receiver = Arc::new(receiver);
+    let syncer = spawn_syncs(
+        &http,
+        &addresses,
+        &circles,
+        &tally,
+        (receiver.clone(), Arc::new(woken_by)),
+        deadline,
+    );
 
     // Sample and report until the time is up.
     let interval = Duration::from_secs(plan.seconds.clamp(10, 60));
@@ -579,12 +594,20 @@ fn spawn_commits(
     })
 }
 
-/// Sleeping devices syncing (and so acknowledging) now and then.
+/// Who a wake at the stand-in is for: subscription id to (circle, member).
+type Wakes = (
+    Arc<PushReceiver>,
+    Arc<std::collections::HashMap<String, (usize, usize)>>,
+);
+
+/// Sleeping devices syncing (and so acknowledging): each one a wake reached,
+/// and a few at random besides.
 fn spawn_syncs(
     http: &reqwest::Client,
     addresses: &Arc<Vec<String>>,
     circles: &[Arc<Circle>],
     tally: &Arc<Tally>,
+    (receiver, woken_by): Wakes,
     deadline: Instant,
 ) -> tokio::task::JoinHandle<()> {
     let (http, addresses, circles, tally) = (
@@ -594,38 +617,77 @@ fn spawn_syncs(
         tally.clone(),
     );
     tokio::spawn(async move {
-        let mut cursors: BTreeMap<(usize, usize), u64> = BTreeMap::new();
-        let mut ticks =
-            tokio::time::interval(Duration::from_millis(1000 / SYNCS_PER_SECOND.max(1)));
+        let cursors: Arc<Mutex<BTreeMap<(usize, usize), u64>>> = Arc::default();
+        let at_once = Arc::new(tokio::sync::Semaphore::new(SYNCS_AT_ONCE));
+        let mut seen_wakes = 0;
+        let tick = Duration::from_millis(250);
+        let random_per_tick = (SYNCS_PER_SECOND as f64 * tick.as_secs_f64()).max(1.0) as usize;
+        let mut ticks = tokio::time::interval(tick);
+        let mut running = Vec::new();
         while Instant::now() < deadline {
             ticks.tick().await;
-            let index = pick(circles.len());
-            let circle = &circles[index];
-            let member = LIVE + pick(CIRCLE - LIVE);
-            let after = cursors.get(&(index, member)).copied().unwrap_or(1);
-            let body = serde_json::json!({
-                "cursors": [{ "circle_id": circle.id, "after": after }],
-                "welcomes_done": [],
-            });
-            let answer = authed(&http, &addresses, &circle.devices[member], &tally, |r| {
-                r.post("/v1/sync").json(&body)
-            })
-            .await;
-            match answer {
-                Ok(answer) if answer.status() == 200 => {
-                    match answer.json::<hearth_protocol::sync::SyncResponse>().await {
-                        Ok(synced) => {
-                            if let Some(page) = synced.circles.first() {
-                                cursors.insert((index, member), page.next_after);
-                            }
-                            tally.syncs.fetch_add(1, Ordering::SeqCst);
-                        }
-                        Err(err) => tally.error(format!("a sync's answer: {err}")),
-                    }
-                }
-                Ok(answer) => tally.error(format!("a sync: {}", answer.status())),
-                Err(err) => tally.error(format!("a sync: {err}")),
+            let (wakes, all) = receiver.received_since(seen_wakes);
+            seen_wakes = all;
+            let mut due: Vec<(usize, usize)> = wakes
+                .iter()
+                .filter_map(|w| match &w.service {
+                    hearth_tests::push::Service::WebPush(id) => woken_by.get(id).copied(),
+                    _ => None,
+                })
+                .collect();
+            for _ in 0..random_per_tick {
+                due.push((pick(circles.len()), LIVE + pick(CIRCLE - LIVE)));
             }
+            for (index, member) in due {
+                let Ok(permit) = at_once.clone().acquire_owned().await else {
+                    return;
+                };
+                let (http, addresses, tally, cursors) = (
+                    http.clone(),
+                    addresses.clone(),
+                    tally.clone(),
+                    cursors.clone(),
+                );
+                let circle = circles[index].clone();
+                running.push(tokio::spawn(async move {
+                    let _permit = permit;
+                    let after = cursors
+                        .lock()
+                        .await
+                        .get(&(index, member))
+                        .copied()
+                        .unwrap_or(1);
+                    let body = serde_json::json!({
+                        "cursors": [{ "circle_id": circle.id, "after": after }],
+                        "welcomes_done": [],
+                    });
+                    let answer = authed(&http, &addresses, &circle.devices[member], &tally, |r| {
+                        r.post("/v1/sync").json(&body)
+                    })
+                    .await;
+                    match answer {
+                        Ok(answer) if answer.status() == 200 => {
+                            match answer.json::<hearth_protocol::sync::SyncResponse>().await {
+                                Ok(synced) => {
+                                    if let Some(page) = synced.circles.first() {
+                                        let mut cursors = cursors.lock().await;
+                                        let cursor = cursors.entry((index, member)).or_insert(1);
+                                        *cursor = (*cursor).max(page.next_after);
+                                    }
+                                    tally.syncs.fetch_add(1, Ordering::SeqCst);
+                                }
+                                Err(err) => tally.error(format!("a sync's answer: {err}")),
+                            }
+                        }
+                        Ok(answer) => tally.error(format!("a sync: {}", answer.status())),
+                        Err(err) => tally.error(format!("a sync: {err}")),
+                    }
+                }));
+            }
+            running.retain(|task| !task.is_finished());
+        }
+        for task in running {
+            let _ = task.await;
         }
     })
 }

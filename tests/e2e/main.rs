@@ -30,4 +30,5 @@ mod schedule;
 mod sdk;
 mod storage;
 mod stream;
+mod upgrade;
 mod video;

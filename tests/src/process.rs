@@ -66,6 +66,17 @@ impl ServerProcess {
         .await
     }
 
+    /// Like [`ServerProcess::start_with`], with another server binary (say,
+    /// the previous release's).
+    pub async fn start_binary(
+        binary: &std::path::Path,
+        db: &TestDb,
+        signing_seed: &[u8; 32],
+        settings: &[(String, String)],
+    ) -> Result<Self> {
+        Self::spawn(Command::new(binary), db, signing_seed, settings, None).await
+    }
+
     /// Like [`ServerProcess::start_with`] on SQLite, with the data directory
     /// on a disk of its own of `bytes` bytes (a tmpfs, empty at first,
     /// mounted in a mount namespace of the server's: `unshare` as an

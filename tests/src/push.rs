@@ -383,6 +383,14 @@ impl PushReceiver {
         self.inbox().received.clone()
     }
 
+    /// The requests received after the first `seen` (token requests aside),
+    /// and how many there are in all now.
+    pub fn received_since(&self, seen: usize) -> (Vec<Received>, usize) {
+        let inbox = self.inbox();
+        let all = inbox.received.len();
+        (inbox.received[seen.min(all)..].to_vec(), all)
+    }
+
     /// The requests for one target.
     pub fn received_by(&self, service: &Service) -> Vec<Received> {
         self.received()

@@ -24,6 +24,20 @@
 //! Timestamps are unix seconds passed in by the caller, so the storage layer has
 //! no clock of its own. Secrets arrive already hashed.
 
+/// The migrations of one database kind, as every node runs them at start.
+/// Migrations a newer release applied (a node of it started on this
+/// database: a rolling upgrade) are no reason to refuse to start: the rule
+/// that every migration only adds (`docs/design/storage.md`, *Migrations*)
+/// keeps this release's statements valid on the newer schema.
+macro_rules! migrator {
+    ($dir:literal) => {{
+        let mut migrator = sqlx::migrate!($dir);
+        migrator.set_ignore_missing(true);
+        migrator
+    }};
+}
+pub(crate) use migrator;
+
 pub mod backend;
 pub mod circles;
 pub mod enrollment;

@@ -135,7 +135,7 @@ impl PgStorage {
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .test_before_acquire(true)
             .connect_lazy_with(options);
-        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        super::migrator!("./migrations/postgres").run(&pool).await?;
         // Only needs to differ between nodes; should the OS refuse
         // randomness, the process id and the clock still do.
         let node = crate::crypto::random_bytes::<8>()

@@ -66,7 +66,7 @@ impl SqliteStorage {
                     .pragma("temp_store", "MEMORY"),
             )
             .await?;
-        sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
+        super::migrator!("./migrations/sqlite").run(&writer).await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
             .test_before_acquire(false)
