@@ -131,7 +131,7 @@ async fn admin(config: &Config, command: Admin) -> anyhow::Result<()> {
             println!("{code}");
             eprintln!(
                 "a one-time facilitator code, valid until {} (unix {expires_at}): pass it on \
-                 privately; the facilitator enrols with `hearth facilitator enrol <code>`",
+                 privately; the facilitator enrols with `hearth facilitator <code>`",
                 when(expires_at)
             );
         }
