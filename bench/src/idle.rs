@@ -43,7 +43,7 @@ pub struct Idle {
 }
 
 /// Resident memory of a process, bytes.
-fn rss(pid: u32) -> Result<u64> {
+pub fn rss(pid: u32) -> Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let line = status
         .lines()

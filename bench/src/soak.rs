@@ -21,7 +21,7 @@
 //! more than 10 % after the warm-up (the first fifth); a run shorter than
 //! five minutes prints them without judging.
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Result, bail};
 use hearth_protocol::auth::LoginTokens;
 use hearth_protocol::circles::{Accepted, CommitBundle, SendMessage};
 use hearth_protocol::stream::{ClientFrame, ServerFrame};
@@ -109,6 +109,44 @@ impl Tally {
             && first.len() < 10
         {
             first.push(what);
+        }
+    }
+}
+
+/// What every load task shares.
+#[derive(Clone)]
+struct Load {
+    http: reqwest::Client,
+    addresses: Arc<Vec<String>>,
+    circles: Arc<Vec<Arc<Circle>>>,
+    tally: Arc<Tally>,
+}
+
+impl Load {
+    /// The answer's body when it has `status`; otherwise the error is
+    /// counted, naming `what`.
+    async fn answered<T: serde::de::DeserializeOwned>(
+        &self,
+        answer: Result<reqwest::Response>,
+        status: u16,
+        what: &str,
+    ) -> Option<T> {
+        match answer {
+            Ok(answer) if answer.status() == status => match answer.json::<T>().await {
+                Ok(body) => Some(body),
+                Err(err) => {
+                    self.tally.error(format!("{what}'s answer: {err}"));
+                    None
+                }
+            },
+            Ok(answer) => {
+                self.tally.error(format!("{what}: {}", answer.status()));
+                None
+            }
+            Err(err) => {
+                self.tally.error(format!("{what}: {err}"));
+                None
+            }
         }
     }
 }
@@ -272,17 +310,16 @@ pub async fn run(db: Db, plan: Plan) -> Result<Outcome> {
 
     let deadline = Instant::now() + Duration::from_secs(plan.seconds);
     let load_started = Instant::now();
-    let senders = spawn_sends(&http, &addresses, &circles, &tally, plan, deadline);
-    let committer = spawn_commits(&http, &addresses, &circles, &tally, deadline);
+    let load = Load {
+        http: http.clone(),
+        addresses: addresses.clone(),
+        circles: Arc::new(circles.clone()),
+        tally: tally.clone(),
+    };
+    let senders = spawn_sends(&load, plan, deadline);
+    let committer = spawn_commits(&load, deadline);
     let receiver = Arc::new(receiver);
-    let syncer = spawn_syncs(
-        &http,
-        &addresses,
-        &circles,
-        &tally,
-        (receiver.clone(), Arc::new(woken_by)),
-        deadline,
-    );
+    let syncer = spawn_syncs(&load, (receiver.clone(), Arc::new(woken_by)), deadline);
 
     // Sample and report until the time is up.
     let interval = Duration::from_secs(plan.seconds.clamp(10, 60));
@@ -298,7 +335,10 @@ pub async fn run(db: Db, plan: Plan) -> Result<Outcome> {
             .await;
         let sample = Sample {
             at: load_started.elapsed().as_secs(),
-            rss: pids.iter().map(|p| rss(*p).unwrap_or(0)).collect(),
+            rss: pids
+                .iter()
+                .map(|p| crate::idle::rss(*p).unwrap_or(0))
+                .collect(),
             fds: pids.iter().map(|p| fds(*p).unwrap_or(0)).collect(),
             db_bytes: db_size(&test_db).await.unwrap_or(0),
         };
@@ -481,30 +521,18 @@ fn pick(n: usize) -> usize {
 
 /// Senders at `plan.rate` messages a second over all circles, spread over
 /// eight tasks, until `deadline`.
-fn spawn_sends(
-    http: &reqwest::Client,
-    addresses: &Arc<Vec<String>>,
-    circles: &[Arc<Circle>],
-    tally: &Arc<Tally>,
-    plan: Plan,
-    deadline: Instant,
-) -> Vec<tokio::task::JoinHandle<()>> {
+fn spawn_sends(load: &Load, plan: Plan, deadline: Instant) -> Vec<tokio::task::JoinHandle<()>> {
     const TASKS: usize = 8;
     (0..TASKS)
         .map(|_| {
-            let (http, addresses, circles, tally) = (
-                http.clone(),
-                addresses.clone(),
-                circles.to_vec(),
-                tally.clone(),
-            );
+            let load = load.clone();
             let every = Duration::from_secs_f64(TASKS as f64 / plan.rate.max(0.01));
             tokio::spawn(async move {
                 let mut ticks = tokio::time::interval(every);
                 ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 while Instant::now() < deadline {
                     ticks.tick().await;
-                    let circle = &circles[pick(circles.len())];
+                    let circle = &load.circles[pick(load.circles.len())];
                     let device = &circle.devices[pick(CIRCLE)];
                     let mut turn = circle.turn.lock().await;
                     let body = SendMessage {
@@ -518,24 +546,15 @@ fn spawn_sends(
                     };
                     let path = format!("/v1/circles/{}/messages", circle.id);
                     let sent = Instant::now();
-                    let answer = authed(&http, &addresses, device, &tally, |r| {
+                    let answer = authed(&load.http, &load.addresses, device, &load.tally, |r| {
                         r.post(&path).json(&body)
                     })
                     .await;
                     let took = u32::try_from(sent.elapsed().as_micros()).unwrap_or(u32::MAX);
-                    match answer {
-                        Ok(answer) if answer.status() == 201 => {
-                            match answer.json::<Accepted>().await {
-                                Ok(accepted) => {
-                                    turn.log.push(accepted.seq);
-                                    tally.sends.fetch_add(1, Ordering::SeqCst);
-                                    lock(&tally.latencies).push(took);
-                                }
-                                Err(err) => tally.error(format!("a send's answer: {err}")),
-                            }
-                        }
-                        Ok(answer) => tally.error(format!("a send: {}", answer.status())),
-                        Err(err) => tally.error(format!("a send: {err}")),
+                    if let Some(accepted) = load.answered::<Accepted>(answer, 201, "a send").await {
+                        turn.log.push(accepted.seq);
+                        load.tally.sends.fetch_add(1, Ordering::SeqCst);
+                        lock(&load.tally.latencies).push(took);
                     }
                 }
             })
@@ -544,25 +563,14 @@ fn spawn_sends(
 }
 
 /// Facilitators' commits (opaque, moving the epoch), a few a minute.
-fn spawn_commits(
-    http: &reqwest::Client,
-    addresses: &Arc<Vec<String>>,
-    circles: &[Arc<Circle>],
-    tally: &Arc<Tally>,
-    deadline: Instant,
-) -> tokio::task::JoinHandle<()> {
-    let (http, addresses, circles, tally) = (
-        http.clone(),
-        addresses.clone(),
-        circles.to_vec(),
-        tally.clone(),
-    );
+fn spawn_commits(load: &Load, deadline: Instant) -> tokio::task::JoinHandle<()> {
+    let load = load.clone();
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(Duration::from_secs(60 / COMMITS_PER_MINUTE));
         ticks.tick().await;
         while Instant::now() < deadline {
             ticks.tick().await;
-            let circle = &circles[pick(circles.len())];
+            let circle = &load.circles[pick(load.circles.len())];
             let mut turn = circle.turn.lock().await;
             let bundle = CommitBundle {
                 epoch: turn.epoch,
@@ -574,21 +582,18 @@ fn spawn_commits(
                 join_request_id: None,
             };
             let path = format!("/v1/circles/{}/commits", circle.id);
-            let answer = authed(&http, &addresses, &circle.devices[0], &tally, |r| {
-                r.post(&path).json(&bundle)
-            })
+            let answer = authed(
+                &load.http,
+                &load.addresses,
+                &circle.devices[0],
+                &load.tally,
+                |r| r.post(&path).json(&bundle),
+            )
             .await;
-            match answer {
-                Ok(answer) if answer.status() == 201 => match answer.json::<Accepted>().await {
-                    Ok(accepted) => {
-                        turn.log.push(accepted.seq);
-                        turn.epoch = accepted.epoch;
-                        tally.commits.fetch_add(1, Ordering::SeqCst);
-                    }
-                    Err(err) => tally.error(format!("a commit's answer: {err}")),
-                },
-                Ok(answer) => tally.error(format!("a commit: {}", answer.status())),
-                Err(err) => tally.error(format!("a commit: {err}")),
+            if let Some(accepted) = load.answered::<Accepted>(answer, 201, "a commit").await {
+                turn.log.push(accepted.seq);
+                turn.epoch = accepted.epoch;
+                load.tally.commits.fetch_add(1, Ordering::SeqCst);
             }
         }
     })
@@ -603,19 +608,11 @@ type Wakes = (
 /// Sleeping devices syncing (and so acknowledging): each one a wake reached,
 /// and a few at random besides.
 fn spawn_syncs(
-    http: &reqwest::Client,
-    addresses: &Arc<Vec<String>>,
-    circles: &[Arc<Circle>],
-    tally: &Arc<Tally>,
+    load: &Load,
     (receiver, woken_by): Wakes,
     deadline: Instant,
 ) -> tokio::task::JoinHandle<()> {
-    let (http, addresses, circles, tally) = (
-        http.clone(),
-        addresses.clone(),
-        circles.to_vec(),
-        tally.clone(),
-    );
+    let load = load.clone();
     tokio::spawn(async move {
         let cursors: Arc<Mutex<BTreeMap<(usize, usize), u64>>> = Arc::default();
         let at_once = Arc::new(tokio::sync::Semaphore::new(SYNCS_AT_ONCE));
@@ -636,21 +633,16 @@ fn spawn_syncs(
                 })
                 .collect();
             for _ in 0..random_per_tick {
-                due.push((pick(circles.len()), LIVE + pick(CIRCLE - LIVE)));
+                due.push((pick(load.circles.len()), LIVE + pick(CIRCLE - LIVE)));
             }
             for (index, member) in due {
                 let Ok(permit) = at_once.clone().acquire_owned().await else {
                     return;
                 };
-                let (http, addresses, tally, cursors) = (
-                    http.clone(),
-                    addresses.clone(),
-                    tally.clone(),
-                    cursors.clone(),
-                );
-                let circle = circles[index].clone();
+                let (load, cursors) = (load.clone(), cursors.clone());
                 running.push(tokio::spawn(async move {
                     let _permit = permit;
+                    let circle = &load.circles[index];
                     let after = cursors
                         .lock()
                         .await
@@ -661,26 +653,24 @@ fn spawn_syncs(
                         "cursors": [{ "circle_id": circle.id, "after": after }],
                         "welcomes_done": [],
                     });
-                    let answer = authed(&http, &addresses, &circle.devices[member], &tally, |r| {
-                        r.post("/v1/sync").json(&body)
-                    })
+                    let answer = authed(
+                        &load.http,
+                        &load.addresses,
+                        &circle.devices[member],
+                        &load.tally,
+                        |r| r.post("/v1/sync").json(&body),
+                    )
                     .await;
-                    match answer {
-                        Ok(answer) if answer.status() == 200 => {
-                            match answer.json::<hearth_protocol::sync::SyncResponse>().await {
-                                Ok(synced) => {
-                                    if let Some(page) = synced.circles.first() {
-                                        let mut cursors = cursors.lock().await;
-                                        let cursor = cursors.entry((index, member)).or_insert(1);
-                                        *cursor = (*cursor).max(page.next_after);
-                                    }
-                                    tally.syncs.fetch_add(1, Ordering::SeqCst);
-                                }
-                                Err(err) => tally.error(format!("a sync's answer: {err}")),
-                            }
+                    let synced = load
+                        .answered::<hearth_protocol::sync::SyncResponse>(answer, 200, "a sync")
+                        .await;
+                    if let Some(synced) = synced {
+                        if let Some(page) = synced.circles.first() {
+                            let mut cursors = cursors.lock().await;
+                            let cursor = cursors.entry((index, member)).or_insert(1);
+                            *cursor = (*cursor).max(page.next_after);
                         }
-                        Ok(answer) => tally.error(format!("a sync: {}", answer.status())),
-                        Err(err) => tally.error(format!("a sync: {err}")),
+                        load.tally.syncs.fetch_add(1, Ordering::SeqCst);
                     }
                 }));
             }
@@ -690,21 +680,6 @@ fn spawn_syncs(
             let _ = task.await;
         }
     })
-}
-
-/// Resident memory of a process, bytes.
-fn rss(pid: u32) -> Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .context("no VmRSS")?;
-    let kib: u64 = line
-        .split_whitespace()
-        .nth(1)
-        .context("no VmRSS value")?
-        .parse()?;
-    Ok(kib * 1024)
 }
 
 /// Open file descriptors of a process.

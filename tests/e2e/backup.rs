@@ -4,8 +4,7 @@
 
 use anyhow::{Context as _, Result, ensure};
 use hearth_client::{Client, Event};
-use hearth_protocol::content::Content;
-use hearth_tests::clients::{data_dirs, enrolled};
+use hearth_tests::clients::{data_dirs, enrolled, texts};
 use hearth_tests::process::{admin, server_binary};
 use hearth_tests::{Db, TestApp, TestDb, b64, on_both_databases};
 use std::sync::{Arc, Mutex};
@@ -15,16 +14,6 @@ on_both_databases!(a_restore_by_other_means_is_declared_with_admin_restored);
 
 /// Messages Anna sends in all; the backup is made while they go.
 const LOAD: usize = 150;
-
-fn texts(messages: &[hearth_client::Message]) -> Vec<String> {
-    messages
-        .iter()
-        .filter_map(|m| match &m.envelope.content {
-            Content::Text { body, .. } => Some(body.clone()),
-            _ => None,
-        })
-        .collect()
-}
 
 /// The restore drill, on SQLite. Anna sends 150 messages one after another
 /// while the operator runs `hearth-server admin backup` (the real binary,

@@ -32,6 +32,10 @@ on_both_databases!(
 );
 on_postgres!(two_nodes_send_each_wake_once);
 
+/// FCM's answer for a token whose app was uninstalled.
+const FCM_UNREGISTERED: &str = r#"{"error":{"code":404,"message":"Requested entity was not found.","status":"NOT_FOUND",
+    "details":[{"@type":"type.googleapis.com/google.firebase.fcm.v1.FcmError","errorCode":"UNREGISTERED"}]}}"#;
+
 /// How long a wake may take to arrive.
 const ARRIVES: Duration = Duration::from_secs(10);
 
@@ -291,8 +295,7 @@ async fn gone_targets_die_and_their_devices_can_tell(db: Db) -> Result<()> {
         &ben_token,
         404,
         &[("content-type", "application/json")],
-        r#"{"error":{"code":404,"message":"Requested entity was not found.","status":"NOT_FOUND",
-            "details":[{"@type":"type.googleapis.com/google.firebase.fcm.v1.FcmError","errorCode":"UNREGISTERED"}]}}"#,
+        FCM_UNREGISTERED,
     );
     receiver.answer(
         &cleo_token,
@@ -937,8 +940,7 @@ async fn an_operator_sees_the_push_queue_and_why_wakes_failed(db: Db) -> Result<
         &ben_token,
         404,
         &[("content-type", "application/json")],
-        r#"{"error":{"code":404,"message":"Requested entity was not found.","status":"NOT_FOUND",
-            "details":[{"@type":"type.googleapis.com/google.firebase.fcm.v1.FcmError","errorCode":"UNREGISTERED"}]}}"#,
+        FCM_UNREGISTERED,
     );
     for (token, fcm) in [(&tokens[1], &ada_token), (&tokens[2], &ben_token)] {
         register(&app, token, &PushTarget::Fcm { token: fcm.clone() }).await?;

@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 use hearth_protocol::content::Content;
-use hearth_tests::clients::{client, data_dirs, enrolled, lose_mls_state};
+use hearth_tests::clients::{client, data_dirs, enrolled, lose_mls_state, texts};
 use hearth_tests::{Db, TestApp, on_both_databases};
 use std::collections::HashSet;
 
@@ -26,15 +26,6 @@ on_both_databases!(
     a_wake_after_a_removal_from_one_circle_still_catches_up_the_others,
     a_phone_upgraded_from_an_sdk_that_kept_mls_state_apart_reads_on,
 );
-
-fn texts(rows: &[hearth_client::Message]) -> Vec<String> {
-    rows.iter()
-        .filter_map(|r| match &r.envelope.content {
-            Content::Text { body, .. } => Some(body.clone()),
-            _ => None,
-        })
-        .collect()
-}
 
 async fn a_facilitator_invites_sam_who_joins_and_they_talk(app: TestApp) -> Result<()> {
     let dirs = data_dirs(2)?;

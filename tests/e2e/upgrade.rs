@@ -7,8 +7,7 @@
 
 use anyhow::{Context as _, Result, bail, ensure};
 use hearth_client::Client;
-use hearth_protocol::content::Content;
-use hearth_tests::clients::{data_dirs, join};
+use hearth_tests::clients::{data_dirs, join, texts};
 use hearth_tests::process::ServerProcess;
 use hearth_tests::{Db, TestApp, TestDb, b64, on_both_databases, on_postgres, rand_bytes};
 use std::sync::Arc;
@@ -142,16 +141,6 @@ fn previous_server() -> Result<Option<std::path::PathBuf>> {
             Ok(None)
         }
     }
-}
-
-fn texts(messages: &[hearth_client::Message]) -> Vec<String> {
-    messages
-        .iter()
-        .filter_map(|m| match &m.envelope.content {
-            Content::Text { body, .. } => Some(body.clone()),
-            _ => None,
-        })
-        .collect()
 }
 
 /// A rolling upgrade on PostgreSQL. A node of the previous release serves

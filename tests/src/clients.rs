@@ -116,3 +116,14 @@ pub fn biweekly_series() -> hearth_protocol::schedule::Series {
         video_room: false,
     }
 }
+
+/// The texts among `messages`, in order (other content left out).
+pub fn texts(messages: &[hearth_client::Message]) -> Vec<String> {
+    messages
+        .iter()
+        .filter_map(|m| match &m.envelope.content {
+            hearth_protocol::content::Content::Text { body, .. } => Some(body.clone()),
+            _ => None,
+        })
+        .collect()
+}
