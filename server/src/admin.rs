@@ -15,8 +15,7 @@
 
 use crate::config::Config;
 use crate::crypto::{RandomError, random_bytes};
-use crate::storage::{Figures, GENERATION_JUMP, Instance, Storage, StorageError};
-use hearth_protocol::AccountId;
+use crate::storage::{GENERATION_JUMP, Instance, Storage, StorageError};
 use std::path::{Path, PathBuf};
 
 /// What went wrong with an operator's command.
@@ -57,13 +56,10 @@ pub async fn log_generation(storage: &dyn Storage) -> Result<String, AdminError>
     Ok(begun.generation)
 }
 
-/// Begins a new generation on the configured database (after a restore by
-/// other means than a marked backup). No server may be running on it.
-pub async fn restored(config: &Config) -> Result<Instance, AdminError> {
-    let storage = open(config).await?;
-    let begun = new_generation(storage.as_ref()).await;
-    storage.close().await;
-    begun
+/// Begins a new generation (after a restore by other means than a marked
+/// backup). No server may be running on the database.
+pub async fn restored(storage: &dyn Storage) -> Result<Instance, AdminError> {
+    new_generation(storage).await
 }
 
 /// A consistent copy of the SQLite database at `to`, made while the server
@@ -94,7 +90,9 @@ pub async fn backup(config: &Config, to: &Path) -> Result<u64, AdminError> {
     Ok(std::fs::metadata(to)?.len())
 }
 
-async fn open(config: &Config) -> Result<std::sync::Arc<dyn Storage>, AdminError> {
+/// The configured database, for an operator's command (two connections
+/// beside whatever servers run on it).
+pub async fn open(config: &Config) -> Result<std::sync::Arc<dyn Storage>, AdminError> {
     let url = config
         .database_url
         .as_ref()
@@ -103,50 +101,21 @@ async fn open(config: &Config) -> Result<std::sync::Arc<dyn Storage>, AdminError
 }
 
 async fn new_generation(storage: &dyn Storage) -> Result<Instance, AdminError> {
-    let name: String = random_bytes::<16>()?
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let name = crate::crypto::hex(&random_bytes::<16>()?);
     Ok(storage.begin_generation(&name, GENERATION_JUMP).await?)
 }
 
-/// A one-time facilitator code, valid for `accounts.facilitator_code_ttl_hours`:
-/// the code itself (to pass on once, out of band; only its hash is kept)
-/// and when it expires.
-pub async fn facilitator_code(config: &Config) -> Result<(String, i64), AdminError> {
-    let storage = open(config).await?;
+/// A one-time facilitator code, valid for `ttl_hours`: the code itself (to
+/// pass on once, out of band; only its hash is kept) and when it expires.
+pub async fn facilitator_code(
+    storage: &dyn Storage,
+    ttl_hours: u64,
+) -> Result<(String, i64), AdminError> {
     let minted = crate::crypto::mint_token(crate::crypto::FACILITATOR_PREFIX)?;
     let now = crate::now();
-    let hours = i64::try_from(config.accounts.facilitator_code_ttl_hours).unwrap_or(24);
-    let expires_at = now + hours * 3600;
-    let stored = storage
+    let expires_at = now + i64::try_from(ttl_hours).unwrap_or(24) * 3600;
+    storage
         .insert_facilitator_code(&minted.hash, expires_at, now)
-        .await;
-    storage.close().await;
-    stored?;
+        .await?;
     Ok((minted.token, expires_at))
-}
-
-/// Every enrolled facilitator: opaque account ids and enrolment dates.
-pub async fn facilitators(config: &Config) -> Result<Vec<(AccountId, i64)>, AdminError> {
-    let storage = open(config).await?;
-    let listed = storage.facilitators().await;
-    storage.close().await;
-    Ok(listed?)
-}
-
-/// Ends an enrolment; false when the account was not enrolled.
-pub async fn revoke_facilitator(config: &Config, account: AccountId) -> Result<bool, AdminError> {
-    let storage = open(config).await?;
-    let revoked = storage.revoke_facilitator(account).await;
-    storage.close().await;
-    Ok(revoked?)
-}
-
-/// The instance's figures: counts and bytes held, never ids.
-pub async fn figures(config: &Config) -> Result<Figures, AdminError> {
-    let storage = open(config).await?;
-    let figures = storage.figures().await;
-    storage.close().await;
-    Ok(figures?)
 }

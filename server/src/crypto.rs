@@ -64,6 +64,11 @@ pub fn mint_token(prefix: &str) -> Result<Minted, RandomError> {
     Ok(Minted { token, hash })
 }
 
+/// Bytes as lowercase hex.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// The prefix of refresh tokens.
 pub const REFRESH_PREFIX: &str = "hrt_";
 /// The prefix of link tokens.

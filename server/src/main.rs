@@ -117,9 +117,22 @@ async fn run(args: Args) -> anyhow::Result<()> {
 }
 
 async fn admin(config: &Config, command: Admin) -> anyhow::Result<()> {
+    let storage = hearth_server::admin::open(config).await?;
+    let done = run_admin(storage.as_ref(), config, command).await;
+    storage.close().await;
+    done
+}
+
+/// One operator's command, on the configured database.
+async fn run_admin(
+    storage: &dyn hearth_server::storage::Storage,
+    config: &Config,
+    command: Admin,
+) -> anyhow::Result<()> {
+    use hearth_server::admin;
     match command {
         Admin::Backup { path } => {
-            let bytes = hearth_server::admin::backup(config, &path).await?;
+            let bytes = admin::backup(config, &path).await?;
             println!(
                 "backed up to {} ({bytes} bytes). A server restored from it needs the same \
                  auth.key_wrapping_key and push.target_key: keep them, apart from the backup.",
@@ -127,7 +140,8 @@ async fn admin(config: &Config, command: Admin) -> anyhow::Result<()> {
             );
         }
         Admin::FacilitatorCode => {
-            let (code, expires_at) = hearth_server::admin::facilitator_code(config).await?;
+            let ttl = config.accounts.facilitator_code_ttl_hours;
+            let (code, expires_at) = admin::facilitator_code(storage, ttl).await?;
             println!("{code}");
             eprintln!(
                 "a one-time facilitator code, valid until {} (unix {expires_at}): pass it on \
@@ -136,18 +150,18 @@ async fn admin(config: &Config, command: Admin) -> anyhow::Result<()> {
             );
         }
         Admin::Facilitators => {
-            for (account, since) in hearth_server::admin::facilitators(config).await? {
+            for (account, since) in storage.facilitators().await? {
                 println!("{account}  enrolled {}", when(since));
             }
         }
         Admin::RevokeFacilitator { account } => {
-            if !hearth_server::admin::revoke_facilitator(config, account).await? {
+            if !storage.revoke_facilitator(account).await? {
                 anyhow::bail!("that account is not an enrolled facilitator");
             }
             println!("enrolment ended; the account's circles stay");
         }
         Admin::Figures => {
-            let f = hearth_server::admin::figures(config).await?;
+            let f = storage.figures().await?;
             println!("accounts      {}", f.accounts);
             println!("devices       {}", f.devices);
             println!("facilitators  {}", f.facilitators);
@@ -156,7 +170,7 @@ async fn admin(config: &Config, command: Admin) -> anyhow::Result<()> {
             println!("bytes held    {}", f.bytes);
         }
         Admin::Restored => {
-            let begun = hearth_server::admin::restored(config).await?;
+            let begun = admin::restored(storage).await?;
             println!(
                 "a new log generation begins (restore {}); start the server now",
                 begun.restores

@@ -97,9 +97,12 @@ impl Room {
             .store(now.max(1), std::sync::atomic::Ordering::Relaxed);
     }
 
-    /// A write succeeded.
+    /// A write succeeded. (Read first: every write passes here, and a
+    /// store each time would bounce the line between the workers' cores.)
     pub fn note_written(&self) {
-        self.full_at.store(0, std::sync::atomic::Ordering::Relaxed);
+        if self.full_at.load(std::sync::atomic::Ordering::Relaxed) != 0 {
+            self.full_at.store(0, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 
     /// Whether the disk is full, as far as recent writes tell.

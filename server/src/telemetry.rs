@@ -45,7 +45,7 @@ fn salt() -> &'static [u8; 16] {
 /// hash within one process run, and nothing links it to the id itself.
 pub fn redact(id: &impl Display) -> String {
     let digest = crate::crypto::sha256(&[salt().as_slice(), id.to_string().as_bytes()].concat());
-    digest[..6].iter().map(|b| format!("{b:02x}")).collect()
+    crate::crypto::hex(&digest[..6])
 }
 
 /// The process-wide Prometheus recorder. Installed once; every server in the

@@ -352,10 +352,7 @@ impl KeyRing {
             mac.update(&u64::try_from(part.len()).unwrap_or(u64::MAX).to_be_bytes());
             mac.update(part);
         }
-        mac.finalize().into_bytes()[..16]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        crate::crypto::hex(&mac.finalize().into_bytes()[..16])
     }
 
     /// The `kid` of the key that signs new tokens.

@@ -109,6 +109,9 @@ pub struct Client {
     sending: tokio::sync::Mutex<()>,
     /// The live socket's queue of sends, while one is open.
     live_sends: live::LiveSends,
+    /// The server's log generation as last compared with the stored one:
+    /// the same answer again costs no disk step.
+    generation: Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -166,6 +169,7 @@ impl Client {
             dir,
             refresh: tokio::sync::Mutex::new(()),
             notices: Mutex::new(Vec::new()),
+            generation: Mutex::new(None),
             sending: tokio::sync::Mutex::new(()),
             live_sends: Mutex::new(None),
         })

@@ -524,7 +524,8 @@ impl Client {
     /// changed, i.e. the server was restored from a backup since. The first
     /// one seen, or none (an older server), changes nothing.
     pub(crate) async fn generation_seen(&self, generation: &str) -> Result<bool> {
-        if generation.is_empty() {
+        let known = |cached: &Option<String>| cached.as_deref() == Some(generation);
+        if generation.is_empty() || self.generation.lock().is_ok_and(|c| known(&c)) {
             return Ok(false);
         }
         let now = generation.to_owned();
@@ -537,6 +538,9 @@ impl Client {
                 Ok(before.is_some_and(|before| before != now))
             })
             .await?;
+        if let Ok(mut cached) = self.generation.lock() {
+            *cached = Some(generation.to_owned());
+        }
         if changed {
             self.notify(crate::Event::Restored);
         }

@@ -376,7 +376,7 @@ impl Push {
             max_delay: config.max_delay_secs,
             decoys_per_hour: config.decoys_per_hour,
             allow_private: config.allow_private_endpoints,
-            node: node_bytes.iter().map(|b| format!("{b:02x}")).collect(),
+            node: crate::crypto::hex(&node_bytes),
             queue,
             queued: Notify::new(),
             hub,
